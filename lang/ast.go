@@ -1,0 +1,316 @@
+package lang
+
+// The grammar, as participle structs. They follow the surface syntax closely;
+// meaning (types, units, names) is the checker's job. Every node records
+// where it starts (Pos) and where it ends (EndPos, exclusive).
+//
+// A file is a list of statements, each ended by a newline or ';'. parse.go
+// splits the file into top-level statements before participle sees them, so
+// one syntax error does not hide the errors after it; each statement is then
+// parsed with Stmt as the root.
+
+// Node records where a syntax node starts and ends; every node embeds it.
+type Node struct {
+	Pos    Pos
+	EndPos Pos // just past the node's last token
+}
+
+// Range returns the node's source span.
+func (n Node) Range() Range { return Range{Start: n.Pos, End: n.EndPos} }
+
+// File is a parsed policy file (or a -e string, or a REPL entry).
+type File struct {
+	Name     string
+	Src      []byte
+	Stmts    []*Stmt
+	Comments []Comment
+
+	// brokenPools names pools whose declaration had a syntax error; the
+	// checker treats them as declared so it does not repeat the error.
+	brokenPools map[string]bool
+}
+
+// Stmt is one top-level statement; exactly one field is set.
+type Stmt struct {
+	Node
+	Pool      *PoolDecl   `parser:"  @@"`
+	When      *WhenRule   `parser:"| @@"`
+	OnFailure *OnFailure  `parser:"| @@"`
+	Every     *EveryJob   `parser:"| @@"`
+	At        *AtSchedule `parser:"| @@"`
+	Let       *LetDecl    `parser:"| @@"`
+	Command   *Command    `parser:"| @@"`
+}
+
+// PoolDecl declares a pool: `pool NAME { … }`.
+type PoolDecl struct {
+	Node
+	Name  *Ident      `parser:"'pool' @@ '{'"`
+	Items []*PoolItem `parser:"( @@ ( Term @@ )* )? '}'"`
+
+	broken bool // an item had a syntax error: skip checks across items
+}
+
+// PoolItem is one statement inside a pool block; exactly one field is set.
+type PoolItem struct {
+	Node
+	Provider  *BlockDecl  `parser:"  'provider' @@"`
+	Balancer  *BlockDecl  `parser:"| 'balancer' @@"`
+	Instances *Instances  `parser:"| @@"`
+	Port      *Setting1   `parser:"| 'port' @@"`
+	Check     *Setting1   `parser:"| 'check' 'every' @@"`
+	Cooldown  *Setting1   `parser:"| 'cooldown' @@"`
+	Standby   *Setting1   `parser:"| 'standby' @@"`
+	Heartbeat *Heartbeat  `parser:"| @@"`
+	Storage   *Storage    `parser:"| @@"`
+	When      *WhenRule   `parser:"| @@"`
+	OnFailure *OnFailure  `parser:"| @@"`
+	Every     *EveryJob   `parser:"| @@"`
+	At        *AtSchedule `parser:"| @@"`
+}
+
+// BlockDecl is `provider KIND { settings }` or `balancer KIND { settings }`.
+// Which settings a kind takes is checked against a BlockSchema.
+type BlockDecl struct {
+	Node
+	Kind     *Ident     `parser:"@@"`
+	Settings []*Setting `parser:"( '{' ( @@ ( Term @@ )* )? '}' )?"`
+}
+
+// Setting is `KEY ARG…` or `KEY { K = V, … }` inside a provider or balancer.
+type Setting struct {
+	Node
+	Key  *Ident `parser:"@@"`
+	Map  *Map   `parser:"( @@"`
+	Args []*Arg `parser:"| @@+ )"`
+}
+
+// Map is `{ K = V, … }`; entries are separated by ',' or newlines.
+type Map struct {
+	Node
+	Entries []*MapEntry `parser:"'{' ( @@ ( ( ',' | Term ) @@ )* )? ','? '}'"`
+}
+
+// MapEntry is `KEY = VALUE`.
+type MapEntry struct {
+	Node
+	Key   *Ident `parser:"@@ '='"`
+	Value *Value `parser:"@@"`
+}
+
+// Arg is one argument of a setting: a literal or a bare word.
+type Arg struct {
+	Node
+	Value *Value `parser:"  @@"`
+	Word  *Ident `parser:"| @@"`
+}
+
+// Setting1 is a pool setting with one value: port, check every, cooldown,
+// standby.
+type Setting1 struct {
+	Node
+	Value *Value `parser:"@@"`
+}
+
+// Instances is `instances MIN..MAX` or `instances N`.
+type Instances struct {
+	Node
+	Min *Value `parser:"'instances' @@"`
+	Max *Value `parser:"( '..' @@ )?"`
+}
+
+// Heartbeat is `heartbeat every D [timeout T]`.
+type Heartbeat struct {
+	Node
+	Every   *Value `parser:"'heartbeat' 'every' @@"`
+	Timeout *Value `parser:"( 'timeout' @@ )?"`
+}
+
+// Storage is `storage "s3://…" at "/path" [every D]`.
+type Storage struct {
+	Node
+	Source *Value `parser:"'storage' @@"`
+	Path   *Value `parser:"'at' @@"`
+	Every  *Value `parser:"( 'every' @@ )?"`
+}
+
+// WhenRule is `when CONDITION [for D] ACTION`.
+type WhenRule struct {
+	Node
+	Cond   *Expr   `parser:"'when' @@"`
+	For    *Value  `parser:"( 'for' @@ )?"`
+	Action *Action `parser:"@@"`
+}
+
+// OnFailure is `on failure ACTION`.
+type OnFailure struct {
+	Node
+	Action *Action `parser:"'on' 'failure' @@"`
+}
+
+// EveryJob is `every D ACTION`.
+type EveryJob struct {
+	Node
+	Interval *Value  `parser:"'every' @@"`
+	Action   *Action `parser:"@@"`
+}
+
+// AtSchedule is `at HH:MM [on DAYS] [UTC] ACTION`.
+type AtSchedule struct {
+	Node
+	Time   *Value   `parser:"'at' @@"`
+	Days   []*Ident `parser:"( 'on' @@ ( ',' @@ )* )?"`
+	UTC    bool     `parser:"@'UTC'?"`
+	Action *Action  `parser:"@@"`
+}
+
+// LetDecl is `let NAME = VALUE`.
+type LetDecl struct {
+	Node
+	Name  *Ident `parser:"'let' @@ '='"`
+	Value *Value `parser:"@@"`
+}
+
+// Action is what a rule, handler or schedule does; exactly one field is set.
+type Action struct {
+	Node
+	Add     *Scale    `parser:"  'add' @@"`
+	Remove  *Scale    `parser:"| 'remove' @@"`
+	Replace bool      `parser:"| @( 'replace' 'instance' )"`
+	Promote bool      `parser:"| @( 'promote' 'standby' )"`
+	Sync    *Sync     `parser:"| @@"`
+	Exec    *Setting1 `parser:"| 'exec' @@"`
+	Set     *SetLimit `parser:"| @@"`
+}
+
+// Scale is the rest of `add …` or `remove …`: `[N] instance(s)` or `N%`.
+type Scale struct {
+	Node
+	Count *Value `parser:"@@?"`
+	Unit  *Ident `parser:"@@?"` // "instance" or "instances"
+}
+
+// Sync is `sync SRC to DST`.
+type Sync struct {
+	Node
+	Src *Value `parser:"'sync' @@"`
+	Dst *Value `parser:"'to' @@"`
+}
+
+// SetLimit is `set POOL min|max N`.
+type SetLimit struct {
+	Node
+	Pool  *Ident `parser:"'set' @@"`
+	Limit *Ident `parser:"@@"`
+	Value *Value `parser:"@@"`
+}
+
+// Expr is a condition: `or` of `and`s of (possibly negated) comparisons.
+type Expr struct {
+	Node
+	Left  *AndExpr   `parser:"@@"`
+	Right []*AndExpr `parser:"( 'or' @@ )*"`
+}
+
+// AndExpr is `NOT and NOT …`.
+type AndExpr struct {
+	Node
+	Left  *NotExpr   `parser:"@@"`
+	Right []*NotExpr `parser:"( 'and' @@ )*"`
+}
+
+// NotExpr is `not NOT` or a comparison.
+type NotExpr struct {
+	Node
+	Not *NotExpr    `parser:"  'not' @@"`
+	Cmp *Comparison `parser:"| @@"`
+}
+
+// Comparison is `OPERAND [OP OPERAND]`; a lone operand is only valid when
+// it is a parenthesized condition.
+type Comparison struct {
+	Node
+	Left  *Operand  `parser:"@@"`
+	Op    *Operator `parser:"( @@"`
+	Right *Operand  `parser:"  @@ )?"`
+}
+
+// Operator is a comparison operator.
+type Operator struct {
+	Node
+	Op string `parser:"@( '<=' | '>=' | '==' | '!=' | '<' | '>' )"`
+}
+
+// Operand is a literal, a metric (possibly aggregated or pool-qualified), a
+// let name, or a parenthesized condition.
+type Operand struct {
+	Node
+	Value *Value `parser:"  @@"`
+	Call  *Call  `parser:"| @@"`
+	Ref   *Ref   `parser:"| @@"`
+	Paren *Expr  `parser:"| '(' @@ ')'"`
+}
+
+// Call is an aggregate over a pool's instances: `avg(cpu)`, `max(web.load)`.
+type Call struct {
+	Node
+	Func *Ident `parser:"@@ '('"`
+	Arg  *Ref   `parser:"@@ ')'"`
+}
+
+// Ref is `NAME` or `POOL.METRIC`.
+type Ref struct {
+	Node
+	Pool *Ident `parser:"( @@ '.' )?"`
+	Name *Ident `parser:"@@"`
+}
+
+// Command is one of PoolParty's CloudSpeak commands, usable in files, the
+// REPL and shell one-liners. The checker validates verbs and arguments, so
+// a misspelt verb gets a did-you-mean rather than a syntax error.
+type Command struct {
+	Node
+	Pool     *Verb `parser:"  'pool' @@"`
+	Instance *Verb `parser:"| 'instance' @@"`
+	Sync     *Sync `parser:"| @@"`
+	Show     *Verb `parser:"| 'show' @@"`
+	Help     *Help `parser:"| @@"`
+}
+
+// Verb is `VERB ARG…` after `pool`, `instance` or `show`.
+type Verb struct {
+	Node
+	Name *Ident    `parser:"@@"`
+	Args []*CmdArg `parser:"@@*"`
+}
+
+// CmdArg is a command argument: a word, a string, `in POOL`, or
+// `NODE:"PATH"` for scp.
+type CmdArg struct {
+	Node
+	Host *Ident `parser:"  ( @@ ':' )?"` // the instance in NODE:"PATH"
+	Str  *Value `parser:"  @@"`
+	Word *Ident `parser:"| @@"`
+}
+
+// Help is `help [TOPIC]`.
+type Help struct {
+	Node
+	Topic *Ident `parser:"'help' @@?"`
+}
+
+// Ident is a name or bare word.
+type Ident struct {
+	Node
+	Name string `parser:"@Ident"`
+}
+
+// Value is a literal: a number with its unit, a time of day or a string,
+// exactly as written; exactly one field is set. Its meaning depends on where
+// it stands, so the checker interprets it (see units.go).
+type Value struct {
+	Node
+	Number string `parser:"  @Number"`
+	Time   string `parser:"| @Time"`
+	String string `parser:"| @String"` // with its quotes and escapes
+}

@@ -1,0 +1,376 @@
+package lang
+
+import (
+	"bytes"
+	"strings"
+	"text/tabwriter"
+)
+
+// Format prints f in canonical form: one statement per line, blocks
+// indented by two spaces, single spaces between tokens, literals exactly as
+// written, trailing comments aligned, at most one blank line in a row. Every
+// comment is kept. Formatting is idempotent, and the output parses to the
+// same statements.
+//
+// f must have parsed without errors: Format prints only what was parsed.
+func Format(f *File) []byte {
+	p := &printer{src: f.Src, comments: f.Comments, atStart: true}
+	p.stmts(f.Stmts, nil)
+	p.flushComments(-1)
+	var out bytes.Buffer
+	tw := tabwriter.NewWriter(&out, 0, 8, 1, ' ', tabwriter.StripEscape|tabwriter.DiscardEmptyColumns)
+	tw.Write(p.buf.Bytes())
+	tw.Flush()
+	return out.Bytes()
+}
+
+type printer struct {
+	src      []byte
+	comments []Comment
+	next     int // index of the next comment to print
+	buf      bytes.Buffer
+	indent   int
+	atStart  bool // nothing printed yet in the current block
+	lastLine int  // source line of the last thing printed
+}
+
+const esc = "\xff" // tabwriter.Escape: text between two is never split into cells
+
+// emit writes one output line; a trailing comment goes into its own
+// tabwriter cell so consecutive ones line up.
+func (p *printer) emit(code, comment string) {
+	p.buf.WriteString(strings.Repeat("  ", p.indent))
+	p.buf.WriteString(esc + code + esc)
+	if comment != "" {
+		p.buf.WriteString("\t" + esc + comment + esc)
+	}
+	p.buf.WriteByte('\n')
+	p.atStart = false
+}
+
+// blankBefore keeps one blank line before something starting on source
+// line n if the source had one there.
+func (p *printer) blankBefore(n int) {
+	if !p.atStart && n > 1 && p.isBlank(n-1) {
+		p.buf.WriteByte('\n')
+	}
+}
+
+func (p *printer) isBlank(n int) bool {
+	line, ok := sourceLine(p.src, n)
+	return ok && strings.TrimSpace(line) == ""
+}
+
+// flushComments prints, on lines of their own, the comments that start
+// before offset (all of them if offset < 0).
+func (p *printer) flushComments(offset int) {
+	for p.next < len(p.comments) {
+		c := p.comments[p.next]
+		if offset >= 0 && c.Pos.Offset >= offset {
+			return
+		}
+		p.blankBefore(c.Pos.Line)
+		p.emit(strings.TrimRight(c.Text, " \t\r"), "")
+		p.next++
+	}
+}
+
+// trailing returns the comment on source line n after offset, if any, and
+// consumes it.
+func (p *printer) trailing(n, offset int) string {
+	if p.next < len(p.comments) {
+		c := p.comments[p.next]
+		if c.Pos.Line == n && c.Pos.Offset >= offset {
+			p.next++
+			return strings.TrimRight(c.Text, " \t\r")
+		}
+	}
+	return ""
+}
+
+// line prints a one-line node: comments before it, the code, and a
+// trailing comment unless another statement follows on the same line.
+func (p *printer) line(n Node, code string, nextLine int) {
+	p.flushComments(n.Pos.Offset)
+	p.blankBefore(n.Pos.Line)
+	comment := ""
+	if nextLine != n.EndPos.Line {
+		comment = p.trailing(n.EndPos.Line, n.EndPos.Offset)
+	}
+	p.emit(code, comment)
+}
+
+// block prints `head {`, the body, and `}`.
+func (p *printer) block(n Node, head string, body func(), nextLine int) {
+	p.flushComments(n.Pos.Offset)
+	p.blankBefore(n.Pos.Line)
+	p.emit(head+" {", p.trailing(n.Pos.Line, n.Pos.Offset))
+	p.indent++
+	p.atStart = true
+	body()
+	closeAt := n.EndPos.Offset - 1 // the '}'
+	p.flushComments(closeAt)
+	p.indent--
+	comment := ""
+	if nextLine != n.EndPos.Line {
+		comment = p.trailing(n.EndPos.Line, n.EndPos.Offset)
+	}
+	p.emit("}", comment)
+}
+
+func (p *printer) stmts(stmts []*Stmt, _ *PoolDecl) {
+	for i, s := range stmts {
+		next := -1
+		if i+1 < len(stmts) {
+			next = stmts[i+1].Pos.Line
+		}
+		if s.Pool != nil {
+			p.pool(s.Pool, next)
+			continue
+		}
+		p.line(s.Node, stmtText(s), next)
+	}
+}
+
+func (p *printer) pool(d *PoolDecl, next int) {
+	p.block(d.Node, "pool "+d.Name.Name, func() {
+		for i, it := range d.Items {
+			nextItem := -1
+			if i+1 < len(d.Items) {
+				nextItem = d.Items[i+1].Pos.Line
+			}
+			switch {
+			case it.Provider != nil:
+				p.blockDecl(it, "provider", it.Provider, nextItem)
+			case it.Balancer != nil:
+				p.blockDecl(it, "balancer", it.Balancer, nextItem)
+			default:
+				p.line(it.Node, itemText(it), nextItem)
+			}
+		}
+	}, next)
+}
+
+func (p *printer) blockDecl(it *PoolItem, word string, b *BlockDecl, next int) {
+	head := word + " " + b.Kind.Name
+	if b.Settings == nil && !bytes.Contains(p.src[it.Pos.Offset:it.EndPos.Offset], []byte("{")) {
+		p.line(it.Node, head, next)
+		return
+	}
+	p.block(it.Node, head, func() {
+		for i, s := range b.Settings {
+			nextSet := -1
+			if i+1 < len(b.Settings) {
+				nextSet = b.Settings[i+1].Pos.Line
+			}
+			p.line(s.Node, settingText(s), nextSet)
+		}
+	}, next)
+}
+
+func settingText(s *Setting) string {
+	var b strings.Builder
+	b.WriteString(s.Key.Name)
+	if s.Map != nil {
+		b.WriteString(" {")
+		for i, e := range s.Map.Entries {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(" " + e.Key.Name + " = " + e.Value.text())
+		}
+		if len(s.Map.Entries) > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("}")
+	}
+	for _, a := range s.Args {
+		b.WriteString(" " + argText(a))
+	}
+	return b.String()
+}
+
+func itemText(it *PoolItem) string {
+	switch {
+	case it.Instances != nil:
+		s := "instances " + it.Instances.Min.text()
+		if it.Instances.Max != nil {
+			s += ".." + it.Instances.Max.text()
+		}
+		return s
+	case it.Port != nil:
+		return "port " + it.Port.Value.text()
+	case it.Check != nil:
+		return "check every " + it.Check.Value.text()
+	case it.Cooldown != nil:
+		return "cooldown " + it.Cooldown.Value.text()
+	case it.Standby != nil:
+		return "standby " + it.Standby.Value.text()
+	case it.Heartbeat != nil:
+		s := "heartbeat every " + it.Heartbeat.Every.text()
+		if it.Heartbeat.Timeout != nil {
+			s += " timeout " + it.Heartbeat.Timeout.text()
+		}
+		return s
+	case it.Storage != nil:
+		s := "storage " + it.Storage.Source.text() + " at " + it.Storage.Path.text()
+		if it.Storage.Every != nil {
+			s += " every " + it.Storage.Every.text()
+		}
+		return s
+	case it.When != nil:
+		return whenText(it.When)
+	case it.OnFailure != nil:
+		return "on failure " + actionText(it.OnFailure.Action)
+	case it.Every != nil:
+		return everyText(it.Every)
+	case it.At != nil:
+		return atText(it.At)
+	}
+	return ""
+}
+
+func stmtText(s *Stmt) string {
+	switch {
+	case s.When != nil:
+		return whenText(s.When)
+	case s.OnFailure != nil:
+		return "on failure " + actionText(s.OnFailure.Action)
+	case s.Every != nil:
+		return everyText(s.Every)
+	case s.At != nil:
+		return atText(s.At)
+	case s.Let != nil:
+		return "let " + s.Let.Name.Name + " = " + s.Let.Value.text()
+	case s.Command != nil:
+		return commandText(s.Command)
+	}
+	return ""
+}
+
+func whenText(w *WhenRule) string {
+	s := "when " + exprText(w.Cond)
+	if w.For != nil {
+		s += " for " + w.For.text()
+	}
+	return s + " " + actionText(w.Action)
+}
+
+func everyText(e *EveryJob) string {
+	return "every " + e.Interval.text() + " " + actionText(e.Action)
+}
+
+func atText(a *AtSchedule) string {
+	s := "at " + a.Time.text()
+	if len(a.Days) > 0 {
+		names := make([]string, len(a.Days))
+		for i, d := range a.Days {
+			names[i] = d.Name
+		}
+		s += " on " + strings.Join(names, ",")
+	}
+	if a.UTC {
+		s += " UTC"
+	}
+	return s + " " + actionText(a.Action)
+}
+
+func actionText(a *Action) string {
+	scale := func(verb string, s *Scale) string {
+		out := verb
+		if s.Count != nil {
+			out += " " + s.Count.text()
+		}
+		if s.Unit != nil {
+			out += " " + s.Unit.Name
+		}
+		return out
+	}
+	switch {
+	case a.Add != nil:
+		return scale("add", a.Add)
+	case a.Remove != nil:
+		return scale("remove", a.Remove)
+	case a.Replace:
+		return "replace instance"
+	case a.Promote:
+		return "promote standby"
+	case a.Sync != nil:
+		return syncText(a.Sync)
+	case a.Exec != nil:
+		return "exec " + a.Exec.Value.text()
+	case a.Set != nil:
+		return "set " + a.Set.Pool.Name + " " + a.Set.Limit.Name + " " + a.Set.Value.text()
+	}
+	return ""
+}
+
+func syncText(s *Sync) string { return "sync " + s.Src.text() + " to " + s.Dst.text() }
+
+func exprText(e *Expr) string {
+	parts := []string{andText(e.Left)}
+	for _, r := range e.Right {
+		parts = append(parts, andText(r))
+	}
+	return strings.Join(parts, " or ")
+}
+
+func andText(a *AndExpr) string {
+	parts := []string{notText(a.Left)}
+	for _, r := range a.Right {
+		parts = append(parts, notText(r))
+	}
+	return strings.Join(parts, " and ")
+}
+
+func notText(n *NotExpr) string {
+	if n.Not != nil {
+		return "not " + notText(n.Not)
+	}
+	s := operandString(n.Cmp.Left)
+	if n.Cmp.Op != nil {
+		s += " " + n.Cmp.Op.Op + " " + operandString(n.Cmp.Right)
+	}
+	return s
+}
+
+func operandString(o *Operand) string {
+	if o.Paren != nil {
+		return "(" + exprText(o.Paren) + ")"
+	}
+	return operandText(o)
+}
+
+func commandText(c *Command) string {
+	verb := func(word string, v *Verb) string {
+		s := word + " " + v.Name.Name
+		for _, a := range v.Args {
+			s += " "
+			switch {
+			case a.Host != nil:
+				s += a.Host.Name + ":" + a.Str.text()
+			case a.Str != nil:
+				s += a.Str.text()
+			default:
+				s += a.Word.Name
+			}
+		}
+		return s
+	}
+	switch {
+	case c.Pool != nil:
+		return verb("pool", c.Pool)
+	case c.Instance != nil:
+		return verb("instance", c.Instance)
+	case c.Sync != nil:
+		return syncText(c.Sync)
+	case c.Show != nil:
+		return verb("show", c.Show)
+	case c.Help != nil:
+		if c.Help.Topic != nil {
+			return "help " + c.Help.Topic.Name
+		}
+		return "help"
+	}
+	return ""
+}
