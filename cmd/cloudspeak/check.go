@@ -1,0 +1,244 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/cloudspeak/cloudspeak/lang"
+)
+
+var checkVerb = &verb{
+	name:    "check",
+	summary: "check policy files for errors",
+	usage: `Usage: cloudspeak check [-q] [-e STATEMENTS] [FILE | DIR | DIR/... | -]...
+
+Checks CloudSpeak policies and reports every error with its file, line and
+column, the source line, a caret under the offending token and, where a fix
+is likely, a hint.
+
+The files and directories named form one policy, checked together: a rule in
+one file may name a pool declared in another. A DIR stands for the .cloud
+files in it. DIR/... stands for every .cloud file below DIR, each checked as
+a policy of its own (as for the examples). - reads a policy from standard
+input. -e adds statements given on the command line.
+
+Exit status: 0 when every policy is clean, 1 when errors were found, 2 on
+bad usage or an unreadable file.`,
+}
+
+func init() {
+	checkVerb.run = func(args []string, io stdio) int {
+		fs := flags(checkVerb, io)
+		quiet := fs.Bool("q", false, "print nothing when a policy is clean")
+		var exprs multiFlag
+		fs.Var(&exprs, "e", "check `STATEMENTS` given on the command line (repeatable)")
+		if st := parseFlags(fs, checkVerb, args, io); st >= 0 {
+			return st
+		}
+		if fs.NArg() == 0 && len(exprs) == 0 {
+			return usageError(io, checkVerb, "no policy given: name files, directories, - or use -e")
+		}
+		policies, err := expandPolicies(fs.Args())
+		if err != nil {
+			return usageError(io, checkVerb, "%v", err)
+		}
+		if len(exprs) > 0 {
+			if len(policies) == 0 {
+				policies = append(policies, nil)
+			}
+			for i, e := range exprs {
+				name := "-e"
+				if len(exprs) > 1 {
+					name = fmt.Sprintf("-e#%d", i+1)
+				}
+				policies[0] = append(policies[0], source{name: name, text: []byte(e)})
+			}
+		}
+		status := exitOK
+		printer := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(io.err)}
+		for _, p := range policies {
+			srcs, err := p.read(io.in)
+			if err != nil {
+				fmt.Fprintf(io.err, "cloudspeak check: %v\n", err)
+				return exitUsage
+			}
+			for _, s := range srcs {
+				printer.Sources[s.Name] = s.Src
+			}
+			files, _, diags := lang.Load(srcs, nil)
+			printer.Write(io.err, diags)
+			if diags.HasErrors() {
+				status = exitFail
+				continue
+			}
+			if !*quiet {
+				fmt.Fprintf(io.out, "ok  %s (%s)\n", p.names(), summary(files))
+			}
+		}
+		return status
+	}
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, "; ") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// source is one input of a policy: a path to read, "-" for stdin, or text
+// given on the command line.
+type source struct {
+	name string
+	text []byte // nil: read the file
+}
+
+type policy []source
+
+func (p policy) names() string {
+	names := make([]string, len(p))
+	for i, s := range p {
+		names[i] = s.name
+	}
+	return strings.Join(names, " ")
+}
+
+// maxPolicySize bounds what is read into memory: a policy is a small text,
+// and a multi-megabyte one is almost certainly the wrong file.
+const maxPolicySize = 8 << 20
+
+func (p policy) read(stdin io.Reader) ([]lang.Source, error) {
+	var srcs []lang.Source
+	for _, s := range p {
+		text := s.text
+		if text == nil {
+			var err error
+			if text, err = readPolicyFile(s.name, stdin); err != nil {
+				return nil, err
+			}
+		}
+		srcs = append(srcs, lang.Source{Name: s.name, Src: text})
+	}
+	return srcs, nil
+}
+
+func readPolicyFile(name string, stdin io.Reader) ([]byte, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	text, err := io.ReadAll(io.LimitReader(r, maxPolicySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(text) > maxPolicySize {
+		return nil, fmt.Errorf("%s: larger than %d MiB; is it a policy file?", name, maxPolicySize>>20)
+	}
+	return text, nil
+}
+
+// expandPolicies turns arguments into policies: the files, directories and
+// "-" named form the first policy, and each file under a DIR/... pattern
+// forms one of its own.
+func expandPolicies(args []string) ([]policy, error) {
+	var together policy
+	var alone []policy
+	for _, arg := range args {
+		switch {
+		case arg == "-":
+			together = append(together, source{name: "-"})
+		case arg == "..." || strings.HasSuffix(arg, "/..."):
+			root := strings.TrimSuffix(strings.TrimSuffix(arg, "..."), "/")
+			if root == "" {
+				root = "."
+			}
+			var found []string
+			err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if !d.IsDir() && filepath.Ext(path) == ".cloud" {
+					found = append(found, path)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			if len(found) == 0 {
+				return nil, fmt.Errorf("%s matches no .cloud files", arg)
+			}
+			for _, f := range found {
+				alone = append(alone, policy{{name: f}})
+			}
+		default:
+			st, err := os.Stat(arg)
+			if err != nil {
+				return nil, err
+			}
+			if !st.IsDir() {
+				together = append(together, source{name: arg})
+				continue
+			}
+			matches, err := filepath.Glob(filepath.Join(arg, "*.cloud"))
+			if err != nil {
+				return nil, err
+			}
+			if len(matches) == 0 {
+				return nil, fmt.Errorf("directory %s holds no .cloud files", arg)
+			}
+			sort.Strings(matches)
+			for _, m := range matches {
+				together = append(together, source{name: m})
+			}
+		}
+	}
+	var out []policy
+	if len(together) > 0 {
+		out = append(out, together)
+	}
+	return append(out, alone...), nil
+}
+
+// summary counts what a policy declares, for the "ok" line.
+func summary(files []*lang.File) string {
+	pools, rules, cmds := 0, 0, 0
+	for _, f := range files {
+		for _, s := range f.Stmts {
+			switch {
+			case s.Pool != nil:
+				pools++
+				for _, it := range s.Pool.Items {
+					if it.When != nil || it.OnFailure != nil || it.Every != nil || it.At != nil {
+						rules++
+					}
+				}
+			case s.Command != nil:
+				cmds++
+			case s.Let != nil:
+			default:
+				rules++
+			}
+		}
+	}
+	parts := []string{plural(pools, "pool"), plural(rules, "rule")}
+	if cmds > 0 {
+		parts = append(parts, plural(cmds, "command"))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -1,0 +1,219 @@
+// Command cloudspeak checks, formats and (in later versions) runs
+// CloudSpeak policies. See `cloudspeak help`.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/cloudspeak/cloudspeak/internal/spell"
+	"github.com/mattn/go-isatty"
+)
+
+// Exit codes, the same for every verb.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command ran and found problems (or an action failed)
+	exitUsage = 2 // the command was used wrong
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}))
+}
+
+// stdio is what a verb reads and writes; tests substitute buffers.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// verb is one subcommand.
+type verb struct {
+	name    string
+	summary string
+	usage   string // the synopsis and details shown by --help
+	run     func(args []string, io stdio) int
+}
+
+var verbs []*verb
+
+func init() {
+	verbs = []*verb{checkVerb, fmtVerb, helpVerb, versionVerb}
+}
+
+func findVerb(name string) *verb {
+	for _, v := range verbs {
+		if v.name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+func run(args []string, io stdio) int {
+	if len(args) == 0 {
+		mainUsage(io.err)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help":
+		mainUsage(io.out)
+		return exitOK
+	case "-version", "--version":
+		name = "version"
+	}
+	v := findVerb(name)
+	if v == nil {
+		fmt.Fprintf(io.err, "cloudspeak: unknown command %q\n", name)
+		names := make([]string, len(verbs))
+		for i, v := range verbs {
+			names[i] = v.name
+		}
+		if s := spell.Nearest(name, names); s != "" {
+			fmt.Fprintf(io.err, "hint: did you mean %q?\n", s)
+		}
+		fmt.Fprintln(io.err, "Run 'cloudspeak help' for the list of commands.")
+		return exitUsage
+	}
+	return v.run(args[1:], io)
+}
+
+func mainUsage(w io.Writer) {
+	fmt.Fprint(w, `CloudSpeak runs self-healing server pools from policy files.
+
+Usage:
+  cloudspeak COMMAND [ARGUMENTS]
+
+Commands:
+`)
+	for _, v := range verbs {
+		fmt.Fprintf(w, "  %-9s %s\n", v.name, v.summary)
+	}
+	fmt.Fprint(w, `
+Run 'cloudspeak COMMAND --help' for a command's options.
+Exit status: 0 success, 1 problems found or an action failed, 2 bad usage.
+`)
+}
+
+// flags makes a flag set for a verb whose errors and --help go where they
+// should: --help to stdout with status 0, mistakes to stderr with status 2.
+func flags(v *verb, io stdio) *flag.FlagSet {
+	fs := flag.NewFlagSet("cloudspeak "+v.name, flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args and returns the status to exit with, or -1 to go on.
+func parseFlags(fs *flag.FlagSet, v *verb, args []string, io stdio) int {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printVerbUsage(io.out, v, fs)
+		return exitOK
+	case err != nil:
+		// flag has printed the problem; add how to get help.
+		fmt.Fprintf(io.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
+		return exitUsage
+	}
+	return -1
+}
+
+func printVerbUsage(w io.Writer, v *verb, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "%s\n", strings.TrimSpace(v.usage))
+	if fs != nil {
+		var has bool
+		fs.VisitAll(func(*flag.Flag) { has = true })
+		if has {
+			fmt.Fprintln(w, "\nOptions:")
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+		}
+	}
+}
+
+// usageError reports a misuse of a verb and returns exitUsage.
+func usageError(io stdio, v *verb, format string, args ...any) int {
+	fmt.Fprintf(io.err, "cloudspeak %s: %s\n", v.name, fmt.Sprintf(format, args...))
+	fmt.Fprintf(io.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
+	return exitUsage
+}
+
+// colorFor reports whether to color output to w: only on a terminal, and
+// never when NO_COLOR is set (https://no-color.org) or TERM is dumb.
+func colorFor(w io.Writer) bool {
+	if _, ok := os.LookupEnv("NO_COLOR"); ok || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+var helpVerb = &verb{
+	name:    "help",
+	summary: "show help for a command",
+	usage: `Usage: cloudspeak help [COMMAND]
+
+Shows the list of commands, or one command's usage and options.`,
+}
+
+func init() {
+	helpVerb.run = func(args []string, io stdio) int {
+		fs := flags(helpVerb, io)
+		if st := parseFlags(fs, helpVerb, args, io); st >= 0 {
+			return st
+		}
+		switch fs.NArg() {
+		case 0:
+			mainUsage(io.out)
+			return exitOK
+		case 1:
+			v := findVerb(fs.Arg(0))
+			if v == nil {
+				return usageError(io, helpVerb, "unknown command %q", fs.Arg(0))
+			}
+			return v.run([]string{"--help"}, io)
+		}
+		return usageError(io, helpVerb, "too many arguments")
+	}
+}
+
+var versionVerb = &verb{
+	name:    "version",
+	summary: "print the version",
+	usage: `Usage: cloudspeak version
+
+Prints CloudSpeak's version and the Go version it was built with.`,
+}
+
+func init() {
+	versionVerb.run = func(args []string, io stdio) int {
+		fs := flags(versionVerb, io)
+		if st := parseFlags(fs, versionVerb, args, io); st >= 0 {
+			return st
+		}
+		if fs.NArg() > 0 {
+			return usageError(io, versionVerb, "takes no arguments")
+		}
+		version, goVersion := "(devel)", "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			goVersion = bi.GoVersion
+			if bi.Main.Version != "" {
+				version = bi.Main.Version
+			}
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+					version += " " + s.Value[:12]
+				}
+			}
+		}
+		fmt.Fprintf(io.out, "cloudspeak %s (%s)\n", version, goVersion)
+		return exitOK
+	}
+}
