@@ -57,10 +57,10 @@ type PoolItem struct {
 	Provider  *BlockDecl  `parser:"  'provider' @@"`
 	Balancer  *BlockDecl  `parser:"| 'balancer' @@"`
 	Instances *Instances  `parser:"| @@"`
-	Port      *Setting1   `parser:"| 'port' @@"`
-	Check     *Setting1   `parser:"| 'check' 'every' @@"`
-	Cooldown  *Setting1   `parser:"| 'cooldown' @@"`
-	Standby   *Setting1   `parser:"| 'standby' @@"`
+	Port      *Value      `parser:"| 'port' @@"`
+	Check     *Value      `parser:"| 'check' 'every' @@"`
+	Cooldown  *Value      `parser:"| 'cooldown' @@"`
+	Standby   *Value      `parser:"| 'standby' @@"`
 	Heartbeat *Heartbeat  `parser:"| @@"`
 	Storage   *Storage    `parser:"| @@"`
 	When      *WhenRule   `parser:"| @@"`
@@ -103,13 +103,6 @@ type Arg struct {
 	Node
 	Value *Value `parser:"  @@"`
 	Word  *Ident `parser:"| @@"`
-}
-
-// Setting1 is a pool setting with one value: port, check every, cooldown,
-// standby.
-type Setting1 struct {
-	Node
-	Value *Value `parser:"@@"`
 }
 
 // Instances is `instances MIN..MAX` or `instances N`.
@@ -179,7 +172,7 @@ type Action struct {
 	Replace bool      `parser:"| @( 'replace' 'instance' )"`
 	Promote bool      `parser:"| @( 'promote' 'standby' )"`
 	Sync    *Sync     `parser:"| @@"`
-	Exec    *Setting1 `parser:"| 'exec' @@"`
+	Exec    *Value    `parser:"| 'exec' @@"`
 	Set     *SetLimit `parser:"| @@"`
 }
 

@@ -168,7 +168,7 @@ func (c *Checker) facts(p *PoolDecl) poolFacts {
 		case it.OnFailure != nil:
 			f.failure = true
 		case it.Standby != nil:
-			if q, err := Interpret(it.Standby.Value, Number); err == nil {
+			if q, err := Interpret(it.Standby, Number); err == nil {
 				f.standby = int(q.Value)
 			}
 		case it.Instances != nil:
@@ -345,22 +345,22 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 			}
 		case it.Port != nil:
 			if once(it, "port", it) {
-				c.whole(it.Port.Value, "port", 1, 65535)
+				c.whole(it.Port, "port", 1, 65535)
 			}
 		case it.Check != nil:
 			if once(it, "check every", it) {
-				c.positiveDuration(it.Check.Value, "check interval")
+				c.positiveDuration(it.Check, "check interval")
 			}
 		case it.Cooldown != nil:
 			if once(it, "cooldown", it) {
-				if q, ok := c.value(it.Cooldown.Value, Duration); ok && q.Value < 0 {
-					c.errorf(it.Cooldown.Value, "write cooldown 0s for none", "cooldown cannot be negative")
+				if q, ok := c.value(it.Cooldown, Duration); ok && q.Value < 0 {
+					c.errorf(it.Cooldown, "write cooldown 0s for none", "cooldown cannot be negative")
 				}
 			}
 		case it.Standby != nil:
 			if once(it, "standby", it) {
 				standby = it
-				c.whole(it.Standby.Value, "standby", 0, maxInstances)
+				c.whole(it.Standby, "standby", 0, maxInstances)
 			}
 		case it.Heartbeat != nil:
 			if once(it, "heartbeat", it) {
@@ -401,12 +401,14 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 		return
 	}
 	seen := map[string]*Setting{}
+	misspelt := map[string]bool{}
 	keys := sortedKeys(schema.Settings)
 	for _, s := range b.Settings {
 		key := s.Key.Name
 		ss, ok := schema.Settings[key]
 		if !ok {
 			c.errorf(s.Key, didYouMean(key, keys), "unknown %s %s setting %q", b.Kind.Name, what, key)
+			misspelt[nearest(key, keys)] = true // its hint says what is missing
 			continue
 		}
 		if first, dup := seen[key]; dup {
@@ -418,7 +420,7 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 		c.setting(s, ss)
 	}
 	for _, req := range schema.Required {
-		if seen[req] == nil {
+		if seen[req] == nil && !misspelt[req] {
 			c.errorf(b.Kind, fmt.Sprintf("add %s to the %s block", req, b.Kind.Name),
 				"%s %s needs the setting %q", b.Kind.Name, what, req)
 		}
@@ -775,6 +777,7 @@ func (c *Checker) metric(r *Ref, pools map[string]bool) *MetricInfo {
 	case r.Pool != nil:
 		pname := r.Pool.Name
 		if c.broken[pname] && c.info.Pools[pname] == nil {
+			pools[pname] = true // declared, but its declaration did not parse
 			return &m
 		}
 		pool = c.info.Pools[pname]
@@ -821,9 +824,9 @@ func (c *Checker) action(a *Action, target string) {
 	}
 	switch {
 	case a.Add != nil:
-		c.scale(a.Add, "add", true)
+		c.scale(a, a.Add, "add", true)
 	case a.Remove != nil:
-		c.scale(a.Remove, "remove", false)
+		c.scale(a, a.Remove, "remove", false)
 	case a.Promote:
 		if p := c.info.Pools[target]; p != nil && !p.broken && c.poolHas[p].standby == 0 {
 			c.errorf(a, fmt.Sprintf("add standby 1 and a heartbeat to pool %q", target),
@@ -832,8 +835,8 @@ func (c *Checker) action(a *Action, target string) {
 	case a.Sync != nil:
 		c.sync(a.Sync)
 	case a.Exec != nil:
-		if q, ok := c.value(a.Exec.Value, String); ok && strings.TrimSpace(q.Str) == "" {
-			c.errorf(a.Exec.Value, "", "exec of an empty command")
+		if q, ok := c.value(a.Exec, String); ok && strings.TrimSpace(q.Str) == "" {
+			c.errorf(a.Exec, "", "exec of an empty command")
 		}
 	case a.Set != nil:
 		c.setLimit(a.Set)
@@ -858,7 +861,7 @@ func actionName(a *Action) string {
 	return "set"
 }
 
-func (c *Checker) scale(s *Scale, verb string, percentOK bool) {
+func (c *Checker) scale(a *Action, s *Scale, verb string, percentOK bool) {
 	unitOK := s.Unit == nil || s.Unit.Name == "instance" || s.Unit.Name == "instances"
 	if !unitOK {
 		c.errorf(s.Unit, fmt.Sprintf("write %s 2 instances", verb), "%s %s what? expected \"instance\" or \"instances\", found %q", verb, valueText(s.Count), s.Unit.Name)
@@ -866,7 +869,7 @@ func (c *Checker) scale(s *Scale, verb string, percentOK bool) {
 	}
 	if s.Count == nil {
 		if s.Unit == nil {
-			c.errorf(s, fmt.Sprintf("write %s instance, %s 2 instances or %s 50%%", verb, verb, verb), "%s needs what to %s", verb, verb)
+			c.errorf(a, fmt.Sprintf("write %s instance, %s 2 instances or %s 50%%", verb, verb, verb), "%s needs what to %s", verb, verb)
 		}
 		return
 	}

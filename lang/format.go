@@ -100,18 +100,24 @@ func (p *printer) line(n Node, code string, nextLine int) {
 	p.emit(code, comment)
 }
 
-// block prints `head {`, the body, and `}`.
-func (p *printer) block(n Node, head string, body func(), nextLine int) {
+// block prints `head {`, the body, and `}`. firstLine is the source line of
+// the first thing in the body: a comment on the head's line belongs to the
+// head only if the body starts below it.
+func (p *printer) block(n Node, head string, body func(), firstLine, nextLine int) {
 	p.flushComments(n.Pos.Offset)
 	p.blankBefore(n.Pos.Line)
-	p.emit(head+" {", p.trailing(n.Pos.Line, n.Pos.Offset))
+	comment := ""
+	if firstLine != n.Pos.Line {
+		comment = p.trailing(n.Pos.Line, n.Pos.Offset)
+	}
+	p.emit(head+" {", comment)
 	p.indent++
 	p.atStart = true
 	body()
 	closeAt := n.EndPos.Offset - 1 // the '}'
 	p.flushComments(closeAt)
 	p.indent--
-	comment := ""
+	comment = ""
 	if nextLine != n.EndPos.Line {
 		comment = p.trailing(n.EndPos.Line, n.EndPos.Offset)
 	}
@@ -133,6 +139,10 @@ func (p *printer) stmts(stmts []*Stmt, _ *PoolDecl) {
 }
 
 func (p *printer) pool(d *PoolDecl, next int) {
+	first := -1
+	if len(d.Items) > 0 {
+		first = d.Items[0].Pos.Line
+	}
 	p.block(d.Node, "pool "+d.Name.Name, func() {
 		for i, it := range d.Items {
 			nextItem := -1
@@ -148,7 +158,7 @@ func (p *printer) pool(d *PoolDecl, next int) {
 				p.line(it.Node, itemText(it), nextItem)
 			}
 		}
-	}, next)
+	}, first, next)
 }
 
 func (p *printer) blockDecl(it *PoolItem, word string, b *BlockDecl, next int) {
@@ -156,6 +166,10 @@ func (p *printer) blockDecl(it *PoolItem, word string, b *BlockDecl, next int) {
 	if b.Settings == nil && !bytes.Contains(p.src[it.Pos.Offset:it.EndPos.Offset], []byte("{")) {
 		p.line(it.Node, head, next)
 		return
+	}
+	first := -1
+	if len(b.Settings) > 0 {
+		first = b.Settings[0].Pos.Line
 	}
 	p.block(it.Node, head, func() {
 		for i, s := range b.Settings {
@@ -165,7 +179,7 @@ func (p *printer) blockDecl(it *PoolItem, word string, b *BlockDecl, next int) {
 			}
 			p.line(s.Node, settingText(s), nextSet)
 		}
-	}, next)
+	}, first, next)
 }
 
 func settingText(s *Setting) string {
@@ -199,13 +213,13 @@ func itemText(it *PoolItem) string {
 		}
 		return s
 	case it.Port != nil:
-		return "port " + it.Port.Value.text()
+		return "port " + it.Port.text()
 	case it.Check != nil:
-		return "check every " + it.Check.Value.text()
+		return "check every " + it.Check.text()
 	case it.Cooldown != nil:
-		return "cooldown " + it.Cooldown.Value.text()
+		return "cooldown " + it.Cooldown.text()
 	case it.Standby != nil:
-		return "standby " + it.Standby.Value.text()
+		return "standby " + it.Standby.text()
 	case it.Heartbeat != nil:
 		s := "heartbeat every " + it.Heartbeat.Every.text()
 		if it.Heartbeat.Timeout != nil {
@@ -298,7 +312,7 @@ func actionText(a *Action) string {
 	case a.Sync != nil:
 		return syncText(a.Sync)
 	case a.Exec != nil:
-		return "exec " + a.Exec.Value.text()
+		return "exec " + a.Exec.text()
 	case a.Set != nil:
 		return "set " + a.Set.Pool.Name + " " + a.Set.Limit.Name + " " + a.Set.Value.text()
 	}

@@ -164,6 +164,10 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 				hint = `strings use double quotes: "…"`
 			case '“', '”':
 				hint = `use a plain double quote '"' instead of a typographic one`
+			default:
+				if unicode.IsLetter(r) {
+					hint = "names are written with ASCII letters, digits, '_' and '-'"
+				}
 			}
 			errs = append(errs, lexError{rng: Range{Start: start, End: end}, msg: msg, hint: hint})
 			emit(tokSpace, start, i+size) // skip it and go on

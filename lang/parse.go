@@ -113,59 +113,94 @@ type chunk struct {
 // bad holds the offsets of tokens the lexer reported: a statement holding
 // one is not parsed, since its error is already said.
 func splitStatements(toks []lexer.Token, bad map[int]bool, diags *Diagnostics) []chunk {
+	var first Diagnostics
+	chunks, balanced := splitPass(toks, bad, &first, false)
+	if balanced {
+		*diags = append(*diags, first...)
+		return chunks
+	}
+	// A block is never closed. Rather than let it swallow the rest of the
+	// file, split again and take a statement keyword at the start of a line
+	// as the start of a new statement: a valid file never gets here, and
+	// the statements after the unclosed block still get checked.
+	chunks, _ = splitPass(toks, bad, diags, true)
+	return chunks
+}
+
+// splitPass is one pass of splitStatements; it reports whether every block
+// was closed.
+func splitPass(toks []lexer.Token, bad map[int]bool, diags *Diagnostics, resync bool) ([]chunk, bool) {
 	var (
-		chunks []chunk
-		cur    []lexer.Token
-		opens  []lexer.Token // open braces, innermost last
-		parens int
-		lexBad bool
-		last   = -1 // index in cur of the last significant token
+		chunks   []chunk
+		cur      []lexer.Token
+		opens    []lexer.Token // open braces, innermost last
+		parens   int
+		lexBad   bool
+		last     = -1 // index in cur of the last significant token
+		balanced = true
+		indent   = map[int]int{} // line → column of its first token
+		suspect  *lexer.Token    // a '{' closed by a '}' indented unlike its line
 	)
-	flush := func(end lexer.Token) {
+	flush := func(end Pos) {
 		if last >= 0 {
-			cur = append(cur, lexer.Token{Type: tokEOF, Pos: end.Pos})
+			cur = append(cur, lexer.Token{Type: tokEOF, Pos: end})
 			chunks = append(chunks, chunk{toks: cur, lexErr: lexBad})
 		}
-		cur, last, lexBad, parens = nil, -1, false, 0
+		cur, last, lexBad, parens, suspect = nil, -1, false, 0, nil
+	}
+	unclosed := func(end Pos) {
+		balanced = false
+		if !lexBad { // else an unterminated string swallowed the '}': its error says it
+			d := &Diagnostic{
+				Range:   tokenRange(opens[0]),
+				Message: "unclosed '{': this block is never closed",
+				Hint:    "add '}' where the block should end",
+			}
+			if suspect != nil && suspect.Pos.Offset != opens[0].Pos.Offset {
+				d.Notes = append(d.Notes, Note{Range: tokenRange(*suspect),
+					Message: "is this block's '}' missing? the '}' that closes it is indented unlike this line"})
+			}
+			*diags = append(*diags, d)
+		}
+		// Not parsed (that would only say the same), but a pool declared
+		// here still counts as declared.
+		lexBad = true
+		opens = nil
+		flush(end)
 	}
 	for _, t := range toks {
+		if t.Type != tokSpace && t.Type != tokComment && t.Type != tokTerm {
+			if _, ok := indent[t.Pos.Line]; !ok {
+				indent[t.Pos.Line] = t.Pos.Column
+			}
+		}
+		if bad[t.Pos.Offset] {
+			lexBad = true
+		}
 		switch t.Type {
 		case tokEOF:
 			if len(opens) > 0 {
-				open := opens[0]
-				d := &Diagnostic{
-					Range:   tokenRange(open),
-					Message: "unclosed '{': this block is never closed",
-					Hint:    "add '}' where the block should end",
-				}
-				if len(opens) > 1 {
-					in := opens[len(opens)-1]
-					d.Notes = append(d.Notes, Note{Range: tokenRange(in),
-						Message: "the innermost block still open at the end of the file starts here"})
-				}
-				*diags = append(*diags, d)
-				// Not parsed (it would only say the same), but a pool
-				// declared here still counts as declared.
-				chunks = append(chunks, chunk{toks: append(cur, lexer.Token{Type: tokEOF, Pos: t.Pos}), lexErr: true})
-				return chunks
+				unclosed(t.Pos)
+			} else {
+				flush(t.Pos)
 			}
-			flush(t)
-			return chunks
+			return chunks, balanced
 		case tokSpace, tokComment:
-			if bad[t.Pos.Offset] {
-				lexBad = true
-			}
 			cur = append(cur, t)
 			continue
 		case tokTerm:
 			if len(opens) == 0 && parens == 0 {
-				flush(t)
+				flush(t.Pos)
 				continue
 			}
 			if last < 0 || parens > 0 || continues(cur[last]) {
 				t.Type = tokSpace
 				cur = append(cur, t)
 				continue
+			}
+		case tokIdent:
+			if resync && len(opens) > 0 && t.Pos.Column == 1 && contains(statementKeywords, t.Value) {
+				unclosed(t.Pos)
 			}
 		case tokPunct:
 			switch t.Value {
@@ -182,7 +217,11 @@ func splitStatements(toks []lexer.Token, bad map[int]bool, diags *Diagnostics) [
 					cur = append(cur, t)
 					continue
 				}
+				open := opens[len(opens)-1]
 				opens = opens[:len(opens)-1]
+				if indent[t.Pos.Line] == t.Pos.Column && indent[open.Pos.Line] != t.Pos.Column {
+					suspect = &open
+				}
 				parens = 0
 				if last >= 0 && cur[last].Type == tokTerm {
 					cur[last].Type = tokSpace // no terminator before '}'
@@ -198,13 +237,10 @@ func splitStatements(toks []lexer.Token, bad map[int]bool, diags *Diagnostics) [
 				}
 			}
 		}
-		if bad[t.Pos.Offset] {
-			lexBad = true
-		}
 		cur = append(cur, t)
 		last = len(cur) - 1
 	}
-	return chunks
+	return chunks, balanced
 }
 
 // continues reports whether a line break after t continues the statement.
@@ -384,7 +420,12 @@ func syntaxError(toks []lexer.Token, err error) *Diagnostic {
 	} else {
 		d.Message = "unexpected " + describe(t)
 	}
-	if words := expectedWords(expect); len(words) > 0 {
+	if what, ok := expectNames[expect]; ok {
+		d.Message += ": expected " + what
+		if expect == "Action" {
+			d.Hint = "a rule ends with what to do, e.g. add instance"
+		}
+	} else if words := expectedWords(expect); len(words) > 0 {
 		d.Message += ": expected " + joinOr(words)
 		if t.Type == tokIdent {
 			if s := nearest(t.Value, words); s != "" {
@@ -393,8 +434,28 @@ func syntaxError(toks []lexer.Token, err error) *Diagnostic {
 		}
 	} else if expect != "" {
 		d.Message += ": expected " + expect
+	} else if t.Type != tokEOF {
+		d.Message += " after the end of the statement"
+		d.Hint = "put each statement on a line of its own, or separate them with ';'"
 	}
 	return d
+}
+
+// expectNames says in words what a grammar node that participle expected
+// is.
+var expectNames = map[string]string{
+	"Action":   "an action (add, remove, replace, promote, sync, exec or set)",
+	"Value":    "a value",
+	"Verb":     "a command word",
+	"Ident":    "a name",
+	"Expr":     "a condition",
+	"Operand":  "a metric or a value",
+	"Ref":      "a metric",
+	"MapEntry": "NAME = VALUE",
+	"Setting":  "a setting",
+	"PoolItem": "a pool setting or rule",
+	"Operator": "a comparison (< <= > >= == !=)",
+	"Scale":    "instance, instances or a count",
 }
 
 // blockKeyword returns the word that opened the innermost block containing
