@@ -54,7 +54,13 @@ type PoolDecl struct {
 // PoolItem is one statement inside a pool block; exactly one field is set.
 type PoolItem struct {
 	Node
-	Provider  *BlockDecl  `parser:"  'provider' @@"`
+	// Rules come first: they are most of a large policy, and participle
+	// tries the alternatives in order.
+	When      *WhenRule   `parser:"  @@"`
+	OnFailure *OnFailure  `parser:"| @@"`
+	Every     *EveryJob   `parser:"| @@"`
+	At        *AtSchedule `parser:"| @@"`
+	Provider  *BlockDecl  `parser:"| 'provider' @@"`
 	Balancer  *BlockDecl  `parser:"| 'balancer' @@"`
 	Instances *Instances  `parser:"| @@"`
 	Port      *Value      `parser:"| 'port' @@"`
@@ -63,10 +69,6 @@ type PoolItem struct {
 	Standby   *Value      `parser:"| 'standby' @@"`
 	Heartbeat *Heartbeat  `parser:"| @@"`
 	Storage   *Storage    `parser:"| @@"`
-	When      *WhenRule   `parser:"| @@"`
-	OnFailure *OnFailure  `parser:"| @@"`
-	Every     *EveryJob   `parser:"| @@"`
-	At        *AtSchedule `parser:"| @@"`
 }
 
 // BlockDecl is `provider KIND { settings }` or `balancer KIND { settings }`.
@@ -130,9 +132,9 @@ type Storage struct {
 // WhenRule is `when CONDITION [for D] ACTION`.
 type WhenRule struct {
 	Node
-	Cond   *Expr   `parser:"'when' @@"`
-	For    *Value  `parser:"( 'for' @@ )?"`
-	Action *Action `parser:"@@"`
+	Cond   *Condition `parser:"'when' @@"`
+	For    *Value     `parser:"( 'for' @@ )?"`
+	Action *Action    `parser:"@@"`
 }
 
 // OnFailure is `on failure ACTION`.

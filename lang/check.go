@@ -557,7 +557,7 @@ func validBucket(b string) bool {
 func (c *Checker) when(w *WhenRule) {
 	pools := map[string]bool{}
 	before := len(c.diags)
-	c.cond(w.Cond, pools)
+	c.cond(&w.Cond.Expr, pools)
 	condErr := len(c.diags) > before
 	if w.For != nil {
 		c.positiveDuration(w.For, "for")

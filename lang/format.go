@@ -3,7 +3,7 @@ package lang
 import (
 	"bytes"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // Format prints f in canonical form: one statement per line, blocks
@@ -15,36 +15,57 @@ import (
 // f must have parsed without errors: Format prints only what was parsed.
 func Format(f *File) []byte {
 	p := &printer{src: f.Src, comments: f.Comments, atStart: true}
-	p.stmts(f.Stmts, nil)
+	p.stmts(f.Stmts)
 	p.flushComments(-1)
-	var out bytes.Buffer
-	tw := tabwriter.NewWriter(&out, 0, 8, 1, ' ', tabwriter.StripEscape|tabwriter.DiscardEmptyColumns)
-	tw.Write(p.buf.Bytes())
-	tw.Flush()
-	return out.Bytes()
+	return p.render()
+}
+
+// outLine is one line of output; a blank line has neither part.
+type outLine struct {
+	code, comment string
+}
+
+// render writes the lines, aligning the trailing comments of each run of
+// consecutive commented lines one space after the run's longest code (as
+// gofmt does).
+func (p *printer) render() []byte {
+	var b bytes.Buffer
+	for i := 0; i < len(p.lines); {
+		j, width := i, 0
+		for j < len(p.lines) && p.lines[j].comment != "" && p.lines[j].code != "" {
+			width = max(width, utf8.RuneCountInString(p.lines[j].code))
+			j++
+		}
+		if j == i { // no trailing comment here
+			b.WriteString(p.lines[i].code)
+			b.WriteByte('\n')
+			i++
+			continue
+		}
+		for ; i < j; i++ {
+			l := p.lines[i]
+			b.WriteString(l.code)
+			b.WriteString(strings.Repeat(" ", width-utf8.RuneCountInString(l.code)+1))
+			b.WriteString(l.comment)
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()
 }
 
 type printer struct {
 	src      []byte
 	comments []Comment
 	next     int // index of the next comment to print
-	buf      bytes.Buffer
+	lines    []outLine
 	indent   int
 	atStart  bool // nothing printed yet in the current block
 	lastLine int  // source line of the last thing printed
 }
 
-const esc = "\xff" // tabwriter.Escape: text between two is never split into cells
-
-// emit writes one output line; a trailing comment goes into its own
-// tabwriter cell so consecutive ones line up.
+// emit adds one output line.
 func (p *printer) emit(code, comment string) {
-	p.buf.WriteString(strings.Repeat("  ", p.indent))
-	p.buf.WriteString(esc + code + esc)
-	if comment != "" {
-		p.buf.WriteString("\t" + esc + comment + esc)
-	}
-	p.buf.WriteByte('\n')
+	p.lines = append(p.lines, outLine{code: strings.Repeat("  ", p.indent) + code, comment: comment})
 	p.atStart = false
 }
 
@@ -52,7 +73,7 @@ func (p *printer) emit(code, comment string) {
 // line n if the source had one there.
 func (p *printer) blankBefore(n int) {
 	if !p.atStart && n > 1 && p.isBlank(n-1) {
-		p.buf.WriteByte('\n')
+		p.lines = append(p.lines, outLine{})
 	}
 }
 
@@ -124,7 +145,7 @@ func (p *printer) block(n Node, head string, body func(), firstLine, nextLine in
 	p.emit("}", comment)
 }
 
-func (p *printer) stmts(stmts []*Stmt, _ *PoolDecl) {
+func (p *printer) stmts(stmts []*Stmt) {
 	for i, s := range stmts {
 		next := -1
 		if i+1 < len(stmts) {
@@ -263,7 +284,7 @@ func stmtText(s *Stmt) string {
 }
 
 func whenText(w *WhenRule) string {
-	s := "when " + exprText(w.Cond)
+	s := "when " + exprText(&w.Cond.Expr)
 	if w.For != nil {
 		s += " for " + w.For.text()
 	}

@@ -74,8 +74,9 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 	pos := Pos{Filename: filename, Line: 1, Column: 1}
 	i := 0
 	toks = make([]lexer.Token, 0, len(src)/3)
+	text := string(src) // one copy; token values are substrings of it
 	emit := func(typ lexer.TokenType, start Pos, end int) {
-		toks = append(toks, lexer.Token{Type: typ, Value: string(src[start.Offset:end]), Pos: start})
+		toks = append(toks, lexer.Token{Type: typ, Value: text[start.Offset:end], Pos: start})
 	}
 	// advance moves pos over src[i:j], which holds no newline.
 	advance := func(j int) {
@@ -108,7 +109,7 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 			for j < len(src) && src[j] != '\n' {
 				j++
 			}
-			comments = append(comments, Comment{Pos: start, Text: string(src[i:j])})
+			comments = append(comments, Comment{Pos: start, Text: text[i:j]})
 			emit(tokSpace, start, j) // a comment separates tokens like a blank does
 			advance(j)
 		case c == '"':

@@ -3,6 +3,7 @@ package lang
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/alecthomas/participle/v2"
@@ -11,7 +12,7 @@ import (
 
 var parserOptions = []participle.Option{
 	participle.Lexer(definition{}),
-	participle.Elide("Space", "Comment"),
+	participle.Elide("Space"),
 	// Statements starting with the same word ("pool web {" and "pool list",
 	// "load" and "load.x") are told apart within a few tokens.
 	participle.UseLookahead(4),
@@ -25,9 +26,24 @@ var (
 	itemParser = participle.MustBuild[PoolItem](parserOptions...)
 )
 
-// Grammar returns the statement grammar in EBNF, as participle sees it. The
-// spec quotes it, and a test keeps the two equal.
-func Grammar() string { return stmtParser.String() }
+// Grammar returns the grammar in EBNF, as participle sees it: the
+// statements, then the conditions (which a hand-written parser reads; see
+// cond.go). The spec quotes it, and a test keeps the two equal.
+func Grammar() string {
+	g := stmtParser.String()
+	defined := map[string]bool{}
+	for _, line := range strings.Split(g, "\n") {
+		name, _, _ := strings.Cut(line, " = ")
+		defined[name] = true
+	}
+	g += "\nCondition = Expr ."
+	for _, line := range strings.Split(exprRefParser.String(), "\n") {
+		if name, _, _ := strings.Cut(line, " = "); !defined[name] {
+			g += "\n" + line
+		}
+	}
+	return g
+}
 
 // statementKeywords are the words that can start a top-level statement.
 var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "instance", "sync", "show", "help"}
@@ -53,23 +69,32 @@ func Parse(filename string, src []byte) (*File, Diagnostics) {
 		diags = append(diags, &Diagnostic{Range: e.rng, Message: e.msg, Hint: e.hint})
 		bad[e.rng.Start.Offset] = true
 	}
-	for _, c := range splitStatements(toks, bad, &diags) {
+	chunks := splitStatements(toks, bad, &diags)
+	// One peeking lexer serves every statement: it is moved to each
+	// statement's first token in turn, so the tokens are copied only once.
+	pl, err := lexer.Upgrade(&sliceLexer{toks: toks}, tokSpace)
+	if err != nil {
+		panic(err) // sliceLexer never fails
+	}
+	s := &stream{toks: toks, pl: pl}
+	for _, c := range chunks {
 		if len(diags) >= maxErrors {
 			break
 		}
+		span := toks[c.start:c.end]
 		if c.lexErr {
-			markBrokenPool(f, c.toks)
+			markBrokenPool(f, span)
 			continue // already reported; a second message about the same token helps nobody
 		}
-		if stmt, ds := parsePool(c.toks); stmt != nil {
+		if stmt, ds := s.parsePool(c); stmt != nil {
 			diags = append(diags, ds...)
 			f.Stmts = append(f.Stmts, stmt)
 			continue
 		}
-		stmt, d := parseStatement(c.toks)
+		stmt, d := s.parseStatement(c)
 		if d != nil {
 			diags = append(diags, d)
-			markBrokenPool(f, c.toks)
+			markBrokenPool(f, span)
 			continue
 		}
 		f.Stmts = append(f.Stmts, stmt)
@@ -98,58 +123,55 @@ func Incomplete(src string) bool {
 	return depth > 0
 }
 
+// chunk is a statement's tokens, toks[start:end]; toks[end] is the token
+// that ends it (a terminator, EOF, or where recovery cut it).
 type chunk struct {
-	toks   []lexer.Token
-	lexErr bool // holds a token the lexer already reported
+	start, end int
+	lexErr     bool // holds a token the lexer already reported
 }
 
 // splitStatements cuts the token stream into top-level statements at the
 // newlines and ';' outside any block. Inside blocks it turns the terminators
 // that end nothing (blank lines, a newline after '{' or ',' or before '}',
-// a line break inside parentheses or after "and"/"or") into elided space, so
-// the grammar only sees terminators between statements. It reports stray and
-// unclosed braces itself, since only it sees the whole file.
+// a line break inside parentheses or after "and"/"or") into elided space, in
+// place, so the grammar only sees terminators between statements. It
+// reports stray and unclosed braces itself, since only it sees the whole
+// file.
+//
+// If a block is never closed, rather than let it swallow the rest of the
+// file, it takes a statement keyword at the start of a line as the start of
+// a new statement, so the statements after the unclosed block still get
+// checked. A file whose braces balance is never split that way.
 //
 // bad holds the offsets of tokens the lexer reported: a statement holding
 // one is not parsed, since its error is already said.
 func splitStatements(toks []lexer.Token, bad map[int]bool, diags *Diagnostics) []chunk {
-	var first Diagnostics
-	chunks, balanced := splitPass(toks, bad, &first, false)
-	if balanced {
-		*diags = append(*diags, first...)
-		return chunks
-	}
-	// A block is never closed. Rather than let it swallow the rest of the
-	// file, split again and take a statement keyword at the start of a line
-	// as the start of a new statement: a valid file never gets here, and
-	// the statements after the unclosed block still get checked.
-	chunks, _ = splitPass(toks, bad, diags, true)
-	return chunks
-}
-
-// splitPass is one pass of splitStatements; it reports whether every block
-// was closed.
-func splitPass(toks []lexer.Token, bad map[int]bool, diags *Diagnostics, resync bool) ([]chunk, bool) {
-	var (
-		chunks   []chunk
-		cur      []lexer.Token
-		opens    []lexer.Token // open braces, innermost last
-		parens   int
-		lexBad   bool
-		last     = -1 // index in cur of the last significant token
-		balanced = true
-		indent   = map[int]int{} // line → column of its first token
-		suspect  *lexer.Token    // a '{' closed by a '}' indented unlike its line
-	)
-	flush := func(end Pos) {
-		if last >= 0 {
-			cur = append(cur, lexer.Token{Type: tokEOF, Pos: end})
-			chunks = append(chunks, chunk{toks: cur, lexErr: lexBad})
+	depth := 0
+	for _, t := range toks {
+		if t.Type == tokPunct && t.Value == "{" {
+			depth++
+		} else if t.Type == tokPunct && t.Value == "}" && depth > 0 {
+			depth--
 		}
-		cur, last, lexBad, parens, suspect = nil, -1, false, 0, nil
 	}
-	unclosed := func(end Pos) {
-		balanced = false
+	resync := depth > 0
+	var (
+		chunks  []chunk
+		start   = 0
+		opens   []lexer.Token // open braces, innermost last
+		parens  int
+		lexBad  bool
+		last    = -1            // index of the last significant token of this statement
+		indent  = map[int]int{} // line → column of its first token
+		suspect *lexer.Token    // a '{' closed by a '}' indented unlike its line
+	)
+	flush := func(end int) {
+		if last >= 0 {
+			chunks = append(chunks, chunk{start: start, end: end, lexErr: lexBad})
+		}
+		start, last, lexBad, parens, suspect = end+1, -1, false, 0, nil
+	}
+	unclosed := func(end int) {
 		if !lexBad { // else an unterminated string swallowed the '}': its error says it
 			d := &Diagnostic{
 				Range:   tokenRange(opens[0]),
@@ -167,9 +189,11 @@ func splitPass(toks []lexer.Token, bad map[int]bool, diags *Diagnostics, resync 
 		lexBad = true
 		opens = nil
 		flush(end)
+		start = end // the token at end starts the next statement
 	}
-	for _, t := range toks {
-		if t.Type != tokSpace && t.Type != tokComment && t.Type != tokTerm {
+	for i := range toks {
+		t := &toks[i]
+		if t.Type != tokSpace && t.Type != tokTerm {
 			if _, ok := indent[t.Pos.Line]; !ok {
 				indent[t.Pos.Line] = t.Pos.Column
 			}
@@ -180,41 +204,38 @@ func splitPass(toks []lexer.Token, bad map[int]bool, diags *Diagnostics, resync 
 		switch t.Type {
 		case tokEOF:
 			if len(opens) > 0 {
-				unclosed(t.Pos)
+				unclosed(i)
 			} else {
-				flush(t.Pos)
+				flush(i)
 			}
-			return chunks, balanced
+			return chunks
 		case tokSpace, tokComment:
-			cur = append(cur, t)
 			continue
 		case tokTerm:
 			if len(opens) == 0 && parens == 0 {
-				flush(t.Pos)
+				flush(i)
 				continue
 			}
-			if last < 0 || parens > 0 || continues(cur[last]) {
+			if last < 0 || parens > 0 || continues(toks[last]) {
 				t.Type = tokSpace
-				cur = append(cur, t)
 				continue
 			}
 		case tokIdent:
 			if resync && len(opens) > 0 && t.Pos.Column == 1 && contains(statementKeywords, t.Value) {
-				unclosed(t.Pos)
+				unclosed(i)
 			}
 		case tokPunct:
 			switch t.Value {
 			case "{":
-				opens = append(opens, t)
+				opens = append(opens, *t)
 			case "}":
 				if len(opens) == 0 {
 					*diags = append(*diags, &Diagnostic{
-						Range:   tokenRange(t),
+						Range:   tokenRange(*t),
 						Message: "unexpected '}': no block is open here",
 						Hint:    "remove it, or look for a '{' missing above",
 					})
 					t.Type = tokSpace
-					cur = append(cur, t)
 					continue
 				}
 				open := opens[len(opens)-1]
@@ -223,8 +244,8 @@ func splitPass(toks []lexer.Token, bad map[int]bool, diags *Diagnostics, resync 
 					suspect = &open
 				}
 				parens = 0
-				if last >= 0 && cur[last].Type == tokTerm {
-					cur[last].Type = tokSpace // no terminator before '}'
+				if last >= 0 && toks[last].Type == tokTerm {
+					toks[last].Type = tokSpace // no terminator before '}'
 				}
 			case "(":
 				parens++
@@ -232,15 +253,14 @@ func splitPass(toks []lexer.Token, bad map[int]bool, diags *Diagnostics, resync 
 				if parens > 0 {
 					parens--
 				}
-				if last >= 0 && cur[last].Type == tokTerm {
-					cur[last].Type = tokSpace
+				if last >= 0 && toks[last].Type == tokTerm {
+					toks[last].Type = tokSpace
 				}
 			}
 		}
-		cur = append(cur, t)
-		last = len(cur) - 1
+		last = i
 	}
-	return chunks, balanced
+	return chunks
 }
 
 // continues reports whether a line break after t continues the statement.
@@ -289,21 +309,65 @@ func (l *sliceLexer) Next() (lexer.Token, error) {
 	return t, nil
 }
 
-// parsePool parses a pool declaration, "pool NAME { ITEM… }", an item at a
-// time. It returns nil if toks do not have that shape; then the statement
-// parser deals with them (a command such as "pool list", or a syntax error).
-func parsePool(toks []lexer.Token) (*Stmt, Diagnostics) {
-	var sig []int
-	for i, t := range toks {
-		if t.Type != tokSpace && t.Type != tokComment && t.Type != tokEOF {
-			sig = append(sig, i)
+// stream is a file's tokens and the peeking lexer the statements are
+// parsed from.
+type stream struct {
+	toks []lexer.Token
+	pl   *lexer.PeekingLexer
+}
+
+// parseSpan parses toks[start:end] with parser: it moves the lexer to start,
+// parses, and checks that the statement ends exactly at end.
+func parseSpan[G any](s *stream, parser *participle.Parser[G], start, end int) (*G, *Diagnostic) {
+	s.pl.FastForward(lexer.RawCursor(start - 1))
+	cp := s.pl.MakeCheckpoint()
+	node, err := parser.ParseFromLexer(s.pl, participle.AllowTrailing(true))
+	var d *Diagnostic
+	switch {
+	case err != nil:
+		d = syntaxError(s.toks, start, end, err)
+	case s.pl.Peek().Pos.Offset < s.toks[end].Pos.Offset:
+		// Tokens are left over. Parse again, insisting on the whole span,
+		// so participle reports its deepest error: "instances 1.." stops
+		// short because a value is missing, not because ".." is extra.
+		s.pl.LoadCheckpoint(cp)
+		if _, err := parser.ParseFromLexer(s.pl); err != nil {
+			d = syntaxError(s.toks, start, end, err)
+		} else {
+			t := s.pl.Peek()
+			d = &Diagnostic{Range: tokenRange(*t), Message: "unexpected " + describe(*t)}
 		}
 	}
-	if len(sig) < 4 || toks[sig[0]].Value != "pool" || toks[sig[1]].Type != tokIdent ||
-		toks[sig[2]].Value != "{" || toks[sig[len(sig)-1]].Value != "}" || toks[sig[len(sig)-1]].Type != tokPunct {
+	// Wherever the parse stopped, the next statement starts after end.
+	s.pl.LoadCheckpoint(cp)
+	s.pl.FastForward(lexer.RawCursor(end))
+	return node, d
+}
+
+// parsePool parses a pool declaration, "pool NAME { ITEM… }", an item at a
+// time, so that every bad item gets its own precise error and the good ones
+// still declare the pool. It returns nil if the chunk does not have that
+// shape; then the statement parser deals with it (a command such as
+// "pool list", or a syntax error).
+func (s *stream) parsePool(c chunk) (*Stmt, Diagnostics) {
+	toks := s.toks
+	var sig [3]int
+	n := 0
+	for i := c.start; i < c.end && n < 3; i++ {
+		if toks[i].Type != tokSpace {
+			sig[n] = i
+			n++
+		}
+	}
+	closeAt := c.end - 1
+	for closeAt > c.start && toks[closeAt].Type == tokSpace {
+		closeAt--
+	}
+	if n < 3 || toks[sig[0]].Value != "pool" || toks[sig[1]].Type != tokIdent || toks[sig[2]].Value != "{" ||
+		toks[closeAt].Type != tokPunct || toks[closeAt].Value != "}" {
 		return nil, nil
 	}
-	name, closing := toks[sig[1]], toks[sig[len(sig)-1]]
+	name, closing := toks[sig[1]], toks[closeAt]
 	decl := &PoolDecl{
 		Node: Node{Pos: toks[sig[0]].Pos, EndPos: endOf(closing)},
 		Name: &Ident{Node: Node{Pos: name.Pos, EndPos: endOf(name)}, Name: name.Value},
@@ -311,10 +375,9 @@ func parsePool(toks []lexer.Token) (*Stmt, Diagnostics) {
 	var diags Diagnostics
 	depth := 0
 	start := sig[2] + 1
-	body := toks[:sig[len(sig)-1]]
-	for i := start; i <= len(body); i++ {
-		if i < len(body) {
-			t := body[i]
+	for i := start; i <= closeAt; i++ {
+		t := toks[i]
+		if i < closeAt {
 			if t.Type == tokPunct && t.Value == "{" {
 				depth++
 			} else if t.Type == tokPunct && t.Value == "}" {
@@ -324,50 +387,37 @@ func parsePool(toks []lexer.Token) (*Stmt, Diagnostics) {
 				continue
 			}
 		}
-		end := closing.Pos
-		if i < len(body) {
-			end = body[i].Pos
-		}
-		item := append(append([]lexer.Token(nil), toks[start:i]...), lexer.Token{Type: tokEOF, Pos: end})
+		itemStart := start
 		start = i + 1
-		first := firstSignificant(item, 0)
-		if item[first].Type == tokEOF {
-			continue
+		first := firstSignificant(toks, itemStart)
+		if first >= i {
+			continue // an empty item: "{ }" or "{ … ; }"
 		}
-		if t := item[first]; t.Type == tokIdent && !contains(poolKeywords, t.Value) {
-			diags = append(diags, unknownWord(t, "pool setting", poolKeywords))
+		if ft := toks[first]; ft.Type == tokIdent && !contains(poolKeywords, ft.Value) {
+			diags = append(diags, unknownWord(ft, "pool setting", poolKeywords))
 			decl.broken = true
 			continue
 		}
-		pl, err := lexer.Upgrade(&sliceLexer{toks: item}, tokSpace, tokComment)
-		if err == nil {
-			var it *PoolItem
-			if it, err = itemParser.ParseFromLexer(pl); err == nil {
-				decl.Items = append(decl.Items, it)
-				continue
-			}
+		it, d := parseSpan(s, itemParser, itemStart, i)
+		if d != nil {
+			diags = append(diags, d)
+			decl.broken = true
+			continue
 		}
-		diags = append(diags, syntaxError(item, err))
-		decl.broken = true
+		decl.Items = append(decl.Items, it)
 	}
+	s.pl.FastForward(lexer.RawCursor(c.end))
 	return &Stmt{Node: decl.Node, Pool: decl}, diags
 }
 
-// parseStatement parses the tokens of one top-level statement.
-func parseStatement(toks []lexer.Token) (*Stmt, *Diagnostic) {
-	first := firstSignificant(toks, 0)
-	if t := toks[first]; t.Type == tokIdent && !contains(statementKeywords, t.Value) {
+// parseStatement parses one top-level statement.
+func (s *stream) parseStatement(c chunk) (*Stmt, *Diagnostic) {
+	first := firstSignificant(s.toks, c.start)
+	if t := s.toks[first]; t.Type == tokIdent && !contains(statementKeywords, t.Value) {
+		s.pl.FastForward(lexer.RawCursor(c.end))
 		return nil, unknownWord(t, "statement", statementKeywords)
 	}
-	pl, err := lexer.Upgrade(&sliceLexer{toks: toks}, tokSpace, tokComment)
-	if err != nil {
-		return nil, &Diagnostic{Range: tokenRange(toks[first]), Message: err.Error()}
-	}
-	stmt, err := stmtParser.ParseFromLexer(pl)
-	if err != nil {
-		return nil, syntaxError(toks, err)
-	}
-	return stmt, nil
+	return parseSpan(s, stmtParser, c.start, c.end)
 }
 
 func firstSignificant(toks []lexer.Token, from int) int {
@@ -382,18 +432,17 @@ func firstSignificant(toks []lexer.Token, from int) int {
 // syntaxError turns a participle error into a diagnostic an operator can act
 // on: it names the offending token in words, and where a word was expected
 // at the start of a statement, suggests the nearest keyword.
-func syntaxError(toks []lexer.Token, err error) *Diagnostic {
+func syntaxError(toks []lexer.Token, start, end int, err error) *Diagnostic {
 	var perr participle.Error
 	if !errors.As(err, &perr) {
-		return &Diagnostic{Range: tokenRange(toks[0]), Message: err.Error()}
+		return &Diagnostic{Range: tokenRange(toks[start]), Message: err.Error()}
 	}
-	pos := perr.Position()
-	idx := len(toks) - 1
-	for i, t := range toks {
-		if t.Pos.Offset == pos.Offset && t.Type != tokSpace && t.Type != tokComment {
-			idx = i
-			break
-		}
+	// The token the error is at; past the statement's end means the
+	// statement stopped short.
+	off := perr.Position().Offset
+	idx := start + sort.Search(end-start, func(i int) bool { return toks[start+i].Pos.Offset >= off })
+	for idx < end && toks[idx].Type == tokSpace {
+		idx++
 	}
 	t := toks[idx]
 	var ut *participle.UnexpectedTokenError
@@ -406,13 +455,9 @@ func syntaxError(toks []lexer.Token, err error) *Diagnostic {
 			}
 		}
 	}
-	prev := previousSignificant(toks, idx)
-	// An unknown word where a pool statement starts.
-	if t.Type == tokIdent && prev != nil && (prev.Type == tokTerm || prev.Value == "{") && blockKeyword(toks, idx) == "pool" {
-		return unknownWord(t, "pool setting", poolKeywords)
-	}
+	prev := previousSignificant(toks[start:], idx-start)
 	d := &Diagnostic{Range: tokenRange(t)}
-	if t.Type == tokEOF {
+	if idx >= end {
 		d.Message = "incomplete statement"
 		if prev != nil {
 			d.Range = Range{Start: endOf(*prev), End: endOf(*prev)}
@@ -427,14 +472,14 @@ func syntaxError(toks []lexer.Token, err error) *Diagnostic {
 		}
 	} else if words := expectedWords(expect); len(words) > 0 {
 		d.Message += ": expected " + joinOr(words)
-		if t.Type == tokIdent {
+		if t.Type == tokIdent && idx < end {
 			if s := nearest(t.Value, words); s != "" {
 				d.Hint = fmt.Sprintf("did you mean %q?", s)
 			}
 		}
 	} else if expect != "" {
 		d.Message += ": expected " + expect
-	} else if t.Type != tokEOF {
+	} else if idx < end {
 		d.Message += " after the end of the statement"
 		d.Hint = "put each statement on a line of its own, or separate them with ';'"
 	}
@@ -444,50 +489,19 @@ func syntaxError(toks []lexer.Token, err error) *Diagnostic {
 // expectNames says in words what a grammar node that participle expected
 // is.
 var expectNames = map[string]string{
-	"Action":   "an action (add, remove, replace, promote, sync, exec or set)",
-	"Value":    "a value",
-	"Verb":     "a command word",
-	"Ident":    "a name",
-	"Expr":     "a condition",
-	"Operand":  "a metric or a value",
-	"Ref":      "a metric",
-	"MapEntry": "NAME = VALUE",
-	"Setting":  "a setting",
-	"PoolItem": "a pool setting or rule",
-	"Operator": "a comparison (< <= > >= == !=)",
-	"Scale":    "instance, instances or a count",
-}
-
-// blockKeyword returns the word that opened the innermost block containing
-// toks[idx]: "pool" for "pool NAME {", "provider" for "provider KIND {", or
-// "" at top level.
-func blockKeyword(toks []lexer.Token, idx int) string {
-	var sig []lexer.Token
-	for _, t := range toks[:idx] {
-		if t.Type != tokSpace && t.Type != tokComment {
-			sig = append(sig, t)
-		}
-	}
-	depth := 0
-	for k := len(sig) - 1; k >= 0; k-- {
-		if sig[k].Type != tokPunct {
-			continue
-		}
-		switch sig[k].Value {
-		case "}":
-			depth++
-		case "{":
-			if depth > 0 {
-				depth--
-				continue
-			}
-			if k >= 2 {
-				return sig[k-2].Value
-			}
-			return ""
-		}
-	}
-	return ""
+	"Action":    "an action (add, remove, replace, promote, sync, exec or set)",
+	"Value":     "a value",
+	"Verb":      "a command word",
+	"Ident":     "a name",
+	"Expr":      "a condition",
+	"Condition": "a condition",
+	"Operand":   "a metric or a value",
+	"Ref":       "a metric",
+	"MapEntry":  "NAME = VALUE",
+	"Setting":   "a setting",
+	"PoolItem":  "a pool setting or rule",
+	"Operator":  "a comparison (< <= > >= == !=)",
+	"Scale":     "instance, instances or a count",
 }
 
 func previousSignificant(toks []lexer.Token, idx int) *lexer.Token {

@@ -1,0 +1,82 @@
+package lang
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzCheck feeds arbitrary text to the parser, checker, diagnostic printer
+// and formatter. Nothing may panic; every diagnostic must point into the
+// file; and whenever the text parses, fmt must keep its promises (see
+// checkFormatted). Seeds: the examples, the spec's code blocks and every
+// test policy.
+func FuzzCheck(f *testing.F) {
+	for _, s := range seedCorpus(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		const name = "fuzz.cloud"
+		files, _, diags := Load([]Source{{Name: name, Src: src}}, nil)
+		lines := bytes.Count(src, []byte("\n")) + 1
+		for _, d := range diags {
+			r := d.Range
+			if r.Start.Filename != name || r.Start.Line < 1 || r.Start.Line > lines || r.Start.Column < 1 ||
+				r.Start.Offset < 0 || r.Start.Offset > len(src) || r.End.Offset < r.Start.Offset || r.End.Offset > len(src) {
+				t.Fatalf("diagnostic %q has a bad range %+v (file has %d lines, %d bytes)", d.Message, r, lines, len(src))
+			}
+			if d.Message == "" {
+				t.Fatalf("diagnostic at %v has no message", r.Start)
+			}
+		}
+		var out bytes.Buffer
+		if err := (&Printer{Sources: map[string][]byte{name: src}}).Write(&out, diags); err != nil {
+			t.Fatal(err)
+		}
+		if len(diags) > 0 && !utf8.Valid(out.Bytes()) {
+			t.Fatalf("diagnostics are not valid UTF-8: %q", out.Bytes())
+		}
+		if _, perr := Parse(name, src); len(perr) == 0 && len(files) == 1 {
+			checkFormatted(t, name, src, Format(files[0]))
+		}
+	})
+}
+
+var cloudBlock = regexp.MustCompile("(?s)```cloud[a-z-]*\n(.*?)```")
+
+func seedCorpus(tb testing.TB) [][]byte {
+	var seeds [][]byte
+	add := func(pattern string) {
+		names, _ := filepath.Glob(pattern)
+		for _, n := range names {
+			data, err := os.ReadFile(n)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			switch {
+			case strings.HasSuffix(n, ".md"):
+				for _, m := range cloudBlock.FindAllSubmatch(data, -1) {
+					seeds = append(seeds, m[1])
+				}
+			case strings.HasSuffix(n, "errors.cloud"):
+				for _, ch := range splitChunks(string(data)) {
+					seeds = append(seeds, []byte(ch.src))
+				}
+			default:
+				seeds = append(seeds, data)
+			}
+		}
+	}
+	add("../examples/*.cloud")
+	add("../spec/*.md")
+	add("testdata/*.cloud")
+	add("testdata/*/*.cloud")
+	if len(seeds) < 20 {
+		tb.Fatalf("only %d seeds", len(seeds))
+	}
+	return seeds
+}
