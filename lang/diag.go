@@ -52,7 +52,7 @@ type Note struct {
 }
 
 func (d *Diagnostic) Error() string {
-	return fmt.Sprintf("%s: %s: %s", d.Range.Start, d.Severity, d.Message)
+	return fmt.Sprintf("%s: %s: %s", d.Range.Start, d.Severity, printable(d.Message))
 }
 
 // Diagnostics is a list of problems; a non-empty list with an error in it is
@@ -142,7 +142,7 @@ func (p *Printer) Write(w io.Writer, ds Diagnostics) error {
 		}
 		p.writeOne(&b, styles, d.Range, label, d.Message)
 		if d.Hint != "" {
-			fmt.Fprintf(&b, "%s %s\n", styles.hint.Sprint("hint:"), d.Hint)
+			fmt.Fprintf(&b, "%s %s\n", styles.hint.Sprint("hint:"), printable(d.Hint))
 		}
 		for _, n := range d.Notes {
 			p.writeOne(&b, styles, n.Range, styles.note.Sprint("note:"), n.Message)
@@ -157,7 +157,7 @@ type styles struct {
 }
 
 func (p *Printer) writeOne(b *bytes.Buffer, s styles, r Range, label, msg string) {
-	fmt.Fprintf(b, "%s %s %s\n", s.bold.Sprint(r.Start.String()+":"), label, s.bold.Sprint(msg))
+	fmt.Fprintf(b, "%s %s %s\n", s.bold.Sprint(printable(r.Start.String())+":"), label, s.bold.Sprint(printable(msg)))
 	line, ok := sourceLine(p.Sources[r.Start.Filename], r.Start.Line)
 	if !ok {
 		return
@@ -217,15 +217,19 @@ func sourceLine(src []byte, n int) (string, bool) {
 	if j := bytes.IndexByte(src, '\n'); j >= 0 {
 		src = src[:j]
 	}
-	line := strings.TrimRight(string(src), "\r")
-	// Ranging over the string turns each invalid byte into one U+FFFD, as
-	// the lexer counts it. Never echo control characters: a policy file must not be able to
-	// drive the operator's terminal. One rune for one keeps the caret aligned.
-	line = strings.Map(func(r rune) rune {
+	return printable(strings.TrimRight(string(src), "\r")), true
+}
+
+// printable makes text from a policy safe to print: each invalid byte
+// becomes one U+FFFD (ranging over a string does that, and the lexer counts
+// columns the same way, so carets stay aligned), and control characters
+// other than tab are replaced too, so a policy file cannot drive the
+// operator's terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r != '\t' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)) {
 			return '\uFFFD'
 		}
 		return r
-	}, line)
-	return line, true
+	}, s)
 }

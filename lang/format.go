@@ -54,13 +54,13 @@ func (p *printer) render() []byte {
 }
 
 type printer struct {
-	src      []byte
-	comments []Comment
-	next     int // index of the next comment to print
-	lines    []outLine
-	indent   int
-	atStart  bool // nothing printed yet in the current block
-	lastLine int  // source line of the last thing printed
+	src        []byte
+	comments   []Comment
+	next       int // index of the next comment to print
+	lines      []outLine
+	indent     int
+	atStart    bool  // nothing printed yet in the current block
+	lineStarts []int // offset of each source line, made on first use
 }
 
 // emit adds one output line.
@@ -78,8 +78,22 @@ func (p *printer) blankBefore(n int) {
 }
 
 func (p *printer) isBlank(n int) bool {
-	line, ok := sourceLine(p.src, n)
-	return ok && strings.TrimSpace(line) == ""
+	if p.lineStarts == nil {
+		p.lineStarts = []int{0}
+		for i, c := range p.src {
+			if c == '\n' {
+				p.lineStarts = append(p.lineStarts, i+1)
+			}
+		}
+	}
+	if n < 1 || n > len(p.lineStarts) {
+		return false
+	}
+	end := len(p.src)
+	if n < len(p.lineStarts) {
+		end = p.lineStarts[n]
+	}
+	return len(bytes.TrimSpace(p.src[p.lineStarts[n-1]:end])) == 0
 }
 
 // flushComments prints, on lines of their own, the comments that start

@@ -13,7 +13,8 @@ import (
 // FuzzCheck feeds arbitrary text to the parser, checker, diagnostic printer
 // and formatter. Nothing may panic; every diagnostic must point into the
 // file; and whenever the text parses, fmt must keep its promises (see
-// checkFormatted). Seeds: the examples, the spec's code blocks and every
+// checkFormatted), and the hand-written condition parser must agree with
+// participle's reference parser for the same grammar. Seeds: the examples, the spec's code blocks and every
 // test policy.
 func FuzzCheck(f *testing.F) {
 	for _, s := range seedCorpus(f) {
@@ -40,6 +41,7 @@ func FuzzCheck(f *testing.F) {
 		if len(diags) > 0 && !utf8.Valid(out.Bytes()) {
 			t.Fatalf("diagnostics are not valid UTF-8: %q", out.Bytes())
 		}
+		compareCondParsers(t, src)
 		if _, perr := Parse(name, src); len(perr) == 0 && len(files) == 1 {
 			checkFormatted(t, name, src, Format(files[0]))
 		}

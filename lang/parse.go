@@ -479,6 +479,8 @@ func syntaxError(toks []lexer.Token, start, end int, err error) *Diagnostic {
 		}
 	} else if expect != "" {
 		d.Message += ": expected " + expect
+	} else if idx == firstSignificant(toks, start) {
+		d.Message += ": a statement starts with one of " + strings.Join(statementKeywords, ", ")
 	} else if idx < end {
 		d.Message += " after the end of the statement"
 		d.Hint = "put each statement on a line of its own, or separate them with ';'"
