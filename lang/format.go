@@ -180,7 +180,7 @@ func (p *printer) pool(d *PoolDecl, next int) {
 	}
 	p.block(d.Node, "pool "+d.Name.Name, func() {
 		for i, it := range d.Items {
-			nextItem := -1
+			nextItem := d.EndPos.Line // the closing brace follows the last item
 			if i+1 < len(d.Items) {
 				nextItem = d.Items[i+1].Pos.Line
 			}
@@ -208,7 +208,7 @@ func (p *printer) blockDecl(it *PoolItem, word string, b *BlockDecl, next int) {
 	}
 	p.block(it.Node, head, func() {
 		for i, s := range b.Settings {
-			nextSet := -1
+			nextSet := it.EndPos.Line // the closing brace follows the last setting
 			if i+1 < len(b.Settings) {
 				nextSet = b.Settings[i+1].Pos.Line
 			}
