@@ -38,15 +38,11 @@ func (c *Condition) Parse(lex *lexer.PeekingLexer) error {
 // an optional part and then fail on the token it left behind, this parser
 // reports the error at once, at the same token or just after.
 type condParser struct {
-	lex  *lexer.PeekingLexer
-	last lexer.Token // the last token consumed
-	err  error
+	lex *lexer.PeekingLexer
+	err error
 }
 
-func (p *condParser) next() lexer.Token {
-	p.last = *p.lex.Next()
-	return p.last
-}
+func (p *condParser) next() lexer.Token { return *p.lex.Next() }
 
 func (p *condParser) fail(expect string) {
 	if p.err == nil {
@@ -54,7 +50,9 @@ func (p *condParser) fail(expect string) {
 	}
 }
 
-func (p *condParser) end() Pos { return endOf(p.last) }
+// end is where the node just parsed ends, as participle would set EndPos:
+// the position of the next token, elided ones included.
+func (p *condParser) end() Pos { return p.lex.RawPeek().Pos }
 
 func isWord(t *lexer.Token, w string) bool { return t.Type == tokIdent && t.Value == w }
 
@@ -122,7 +120,7 @@ func (p *condParser) comparison() *Comparison {
 			switch t.Value {
 			case "<=", ">=", "==", "!=", "<", ">":
 				op := p.next()
-				c.Op = &Operator{Node: Node{Pos: op.Pos, EndPos: endOf(op)}, Op: op.Value}
+				c.Op = &Operator{Node: Node{Pos: op.Pos, EndPos: p.end()}, Op: op.Value}
 				c.Right = p.operand()
 			}
 		}
@@ -197,12 +195,12 @@ func (p *condParser) ref(first *Ident) *Ref {
 
 func (p *condParser) ident() *Ident {
 	t := p.next()
-	return &Ident{Node: Node{Pos: t.Pos, EndPos: endOf(t)}, Name: t.Value}
+	return &Ident{Node: Node{Pos: t.Pos, EndPos: p.end()}, Name: t.Value}
 }
 
 func (p *condParser) value() *Value {
 	t := p.next()
-	v := &Value{Node: Node{Pos: t.Pos, EndPos: endOf(t)}}
+	v := &Value{Node: Node{Pos: t.Pos, EndPos: p.end()}}
 	switch t.Type {
 	case tokNumber:
 		v.Number = t.Value

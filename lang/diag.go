@@ -178,6 +178,14 @@ func caret(line string, r Range) string {
 	if r.End.Line != r.Start.Line || end <= r.Start.Column {
 		end = -1 // to the end of the line (or one column for an empty range)
 	}
+	// A node's range may run up to the next token; do not underline the
+	// blanks before it.
+	if end > r.Start.Column+1 {
+		runes := []rune(line)
+		for end > r.Start.Column+1 && end-2 < len(runes) && (runes[end-2] == ' ' || runes[end-2] == '\t') {
+			end--
+		}
+	}
 	for _, c := range line {
 		switch {
 		case col < r.Start.Column:

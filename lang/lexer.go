@@ -25,7 +25,7 @@ const (
 	tokString  // "…" with \" and \\ escapes, on one line
 	tokPunct   // { } ( ) , = . .. : < <= > >= == !=
 	tokTerm    // a newline or ';': ends a statement
-	tokSpace   // blanks between tokens; elided, present so that EndPos is exact
+	tokSpace   // elided: a terminator that ends nothing, or a bad character
 	tokComment // # to end of line; elided from the grammar, kept for fmt
 )
 
@@ -78,6 +78,26 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 	emit := func(typ lexer.TokenType, start Pos, end int) {
 		toks = append(toks, lexer.Token{Type: typ, Value: text[start.Offset:end], Pos: start})
 	}
+	// Blanks and comments make no tokens: participle sets a node's EndPos to
+	// the position of the token after it, so a terminator is placed just
+	// after the token before it, wherever the newline or ';' really is.
+	// Then a statement's EndPos is the end of its last token, not of the
+	// comment after it. (A node followed on its line by another token
+	// still ends where that token starts; the diagnostic printer does not
+	// underline the blanks.)
+	prevEnd := func() (Pos, bool) {
+		if len(toks) == 0 {
+			return Pos{}, false
+		}
+		return endOf(toks[len(toks)-1]), true
+	}
+	term := func(start Pos, end int) {
+		at := start
+		if p, ok := prevEnd(); ok {
+			at = p
+		}
+		toks = append(toks, lexer.Token{Type: tokTerm, Value: text[start.Offset:end], Pos: at})
+	}
 	// advance moves pos over src[i:j], which holds no newline.
 	advance := func(j int) {
 		pos.Column += utf8.RuneCount(src[i:j])
@@ -93,16 +113,15 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 			for j < len(src) && (src[j] == ' ' || src[j] == '\t' || src[j] == '\r') {
 				j++
 			}
-			emit(tokSpace, start, j)
 			advance(j)
 		case c == '\n':
-			emit(tokTerm, start, i+1)
+			term(start, i+1)
 			i++
 			pos.Offset = i
 			pos.Line++
 			pos.Column = 1
 		case c == ';':
-			emit(tokTerm, start, i+1)
+			term(start, i+1)
 			advance(i + 1)
 		case c == '#':
 			j := i
@@ -110,7 +129,6 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 				j++
 			}
 			comments = append(comments, Comment{Pos: start, Text: text[i:j]})
-			emit(tokSpace, start, j) // a comment separates tokens like a blank does
 			advance(j)
 		case c == '"':
 			j := i + 1
@@ -175,7 +193,11 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 			advance(i + size)
 		}
 	}
-	toks = append(toks, lexer.Token{Type: tokEOF, Pos: pos})
+	eof := pos
+	if p, ok := prevEnd(); ok {
+		eof = p
+	}
+	toks = append(toks, lexer.Token{Type: tokEOF, Pos: eof})
 	return toks, comments, errs
 }
 

@@ -66,7 +66,9 @@ func Parse(filename string, src []byte) (*File, Diagnostics) {
 	var diags Diagnostics
 	bad := map[int]bool{}
 	for _, e := range lexErrs {
-		diags = append(diags, &Diagnostic{Range: e.rng, Message: e.msg, Hint: e.hint})
+		if len(diags) < maxErrors {
+			diags = append(diags, &Diagnostic{Range: e.rng, Message: e.msg, Hint: e.hint})
+		}
 		bad[e.rng.Start.Offset] = true
 	}
 	chunks := splitStatements(toks, bad, &diags)
@@ -574,10 +576,12 @@ func tokenRange(t lexer.Token) Range {
 	return Range{Start: t.Pos, End: endOf(t)}
 }
 
-// endOf returns the position just after t. Tokens never span lines.
+// endOf returns the position just after t. Tokens never span lines;
+// terminators are placed at the end of the token before them (see scan)
+// and take no room.
 func endOf(t lexer.Token) Pos {
 	e := t.Pos
-	if t.Type == tokTerm && t.Value == "\n" {
+	if t.Type == tokTerm || t.Type == tokEOF {
 		return e
 	}
 	e.Offset += len(t.Value)
