@@ -3,8 +3,10 @@ package lang
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
@@ -72,36 +74,95 @@ func Parse(filename string, src []byte) (*File, Diagnostics) {
 		bad[e.rng.Start.Offset] = true
 	}
 	chunks := splitStatements(toks, bad, &diags)
-	// One peeking lexer serves every statement: it is moved to each
-	// statement's first token in turn, so the tokens are copied only once.
+	results := make([]chunkResult, len(chunks))
+	parseChunks(toks, chunks, results)
+	for i, c := range chunks {
+		if len(diags) >= maxErrors {
+			break
+		}
+		r := results[i]
+		diags = append(diags, r.diags...)
+		if r.broken && c.start < len(toks) {
+			markBrokenPool(f, toks[c.start:c.end])
+		}
+		if r.stmt != nil {
+			f.Stmts = append(f.Stmts, r.stmt)
+		}
+	}
+	if len(diags) > maxErrors {
+		diags = diags[:maxErrors]
+	}
+	return f, diags
+}
+
+// chunkResult is what parsing one statement gave.
+type chunkResult struct {
+	stmt   *Stmt
+	diags  Diagnostics
+	broken bool // a pool declaration that did not parse
+}
+
+// parallelTokens is the size of file above which statements are parsed on
+// every core: below it, starting goroutines costs more than it saves.
+const parallelTokens = 20000
+
+// parseChunks parses every chunk into results. Statements are independent,
+// so a large file is cut into one contiguous run of statements per core.
+func parseChunks(toks []lexer.Token, chunks []chunk, results []chunkResult) {
+	workers := runtime.GOMAXPROCS(0)
+	if len(toks) < parallelTokens || workers < 2 || len(chunks) < 2 {
+		parseRun(toks, chunks, results)
+		return
+	}
+	per := len(toks)/workers + 1
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(chunks); {
+		hi := lo + 1
+		for hi < len(chunks) && chunks[hi].end-chunks[lo].start < per {
+			hi++
+		}
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			parseRun(toks, chunks[lo:hi], results[lo:hi])
+		}(lo, hi)
+		lo = hi
+	}
+	wg.Wait()
+}
+
+// parseRun parses a run of consecutive chunks. One peeking lexer serves
+// them all: it is moved to each statement's first token in turn, so the
+// run's tokens are copied only once.
+func parseRun(all []lexer.Token, chunks []chunk, results []chunkResult) {
+	if len(chunks) == 0 {
+		return
+	}
+	base := chunks[0].start
+	toks := all[base : chunks[len(chunks)-1].end+1] // through the last terminator
 	pl, err := lexer.Upgrade(&sliceLexer{toks: toks}, tokSpace)
 	if err != nil {
 		panic(err) // sliceLexer never fails
 	}
 	s := &stream{toks: toks, pl: pl}
-	for _, c := range chunks {
-		if len(diags) >= maxErrors {
-			break
-		}
-		span := toks[c.start:c.end]
+	for i, c := range chunks {
+		c.start -= base
+		c.end -= base
 		if c.lexErr {
-			markBrokenPool(f, span)
-			continue // already reported; a second message about the same token helps nobody
+			results[i].broken = true // already reported; a second message about the same token helps nobody
+			continue
 		}
 		if stmt, ds := s.parsePool(c); stmt != nil {
-			diags = append(diags, ds...)
-			f.Stmts = append(f.Stmts, stmt)
+			results[i] = chunkResult{stmt: stmt, diags: ds}
 			continue
 		}
 		stmt, d := s.parseStatement(c)
 		if d != nil {
-			diags = append(diags, d)
-			markBrokenPool(f, span)
+			results[i] = chunkResult{diags: Diagnostics{d}, broken: true}
 			continue
 		}
-		f.Stmts = append(f.Stmts, stmt)
+		results[i].stmt = stmt
 	}
-	return f, diags
 }
 
 // ParseString is Parse for a string, such as a -e argument.
@@ -298,16 +359,18 @@ func markBrokenPool(f *File, toks []lexer.Token) {
 	}
 }
 
+// sliceLexer hands participle a run of tokens, ending with EOF.
 type sliceLexer struct {
 	toks []lexer.Token
 	i    int
 }
 
 func (l *sliceLexer) Next() (lexer.Token, error) {
-	t := l.toks[l.i]
-	if l.i < len(l.toks)-1 {
-		l.i++
+	if l.i >= len(l.toks) {
+		return lexer.Token{Type: tokEOF, Pos: l.toks[len(l.toks)-1].Pos}, nil
 	}
+	t := l.toks[l.i]
+	l.i++
 	return t, nil
 }
 
