@@ -34,7 +34,7 @@ type File struct {
 type Stmt struct {
 	Node
 	Pool      *PoolDecl   `parser:"  @@"`
-	When      *WhenRule   `parser:"| @@"`
+	When      *Rule       `parser:"| @@"`
 	OnFailure *OnFailure  `parser:"| @@"`
 	Every     *EveryJob   `parser:"| @@"`
 	At        *AtSchedule `parser:"| @@"`
@@ -56,7 +56,7 @@ type PoolItem struct {
 	Node
 	// Rules come first: they are most of a large policy, and participle
 	// tries the alternatives in order.
-	When      *WhenRule   `parser:"  @@"`
+	When      *Rule       `parser:"  @@"`
 	OnFailure *OnFailure  `parser:"| @@"`
 	Every     *EveryJob   `parser:"| @@"`
 	At        *AtSchedule `parser:"| @@"`

@@ -297,7 +297,7 @@ func (c *Checker) stmt(s *Stmt) {
 	case s.Pool != nil:
 		c.poolDecl(s.Pool)
 	case s.When != nil:
-		c.when(s.When)
+		c.when(&s.When.WhenRule)
 	case s.OnFailure != nil:
 		c.failureAction(s.OnFailure.Action)
 	case s.Every != nil:
@@ -372,7 +372,7 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 				c.storage(it.Storage)
 			}
 		case it.When != nil:
-			c.when(it.When)
+			c.when(&it.When.WhenRule)
 		case it.OnFailure != nil:
 			c.failureAction(it.OnFailure.Action)
 		case it.Every != nil:

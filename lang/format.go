@@ -268,7 +268,7 @@ func itemText(it *PoolItem) string {
 		}
 		return s
 	case it.When != nil:
-		return whenText(it.When)
+		return whenText(&it.When.WhenRule)
 	case it.OnFailure != nil:
 		return "on failure " + actionText(it.OnFailure.Action)
 	case it.Every != nil:
@@ -282,7 +282,7 @@ func itemText(it *PoolItem) string {
 func stmtText(s *Stmt) string {
 	switch {
 	case s.When != nil:
-		return whenText(s.When)
+		return whenText(&s.When.WhenRule)
 	case s.OnFailure != nil:
 		return "on failure " + actionText(s.OnFailure.Action)
 	case s.Every != nil:

@@ -13,8 +13,8 @@ import (
 // FuzzCheck feeds arbitrary text to the parser, checker, diagnostic printer
 // and formatter. Nothing may panic; every diagnostic must point into the
 // file; and whenever the text parses, fmt must keep its promises (see
-// checkFormatted), and the hand-written condition parser must agree with
-// participle's reference parser for the same grammar. Seeds: the examples, the spec's code blocks and every
+// checkFormatted), and the hand-written rule and condition parsers must
+// agree with participle's reference parsers for the same grammar. Seeds: the examples, the spec's code blocks and every
 // test policy.
 func FuzzCheck(f *testing.F) {
 	for _, s := range seedCorpus(f) {
@@ -42,6 +42,10 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("diagnostics are not valid UTF-8: %q", out.Bytes())
 		}
 		compareCondParsers(t, src)
+		compareRuleParsers(t, src)
+		if i := bytes.Index(src, []byte("when")); i > 0 { // a rule deeper in the input
+			compareRuleParsers(t, src[i:])
+		}
 		if _, perr := Parse(name, src); len(perr) == 0 && len(files) == 1 {
 			checkFormatted(t, name, src, Format(files[0]))
 		}

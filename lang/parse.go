@@ -29,8 +29,8 @@ var (
 )
 
 // Grammar returns the grammar in EBNF, as participle sees it: the
-// statements, then the conditions (which a hand-written parser reads; see
-// cond.go). The spec quotes it, and a test keeps the two equal.
+// statements, then rules and conditions (which hand-written parsers read;
+// see rule.go and cond.go). The spec quotes it, and a test keeps the two equal.
 func Grammar() string {
 	g := stmtParser.String()
 	defined := map[string]bool{}
@@ -38,10 +38,13 @@ func Grammar() string {
 		name, _, _ := strings.Cut(line, " = ")
 		defined[name] = true
 	}
-	g += "\nCondition = Expr ."
-	for _, line := range strings.Split(exprRefParser.String(), "\n") {
-		if name, _, _ := strings.Cut(line, " = "); !defined[name] {
-			g += "\n" + line
+	g += "\nRule = WhenRule .\nCondition = Expr ."
+	for _, ref := range []string{ruleRefParser.String(), exprRefParser.String()} {
+		for _, line := range strings.Split(ref, "\n") {
+			if name, _, _ := strings.Cut(line, " = "); !defined[name] {
+				defined[name] = true
+				g += "\n" + line
+			}
 		}
 	}
 	return g

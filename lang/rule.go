@@ -1,0 +1,164 @@
+package lang
+
+import (
+	"github.com/alecthomas/participle/v2"
+	"github.com/alecthomas/participle/v2/lexer"
+)
+
+// Rule is a `when` rule. Its grammar is WhenRule's (see ast.go), but, like
+// Condition, participle hands it to a hand-written parser: rules are nearly
+// every statement of a large policy, and participle's reflective walk of
+// their nodes was most of the time to check one. ruleRefParser parses the
+// same grammar with participle itself; the fuzz test holds this parser to
+// it, and Grammar() prints it.
+type Rule struct {
+	WhenRule
+}
+
+var ruleRefParser = participle.MustBuild[WhenRule](parserOptions...)
+
+// Parse implements participle.Parseable.
+func (r *Rule) Parse(lex *lexer.PeekingLexer) error {
+	if !isWord(lex.Peek(), "when") {
+		return participle.NextMatch
+	}
+	p := &condParser{lex: lex}
+	w := &r.WhenRule
+	w.Pos = lex.Peek().Pos
+	p.next()
+	var cond Condition
+	switch err := cond.Parse(lex); err {
+	case nil:
+		w.Cond = &cond
+	case participle.NextMatch:
+		p.fail("Condition")
+		return p.err
+	default:
+		return err
+	}
+	if isWord(lex.Peek(), "for") {
+		if t := lexPeek2(lex); t.Type == tokNumber || t.Type == tokTime || t.Type == tokString {
+			p.next()
+			w.For = p.value()
+		}
+	}
+	w.Action = p.action()
+	if p.err != nil {
+		return p.err
+	}
+	w.EndPos = p.end()
+	return nil
+}
+
+// lexPeek2 returns the token after the next one.
+func lexPeek2(lex *lexer.PeekingLexer) *lexer.Token {
+	cp := lex.MakeCheckpoint()
+	lex.Next()
+	t := lex.Peek()
+	lex.LoadCheckpoint(cp)
+	return t
+}
+
+func isValueToken(t *lexer.Token) bool {
+	return t.Type == tokNumber || t.Type == tokTime || t.Type == tokString
+}
+
+// action: Action, alternatives in the order of the struct's fields.
+func (p *condParser) action() *Action {
+	a := &Action{}
+	t := p.lex.Peek()
+	a.Pos = t.Pos
+	switch {
+	case isWord(t, "add"), isWord(t, "remove"):
+		p.next()
+		s := p.scale()
+		if t.Value == "add" {
+			a.Add = s
+		} else {
+			a.Remove = s
+		}
+	case isWord(t, "replace"), isWord(t, "promote"):
+		want := map[string]string{"replace": "instance", "promote": "standby"}[t.Value]
+		if !isWord(lexPeek2(p.lex), want) {
+			p.next()
+			p.fail(`"` + want + `"`)
+			return a
+		}
+		p.next()
+		p.next()
+		a.Replace, a.Promote = t.Value == "replace", t.Value == "promote"
+	case isWord(t, "sync"):
+		a.Sync = p.sync()
+	case isWord(t, "exec"):
+		p.next()
+		if !isValueToken(p.lex.Peek()) {
+			p.fail("Value")
+			return a
+		}
+		a.Exec = p.value()
+	case isWord(t, "set"):
+		a.Set = p.setLimit()
+	default:
+		p.fail("Action")
+		return a
+	}
+	a.EndPos = p.end()
+	return a
+}
+
+// scale: Value? Ident?
+func (p *condParser) scale() *Scale {
+	s := &Scale{}
+	s.Pos = p.lex.Peek().Pos
+	if isValueToken(p.lex.Peek()) {
+		s.Count = p.value()
+	}
+	if p.lex.Peek().Type == tokIdent {
+		s.Unit = p.ident()
+	}
+	s.EndPos = p.end()
+	return s
+}
+
+// sync: "sync" Value "to" Value
+func (p *condParser) sync() *Sync {
+	s := &Sync{}
+	s.Pos = p.next().Pos
+	if !isValueToken(p.lex.Peek()) {
+		p.fail("Value")
+		return s
+	}
+	s.Src = p.value()
+	if !isWord(p.lex.Peek(), "to") {
+		p.fail(`"to"`)
+		return s
+	}
+	p.next()
+	if !isValueToken(p.lex.Peek()) {
+		p.fail("Value")
+		return s
+	}
+	s.Dst = p.value()
+	s.EndPos = p.end()
+	return s
+}
+
+// setLimit: "set" Ident Ident Value
+func (p *condParser) setLimit() *SetLimit {
+	s := &SetLimit{}
+	s.Pos = p.next().Pos
+	for _, f := range []**Ident{&s.Pool, &s.Limit} {
+		if p.lex.Peek().Type != tokIdent {
+			p.fail("Ident")
+			return s
+		}
+		*f = p.ident()
+	}
+	if !isValueToken(p.lex.Peek()) {
+		p.fail("Value")
+		return s
+	}
+	s.Value = p.value()
+	s.EndPos = p.end()
+	return s
+}
