@@ -20,7 +20,9 @@ type Condition struct {
 var exprRefParser = participle.MustBuild[Expr](parserOptions...)
 
 // Parse implements participle.Parseable.
-func (c *Condition) Parse(lex *lexer.PeekingLexer) error {
+func (c *Condition) Parse(lex *lexer.PeekingLexer) error { return c.parse(peeking{lex}) }
+
+func (c *Condition) parse(lex tokens) error {
 	if !startsOperand(lex.Peek()) && !isWord(lex.Peek(), "not") {
 		return participle.NextMatch
 	}
@@ -33,12 +35,68 @@ func (c *Condition) Parse(lex *lexer.PeekingLexer) error {
 	return nil
 }
 
+// tokens is what the hand-written parsers read: participle's peeking lexer
+// when participle calls them, or a cursor over the token slice when the
+// parser calls them directly (see parsePool).
+type tokens interface {
+	Peek() *lexer.Token    // the next token, elided ones skipped
+	Peek2() *lexer.Token   // the one after it
+	Next() *lexer.Token    // consume the next token
+	RawPeek() *lexer.Token // the next token, elided or not: where a node ends
+}
+
+type peeking struct{ *lexer.PeekingLexer }
+
+func (p peeking) Peek2() *lexer.Token {
+	cp := p.MakeCheckpoint()
+	p.Next()
+	t := p.Peek()
+	p.LoadCheckpoint(cp)
+	return t
+}
+
+// cursor reads a token slice the way participle's peeking lexer does.
+type cursor struct {
+	toks []lexer.Token
+	i    int // raw index of the next token
+}
+
+var eofToken = lexer.Token{Type: tokEOF}
+
+func (c *cursor) at(i int) *lexer.Token {
+	if i >= len(c.toks) {
+		eofToken.Pos = c.toks[len(c.toks)-1].Pos
+		return &eofToken
+	}
+	return &c.toks[i]
+}
+
+func (c *cursor) skip(i int) int {
+	for i < len(c.toks) && c.toks[i].Type == tokSpace {
+		i++
+	}
+	return i
+}
+
+func (c *cursor) Peek() *lexer.Token    { return c.at(c.skip(c.i)) }
+func (c *cursor) Peek2() *lexer.Token   { return c.at(c.skip(c.skip(c.i) + 1)) }
+func (c *cursor) RawPeek() *lexer.Token { return c.at(c.i) }
+
+func (c *cursor) Next() *lexer.Token {
+	j := c.skip(c.i)
+	t := c.at(j)
+	if t.Type != tokEOF {
+		c.i = j + 1
+	}
+	return t
+}
+
 // condParser is a recursive-descent parser for Expr. Each method mirrors
 // the production of the same name; where participle would backtrack out of
 // an optional part and then fail on the token it left behind, this parser
 // reports the error at once, at the same token or just after.
 type condParser struct {
-	lex *lexer.PeekingLexer
+	lex tokens
 	err error
 }
 
@@ -96,14 +154,12 @@ func (p *condParser) not() *NotExpr {
 	n := &NotExpr{}
 	n.Pos = p.lex.Peek().Pos
 	if isWord(p.lex.Peek(), "not") {
-		cp := p.lex.MakeCheckpoint()
-		p.next()
-		if t := p.lex.Peek(); startsOperand(t) || isWord(t, "not") {
+		if t := p.lex.Peek2(); startsOperand(t) || isWord(t, "not") {
+			p.next()
 			n.Not = p.not()
 			n.EndPos = p.end()
 			return n
 		}
-		p.lex.LoadCheckpoint(cp)
 	}
 	n.Cmp = p.comparison()
 	n.EndPos = p.end()

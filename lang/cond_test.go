@@ -89,3 +89,10 @@ func TestRuleParserMatchesReference(t *testing.T) {
 		compareRuleParsers(t, []byte(src))
 	}
 }
+
+func TestRulePathsAgree(t *testing.T) {
+	for _, s := range seedCorpus(t) {
+		compareRulePaths(t, s)
+	}
+	compareRulePaths(t, bigPolicy(3, 20))
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -41,6 +42,7 @@ func FuzzCheck(f *testing.F) {
 		if len(diags) > 0 && !utf8.Valid(out.Bytes()) {
 			t.Fatalf("diagnostics are not valid UTF-8: %q", out.Bytes())
 		}
+		compareRulePaths(t, src)
 		compareCondParsers(t, src)
 		compareRuleParsers(t, src)
 		if i := bytes.Index(src, []byte("when")); i > 0 { // a rule deeper in the input
@@ -50,6 +52,23 @@ func FuzzCheck(f *testing.F) {
 			checkFormatted(t, name, src, Format(files[0]))
 		}
 	})
+}
+
+// compareRulePaths parses src with rules in pools read directly by the
+// hand-written parser and through participle, and requires the same
+// statements and diagnostics.
+func compareRulePaths(t *testing.T, src []byte) {
+	t.Helper()
+	direct, dd := Parse("fuzz.cloud", src)
+	directRules = false
+	slow, sd := Parse("fuzz.cloud", src)
+	directRules = true
+	if !reflect.DeepEqual(direct.Stmts, slow.Stmts) {
+		t.Fatalf("%q: statements differ between the direct and the participle path", src)
+	}
+	if dd.Error() != sd.Error() {
+		t.Fatalf("%q: diagnostics differ:\ndirect: %v\nparticiple: %v", src, dd, sd)
+	}
 }
 
 var cloudBlock = regexp.MustCompile("(?s)```cloud[a-z-]*\n(.*?)```")

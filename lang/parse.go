@@ -134,23 +134,10 @@ func parseChunks(toks []lexer.Token, chunks []chunk, results []chunkResult) {
 	wg.Wait()
 }
 
-// parseRun parses a run of consecutive chunks. One peeking lexer serves
-// them all: it is moved to each statement's first token in turn, so the
-// run's tokens are copied only once.
-func parseRun(all []lexer.Token, chunks []chunk, results []chunkResult) {
-	if len(chunks) == 0 {
-		return
-	}
-	base := chunks[0].start
-	toks := all[base : chunks[len(chunks)-1].end+1] // through the last terminator
-	pl, err := lexer.Upgrade(&sliceLexer{toks: toks}, tokSpace)
-	if err != nil {
-		panic(err) // sliceLexer never fails
-	}
-	s := &stream{toks: toks, pl: pl}
+// parseRun parses a run of consecutive chunks.
+func parseRun(toks []lexer.Token, chunks []chunk, results []chunkResult) {
+	s := &stream{toks: toks}
 	for i, c := range chunks {
-		c.start -= base
-		c.end -= base
 		if c.lexErr {
 			results[i].broken = true // already reported; a second message about the same token helps nobody
 			continue
@@ -377,39 +364,55 @@ func (l *sliceLexer) Next() (lexer.Token, error) {
 	return t, nil
 }
 
-// stream is a file's tokens and the peeking lexer the statements are
-// parsed from.
+// stream is a run of a file's tokens, which its statements index.
 type stream struct {
 	toks []lexer.Token
-	pl   *lexer.PeekingLexer
 }
 
-// parseSpan parses toks[start:end] with parser: it moves the lexer to start,
-// parses, and checks that the statement ends exactly at end.
+// parseSpan parses toks[start:end] with parser and checks that the
+// statement ends exactly at end. participle reads the span and the token
+// that ends it.
 func parseSpan[G any](s *stream, parser *participle.Parser[G], start, end int) (*G, *Diagnostic) {
-	s.pl.FastForward(lexer.RawCursor(start - 1))
-	cp := s.pl.MakeCheckpoint()
-	node, err := parser.ParseFromLexer(s.pl, participle.AllowTrailing(true))
-	var d *Diagnostic
+	win := s.toks[start : end+1]
+	last := end - start
+	pl, err := lexer.Upgrade(&sliceLexer{toks: win}, tokSpace)
+	if err != nil {
+		panic(err) // sliceLexer never fails
+	}
+	cp := pl.MakeCheckpoint()
+	node, err := parser.ParseFromLexer(pl, participle.AllowTrailing(true))
 	switch {
 	case err != nil:
-		d = syntaxError(s.toks, start, end, err)
-	case s.pl.Peek().Pos.Offset < s.toks[end].Pos.Offset:
+		return nil, syntaxError(win, 0, last, err)
+	case pl.Peek().Pos.Offset < win[last].Pos.Offset:
 		// Tokens are left over. Parse again, insisting on the whole span,
 		// so participle reports its deepest error: "instances 1.." stops
 		// short because a value is missing, not because ".." is extra.
-		s.pl.LoadCheckpoint(cp)
-		if _, err := parser.ParseFromLexer(s.pl); err != nil {
-			d = syntaxError(s.toks, start, end, err)
-		} else {
-			t := s.pl.Peek()
-			d = &Diagnostic{Range: tokenRange(*t), Message: "unexpected " + describe(*t)}
+		pl.LoadCheckpoint(cp)
+		if _, err := parser.ParseFromLexer(pl); err != nil {
+			return nil, syntaxError(win, 0, last, err)
 		}
+		t := pl.Peek()
+		return nil, &Diagnostic{Range: tokenRange(*t), Message: "unexpected " + describe(*t)}
 	}
-	// Wherever the parse stopped, the next statement starts after end.
-	s.pl.LoadCheckpoint(cp)
-	s.pl.FastForward(lexer.RawCursor(end))
-	return node, d
+	return node, nil
+}
+
+// directRules lets tests turn parseRule's shortcut off, to hold it to the
+// participle path.
+var directRules = true
+
+// parseRule parses a rule inside a pool block, toks[start:end], with the
+// hand-written parser directly: a large policy is mostly such rules, and
+// this skips setting participle up for each. Anything but a clean parse
+// goes through participle, which calls the same parser and words the error.
+func parseRule(s *stream, parser *participle.Parser[PoolItem], start, end int) (*PoolItem, *Diagnostic) {
+	c := &cursor{toks: s.toks[:end+1], i: start}
+	var r Rule
+	if r.parse(c) == nil && c.Peek().Pos.Offset >= s.toks[end].Pos.Offset {
+		return &PoolItem{Node: r.Node, When: &r}, nil
+	}
+	return parseSpan(s, parser, start, end)
 }
 
 // parsePool parses a pool declaration, "pool NAME { ITEM… }", an item at a
@@ -466,7 +469,11 @@ func (s *stream) parsePool(c chunk) (*Stmt, Diagnostics) {
 			decl.broken = true
 			continue
 		}
-		it, d := parseSpan(s, itemParser, itemStart, i)
+		parse := parseSpan[PoolItem]
+		if directRules && isWord(&toks[first], "when") {
+			parse = parseRule
+		}
+		it, d := parse(s, itemParser, itemStart, i)
 		if d != nil {
 			diags = append(diags, d)
 			decl.broken = true
@@ -474,7 +481,6 @@ func (s *stream) parsePool(c chunk) (*Stmt, Diagnostics) {
 		}
 		decl.Items = append(decl.Items, it)
 	}
-	s.pl.FastForward(lexer.RawCursor(c.end))
 	return &Stmt{Node: decl.Node, Pool: decl}, diags
 }
 
@@ -482,7 +488,6 @@ func (s *stream) parsePool(c chunk) (*Stmt, Diagnostics) {
 func (s *stream) parseStatement(c chunk) (*Stmt, *Diagnostic) {
 	first := firstSignificant(s.toks, c.start)
 	if t := s.toks[first]; t.Type == tokIdent && !contains(statementKeywords, t.Value) {
-		s.pl.FastForward(lexer.RawCursor(c.end))
 		return nil, unknownWord(t, "statement", statementKeywords)
 	}
 	return parseSpan(s, stmtParser, c.start, c.end)

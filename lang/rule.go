@@ -18,7 +18,9 @@ type Rule struct {
 var ruleRefParser = participle.MustBuild[WhenRule](parserOptions...)
 
 // Parse implements participle.Parseable.
-func (r *Rule) Parse(lex *lexer.PeekingLexer) error {
+func (r *Rule) Parse(lex *lexer.PeekingLexer) error { return r.parse(peeking{lex}) }
+
+func (r *Rule) parse(lex tokens) error {
 	if !isWord(lex.Peek(), "when") {
 		return participle.NextMatch
 	}
@@ -27,7 +29,7 @@ func (r *Rule) Parse(lex *lexer.PeekingLexer) error {
 	w.Pos = lex.Peek().Pos
 	p.next()
 	var cond Condition
-	switch err := cond.Parse(lex); err {
+	switch err := cond.parse(lex); err {
 	case nil:
 		w.Cond = &cond
 	case participle.NextMatch:
@@ -37,7 +39,7 @@ func (r *Rule) Parse(lex *lexer.PeekingLexer) error {
 		return err
 	}
 	if isWord(lex.Peek(), "for") {
-		if t := lexPeek2(lex); t.Type == tokNumber || t.Type == tokTime || t.Type == tokString {
+		if isValueToken(lex.Peek2()) {
 			p.next()
 			w.For = p.value()
 		}
@@ -48,15 +50,6 @@ func (r *Rule) Parse(lex *lexer.PeekingLexer) error {
 	}
 	w.EndPos = p.end()
 	return nil
-}
-
-// lexPeek2 returns the token after the next one.
-func lexPeek2(lex *lexer.PeekingLexer) *lexer.Token {
-	cp := lex.MakeCheckpoint()
-	lex.Next()
-	t := lex.Peek()
-	lex.LoadCheckpoint(cp)
-	return t
 }
 
 func isValueToken(t *lexer.Token) bool {
@@ -79,7 +72,7 @@ func (p *condParser) action() *Action {
 		}
 	case isWord(t, "replace"), isWord(t, "promote"):
 		want := map[string]string{"replace": "instance", "promote": "standby"}[t.Value]
-		if !isWord(lexPeek2(p.lex), want) {
+		if !isWord(p.lex.Peek2(), want) {
 			p.next()
 			p.fail(`"` + want + `"`)
 			return a
