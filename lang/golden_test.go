@@ -163,3 +163,26 @@ func statementTexts(f *File) string {
 	}
 	return b.String()
 }
+
+// TestExamplesCheck checks every example on its own, as a user would run
+// it: each must be a complete, clean policy.
+func TestExamplesCheck(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*.cloud")
+	if len(files) < 4 {
+		t.Fatalf("found %d examples, want at least 4", len(files))
+	}
+	for _, name := range files {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, info, diags := Load([]Source{{Name: name, Src: src}}, nil)
+		if len(diags) > 0 {
+			t.Errorf("%s: %v", name, diags)
+			continue
+		}
+		if len(info.Pools) == 0 {
+			t.Errorf("%s declares no pool", name)
+		}
+	}
+}
