@@ -71,7 +71,6 @@ type poolFacts struct {
 	balancer, heartbeat, failure bool
 	standby                      int
 	min, max                     float64
-	hasRange                     bool
 }
 
 // Check checks files together as one policy: a rule in one may name a pool
@@ -173,7 +172,7 @@ func (c *Checker) facts(p *PoolDecl) poolFacts {
 			}
 		case it.Instances != nil:
 			if q, err := Interpret(it.Instances.Min, Number); err == nil {
-				f.min, f.max, f.hasRange = q.Value, q.Value, true
+				f.min, f.max = q.Value, q.Value
 			}
 			if it.Instances.Max != nil {
 				if q, err := Interpret(it.Instances.Max, Number); err == nil {

@@ -18,27 +18,25 @@ type Pos = lexer.Position
 // unterminated string or a stray character starts, so diagnostics can point
 // at it.
 const (
-	tokEOF     = lexer.EOF
-	tokIdent   = lexer.TokenType(iota + 1)
-	tokNumber  // 12, 0.7, 75%, 5m, 500/s, 2GiB, -1: digits with an optional unit suffix
-	tokTime    // 07:30
-	tokString  // "…" with \" and \\ escapes, on one line
-	tokPunct   // { } ( ) , = . .. : < <= > >= == !=
-	tokTerm    // a newline or ';': ends a statement
-	tokSpace   // elided: a terminator that ends nothing, or a bad character
-	tokComment // # to end of line; elided from the grammar, kept for fmt
+	tokEOF    = lexer.EOF
+	tokIdent  = lexer.TokenType(iota + 1)
+	tokNumber // 12, 0.7, 75%, 5m, 500/s, 2GiB, -1: digits with an optional unit suffix
+	tokTime   // 07:30
+	tokString // "…" with \" and \\ escapes, on one line
+	tokPunct  // { } ( ) , = . .. : < <= > >= == !=
+	tokTerm   // a newline or ';': ends a statement
+	tokSpace  // elided: a terminator that ends nothing, or a bad character
 )
 
 var symbols = map[string]lexer.TokenType{
-	"EOF":     tokEOF,
-	"Ident":   tokIdent,
-	"Number":  tokNumber,
-	"Time":    tokTime,
-	"String":  tokString,
-	"Punct":   tokPunct,
-	"Term":    tokTerm,
-	"Space":   tokSpace,
-	"Comment": tokComment,
+	"EOF":    tokEOF,
+	"Ident":  tokIdent,
+	"Number": tokNumber,
+	"Time":   tokTime,
+	"String": tokString,
+	"Punct":  tokPunct,
+	"Term":   tokTerm,
+	"Space":  tokSpace,
 }
 
 // definition satisfies participle's lexer.Definition. Parsing never calls Lex:

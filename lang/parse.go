@@ -262,7 +262,7 @@ func splitStatements(toks []lexer.Token, bad map[int]bool, diags *Diagnostics) [
 				flush(i)
 			}
 			return chunks
-		case tokSpace, tokComment:
+		case tokSpace:
 			continue
 		case tokTerm:
 			if len(opens) == 0 && parens == 0 {
@@ -334,7 +334,7 @@ func continues(t lexer.Token) bool {
 func markBrokenPool(f *File, toks []lexer.Token) {
 	var sig []lexer.Token
 	for _, t := range toks {
-		if t.Type != tokSpace && t.Type != tokComment {
+		if t.Type != tokSpace {
 			sig = append(sig, t)
 			if len(sig) == 3 {
 				break
@@ -495,7 +495,7 @@ func (s *stream) parseStatement(c chunk) (*Stmt, *Diagnostic) {
 
 func firstSignificant(toks []lexer.Token, from int) int {
 	for i := from; i < len(toks); i++ {
-		if toks[i].Type != tokSpace && toks[i].Type != tokComment {
+		if toks[i].Type != tokSpace {
 			return i
 		}
 	}
@@ -581,7 +581,7 @@ var expectNames = map[string]string{
 
 func previousSignificant(toks []lexer.Token, idx int) *lexer.Token {
 	for i := idx - 1; i >= 0; i-- {
-		if toks[i].Type != tokSpace && toks[i].Type != tokComment {
+		if toks[i].Type != tokSpace {
 			return &toks[i]
 		}
 	}
