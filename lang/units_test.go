@@ -75,11 +75,11 @@ func TestFormatQuantity(t *testing.T) {
 
 func TestIncomplete(t *testing.T) {
 	for src, want := range map[string]bool{
-		"pool web {":                       true,
-		"pool web { provider local {":      true,
-		"pool web { }":                     false,
-		"when web.load > 1 add instance":   false,
-		`pool web { run "}"`:               true,
+		"pool web {":                      true,
+		"pool web { provider local {":     true,
+		"pool web { }":                    false,
+		"when web.load > 1 add instance":  false,
+		`pool web { run "}"`:              true,
 		"pool web {\n  instances 1..2\n}": false,
 	} {
 		if got := Incomplete(src); got != want {
