@@ -186,3 +186,16 @@ func TestExamplesCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestTourChecks checks the language tour from the issue that introduced
+// the language (testdata/fmt/tour.cloud): every construct in it must be
+// accepted as written.
+func TestTourChecks(t *testing.T) {
+	src, err := os.ReadFile("testdata/fmt/tour.cloud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, diags := Load([]Source{{Name: "tour.cloud", Src: src}}, nil); len(diags) > 0 {
+		t.Fatal(diags)
+	}
+}
