@@ -84,11 +84,9 @@ func (p *condParser) action() *Action {
 		a.Sync = p.sync()
 	case isWord(t, "exec"):
 		p.next()
-		if !isValueToken(p.lex.Peek()) {
-			p.fail("Value")
+		if a.Exec = p.expectValue(); a.Exec == nil {
 			return a
 		}
-		a.Exec = p.value()
 	case isWord(t, "set"):
 		a.Set = p.setLimit()
 	default:
@@ -117,21 +115,17 @@ func (p *condParser) scale() *Scale {
 func (p *condParser) sync() *Sync {
 	s := &Sync{}
 	s.Pos = p.next().Pos
-	if !isValueToken(p.lex.Peek()) {
-		p.fail("Value")
+	if s.Src = p.expectValue(); s.Src == nil {
 		return s
 	}
-	s.Src = p.value()
 	if !isWord(p.lex.Peek(), "to") {
 		p.fail(`"to"`)
 		return s
 	}
 	p.next()
-	if !isValueToken(p.lex.Peek()) {
-		p.fail("Value")
+	if s.Dst = p.expectValue(); s.Dst == nil {
 		return s
 	}
-	s.Dst = p.value()
 	s.EndPos = p.end()
 	return s
 }
@@ -147,11 +141,18 @@ func (p *condParser) setLimit() *SetLimit {
 		}
 		*f = p.ident()
 	}
-	if !isValueToken(p.lex.Peek()) {
-		p.fail("Value")
+	if s.Value = p.expectValue(); s.Value == nil {
 		return s
 	}
-	s.Value = p.value()
 	s.EndPos = p.end()
 	return s
+}
+
+// expectValue reads a literal, or records that one was expected.
+func (p *condParser) expectValue() *Value {
+	if !isValueToken(p.lex.Peek()) {
+		p.fail("Value")
+		return nil
+	}
+	return p.value()
 }
