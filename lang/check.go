@@ -977,9 +977,12 @@ func (c *Checker) checkTopLevelFailure(files []*File) {
 				}
 			}
 			if len(lacking) > 0 {
-				c.errorf(s.OnFailure.Action, "give those pools standby 1 and a heartbeat, or their own on failure",
-					"promote standby applies to every pool without its own on failure, and %s keep no standby",
-					strings.Join(quoteAll(lacking), ", "))
+				which := "pool " + quoteAll(lacking)[0] + " keeps"
+				if len(lacking) > 1 {
+					which = "pools " + strings.Join(quoteAll(lacking), ", ") + " keep"
+				}
+				c.errorf(s.OnFailure.Action, "give them standby 1 and a heartbeat, or an on failure of their own",
+					"promote standby applies to every pool without its own on failure, and %s no standby", which)
 			}
 		}
 	}
