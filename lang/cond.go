@@ -58,15 +58,14 @@ func (p peeking) Peek2() *lexer.Token {
 // cursor reads a token slice the way participle's peeking lexer does.
 type cursor struct {
 	toks []lexer.Token
-	i    int // raw index of the next token
+	i    int         // raw index of the next token
+	eof  lexer.Token // what reading past the end gives
 }
-
-var eofToken = lexer.Token{Type: tokEOF}
 
 func (c *cursor) at(i int) *lexer.Token {
 	if i >= len(c.toks) {
-		eofToken.Pos = c.toks[len(c.toks)-1].Pos
-		return &eofToken
+		c.eof = lexer.Token{Type: tokEOF, Pos: c.toks[len(c.toks)-1].Pos}
+		return &c.eof
 	}
 	return &c.toks[i]
 }

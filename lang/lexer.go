@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"unicode"
@@ -47,7 +48,7 @@ type definition struct{}
 func (definition) Symbols() map[string]lexer.TokenType { return symbols }
 
 func (definition) Lex(filename string, r io.Reader) (lexer.Lexer, error) {
-	panic("lang: definition.Lex is not used; see parse.go")
+	return nil, errors.New("lang: parse with lang.Parse, which lexes a file once for all its statements")
 }
 
 // Comment is a source comment, kept aside from the grammar so that fmt can

@@ -155,9 +155,6 @@ func parseRun(toks []lexer.Token, chunks []chunk, results []chunkResult) {
 	}
 }
 
-// ParseString is Parse for a string, such as a -e argument.
-func ParseString(filename, src string) (*File, Diagnostics) { return Parse(filename, []byte(src)) }
-
 // Incomplete reports whether src ends inside an open block, so that a REPL
 // reads another line rather than reporting an error.
 func Incomplete(src string) bool {
