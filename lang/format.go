@@ -60,6 +60,7 @@ type printer struct {
 	lines      []outLine
 	indent     int
 	atStart    bool  // nothing printed yet in the current block
+	lastLine   int   // source line where the last thing printed ended
 	lineStarts []int // offset of each source line, made on first use
 }
 
@@ -70,9 +71,10 @@ func (p *printer) emit(code, comment string) {
 }
 
 // blankBefore keeps one blank line before something starting on source
-// line n if the source had one there.
+// line n if the source had one there (and not between two statements that
+// shared a line).
 func (p *printer) blankBefore(n int) {
-	if !p.atStart && n > 1 && p.isBlank(n-1) {
+	if !p.atStart && n > 1 && n != p.lastLine && p.isBlank(n-1) {
 		p.lines = append(p.lines, outLine{})
 	}
 }
@@ -106,6 +108,7 @@ func (p *printer) flushComments(offset int) {
 		}
 		p.blankBefore(c.Pos.Line)
 		p.emit(strings.TrimRight(c.Text, " \t\r"), "")
+		p.lastLine = c.Pos.Line
 		p.next++
 	}
 }
@@ -133,6 +136,7 @@ func (p *printer) line(n Node, code string, nextLine int) {
 		comment = p.trailing(n.EndPos.Line, n.EndPos.Offset)
 	}
 	p.emit(code, comment)
+	p.lastLine = n.EndPos.Line
 }
 
 // block prints `head {`, the body, and `}`. firstLine is the source line of
@@ -146,6 +150,7 @@ func (p *printer) block(n Node, head string, body func(), firstLine, nextLine in
 		comment = p.trailing(n.Pos.Line, n.Pos.Offset)
 	}
 	p.emit(head+" {", comment)
+	p.lastLine = n.Pos.Line
 	p.indent++
 	p.atStart = true
 	body()
@@ -157,6 +162,7 @@ func (p *printer) block(n Node, head string, body func(), firstLine, nextLine in
 		comment = p.trailing(n.EndPos.Line, n.EndPos.Offset)
 	}
 	p.emit("}", comment)
+	p.lastLine = n.EndPos.Line
 }
 
 func (p *printer) stmts(stmts []*Stmt) {
