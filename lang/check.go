@@ -314,10 +314,10 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 	c.pool = p
 	defer func() { c.pool = nil }()
 	seen := map[string]*PoolItem{}
-	once := func(it *PoolItem, key string, at ranged) bool {
+	once := func(it *PoolItem, key string) bool {
 		if first, dup := seen[key]; dup {
 			c.report(&Diagnostic{
-				Range:   at.Range(),
+				Range:   it.Range(),
 				Message: fmt.Sprintf("%s is set twice in pool %q", key, p.Name.Name),
 				Hint:    "keep one",
 				Notes:   []Note{{Range: first.Range(), Message: "first set here"}},
@@ -331,43 +331,43 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 	for _, it := range p.Items {
 		switch {
 		case it.Provider != nil:
-			if once(it, "provider", it) {
+			if once(it, "provider") {
 				c.block(it.Provider, "provider", c.opts.Providers)
 			}
 		case it.Balancer != nil:
-			if once(it, "balancer", it) {
+			if once(it, "balancer") {
 				c.block(it.Balancer, "balancer", c.opts.Balancers)
 			}
 		case it.Instances != nil:
-			if once(it, "instances", it) {
+			if once(it, "instances") {
 				c.instances(it.Instances)
 			}
 		case it.Port != nil:
-			if once(it, "port", it) {
+			if once(it, "port") {
 				c.whole(it.Port, "port", 1, 65535)
 			}
 		case it.Check != nil:
-			if once(it, "check every", it) {
+			if once(it, "check every") {
 				c.positiveDuration(it.Check, "check interval")
 			}
 		case it.Cooldown != nil:
-			if once(it, "cooldown", it) {
+			if once(it, "cooldown") {
 				if q, ok := c.value(it.Cooldown, Duration); ok && q.Value < 0 {
 					c.errorf(it.Cooldown, "write cooldown 0s for none", "cooldown cannot be negative")
 				}
 			}
 		case it.Standby != nil:
-			if once(it, "standby", it) {
+			if once(it, "standby") {
 				standby = it
 				c.whole(it.Standby, "standby", 0, maxInstances)
 			}
 		case it.Heartbeat != nil:
-			if once(it, "heartbeat", it) {
+			if once(it, "heartbeat") {
 				heartbeat = it
 				c.heartbeat(it.Heartbeat)
 			}
 		case it.Storage != nil:
-			if once(it, "storage", it) {
+			if once(it, "storage") {
 				c.storage(it.Storage)
 			}
 		case it.When != nil:
