@@ -429,3 +429,10 @@ func commandText(c *Command) string {
 	}
 	return ""
 }
+
+// RuleText, ActionText and AtText give the canonical one-line text of a
+// rule, an action and an `at` schedule, as fmt writes them: the runtime
+// names its rules and jobs by them.
+func RuleText(w *WhenRule) string { return whenText(w) }
+func ActionText(a *Action) string { return actionText(a) }
+func AtText(a *AtSchedule) string { return atText(a) }

@@ -1,0 +1,43 @@
+package runtime
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/lang"
+)
+
+// Decision is one entry of the decision log: something the runtime did, or
+// chose not to do, and why. `explain`, `simulate` and the plots read it.
+type Decision struct {
+	Time      time.Time
+	Pool      string
+	Action    string // add, remove, replace, promote, set, sync, exec, suppressed, clamped, held, failed, error
+	Instances int    // the pool's target size after it
+	Rule      string // the rule or job's text ("" for the runtime's own)
+	Pos       lang.Pos
+	Values    []Reading // the metric values that fired it
+	Outcome   string    // what happened, in words
+}
+
+// Reading is a metric's value as a rule saw it.
+type Reading struct {
+	Name  string
+	Value float64
+}
+
+func (d Decision) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s → %d", d.Time.Format(time.RFC3339), d.Pool, d.Action, d.Instances)
+	if d.Rule != "" {
+		fmt.Fprintf(&b, " [%s: %s]", d.Pos, d.Rule)
+	}
+	for _, r := range d.Values {
+		fmt.Fprintf(&b, " %s=%g", r.Name, r.Value)
+	}
+	if d.Outcome != "" {
+		b.WriteString(": " + d.Outcome)
+	}
+	return b.String()
+}

@@ -1,0 +1,86 @@
+// Package runtime turns a checked policy into a running scheduler. It
+// knows no cloud vendor: everything outside it (where instances come from,
+// where metrics come from, balancers, file sync, remote commands) is reached
+// through the small interfaces in this file, which the packages under
+// builtins/ implement. Nothing here reads the wall clock: time comes from a
+// clock.Clock, so the same code runs the daemon and `cloudspeak simulate`.
+package runtime
+
+import (
+	"context"
+	"time"
+)
+
+// InstanceState is where an instance is in its life.
+type InstanceState string
+
+const (
+	Starting InstanceState = "starting" // asked for, not ready yet; counts toward the pool's size
+	Running  InstanceState = "running"
+	Failed   InstanceState = "failed"   // found failed; waits for its on-failure action
+	Stopping InstanceState = "stopping" // asked to stop
+	Stopped  InstanceState = "stopped"
+)
+
+// Role is what a running instance is for.
+type Role string
+
+const (
+	Serving Role = "serving"
+	Standby Role = "standby" // warm spare, not in rotation
+)
+
+// Instance is one member of a pool.
+type Instance struct {
+	ID      string        `json:"id"`   // the provider's identifier
+	Name    string        `json:"name"` // node0, node1, …: stable within the pool
+	Pool    string        `json:"pool"`
+	Addr    string        `json:"addr,omitempty"`
+	State   InstanceState `json:"state"`
+	Role    Role          `json:"role"`
+	Started time.Time     `json:"started"`
+}
+
+// Provider starts and stops instances. Start returns at once with the
+// instance Starting; List reports when it is Running (or Failed).
+type Provider interface {
+	Start(ctx context.Context, pool, name string) (Instance, error)
+	Stop(ctx context.Context, inst Instance) error
+	List(ctx context.Context, pool string) ([]Instance, error)
+}
+
+// Balancer puts instances into and out of rotation.
+type Balancer interface {
+	Add(ctx context.Context, inst Instance) error
+	Drain(ctx context.Context, inst Instance) error
+	Remove(ctx context.Context, inst Instance) error
+}
+
+// Metrics reads what a pool observes.
+type Metrics interface {
+	// Observe fills obs with the pool's metrics at now; a metric with no
+	// data is left with OK false.
+	Observe(ctx context.Context, pool string, now time.Time, obs *Observation) error
+}
+
+// Syncer copies files between a local path and object storage.
+type Syncer interface {
+	Sync(ctx context.Context, src, dst string) error
+}
+
+// Executor runs a command, with the variables in env added to its
+// environment (the failed instance's name, address and pool for `on failure
+// exec`).
+type Executor interface {
+	Exec(ctx context.Context, command string, env map[string]string) error
+}
+
+// Drivers are what a runtime acts through. Balancer, Syncer and Executor
+// may be nil when the policy does not need them.
+type Drivers struct {
+	Providers map[string]Provider // by pool
+	Balancers map[string]Balancer // by pool
+	Metrics   Metrics
+	Syncer    Syncer
+	Executor  Executor
+}

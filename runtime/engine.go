@@ -1,0 +1,680 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime/clock"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Clock   clock.Clock
+	Drivers Drivers
+	// Log receives every decision, in order. It must not block for long.
+	Log func(Decision)
+	// CallTimeout bounds each call to a driver (default 30s).
+	CallTimeout time.Duration
+}
+
+// Engine runs a program: it evaluates each pool's rules on its tick, runs
+// `every` and `at` jobs, handles failures, and keeps each pool at its target
+// size through the drivers.
+type Engine struct {
+	prog  *Program
+	opts  Options
+	mu    sync.Mutex // guards the state below and serializes Step
+	pools []*poolState
+	rules map[*Rule]*ruleState
+	jobs  map[*Job]*jobState
+	obs   []Observation // each pool's latest observation
+	wg    sync.WaitGroup
+}
+
+type poolState struct {
+	p         *Pool
+	min, max  int // as declared, or as `set` changed them
+	target    int
+	insts     []*Instance
+	nextName  int
+	outUntil  time.Time // cooldown ends
+	inUntil   time.Time
+	nextTick  time.Time
+	handled   map[string]bool // failed instances already acted on
+	observed  bool
+	lastClamp string
+}
+
+type ruleState struct {
+	pendingSince time.Time // zero: inactive
+	held         bool      // the last tick had no data
+	suppressed   string    // why it last could not act, to log each spell once
+}
+
+type jobState struct {
+	next    time.Time
+	running bool
+}
+
+// New makes an engine for prog, starting at the clock's present.
+func New(prog *Program, opts Options) *Engine {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Log == nil {
+		opts.Log = func(Decision) {}
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 30 * time.Second
+	}
+	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{},
+		obs: make([]Observation, len(prog.Pools))}
+	now := opts.Clock.Now()
+	for _, p := range prog.Pools {
+		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}})
+		for _, r := range p.Rules {
+			e.rules[r] = &ruleState{}
+		}
+	}
+	for _, j := range prog.Jobs {
+		e.jobs[j] = &jobState{next: j.nextRun(now, time.Time{})}
+	}
+	return e
+}
+
+// nextRun returns when a job runs next after now, given its last run.
+func (j *Job) nextRun(now, last time.Time) time.Time {
+	if j.Every > 0 {
+		if last.IsZero() {
+			return now.Add(j.Every)
+		}
+		return last.Add(j.Every)
+	}
+	return j.At.next(now)
+}
+
+// next returns the first occurrence of the schedule strictly after t, in
+// the schedule's time zone. Days are walked by calendar date, so a day of 23
+// or 25 hours (a daylight-saving change) has exactly one occurrence; a time
+// that does not exist that day (skipped by the change) runs when the clock
+// has moved past it, as time.Date normalizes it.
+func (s *Schedule) next(t time.Time) time.Time {
+	lt := t.In(s.Loc)
+	y, m, d := lt.Date()
+	for i := 0; i < 8; i++ {
+		day := time.Date(y, m, d+i, 12, 0, 0, 0, s.Loc) // noon: never in a DST gap
+		if !s.Days[day.Weekday()] {
+			continue
+		}
+		at := time.Date(day.Year(), day.Month(), day.Day(), s.Hour, s.Minute, 0, 0, s.Loc)
+		if at.After(t) {
+			return at
+		}
+	}
+	return time.Time{} // no day selected: never
+}
+
+// NextDue returns when the engine next has work.
+func (e *Engine) NextDue() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, ps := range e.pools {
+		consider(ps.nextTick)
+	}
+	for _, js := range e.jobs {
+		consider(js.next)
+	}
+	return next
+}
+
+// Run steps the engine whenever it has work, until ctx is done; then it
+// waits for the actions it started.
+func (e *Engine) Run(ctx context.Context) error {
+	defer e.wg.Wait()
+	for {
+		wait := e.NextDue().Sub(e.opts.Clock.Now())
+		t := e.opts.Clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C():
+		}
+		e.Step(ctx, e.opts.Clock.Now())
+	}
+}
+
+// Wait waits for the actions the engine started in the background (sync
+// and exec) to finish.
+func (e *Engine) Wait() { e.wg.Wait() }
+
+// Step does everything due at now: pool ticks, then jobs, in a fixed order
+// (pools and jobs in source order), so a run is reproducible.
+func (e *Engine) Step(ctx context.Context, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ps := range e.pools {
+		if !ps.nextTick.After(now) {
+			e.tick(ctx, ps, now)
+			ps.nextTick = ps.nextTick.Add(ps.p.Tick)
+			if !ps.nextTick.After(now) { // fell behind: skip, do not burst
+				ps.nextTick = now.Add(ps.p.Tick)
+			}
+		}
+	}
+	for _, j := range e.prog.Jobs {
+		js := e.jobs[j]
+		if js.next.IsZero() || js.next.After(now) {
+			continue
+		}
+		due := js.next
+		js.next = j.nextRun(now, due)
+		if js.running {
+			e.log(Decision{Time: now, Pool: j.poolName(), Action: "suppressed", Rule: j.Text, Pos: j.Pos,
+				Instances: e.target(j.Pool), Outcome: "previous run still going: skipped"})
+			continue
+		}
+		e.act(ctx, now, j.Pool, j.Action, j.Text, j.Pos, nil, func() { js.running = false }, func() { js.running = true })
+	}
+}
+
+func (j *Job) poolName() string {
+	if j.Pool == nil {
+		return ""
+	}
+	return j.Pool.Name
+}
+
+func (e *Engine) target(p *Pool) int {
+	if p == nil {
+		return 0
+	}
+	return e.pools[p.Index].target
+}
+
+func (e *Engine) log(d Decision) { e.opts.Log(d) }
+
+func (e *Engine) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, e.opts.CallTimeout)
+}
+
+// tick is one evaluation of a pool: refresh its instances, handle
+// failures, observe its metrics, evaluate its rules, and reconcile.
+func (e *Engine) tick(ctx context.Context, ps *poolState, now time.Time) {
+	e.refresh(ctx, ps, now)
+	e.failures(ctx, ps, now)
+	e.observe(ctx, ps, now)
+	e.evaluate(ctx, ps, now)
+	e.reconcile(ctx, ps, now)
+}
+
+func (e *Engine) provider(p *Pool) Provider { return e.opts.Drivers.Providers[p.Name] }
+
+// refresh takes the instances' states from the provider.
+func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
+	prov := e.provider(ps.p)
+	if prov == nil {
+		return
+	}
+	cctx, cancel := e.call(ctx)
+	list, err := prov.List(cctx, ps.p.Name)
+	cancel()
+	if err != nil {
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: "list instances: " + err.Error()})
+		return
+	}
+	byID := make(map[string]Instance, len(list))
+	for _, in := range list {
+		byID[in.ID] = in
+	}
+	for _, in := range ps.insts {
+		cur, ok := byID[in.ID]
+		if !ok {
+			if in.State != Stopping && in.State != Failed {
+				in.State = Failed // gone without being asked
+			}
+			continue
+		}
+		if cur.State == Running && in.State == Starting {
+			in.State = Running
+			in.Addr = cur.Addr
+			if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil && in.Role == Serving {
+				cctx, cancel := e.call(ctx)
+				if err := b.Add(cctx, *in); err != nil {
+					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer add %s: %v", in.Name, err)})
+				}
+				cancel()
+			}
+		}
+		if cur.State == Failed && in.State != Stopping {
+			in.State = Failed
+		}
+	}
+	// Forget instances that have stopped.
+	kept := ps.insts[:0]
+	for _, in := range ps.insts {
+		if _, ok := byID[in.ID]; ok || in.State == Failed {
+			kept = append(kept, in)
+		}
+	}
+	ps.insts = kept
+}
+
+// failures acts once on each newly failed instance.
+func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
+	for _, in := range ps.insts {
+		if in.State != Failed || ps.handled[in.ID] {
+			continue
+		}
+		ps.handled[in.ID] = true
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "failed", Instances: ps.target, Outcome: in.Name + " failed"})
+		promoted := false
+		for _, a := range ps.p.Failure {
+			switch a.Kind {
+			case Promote:
+				promoted = e.promote(ctx, ps, now, in, a)
+			case Exec:
+				env := map[string]string{"CLOUDSPEAK_INSTANCE": in.Name, "CLOUDSPEAK_ADDR": in.Addr, "CLOUDSPEAK_POOL": ps.p.Name}
+				e.act(ctx, now, ps.p, a, "on failure exec", a.Pos, env, nil, nil)
+			case Replace:
+				e.log(Decision{Time: now, Pool: ps.p.Name, Action: "replace", Instances: ps.target, Pos: a.Pos,
+					Rule: "on failure replace instance", Outcome: "replacing " + in.Name})
+			}
+		}
+		_ = promoted
+		e.stop(ctx, ps, now, in)
+	}
+}
+
+// promote puts a running standby into rotation in place of failed.
+func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, failed *Instance, a *Action) bool {
+	for _, in := range ps.insts {
+		if in.Role == Standby && in.State == Running {
+			in.Role = Serving
+			if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil {
+				cctx, cancel := e.call(ctx)
+				b.Add(cctx, *in)
+				cancel()
+			}
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "promote", Instances: ps.target, Pos: a.Pos,
+				Rule: "on failure promote standby", Outcome: fmt.Sprintf("%s replaces %s", in.Name, failed.Name)})
+			return true
+		}
+	}
+	e.log(Decision{Time: now, Pool: ps.p.Name, Action: "replace", Instances: ps.target, Pos: a.Pos,
+		Rule: "on failure promote standby", Outcome: "no standby ready: replacing " + failed.Name})
+	return false
+}
+
+// observe reads the pool's metrics; instances and healthy come from the
+// engine's own count.
+func (e *Engine) observe(ctx context.Context, ps *poolState, now time.Time) {
+	obs := &e.obs[ps.p.Index]
+	*obs = Observation{}
+	serving, healthy := 0, 0
+	for _, in := range ps.insts {
+		if in.Role != Serving {
+			continue
+		}
+		if in.State == Starting || in.State == Running {
+			serving++
+		}
+		if in.State == Running {
+			healthy++
+		}
+	}
+	if m := e.opts.Drivers.Metrics; m != nil {
+		cctx, cancel := e.call(ctx)
+		if err := m.Observe(cctx, ps.p.Name, now, obs); err != nil {
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: "metrics: " + err.Error()})
+		}
+		cancel()
+	}
+	obs.Values[InstanceCount] = Value{Avg: float64(serving), Max: float64(serving), Min: float64(serving), Sum: float64(serving), OK: true}
+	obs.Values[Healthy] = Value{Avg: float64(healthy), Max: float64(healthy), Min: float64(healthy), Sum: float64(healthy), OK: true}
+	ps.observed = true
+}
+
+// evaluate runs the pool's rules. See spec/language.md, "Evaluation".
+func (e *Engine) evaluate(ctx context.Context, ps *poolState, now time.Time) {
+	type firing struct {
+		r      *Rule
+		values []Reading
+	}
+	var fire []firing
+	outPending := false
+	for _, r := range ps.p.Rules {
+		st := e.rules[r]
+		v, ok := r.cond(e.obs)
+		switch {
+		case !ok:
+			// No data: the rule neither fires nor resets; say so once.
+			if !st.held {
+				st.held = true
+				e.log(Decision{Time: now, Pool: ps.p.Name, Action: "held", Instances: ps.target, Rule: r.Text, Pos: r.Pos,
+					Values: e.readings(r), Outcome: "no data for a metric: the rule waits, its for-window kept"})
+			}
+			if !st.pendingSince.IsZero() && r.Action.Direction() == Out {
+				outPending = true
+			}
+			continue
+		case !v:
+			st.held = false
+			st.pendingSince = time.Time{}
+			st.suppressed = ""
+			continue
+		}
+		st.held = false
+		if st.pendingSince.IsZero() {
+			st.pendingSince = now
+		}
+		if now.Sub(st.pendingSince) < r.For {
+			if r.Action.Direction() == Out {
+				outPending = true
+			}
+			continue
+		}
+		if r.Action.Direction() == Out {
+			outPending = true
+		}
+		fire = append(fire, firing{r, e.readings(r)})
+	}
+	for _, f := range fire {
+		e.fire(ctx, ps, now, f.r, f.values, outPending)
+	}
+}
+
+func (e *Engine) readings(r *Rule) []Reading {
+	out := make([]Reading, 0, len(r.refs))
+	for _, rf := range r.refs {
+		v := e.obs[rf.pool].Values[rf.metric]
+		val := v.Avg
+		switch rf.agg {
+		case "max":
+			val = v.Max
+		case "min":
+			val = v.Min
+		case "sum":
+			val = v.Sum
+		}
+		if v.OK {
+			out = append(out, Reading{Name: rf.name, Value: val})
+		}
+	}
+	return out
+}
+
+// fire carries out a rule whose condition has held for its window.
+func (e *Engine) fire(ctx context.Context, ps *poolState, now time.Time, r *Rule, values []Reading, outPending bool) {
+	st := e.rules[r]
+	suppress := func(why string) {
+		if st.suppressed != why {
+			st.suppressed = why
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "suppressed", Instances: ps.target, Rule: r.Text, Pos: r.Pos, Values: values, Outcome: why})
+		}
+	}
+	a := r.Action
+	target := ps
+	if r.Target != nil {
+		target = e.pools[r.Target.Index]
+	}
+	switch a.Direction() {
+	case Out:
+		if now.Before(target.outUntil) {
+			suppress(fmt.Sprintf("cooldown: no scale-out until %s", target.outUntil.Format(time.RFC3339)))
+			return
+		}
+		if n := target.count(Starting); n > 0 {
+			suppress(fmt.Sprintf("%d instances still starting count toward the need", n))
+			return
+		}
+	case In:
+		if outPending {
+			suppress("a scale-out rule is pending")
+			return
+		}
+		if now.Before(target.inUntil) {
+			suppress(fmt.Sprintf("cooldown: no scale-in until %s", target.inUntil.Format(time.RFC3339)))
+			return
+		}
+	}
+	st.suppressed = ""
+	switch a.Direction() {
+	case Out, In:
+		by := a.scaleBy(target.target)
+		want := target.target + by
+		if a.Kind == Remove {
+			want = target.target - by
+		}
+		got := min(max(want, target.min), target.max)
+		if got == target.target {
+			suppress(fmt.Sprintf("already at %s %d", map[Direction]string{Out: "max", In: "min"}[a.Direction()], got))
+			st.pendingSince = now // a new window before trying again
+			return
+		}
+		outcome := fmt.Sprintf("%d → %d", target.target, got)
+		if got != want {
+			outcome += fmt.Sprintf(" (clamped from %d to %d..%d)", want, target.min, target.max)
+		}
+		target.target = got
+		if a.Direction() == Out {
+			target.outUntil = now.Add(target.p.Cooldown)
+		} else {
+			target.inUntil = now.Add(target.p.Cooldown)
+		}
+		st.pendingSince = now // the need was met: a new window before acting again
+		e.log(Decision{Time: now, Pool: target.p.Name, Action: string(a.Kind), Instances: got, Rule: r.Text, Pos: r.Pos, Values: values, Outcome: outcome})
+	default:
+		st.pendingSince = now
+		e.act(ctx, now, r.Target, a, r.Text, r.Pos, nil, nil, nil)
+	}
+}
+
+// act carries out an action that is not a scaling one: set, sync, exec
+// (replace and promote belong to failures). Sync and exec run in the
+// background; onStart and onDone bracket them.
+func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, text string, pos lang.Pos, env map[string]string, onDone, onStart func()) {
+	pool := ""
+	if p != nil {
+		pool = p.Name
+	}
+	switch a.Kind {
+	case SetMin:
+		ps := e.pools[e.prog.pools[a.Pool].Index]
+		if a.Limit == "min" {
+			ps.min = a.N
+		} else {
+			ps.max = a.N
+		}
+		old := ps.target
+		ps.target = min(max(ps.target, ps.min), ps.max)
+		e.log(Decision{Time: now, Pool: a.Pool, Action: "set", Instances: ps.target, Rule: text, Pos: pos,
+			Outcome: fmt.Sprintf("%s %d; target %d → %d", a.Limit, a.N, old, ps.target)})
+		return
+	case Add, Remove:
+		ps := e.pools[p.Index]
+		by := a.scaleBy(ps.target)
+		want := ps.target + by
+		if a.Kind == Remove {
+			want = ps.target - by
+		}
+		old := ps.target
+		ps.target = min(max(want, ps.min), ps.max)
+		e.log(Decision{Time: now, Pool: pool, Action: string(a.Kind), Instances: ps.target, Rule: text, Pos: pos, Outcome: fmt.Sprintf("%d → %d", old, ps.target)})
+		return
+	}
+	run := func(ctx context.Context) error {
+		switch a.Kind {
+		case SyncTo:
+			if s := e.opts.Drivers.Syncer; s != nil {
+				return s.Sync(ctx, a.Src, a.Dst)
+			}
+		case Exec:
+			if x := e.opts.Drivers.Executor; x != nil {
+				return x.Exec(ctx, a.Command, env)
+			}
+		}
+		return errNoDriver
+	}
+	d := Decision{Time: now, Pool: pool, Action: string(a.Kind), Instances: e.target(p), Rule: text, Pos: pos}
+	if (a.Kind == SyncTo && e.opts.Drivers.Syncer == nil) || (a.Kind == Exec && e.opts.Drivers.Executor == nil) {
+		d.Outcome = "recorded (no driver)"
+		e.log(d)
+		return
+	}
+	d.Outcome = "started"
+	e.log(d)
+	if onStart != nil {
+		onStart()
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		cctx, cancel := e.call(ctx)
+		err := run(cctx)
+		cancel()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if onDone != nil {
+			onDone()
+		}
+		done := d
+		done.Time = e.opts.Clock.Now()
+		done.Outcome = "done"
+		if err != nil {
+			done.Action, done.Outcome = "error", fmt.Sprintf("%s: %v", a.Kind, err)
+		}
+		e.log(done)
+	}()
+}
+
+var errNoDriver = errors.New("no driver")
+
+func (ps *poolState) count(s InstanceState) int {
+	n := 0
+	for _, in := range ps.insts {
+		if in.State == s && in.Role == Serving {
+			n++
+		}
+	}
+	return n
+}
+
+// reconcile starts or stops instances until the pool has its target of
+// serving instances and its standbys.
+func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
+	prov := e.provider(ps.p)
+	if prov == nil {
+		return
+	}
+	serving, standby := e.members(ps)
+	for len(serving) < ps.target {
+		in, ok := e.start(ctx, ps, now, Serving)
+		if !ok {
+			return
+		}
+		serving = append(serving, in)
+	}
+	// Stop the newest first: they have the least warm state.
+	for len(serving) > ps.target {
+		in := serving[len(serving)-1]
+		serving = serving[:len(serving)-1]
+		e.stop(ctx, ps, now, in)
+	}
+	for len(standby) < ps.p.Standby {
+		in, ok := e.start(ctx, ps, now, Standby)
+		if !ok {
+			return
+		}
+		standby = append(standby, in)
+	}
+}
+
+func (e *Engine) members(ps *poolState) (serving, standby []*Instance) {
+	sort.SliceStable(ps.insts, func(i, j int) bool { return ps.insts[i].Started.Before(ps.insts[j].Started) })
+	for _, in := range ps.insts {
+		if in.State != Starting && in.State != Running {
+			continue
+		}
+		if in.Role == Standby {
+			standby = append(standby, in)
+		} else {
+			serving = append(serving, in)
+		}
+	}
+	return serving, standby
+}
+
+func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role Role) (*Instance, bool) {
+	name := fmt.Sprintf("node%d", ps.nextName)
+	ps.nextName++
+	cctx, cancel := e.call(ctx)
+	in, err := e.provider(ps.p).Start(cctx, ps.p.Name, name)
+	cancel()
+	if err != nil {
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("start %s: %v", name, err)})
+		return nil, false
+	}
+	in.Role, in.Name, in.Pool = role, name, ps.p.Name
+	if in.State == "" {
+		in.State = Starting
+	}
+	if in.Started.IsZero() {
+		in.Started = now
+	}
+	p := &in
+	ps.insts = append(ps.insts, p)
+	return p, true
+}
+
+func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Instance) {
+	if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil && in.Role == Serving {
+		cctx, cancel := e.call(ctx)
+		b.Drain(cctx, *in)
+		b.Remove(cctx, *in)
+		cancel()
+	}
+	in.State = Stopping
+	cctx, cancel := e.call(ctx)
+	err := e.provider(ps.p).Stop(cctx, *in)
+	cancel()
+	if err != nil {
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("stop %s: %v", in.Name, err)})
+	}
+}
+
+// Instances returns a copy of a pool's instances.
+func (e *Engine) Instances(pool string) []Instance {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.prog.pools[pool]
+	if p == nil {
+		return nil
+	}
+	var out []Instance
+	for _, in := range e.pools[p.Index].insts {
+		out = append(out, *in)
+	}
+	return out
+}
+
+// Target returns a pool's target size.
+func (e *Engine) Target(pool string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.prog.pools[pool]; p != nil {
+		return e.pools[p.Index].target
+	}
+	return 0
+}
