@@ -100,9 +100,10 @@ func (j *Job) nextRun(now, last time.Time) time.Time {
 
 // next returns the first occurrence of the schedule strictly after t, in
 // the schedule's time zone. Days are walked by calendar date, so a day of 23
-// or 25 hours (a daylight-saving change) has exactly one occurrence; a time
-// that does not exist that day (skipped by the change) runs when the clock
-// has moved past it, as time.Date normalizes it.
+// or 25 hours (a daylight-saving change) has exactly one occurrence: a time
+// that comes twice (the clock set back) runs the first time, and a time that
+// never comes (the clock set forward over it) runs at the moment of the
+// change, as cron does.
 func (s *Schedule) next(t time.Time) time.Time {
 	lt := t.In(s.Loc)
 	y, m, d := lt.Date()
@@ -111,12 +112,34 @@ func (s *Schedule) next(t time.Time) time.Time {
 		if !s.Days[day.Weekday()] {
 			continue
 		}
-		at := time.Date(day.Year(), day.Month(), day.Day(), s.Hour, s.Minute, 0, 0, s.Loc)
+		at := s.on(day)
 		if at.After(t) {
 			return at
 		}
 	}
 	return time.Time{} // no day selected: never
+}
+
+// on returns the schedule's instant on the calendar day of day.
+func (s *Schedule) on(day time.Time) time.Time {
+	at := time.Date(day.Year(), day.Month(), day.Day(), s.Hour, s.Minute, 0, 0, s.Loc)
+	if lt := at.In(s.Loc); lt.Hour() == s.Hour && lt.Minute() == s.Minute {
+		return at
+	}
+	// HH:MM falls in a gap. Find the first instant whose wall clock on that
+	// day is past it: the change itself.
+	want := s.Hour*60 + s.Minute
+	lo, hi := at.Add(-3*time.Hour), at.Add(3*time.Hour)
+	for hi.Sub(lo) > time.Second {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		lt := mid.In(s.Loc)
+		if lt.Day() == day.Day() && lt.Hour()*60+lt.Minute() >= want || lt.Day() != day.Day() && mid.After(at) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi.Truncate(time.Second)
 }
 
 // NextDue returns when the engine next has work.
@@ -449,7 +472,6 @@ func (e *Engine) fire(ctx context.Context, ps *poolState, now time.Time, r *Rule
 			return
 		}
 	}
-	st.suppressed = ""
 	switch a.Direction() {
 	case Out, In:
 		by := a.scaleBy(target.target)
@@ -463,6 +485,7 @@ func (e *Engine) fire(ctx context.Context, ps *poolState, now time.Time, r *Rule
 			st.pendingSince = now // a new window before trying again
 			return
 		}
+		st.suppressed = ""
 		outcome := fmt.Sprintf("%d → %d", target.target, got)
 		if got != want {
 			outcome += fmt.Sprintf(" (clamped from %d to %d..%d)", want, target.min, target.max)
@@ -476,6 +499,7 @@ func (e *Engine) fire(ctx context.Context, ps *poolState, now time.Time, r *Rule
 		st.pendingSince = now // the need was met: a new window before acting again
 		e.log(Decision{Time: now, Pool: target.p.Name, Action: string(a.Kind), Instances: got, Rule: r.Text, Pos: r.Pos, Values: values, Outcome: outcome})
 	default:
+		st.suppressed = ""
 		st.pendingSince = now
 		e.act(ctx, now, r.Target, a, r.Text, r.Pos, nil, nil, nil)
 	}
@@ -677,4 +701,21 @@ func (e *Engine) Target(pool string) int {
 		return e.pools[p.Index].target
 	}
 	return 0
+}
+
+// Simulate runs the engine on a virtual clock until the clock reaches until:
+// it jumps from one due time to the next, so a week of ticks takes as long
+// as the work in them. Background actions finish before each next step, so
+// a simulation is reproducible.
+func (e *Engine) Simulate(ctx context.Context, vc *clock.Virtual, until time.Time) {
+	for ctx.Err() == nil {
+		next := e.NextDue()
+		if next.IsZero() || next.After(until) {
+			vc.Set(until)
+			return
+		}
+		vc.Set(next)
+		e.Step(ctx, next)
+		e.wg.Wait()
+	}
 }

@@ -1,0 +1,177 @@
+package sim
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// Trace is a metric trace: for each POOL.METRIC column, values over time.
+// A value holds from its row until the next. It is what a pool observes:
+// every instance of the pool shows the value (so avg, max and min are the
+// value, and sum is the value times the number of instances).
+type Trace struct {
+	Start   time.Time
+	End     time.Time // the last row's time
+	columns []column
+	counter func(pool string) int
+}
+
+type column struct {
+	pool   string
+	metric runtime.Metric
+	name   string
+	times  []time.Time
+	values []float64
+}
+
+// ReadTrace reads a CSV trace. The header is `t` then POOL.METRIC columns;
+// `t` is seconds since start or an RFC 3339 time. A cell is a number in the
+// metric's unit or a CloudSpeak literal with its unit (75%, 300ms, 20/s); a
+// bare number for cpu or memory is a percentage (75 is 75%). An empty cell
+// carries the previous value on.
+func ReadTrace(r io.Reader, start time.Time) (*Trace, error) {
+	cr := csv.NewReader(r)
+	cr.Comment = '#'
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("trace header: %w", err)
+	}
+	if len(header) < 2 || strings.TrimSpace(header[0]) != "t" {
+		return nil, fmt.Errorf("trace header must start with t, then POOL.METRIC columns")
+	}
+	tr := &Trace{Start: start}
+	for _, h := range header[1:] {
+		pool, name, ok := strings.Cut(strings.TrimSpace(h), ".")
+		m, known := runtime.MetricByName(name)
+		if !ok || !known {
+			return nil, fmt.Errorf("trace column %q: want POOL.METRIC with a known metric", h)
+		}
+		tr.columns = append(tr.columns, column{pool: pool, metric: m, name: name})
+	}
+	line := 1
+	var last time.Time
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		line++
+		if err != nil {
+			return nil, fmt.Errorf("trace line %d: %w", line, err)
+		}
+		at, err := parseTime(strings.TrimSpace(rec[0]), start)
+		if err != nil {
+			return nil, fmt.Errorf("trace line %d: %w", line, err)
+		}
+		if at.Before(last) {
+			return nil, fmt.Errorf("trace line %d: time goes backwards", line)
+		}
+		last = at
+		for i, cell := range rec[1:] {
+			if i >= len(tr.columns) {
+				return nil, fmt.Errorf("trace line %d: more cells than columns", line)
+			}
+			cell = strings.TrimSpace(cell)
+			if cell == "" {
+				continue
+			}
+			c := &tr.columns[i]
+			v, err := parseValue(cell, c.metric)
+			if err != nil {
+				return nil, fmt.Errorf("trace line %d, %s.%s: %w", line, c.pool, c.name, err)
+			}
+			c.times = append(c.times, at)
+			c.values = append(c.values, v)
+		}
+	}
+	tr.End = last
+	return tr, nil
+}
+
+func parseTime(s string, start time.Time) (time.Time, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return start.Add(time.Duration(f * float64(time.Second))), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("t %q is neither seconds nor an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func parseValue(cell string, m runtime.Metric) (float64, error) {
+	if f, err := strconv.ParseFloat(cell, 64); err == nil {
+		if m == runtime.CPU || m == runtime.Memory {
+			return f / 100, nil
+		}
+		return f, nil
+	}
+	q, err := lang.Interpret(&lang.Value{Number: cell}, lang.Invalid)
+	if err != nil {
+		return 0, err
+	}
+	return q.Value, nil
+}
+
+// Columns returns the trace's POOL.METRIC names.
+func (t *Trace) Columns() []string {
+	var out []string
+	for _, c := range t.columns {
+		out = append(out, c.pool+"."+c.name)
+	}
+	return out
+}
+
+// At returns a column's value at time at, and whether it has one yet.
+func (t *Trace) At(pool string, m runtime.Metric, at time.Time) (float64, bool) {
+	for i := range t.columns {
+		c := &t.columns[i]
+		if c.pool == pool && c.metric == m {
+			return c.at(at)
+		}
+	}
+	return 0, false
+}
+
+func (c *column) at(at time.Time) (float64, bool) {
+	i := sort.Search(len(c.times), func(i int) bool { return c.times[i].After(at) })
+	if i == 0 {
+		return 0, false
+	}
+	return c.values[i-1], true
+}
+
+// Metrics returns the trace as the runtime's metric source; count tells how
+// many instances a pool has, for sums.
+func (t *Trace) Metrics(count func(pool string) int) runtime.Metrics {
+	return &traceMetrics{t: t, count: count}
+}
+
+type traceMetrics struct {
+	t     *Trace
+	count func(string) int
+}
+
+func (m *traceMetrics) Observe(_ context.Context, pool string, now time.Time, obs *runtime.Observation) error {
+	n := m.count(pool)
+	for i := range m.t.columns {
+		c := &m.t.columns[i]
+		if c.pool != pool {
+			continue
+		}
+		if v, ok := c.at(now); ok {
+			obs.Set(c.metric, v, n)
+		}
+	}
+	return nil
+}

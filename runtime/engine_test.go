@@ -1,0 +1,234 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/sim"
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/clock"
+)
+
+var t0 = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC) // a Monday
+
+// run simulates policy over trace (CSV) for d with instances booting in
+// boot, and returns the decisions as "SECONDS POOL ACTION TARGET" lines
+// (plus the outcome for suppressions and holds).
+type run struct {
+	policy string
+	trace  string
+	boot   time.Duration
+	d      time.Duration
+	loc    *time.Location
+	start  time.Time
+	fails  []string // "SECONDS POOL" instance failures
+	exec   runtime.Executor
+}
+
+func (r run) do(t *testing.T) ([]string, *runtime.Engine) {
+	t.Helper()
+	_, info, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(r.policy)}}, nil)
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	files, _ := lang.Parse("p.cloud", []byte(r.policy))
+	loc := r.loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	prog, err := runtime.Compile([]*lang.File{files}, info, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := r.start
+	if start.IsZero() {
+		start = t0
+	}
+	vc := clock.NewVirtual(start)
+	prov := sim.NewProvider(vc, r.boot)
+	for _, f := range r.fails {
+		var s float64
+		var pool string
+		fmt.Sscanf(f, "%g %s", &s, &pool)
+		prov.FailAt(pool, "", start.Add(time.Duration(s*float64(time.Second))))
+	}
+	trace := r.trace
+	if trace == "" {
+		trace = "t\n"
+	}
+	tr, err := sim.ReadTrace(strings.NewReader(trace), start)
+	if err != nil && trace != "t\n" {
+		t.Fatal(err)
+	}
+	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Executor: r.exec}
+	for _, p := range prog.Pools {
+		drivers.Providers[p.Name] = prov
+	}
+	if tr != nil {
+		drivers.Metrics = tr.Metrics(prov.Count)
+	}
+	var log []string
+	e := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, Log: func(d runtime.Decision) {
+		line := fmt.Sprintf("%g %s %s %d", d.Time.Sub(start).Seconds(), d.Pool, d.Action, d.Instances)
+		if d.Action == "suppressed" || d.Action == "held" || d.Action == "failed" || d.Action == "promote" {
+			line += ": " + d.Outcome
+		}
+		log = append(log, line)
+	}})
+	e.Simulate(context.Background(), vc, start.Add(r.d))
+	return log, e
+}
+
+func expect(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("decisions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+const pool = `pool web {
+  provider sim
+  instances 1..4
+  cooldown 0s
+  %s
+}
+`
+
+func TestForWindowFiresAfterExactlyD(t *testing.T) {
+	got, _ := run{
+		policy: fmt.Sprintf(pool, "when load > 0.5 for 3s add instance"),
+		trace:  "t,web.load\n0,0.1\n2,0.9\n",
+		d:      6 * time.Second,
+	}.do(t)
+	// true from t=2; held 3s at t=5
+	expect(t, got, "5 web add 2")
+}
+
+func TestFalseTickResetsTheWindow(t *testing.T) {
+	got, _ := run{
+		policy: fmt.Sprintf(pool, "when load > 0.5 for 3s add instance"),
+		trace:  "t,web.load\n0,0.9\n2,0.1\n3,0.9\n",
+		d:      7 * time.Second,
+	}.do(t)
+	// pending 0..1, reset at 2, pending again from 3, fires at 6
+	expect(t, got, "6 web add 2")
+}
+
+func TestNoForFiresAtOnceAndStartingInstancesCount(t *testing.T) {
+	got, _ := run{
+		policy: fmt.Sprintf(pool, "when load > 0.5 add instance"),
+		trace:  "t,web.load\n0,0.9\n",
+		boot:   3 * time.Second,
+		d:      4 * time.Second,
+	}.do(t)
+	// fires at 0 (the pool is empty); at 1 and 2 both instances are still
+	// starting; at 3 they are up and it fires again; at 4 the third is
+	// starting.
+	expect(t, got,
+		"0 web add 2",
+		"1 web suppressed 2: 2 instances still starting count toward the need",
+		"3 web add 3",
+		"4 web suppressed 3: 1 instances still starting count toward the need")
+}
+
+func TestCooldown(t *testing.T) {
+	got, _ := run{
+		policy: strings.Replace(fmt.Sprintf(pool, "when load > 0.5 add instance"), "cooldown 0s", "cooldown 5s", 1),
+		trace:  "t,web.load\n0,0.9\n",
+		d:      6 * time.Second,
+	}.do(t)
+	expect(t, got,
+		"0 web add 2",
+		"1 web suppressed 2: cooldown: no scale-out until 2026-01-05T00:00:05Z",
+		"5 web add 3",
+		"6 web suppressed 3: cooldown: no scale-out until 2026-01-05T00:00:10Z")
+}
+
+func TestClampAtMax(t *testing.T) {
+	got, _ := run{
+		policy: fmt.Sprintf(pool, "when load > 0.5 add 10 instances"),
+		trace:  "t,web.load\n0,0.9\n",
+		d:      2 * time.Second,
+	}.do(t)
+	expect(t, got, "0 web add 4", "1 web suppressed 4: already at max 4")
+}
+
+func TestPercentRoundsUpAtLeastOne(t *testing.T) {
+	got, _ := run{
+		policy: strings.Replace(fmt.Sprintf(pool, "when load > 0.5 add 25%"), "1..4", "1..20", 1),
+		trace:  "t,web.load\n0,0.9\n",
+		d:      3 * time.Second,
+	}.do(t)
+	// 1 → +1 (25% of 1 rounds up to 1) → 2 → +1 → 3 → +1 (0.75 → 1) → 4
+	expect(t, got, "0 web add 2", "1 web add 3", "2 web add 4", "3 web add 5")
+}
+
+func TestRemoveNeverUnderMin(t *testing.T) {
+	got, _ := run{
+		policy: strings.Replace(fmt.Sprintf(pool, "when load < 0.5 remove 3 instances"), "1..4", "2..4", 1),
+		trace:  "t,web.load\n0,0.1\n",
+		d:      1 * time.Second,
+	}.do(t)
+	expect(t, got, "0 web suppressed 2: already at min 2") // once per spell, not every tick
+}
+
+func TestNoScaleInWhileScaleOutPending(t *testing.T) {
+	got, _ := run{
+		policy: fmt.Sprintf(pool, "when cpu > 50% for 10s add instance\n  when load < 0.5 remove instance"),
+		trace:  "t,web.load,web.cpu\n0,0.1,90\n",
+		d:      2 * time.Second,
+	}.do(t)
+	expect(t, got, "0 web suppressed 1: a scale-out rule is pending")
+}
+
+func TestMissingDataHoldsTheRule(t *testing.T) {
+	got, _ := run{
+		policy: fmt.Sprintf(pool, "when load > 0.5 and cpu > 50% for 2s add instance"),
+		trace:  "t,web.load,web.cpu\n0,0.9,90\n",
+		d:      3 * time.Second,
+	}.do(t)
+	expect(t, got, "2 web add 2")
+	got, _ = run{
+		policy: fmt.Sprintf(pool, "when load > 0.5 and cpu > 50% for 2s add instance"),
+		trace:  "t,web.load\n0,0.9\n",
+		d:      3 * time.Second,
+	}.do(t)
+	expect(t, got, "0 web held 1: no data for a metric: the rule waits, its for-window kept")
+}
+
+func TestOnFailureOncePerInstance(t *testing.T) {
+	got, _ := run{
+		policy: fmt.Sprintf(pool, "on failure replace instance"),
+		fails:  []string{"3 web"},
+		d:      6 * time.Second,
+	}.do(t)
+	expect(t, got, "3 web failed 1: node0 failed", "3 web replace 1")
+}
+
+func TestAtScheduleAcrossDST(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	policy := "pool web {\n  provider sim\n  instances 1..9\n  at 02:30 set web min 2\n}\nat 01:30 set web max 8\n"
+	// 2026-03-08: 02:00 EST jumps to 03:00 EDT, so 02:30 does not exist.
+	start := time.Date(2026, 3, 7, 12, 0, 0, 0, ny)
+	got, _ := run{policy: policy, loc: ny, start: start, d: 48 * time.Hour}.do(t)
+	// Start: 2026-03-07 12:00 EST. 01:30 EST on the 8th is 13.5 h later;
+	// 02:30 does not exist on the 8th, so that job runs at the change, 03:00
+	// EDT, 14 h later; on the 9th (EDT) 01:30 is 36.5 h and 02:30 37.5 h.
+	expect(t, got,
+		"48600 web set 1",
+		"50400 web set 2",
+		"131400 web set 2",
+		"135000 web set 2")
+	// 2026-11-01: 01:00 EDT falls back to 01:00 EST, so 01:30 comes twice;
+	// the job runs once that day.
+	got, _ = run{policy: "pool web {\n  provider sim\n  instances 1..9\n}\nat 01:30 set web max 8\n", loc: ny,
+		start: time.Date(2026, 10, 31, 12, 0, 0, 0, ny), d: 36 * time.Hour}.do(t)
+	expect(t, got, "48600 web set 1") // 01:30 EDT, 13.5 h after noon EDT
+}
