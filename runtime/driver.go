@@ -49,6 +49,16 @@ type Provider interface {
 	List(ctx context.Context, pool string) ([]Instance, error)
 }
 
+// Predictor is an optional interface of a Provider that knows when a
+// pool's instances next change state by themselves (the simulator does).
+// The engine then lists that pool only at that time and after it starts or
+// stops an instance, rather than at every tick.
+type Predictor interface {
+	// NextChange returns when the pool's instances next change state
+	// without being asked, or the zero time if none will.
+	NextChange(pool string) time.Time
+}
+
 // Balancer puts instances into and out of rotation.
 type Balancer interface {
 	Add(ctx context.Context, inst Instance) error

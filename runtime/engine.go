@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -18,7 +17,9 @@ type Options struct {
 	Drivers Drivers
 	// Log receives every decision, in order. It must not block for long.
 	Log func(Decision)
-	// CallTimeout bounds each call to a driver (default 30s).
+	// CallTimeout bounds the driver calls of a tick, and each background
+	// action (default 30s). Negative means none: only for in-process drivers
+	// that cannot hang, such as the simulator's.
 	CallTimeout time.Duration
 }
 
@@ -37,17 +38,17 @@ type Engine struct {
 }
 
 type poolState struct {
-	p         *Pool
-	min, max  int // as declared, or as `set` changed them
-	target    int
-	insts     []*Instance
-	nextName  int
-	outUntil  time.Time // cooldown ends
-	inUntil   time.Time
-	nextTick  time.Time
-	handled   map[string]bool // failed instances already acted on
-	observed  bool
-	lastClamp string
+	p        *Pool
+	min, max int // as declared, or as `set` changed them
+	target   int
+	insts    []*Instance
+	nextName int
+	outUntil time.Time // cooldown ends
+	inUntil  time.Time
+	nextTick time.Time
+	handled  map[string]bool // failed instances already acted on
+	dirty    bool            // instances started or stopped since the last list
+	changeAt time.Time       // when a Predictor said the instances change next
 }
 
 type ruleState struct {
@@ -69,7 +70,7 @@ func New(prog *Program, opts Options) *Engine {
 	if opts.Log == nil {
 		opts.Log = func(Decision) {}
 	}
-	if opts.CallTimeout <= 0 {
+	if opts.CallTimeout == 0 {
 		opts.CallTimeout = 30 * time.Second
 	}
 	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{},
@@ -229,12 +230,22 @@ func (e *Engine) target(p *Pool) int {
 func (e *Engine) log(d Decision) { e.opts.Log(d) }
 
 func (e *Engine) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.opts.CallTimeout < 0 {
+		return context.WithCancel(ctx)
+	}
 	return context.WithTimeout(ctx, e.opts.CallTimeout)
 }
 
 // tick is one evaluation of a pool: refresh its instances, handle
 // failures, observe its metrics, evaluate its rules, and reconcile.
+//
+// The tick's driver calls share one deadline, CallTimeout from its start.
 func (e *Engine) tick(ctx context.Context, ps *poolState, now time.Time) {
+	if e.opts.CallTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.opts.CallTimeout)
+		defer cancel()
+	}
 	e.refresh(ctx, ps, now)
 	e.failures(ctx, ps, now)
 	e.observe(ctx, ps, now)
@@ -250,19 +261,38 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 	if prov == nil {
 		return
 	}
-	cctx, cancel := e.call(ctx)
-	list, err := prov.List(cctx, ps.p.Name)
-	cancel()
+	pr, predicts := prov.(Predictor)
+	if predicts && !ps.dirty && (ps.changeAt.IsZero() || now.Before(ps.changeAt)) {
+		return // nothing can have changed since the last list
+	}
+	ps.dirty = false
+	list, err := prov.List(ctx, ps.p.Name)
+	if predicts {
+		ps.changeAt = pr.NextChange(ps.p.Name)
+	}
 	if err != nil {
 		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: "list instances: " + err.Error()})
 		return
 	}
-	byID := make(map[string]Instance, len(list))
-	for _, in := range list {
-		byID[in.ID] = in
+	// Both lists are in the order the instances were started, so matching
+	// walks them together; a scan from the cursor covers the rest.
+	next := 0
+	find := func(id string) (Instance, bool) {
+		for i := next; i < len(list); i++ {
+			if list[i].ID == id {
+				next = i + 1
+				return list[i], true
+			}
+		}
+		for i := 0; i < next && i < len(list); i++ {
+			if list[i].ID == id {
+				return list[i], true
+			}
+		}
+		return Instance{}, false
 	}
 	for _, in := range ps.insts {
-		cur, ok := byID[in.ID]
+		cur, ok := find(in.ID)
 		if !ok {
 			if in.State != Stopping && in.State != Failed {
 				in.State = Failed // gone without being asked
@@ -273,11 +303,9 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 			in.State = Running
 			in.Addr = cur.Addr
 			if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil && in.Role == Serving {
-				cctx, cancel := e.call(ctx)
-				if err := b.Add(cctx, *in); err != nil {
+				if err := b.Add(ctx, *in); err != nil {
 					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer add %s: %v", in.Name, err)})
 				}
-				cancel()
 			}
 		}
 		if cur.State == Failed && in.State != Stopping {
@@ -285,9 +313,10 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 		}
 	}
 	// Forget instances that have stopped.
+	next = 0
 	kept := ps.insts[:0]
 	for _, in := range ps.insts {
-		if _, ok := byID[in.ID]; ok || in.State == Failed {
+		if _, ok := find(in.ID); ok || in.State == Failed {
 			kept = append(kept, in)
 		}
 	}
@@ -326,9 +355,9 @@ func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, fail
 		if in.Role == Standby && in.State == Running {
 			in.Role = Serving
 			if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil {
-				cctx, cancel := e.call(ctx)
-				b.Add(cctx, *in)
-				cancel()
+				if err := b.Add(ctx, *in); err != nil {
+					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer add %s: %v", in.Name, err)})
+				}
 			}
 			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "promote", Instances: ps.target, Pos: a.Pos,
 				Rule: "on failure promote standby", Outcome: fmt.Sprintf("%s replaces %s", in.Name, failed.Name)})
@@ -358,15 +387,12 @@ func (e *Engine) observe(ctx context.Context, ps *poolState, now time.Time) {
 		}
 	}
 	if m := e.opts.Drivers.Metrics; m != nil {
-		cctx, cancel := e.call(ctx)
-		if err := m.Observe(cctx, ps.p.Name, now, obs); err != nil {
+		if err := m.Observe(ctx, ps.p.Name, now, obs); err != nil {
 			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: "metrics: " + err.Error()})
 		}
-		cancel()
 	}
 	obs.Values[InstanceCount] = Value{Avg: float64(serving), Max: float64(serving), Min: float64(serving), Sum: float64(serving), OK: true}
 	obs.Values[Healthy] = Value{Avg: float64(healthy), Max: float64(healthy), Min: float64(healthy), Sum: float64(healthy), OK: true}
-	ps.observed = true
 }
 
 // evaluate runs the pool's rules. See spec/language.md, "Evaluation".
@@ -585,6 +611,22 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 
 var errNoDriver = errors.New("no driver")
 
+// live counts the pool's serving and standby instances that are starting
+// or running.
+func (ps *poolState) live() (serving, standby int) {
+	for _, in := range ps.insts {
+		if in.State != Starting && in.State != Running {
+			continue
+		}
+		if in.Role == Standby {
+			standby++
+		} else {
+			serving++
+		}
+	}
+	return serving, standby
+}
+
 func (ps *poolState) count(s InstanceState) int {
 	n := 0
 	for _, in := range ps.insts {
@@ -601,6 +643,9 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 	prov := e.provider(ps.p)
 	if prov == nil {
 		return
+	}
+	if s, b := ps.live(); s == ps.target && b >= ps.p.Standby {
+		return // the common case, without building lists
 	}
 	serving, standby := e.members(ps)
 	for len(serving) < ps.target {
@@ -625,8 +670,9 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 	}
 }
 
+// members returns the pool's live instances by role, oldest first (insts
+// is kept in the order they were started).
 func (e *Engine) members(ps *poolState) (serving, standby []*Instance) {
-	sort.SliceStable(ps.insts, func(i, j int) bool { return ps.insts[i].Started.Before(ps.insts[j].Started) })
 	for _, in := range ps.insts {
 		if in.State != Starting && in.State != Running {
 			continue
@@ -643,9 +689,7 @@ func (e *Engine) members(ps *poolState) (serving, standby []*Instance) {
 func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role Role) (*Instance, bool) {
 	name := fmt.Sprintf("node%d", ps.nextName)
 	ps.nextName++
-	cctx, cancel := e.call(ctx)
-	in, err := e.provider(ps.p).Start(cctx, ps.p.Name, name)
-	cancel()
+	in, err := e.provider(ps.p).Start(ctx, ps.p.Name, name)
 	if err != nil {
 		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("start %s: %v", name, err)})
 		return nil, false
@@ -659,20 +703,21 @@ func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role R
 	}
 	p := &in
 	ps.insts = append(ps.insts, p)
+	ps.dirty = true
 	return p, true
 }
 
 func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Instance) {
 	if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil && in.Role == Serving {
-		cctx, cancel := e.call(ctx)
-		b.Drain(cctx, *in)
-		b.Remove(cctx, *in)
-		cancel()
+		for _, step := range []func(context.Context, Instance) error{b.Drain, b.Remove} {
+			if err := step(ctx, *in); err != nil {
+				e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer: take %s out: %v", in.Name, err)})
+			}
+		}
 	}
 	in.State = Stopping
-	cctx, cancel := e.call(ctx)
-	err := e.provider(ps.p).Stop(cctx, *in)
-	cancel()
+	ps.dirty = true
+	err := e.provider(ps.p).Stop(ctx, *in)
 	if err != nil {
 		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("stop %s: %v", in.Name, err)})
 	}

@@ -7,7 +7,6 @@ package sim
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -22,7 +21,7 @@ type Provider struct {
 
 	mu    sync.Mutex
 	seq   int
-	insts map[string]*simInstance // by ID
+	pools map[string][]*simInstance // live instances by pool, in the order started
 	fails []failure
 }
 
@@ -41,7 +40,7 @@ type failure struct {
 // NewProvider returns a provider whose instances are ready boot after they
 // are started.
 func NewProvider(c clock.Clock, boot time.Duration) *Provider {
-	return &Provider{clock: c, boot: boot, insts: map[string]*simInstance{}}
+	return &Provider{clock: c, boot: boot, pools: map[string][]*simInstance{}}
 }
 
 // FailAt makes an instance of pool fail at t: the one named name, or, if
@@ -65,18 +64,21 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 			Started: now, Addr: fmt.Sprintf("10.0.0.%d", p.seq%250+1)},
 		ready: now.Add(p.boot),
 	}
-	p.insts[in.ID] = in
+	p.pools[pool] = append(p.pools[pool], in)
 	return in.Instance, nil
 }
 
 func (p *Provider) Stop(ctx context.Context, in runtime.Instance) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.insts[in.ID]; !ok {
-		return fmt.Errorf("stop %s: no such instance", in.ID)
+	list := p.pools[in.Pool]
+	for i, x := range list {
+		if x.ID == in.ID {
+			p.pools[in.Pool] = append(list[:i:i], list[i+1:]...)
+			return nil
+		}
 	}
-	delete(p.insts, in.ID)
-	return nil
+	return fmt.Errorf("stop %s: no such instance", in.ID)
 }
 
 func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, error) {
@@ -84,11 +86,9 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 	defer p.mu.Unlock()
 	now := p.clock.Now()
 	p.applyFailures(now)
-	var out []runtime.Instance
-	for _, in := range p.insts {
-		if in.Pool != pool {
-			continue
-		}
+	list := p.pools[pool]
+	out := make([]runtime.Instance, 0, len(list))
+	for _, in := range list {
 		cur := in.Instance
 		switch {
 		case in.failed:
@@ -100,7 +100,6 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 		}
 		out = append(out, cur)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 
@@ -111,16 +110,15 @@ func (p *Provider) applyFailures(now time.Time) {
 			continue
 		}
 		var victim *simInstance
-		for _, in := range p.insts {
-			if in.Pool != f.pool || in.failed || now.Before(in.ready) {
+		for _, in := range p.pools[f.pool] {
+			if in.failed || now.Before(in.ready) {
 				continue
 			}
 			if f.name != "" && in.Name != f.name {
 				continue
 			}
-			if victim == nil || in.Started.Before(victim.Started) || (in.Started.Equal(victim.Started) && in.ID < victim.ID) {
-				victim = in
-			}
+			victim = in // the oldest: the list is in the order started
+			break
 		}
 		if victim != nil {
 			victim.failed = true
@@ -129,13 +127,38 @@ func (p *Provider) applyFailures(now time.Time) {
 	}
 }
 
+// NextChange implements runtime.Predictor: the next time an instance of pool
+// becomes ready or is due to fail.
+func (p *Provider) NextChange(pool string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	var next time.Time
+	consider := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, in := range p.pools[pool] {
+		if !in.failed && in.ready.After(now) {
+			consider(in.ready)
+		}
+	}
+	for _, f := range p.fails {
+		if f.pool == pool && !f.done {
+			consider(f.at) // may be past: a failure waiting for an instance to be ready
+		}
+	}
+	return next
+}
+
 // Count returns how many instances of pool are starting or running.
 func (p *Provider) Count(pool string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
-	for _, in := range p.insts {
-		if in.Pool == pool && !in.failed {
+	for _, in := range p.pools[pool] {
+		if !in.failed {
 			n++
 		}
 	}

@@ -137,29 +137,43 @@ func (t *Trace) At(pool string, m runtime.Metric, at time.Time) (float64, bool) 
 	for i := range t.columns {
 		c := &t.columns[i]
 		if c.pool == pool && c.metric == m {
-			return c.at(at)
+			var cursor int
+			return c.at(at, &cursor)
 		}
 	}
 	return 0, false
 }
 
-func (c *column) at(at time.Time) (float64, bool) {
+// at returns the column's value at time at. last is the caller's cursor,
+// the row it read last: time mostly moves forward, so the same row or the
+// next one is the common answer.
+func (c *column) at(at time.Time, last *int) (float64, bool) {
+	for i := *last; i < len(c.times) && i <= *last+1; i++ {
+		if !c.times[i].After(at) && (i+1 == len(c.times) || c.times[i+1].After(at)) {
+			*last = i
+			return c.values[i], true
+		}
+	}
 	i := sort.Search(len(c.times), func(i int) bool { return c.times[i].After(at) })
 	if i == 0 {
 		return 0, false
 	}
+	*last = i - 1
 	return c.values[i-1], true
 }
 
 // Metrics returns the trace as the runtime's metric source; count tells how
 // many instances a pool has, for sums.
 func (t *Trace) Metrics(count func(pool string) int) runtime.Metrics {
-	return &traceMetrics{t: t, count: count}
+	return &traceMetrics{t: t, count: count, cursors: make([]int, len(t.columns))}
 }
 
+// traceMetrics reads a trace for one engine; the trace itself is shared and
+// only read.
 type traceMetrics struct {
-	t     *Trace
-	count func(string) int
+	t       *Trace
+	count   func(string) int
+	cursors []int
 }
 
 func (m *traceMetrics) Observe(_ context.Context, pool string, now time.Time, obs *runtime.Observation) error {
@@ -169,7 +183,7 @@ func (m *traceMetrics) Observe(_ context.Context, pool string, now time.Time, ob
 		if c.pool != pool {
 			continue
 		}
-		if v, ok := c.at(now); ok {
+		if v, ok := c.at(now, &m.cursors[i]); ok {
 			obs.Set(c.metric, v, n)
 		}
 	}
