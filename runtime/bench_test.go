@@ -79,7 +79,10 @@ func BenchmarkSimulateWeek(b *testing.B) {
 		prov := sim.NewProvider(vc, 30*time.Second)
 		drivers := runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov, "api": prov, "worker": prov}, Metrics: tr.Metrics(prov.Count)}
 		n := 0
-		e := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, CallTimeout: -1, Log: func(runtime.Decision) { n++ }})
+		e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, CallTimeout: -1, Log: func(runtime.Decision) { n++ }})
+		if err != nil {
+			b.Fatal(err)
+		}
 		e.Simulate(context.Background(), vc, t0.Add(7*24*time.Hour))
 		b.ReportMetric(float64(n), "decisions/op")
 	}

@@ -17,6 +17,9 @@ type Options struct {
 	Drivers Drivers
 	// Log receives every decision, in order. It must not block for long.
 	Log func(Decision)
+	// Store, if set, keeps the engine's state across restarts: New resumes
+	// from it, and every step that changes something saves it.
+	Store Store
 	// CallTimeout bounds the driver calls of a tick, and each background
 	// action (default 30s). Negative means none: only for in-process drivers
 	// that cannot hang, such as the simulator's.
@@ -62,8 +65,9 @@ type jobState struct {
 	running bool
 }
 
-// New makes an engine for prog, starting at the clock's present.
-func New(prog *Program, opts Options) *Engine {
+// New makes an engine for prog, starting at the clock's present, or where
+// the store says the last one stopped.
+func New(prog *Program, opts Options) (*Engine, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
@@ -85,7 +89,16 @@ func New(prog *Program, opts Options) *Engine {
 	for _, j := range prog.Jobs {
 		e.jobs[j] = &jobState{next: j.nextRun(now, time.Time{})}
 	}
-	return e
+	if opts.Store != nil {
+		s, err := opts.Store.Load()
+		if err != nil {
+			return nil, fmt.Errorf("load state: %w", err)
+		}
+		if s != nil {
+			e.restore(s)
+		}
+	}
+	return e, nil
 }
 
 // nextRun returns when a job runs next after now, given its last run.
@@ -188,6 +201,7 @@ func (e *Engine) Wait() { e.wg.Wait() }
 func (e *Engine) Step(ctx context.Context, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.save(now)
 	for _, ps := range e.pools {
 		if !ps.nextTick.After(now) {
 			e.tick(ctx, ps, now)
@@ -210,6 +224,17 @@ func (e *Engine) Step(ctx context.Context, now time.Time) {
 			continue
 		}
 		e.act(ctx, now, j.Pool, j.Action, j.Text, j.Pos, nil, func() { js.running = false }, func() { js.running = true })
+	}
+}
+
+// save writes the state to the store; the caller holds e.mu. A failure is
+// logged and retried at the next step: the pools keep running.
+func (e *Engine) save(now time.Time) {
+	if e.opts.Store == nil {
+		return
+	}
+	if err := e.opts.Store.Save(e.snapshot()); err != nil {
+		e.log(Decision{Time: now, Action: "error", Outcome: "save state: " + err.Error()})
 	}
 }
 

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
 )
 
@@ -72,13 +74,16 @@ func (r run) do(t *testing.T) ([]string, *runtime.Engine) {
 		drivers.Metrics = tr.Metrics(prov.Count)
 	}
 	var log []string
-	e := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, Log: func(d runtime.Decision) {
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, Log: func(d runtime.Decision) {
 		line := fmt.Sprintf("%g %s %s %d", d.Time.Sub(start).Seconds(), d.Pool, d.Action, d.Instances)
 		if d.Action == "suppressed" || d.Action == "held" || d.Action == "failed" || d.Action == "promote" {
 			line += ": " + d.Outcome
 		}
 		log = append(log, line)
 	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.Simulate(context.Background(), vc, start.Add(r.d))
 	return log, e
 }
@@ -231,4 +236,65 @@ func TestAtScheduleAcrossDST(t *testing.T) {
 	got, _ = run{policy: "pool web {\n  provider sim\n  instances 1..9\n}\nat 01:30 set web max 8\n", loc: ny,
 		start: time.Date(2026, 10, 31, 12, 0, 0, 0, ny), d: 36 * time.Hour}.do(t)
 	expect(t, got, "48600 web set 1") // 01:30 EDT, 13.5 h after noon EDT
+}
+
+// TestRestartResumes stops an engine in the middle of a for-window and of a
+// cooldown, starts a new one over the same state file, and checks that the
+// window and the cooldown carry on rather than start again.
+func TestRestartResumes(t *testing.T) {
+	policy := `pool web {
+  provider sim
+  instances 1..9
+  cooldown 30s
+  when load > 0.5 for 10s add instance
+  when cpu > 50% add instance
+}
+`
+	_, info, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(policy)}}, nil)
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	f, _ := lang.Parse("p.cloud", []byte(policy))
+	prog, err := runtime.Compile([]*lang.File{f}, info, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := sim.ReadTrace(strings.NewReader("t,web.load,web.cpu\n0,0.9,10\n3,0.9,90\n"), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	vc := clock.NewVirtual(t0)
+	prov := sim.NewProvider(vc, 0) // instances outlive the engine, as processes outlive a daemon
+	var log []string
+	run := func(until time.Duration) {
+		st, err := boltstore.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		e, err := runtime.New(prog, runtime.Options{Clock: vc, Store: st, CallTimeout: -1,
+			Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov.Count)},
+			Log: func(d runtime.Decision) {
+				log = append(log, fmt.Sprintf("%g %s %d %s", d.Time.Sub(t0).Seconds(), d.Action, d.Instances, d.Rule))
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Simulate(context.Background(), vc, t0.Add(until))
+	}
+	run(5 * time.Second)
+	run(34 * time.Second) // a restarted daemon over the same state
+	// The cpu rule fired at 3 (cooldown until 33). The load rule, pending
+	// since 0, completes its window at 10 — not at 15, as it would if the
+	// restart had forgotten it — and waits for the cooldown; at 33 the
+	// load rule adds the next instance, and its new cooldown holds the cpu
+	// rule. (A restart says a suppression again: "5 suppressed".)
+	expect(t, log,
+		"3 add 2 when cpu > 50% add instance",
+		"4 suppressed 2 when cpu > 50% add instance",
+		"5 suppressed 2 when cpu > 50% add instance",
+		"10 suppressed 2 when load > 0.5 for 10s add instance",
+		"33 add 3 when load > 0.5 for 10s add instance",
+		"33 suppressed 3 when cpu > 50% add instance")
 }

@@ -1,0 +1,107 @@
+package runtime
+
+import (
+	"time"
+)
+
+// State is what the runtime must remember across a restart to resume
+// exactly where it was: the instances it runs, each pool's size and
+// cooldowns, each rule's pending window, each job's next run and the
+// failures already handled. Keys are the stable keys of rules and jobs
+// (Rule.Key, Job.Key), so a reload that moves lines keeps them.
+type State struct {
+	Pools map[string]PoolState `json:"pools"`
+	Rules map[string]RuleState `json:"rules"`
+	Jobs  map[string]time.Time `json:"jobs"` // next run
+}
+
+// PoolState is a pool's remembered state.
+type PoolState struct {
+	Min       int             `json:"min"`
+	Max       int             `json:"max"`
+	Target    int             `json:"target"`
+	OutUntil  time.Time       `json:"out_until"`
+	InUntil   time.Time       `json:"in_until"`
+	NextName  int             `json:"next_name"`
+	Instances []Instance      `json:"instances"`
+	Handled   map[string]bool `json:"handled,omitempty"`
+}
+
+// RuleState is a rule's remembered window.
+type RuleState struct {
+	PendingSince time.Time `json:"pending_since"`
+}
+
+// Store keeps State across restarts.
+type Store interface {
+	Load() (*State, error) // nil, nil when there is none yet
+	Save(*State) error
+}
+
+// snapshot captures the engine's state; the caller holds e.mu.
+func (e *Engine) snapshot() *State {
+	s := &State{Pools: map[string]PoolState{}, Rules: map[string]RuleState{}, Jobs: map[string]time.Time{}}
+	for _, ps := range e.pools {
+		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
+			NextName: ps.nextName, Handled: ps.handled}
+		for _, in := range ps.insts {
+			p.Instances = append(p.Instances, *in)
+		}
+		s.Pools[ps.p.Name] = p
+	}
+	for r, st := range e.rules {
+		if !st.pendingSince.IsZero() {
+			s.Rules[r.Key] = RuleState{PendingSince: st.pendingSince}
+		}
+	}
+	for j, js := range e.jobs {
+		s.Jobs[j.Key] = js.next
+	}
+	return s
+}
+
+// restore takes up a saved state: what the policy no longer has is left
+// out (a pool removed from the policy keeps nothing).
+func (e *Engine) restore(s *State) {
+	for _, ps := range e.pools {
+		p, ok := s.Pools[ps.p.Name]
+		if !ok {
+			continue
+		}
+		// The declared range may have changed since: keep within it.
+		ps.min, ps.max = clampRange(p.Min, p.Max, ps.p)
+		ps.target = min(max(p.Target, ps.min), ps.max)
+		ps.outUntil, ps.inUntil, ps.nextName = p.OutUntil, p.InUntil, p.NextName
+		for i := range p.Instances {
+			in := p.Instances[i]
+			ps.insts = append(ps.insts, &in)
+		}
+		for id := range p.Handled {
+			ps.handled[id] = true
+		}
+		ps.dirty = true // list at once: the world may have moved on
+	}
+	for r, st := range e.rules {
+		if rs, ok := s.Rules[r.Key]; ok {
+			st.pendingSince = rs.PendingSince
+		}
+	}
+	for j, js := range e.jobs {
+		if next, ok := s.Jobs[j.Key]; ok && !next.IsZero() {
+			js.next = next
+		}
+	}
+}
+
+func clampRange(lo, hi int, p *Pool) (int, int) {
+	if lo < p.Min || lo > p.Max {
+		lo = p.Min
+	}
+	if hi > p.Max || hi < p.Min {
+		hi = p.Max
+	}
+	if lo > hi {
+		lo, hi = p.Min, p.Max
+	}
+	return lo, hi
+}
