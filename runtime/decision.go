@@ -21,10 +21,29 @@ type Decision struct {
 	Outcome   string    // what happened, in words
 }
 
-// Reading is a metric's value as a rule saw it.
+// Reading is a metric's value as a rule saw it, in base units.
 type Reading struct {
 	Name  string
 	Value float64
+	Type  lang.Type
+}
+
+// String writes the value in the metric's unit, to four significant
+// digits: 90%, 300ms, 20/s.
+func (r Reading) String() string {
+	v := r.Value
+	switch r.Type {
+	case lang.Percent:
+		return fmt.Sprintf("%s=%.4g%%", r.Name, v*100)
+	case lang.Rate:
+		return fmt.Sprintf("%s=%.4g/s", r.Name, v)
+	case lang.Duration:
+		if v < 1 {
+			return fmt.Sprintf("%s=%.4gms", r.Name, v*1000)
+		}
+		return fmt.Sprintf("%s=%.4gs", r.Name, v)
+	}
+	return fmt.Sprintf("%s=%.4g", r.Name, v)
 }
 
 func (d Decision) String() string {
@@ -34,7 +53,7 @@ func (d Decision) String() string {
 		fmt.Fprintf(&b, " [%s: %s]", d.Pos, d.Rule)
 	}
 	for _, r := range d.Values {
-		fmt.Fprintf(&b, " %s=%g", r.Name, r.Value)
+		b.WriteString(" " + r.String())
 	}
 	if d.Outcome != "" {
 		b.WriteString(": " + d.Outcome)

@@ -483,7 +483,7 @@ func (e *Engine) readings(r *Rule) []Reading {
 			val = v.Sum
 		}
 		if v.OK {
-			out = append(out, Reading{Name: rf.name, Value: val})
+			out = append(out, Reading{Name: rf.name, Value: val, Type: rf.typ})
 		}
 	}
 	return out

@@ -102,6 +102,8 @@ type Rule struct {
 	Action *Action
 	cond   condition
 	refs   []ref // the metrics it reads, for the decision log
+	// Thresholds are the fixed values its condition compares metrics with.
+	Thresholds []Threshold
 }
 
 // ActionKind is what an action does.
@@ -288,6 +290,7 @@ func (c *compiler) rule(w *lang.WhenRule, in *Pool) {
 	cc := &condCompiler{c: c, in: in, pools: map[*Pool]bool{}}
 	r.cond = cc.expr(&w.Cond.Expr)
 	r.refs = cc.refs
+	r.Thresholds = cc.thresholds
 	owner := in
 	if owner == nil {
 		for _, p := range c.prog.Pools { // the first pool the condition watches, in declaration order
@@ -404,13 +407,22 @@ type ref struct {
 	pool   int
 	metric Metric
 	agg    string
+	typ    lang.Type
+}
+
+// Threshold is a fixed value a rule compares a metric with, for plots.
+type Threshold struct {
+	Pool   string
+	Metric Metric
+	Value  float64
 }
 
 type condCompiler struct {
-	c     *compiler
-	in    *Pool
-	pools map[*Pool]bool
-	refs  []ref
+	c          *compiler
+	in         *Pool
+	pools      map[*Pool]bool
+	refs       []ref
+	thresholds []Threshold
 }
 
 func (cc *condCompiler) expr(e *lang.Expr) condition {
@@ -471,7 +483,16 @@ func (cc *condCompiler) not(n *lang.NotExpr) condition {
 	if cmp.Op == nil {
 		return cc.expr(cmp.Left.Paren)
 	}
+	before := len(cc.refs)
 	l, r := cc.operand(cmp.Left), cc.operand(cmp.Right)
+	if len(cc.refs) == before+1 { // a metric against a fixed value
+		m := cc.refs[before]
+		for _, side := range []*lang.Operand{cmp.Left, cmp.Right} {
+			if v, ok := cc.constant(side); ok {
+				cc.thresholds = append(cc.thresholds, Threshold{Pool: cc.c.prog.Pools[m.pool].Name, Metric: m.metric, Value: v})
+			}
+		}
+	}
 	var test func(a, b float64) bool
 	switch cmp.Op.Op {
 	case "<":
@@ -498,6 +519,19 @@ func (cc *condCompiler) not(n *lang.NotExpr) condition {
 }
 
 type operand func(obs []Observation) (float64, bool)
+
+// constant returns the value of a literal or let operand.
+func (cc *condCompiler) constant(o *lang.Operand) (float64, bool) {
+	switch {
+	case o.Value != nil:
+		q, err := lang.Interpret(o.Value, lang.Invalid)
+		return q.Value, err == nil
+	case o.Ref != nil && o.Ref.Pool == nil:
+		q, ok := cc.c.info.Lets[o.Ref.Name.Name]
+		return q.Value, ok
+	}
+	return 0, false
+}
 
 func (cc *condCompiler) operand(o *lang.Operand) operand {
 	switch {
@@ -531,7 +565,7 @@ func (cc *condCompiler) metric(r *lang.Ref, agg, name string) operand {
 	}
 	cc.pools[p] = true
 	idx := p.Index
-	cc.refs = append(cc.refs, ref{name: name, pool: idx, metric: m, agg: agg})
+	cc.refs = append(cc.refs, ref{name: name, pool: idx, metric: m, agg: agg, typ: lang.Metrics[r.Name.Name].Type})
 	pick := func(v *Value) float64 { return v.Avg }
 	switch agg {
 	case "max":

@@ -10,14 +10,19 @@
 //     ```diagnostics block holding exactly what the diagnostic printer
 //     writes for it, uncolored, as `cloudspeak check` prints it.
 //   - ```ebnf: exactly lang.Grammar().
+//   - A ```cloud block preceded (in the prose since the block before it) by
+//     the line <!-- fmt-output --> must be exactly what cloudspeak fmt
+//     prints for the ```cloud block before it, so that formatting examples
+//     are checked too.
 //
 // Blocks in any other language (```text, ```sh, ```console) are prose.
 //
 //	go test ./spec -update
 //
-// rewrites the ```diagnostics and ```ebnf blocks in place from the current
-// output (adding a missing ```diagnostics block after a ```cloud-error), so
-// they are generated, not typed. Read the diff before committing it.
+// rewrites the ```diagnostics and ```ebnf blocks, and the fmt-output
+// blocks, in place from the current output (adding a missing
+// ```diagnostics block after a ```cloud-error), so they are generated, not
+// typed. Read the diff before committing it.
 package spec_test
 
 import (
@@ -156,6 +161,11 @@ func TestSpec(t *testing.T) {
 			case "cloud":
 				nCloud++
 				t.Run(where, func(t *testing.T) { checkClean(t, where, b) })
+				if i > 0 && strings.Contains(src[blocks[i-1].after:b.line0(src)], fmtMarker) {
+					if e := checkFmtOutput(t, where, blocks[i-1], b); e != nil {
+						edits = append(edits, *e)
+					}
+				}
 			case "cloud-error":
 				nError++
 				var next *block
@@ -168,8 +178,8 @@ func TestSpec(t *testing.T) {
 					}
 				})
 			case "diagnostics":
-				if i == 0 || blocks[i-1].lang != "cloud-error" {
-					t.Errorf("%s: a ```diagnostics block must follow a ```cloud-error block", where)
+				if i == 0 || blocks[i-1].lang != "cloud-error" || !adjacent(src, blocks[i-1], b) {
+					t.Errorf("%s: a ```diagnostics block must directly follow a ```cloud-error block", where)
 				}
 			case "ebnf":
 				nEBNF++
@@ -224,6 +234,33 @@ func checkClean(t *testing.T, where string, b block) {
 	}
 }
 
+// fmtMarker, on a line before a ```cloud block, says the block is the
+// formatted form of the ```cloud block before it.
+const fmtMarker = "<!-- fmt-output -->"
+
+// checkFmtOutput checks that b is what fmt prints for src, the block before
+// it. With -update it returns the edit that makes it so.
+func checkFmtOutput(t *testing.T, where string, src, b block) *edit {
+	if src.lang != "cloud" {
+		t.Errorf("%s: %s must be between two ```cloud blocks, but the block before it is ```%s", where, fmtMarker, src.lang)
+		return nil
+	}
+	f, diags := lang.Parse(exampleName, []byte(src.text))
+	if len(diags) > 0 {
+		return nil // checkClean reports it
+	}
+	got := string(lang.Format(f))
+	switch {
+	case got == b.text:
+	case *update:
+		return &edit{b.start, b.end, got}
+	default:
+		t.Errorf("%s: this block is not what fmt prints for the block at line %d (go test ./spec -update rewrites it):\n%s",
+			where, src.line, diffLines(b.text, got))
+	}
+	return nil
+}
+
 // checkError checks a ```cloud-error block and the ```diagnostics block
 // after it. With -update it returns the edit that makes the diagnostics
 // block right.
@@ -234,11 +271,11 @@ func checkError(t *testing.T, where string, b block, next *block, src string) *e
 		return nil
 	}
 	got := render(b.text, diags)
-	adjacent := next != nil && next.lang == "diagnostics" && strings.TrimSpace(src[b.after:next.line0(src)]) == ""
+	followed := next != nil && next.lang == "diagnostics" && adjacent(src, b, *next)
 	switch {
-	case !adjacent && *update:
+	case !followed && *update:
 		return &edit{b.after, b.after, "\n```diagnostics\n" + got + "```\n"}
-	case !adjacent:
+	case !followed:
 		t.Errorf("%s: a ```cloud-error block must be followed directly by a ```diagnostics block (go test ./spec -update adds it); it prints:\n%s",
 			where, got)
 	case got == next.text:
@@ -249,6 +286,11 @@ func checkError(t *testing.T, where string, b block, next *block, src string) *e
 			where, next.line, diffLines(next.text, got))
 	}
 	return nil
+}
+
+// adjacent reports whether only blank lines stand between blocks a and b.
+func adjacent(src string, a, b block) bool {
+	return strings.TrimSpace(src[a.after:b.line0(src)]) == ""
 }
 
 // line0 returns the byte offset of the block's opening fence.

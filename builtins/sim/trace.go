@@ -189,3 +189,13 @@ func (m *traceMetrics) Observe(_ context.Context, pool string, now time.Time, ob
 	}
 	return nil
 }
+
+// Series returns a column's rows, for plots.
+func (t *Trace) Series(pool string, m runtime.Metric) ([]time.Time, []float64) {
+	for _, c := range t.columns {
+		if c.pool == pool && c.metric == m {
+			return c.times, c.values
+		}
+	}
+	return nil, nil
+}

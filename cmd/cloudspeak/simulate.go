@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/sim"
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/clock"
+)
+
+var simulateVerb = &verb{
+	name:    "simulate",
+	summary: "run a policy against a metric trace on a virtual clock",
+	usage: `Usage: cloudspeak simulate [options] --trace TRACE.csv POLICY.cloud...
+
+Runs the policy on a virtual clock, with every pool's provider replaced by a
+simulator whose instances start after --boot, and whose metrics come from the
+trace. Prints every decision: time, pool, action, the pool's target size after
+it, the rule and its source position, the metric values that fired it, and
+the outcome. sync and exec actions are recorded, not run.
+
+The trace is CSV with a header: t (seconds since --start, or an RFC 3339
+time), then one POOL.METRIC column per metric, e.g. web.cpu. A value holds
+until the next row; every instance of the pool shows it. Cells are numbers in
+the metric's unit (a bare number for cpu or memory is a percentage) or
+CloudSpeak literals with a unit: 75%, 300ms, 500/s. The simulation runs
+until the trace's last row, or for --for.
+
+Exit status: 0 on success, 1 if the trace cannot be read, 2 on bad usage
+or policy errors.`,
+}
+
+func init() {
+	simulateVerb.run = func(args []string, io stdio) int {
+		fs := flags(simulateVerb, io)
+		tracePath := fs.String("trace", "", "the metric trace, CSV (required)")
+		startFlag := fs.String("start", "2026-01-05T00:00", "when the simulation starts: RFC 3339, or YYYY-MM-DDTHH:MM in the policy's time zone")
+		boot := fs.Duration("boot", 30*time.Second, "how long a simulated instance takes to start")
+		forFlag := fs.Duration("for", 0, "how long to simulate (default: to the trace's last row)")
+		plot := fs.String("plot", "", "draw metrics, thresholds and instance counts to `FILE` (.svg or .png)")
+		output := fs.String("o", "text", "output format: text or json (one decision per line)")
+		tz := fs.String("tz", "", "the policy's time zone for at schedules (default: local)")
+		if st := parseFlags(fs, simulateVerb, args, io); st >= 0 {
+			return st
+		}
+		if *tracePath == "" || fs.NArg() == 0 {
+			return usageError(io, simulateVerb, "need --trace and at least one policy file")
+		}
+		if *output != "text" && *output != "json" {
+			return usageError(io, simulateVerb, "-o must be text or json, not %q", *output)
+		}
+		loc := time.Local
+		if *tz != "" {
+			l, err := time.LoadLocation(*tz)
+			if err != nil {
+				return usageError(io, simulateVerb, "--tz: %v", err)
+			}
+			loc = l
+		}
+		start, err := parseStart(*startFlag, loc)
+		if err != nil {
+			return usageError(io, simulateVerb, "--start: %v", err)
+		}
+		policies, err := expandPolicies(fs.Args())
+		if err != nil || len(policies) != 1 {
+			if err == nil {
+				err = fmt.Errorf("DIR/... is not a policy here: name its files")
+			}
+			return usageError(io, simulateVerb, "%v", err)
+		}
+		srcs, err := policies[0].read(io.in)
+		if err != nil {
+			fmt.Fprintf(io.err, "cloudspeak simulate: %v\n", err)
+			return exitUsage
+		}
+		files, info, diags := lang.Load(srcs, nil)
+		if diags.HasErrors() {
+			p := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(io.err)}
+			for _, s := range srcs {
+				p.Sources[s.Name] = s.Src
+			}
+			p.Write(io.err, diags)
+			return exitUsage
+		}
+		prog, err := runtime.Compile(files, info, loc)
+		if err != nil {
+			fmt.Fprintf(io.err, "cloudspeak simulate: %v\n", err)
+			return exitUsage
+		}
+		f, err := os.Open(*tracePath)
+		if err != nil {
+			fmt.Fprintf(io.err, "cloudspeak simulate: %v\n", err)
+			return exitFail
+		}
+		trace, err := sim.ReadTrace(f, start)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(io.err, "cloudspeak simulate: %s: %v\n", *tracePath, err)
+			return exitFail
+		}
+		for _, col := range trace.Columns() {
+			pool, _, _ := strings.Cut(col, ".")
+			if prog.Pool(pool) == nil {
+				fmt.Fprintf(io.err, "cloudspeak simulate: %s: column %s names no pool of the policy\n", *tracePath, col)
+				return exitFail
+			}
+		}
+		until := trace.End
+		if *forFlag > 0 {
+			until = start.Add(*forFlag)
+		}
+		res := simulate(prog, trace, start, until, *boot)
+		switch *output {
+		case "json":
+			writeJSON(io.out, res.decisions, start)
+		default:
+			writeTable(io.out, res.decisions, start)
+		}
+		if *plot != "" {
+			if err := drawPlot(*plot, prog, trace, res, start, until); err != nil {
+				fmt.Fprintf(io.err, "cloudspeak simulate: plot: %v\n", err)
+				return exitFail
+			}
+		}
+		return exitOK
+	}
+}
+
+func parseStart(s string, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not RFC 3339 or YYYY-MM-DDTHH:MM", s)
+}
+
+// simResult is what a simulation produced.
+type simResult struct {
+	decisions []runtime.Decision
+	sizes     map[string][]sizeAt // each pool's target over time
+}
+
+type sizeAt struct {
+	t    time.Time
+	size int
+}
+
+func simulate(prog *runtime.Program, trace *sim.Trace, start, until time.Time, boot time.Duration) *simResult {
+	vc := clock.NewVirtual(start)
+	prov := sim.NewProvider(vc, boot)
+	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Metrics: trace.Metrics(prov.Count)}
+	res := &simResult{sizes: map[string][]sizeAt{}}
+	for _, p := range prog.Pools {
+		drivers.Providers[p.Name] = prov
+		res.sizes[p.Name] = []sizeAt{{start, p.Min}}
+	}
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, CallTimeout: -1, Log: func(d runtime.Decision) {
+		res.decisions = append(res.decisions, d)
+		if d.Pool != "" {
+			res.sizes[d.Pool] = append(res.sizes[d.Pool], sizeAt{d.Time, d.Instances})
+		}
+	}})
+	if err != nil {
+		panic(err) // no store: New cannot fail
+	}
+	e.Simulate(context.Background(), vc, until)
+	return res
+}
+
+func position(d runtime.Decision) string {
+	if d.Pos.Line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", d.Pos.Filename, d.Pos.Line, d.Pos.Column)
+}
+
+func writeTable(w io.Writer, ds []runtime.Decision, start time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tPOOL\tACTION\tINSTANCES\tRULE\tVALUES\tOUTCOME")
+	for _, d := range ds {
+		var vals []string
+		for _, r := range d.Values {
+			vals = append(vals, r.String())
+		}
+		rule := position(d)
+		if d.Rule != "" {
+			rule += " " + d.Rule
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", simTime(d.Time.Sub(start)), d.Pool, d.Action, d.Instances,
+			rule, strings.Join(vals, " "), d.Outcome)
+	}
+	tw.Flush()
+}
+
+// simTime writes an offset from the start as +1d02:03:04.
+func simTime(d time.Duration) string {
+	s := int64(d / time.Second)
+	days, s := s/86400, s%86400
+	out := fmt.Sprintf("+%02d:%02d:%02d", s/3600, s/60%60, s%60)
+	if days > 0 {
+		out = fmt.Sprintf("+%dd%s", days, out[1:])
+	}
+	return out
+}
+
+// jsonDecision is one line of -o json.
+type jsonDecision struct {
+	T         float64            `json:"t"`
+	Time      string             `json:"time"`
+	Pool      string             `json:"pool"`
+	Action    string             `json:"action"`
+	Instances int                `json:"instances"`
+	Rule      string             `json:"rule,omitempty"`
+	Text      string             `json:"text,omitempty"`
+	Values    map[string]float64 `json:"values,omitempty"`
+	Outcome   string             `json:"outcome,omitempty"`
+}
+
+func writeJSON(w io.Writer, ds []runtime.Decision, start time.Time) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // rules hold '<' and '>'
+	for _, d := range ds {
+		j := jsonDecision{T: d.Time.Sub(start).Seconds(), Time: d.Time.Format(time.RFC3339), Pool: d.Pool, Action: d.Action,
+			Instances: d.Instances, Rule: position(d), Text: d.Rule, Outcome: d.Outcome}
+		if len(d.Values) > 0 {
+			j.Values = map[string]float64{}
+			for _, r := range d.Values {
+				j.Values[r.Name] = r.Value
+			}
+		}
+		enc.Encode(j)
+	}
+}
