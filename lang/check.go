@@ -386,7 +386,7 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 	if seen["provider"] == nil {
 		c.errorf(p.Name, `add e.g. provider local { run "./server --port $PORT" }`, "pool %q has no provider", p.Name.Name)
 	}
-	if standby != nil && heartbeat == nil {
+	if standby != nil && heartbeat == nil && c.poolHas[p].standby > 0 {
 		c.errorf(standby, "standbys take over when heartbeat finds a failure: add e.g. heartbeat every 1s timeout 4s",
 			"standby needs heartbeat in pool %q", p.Name.Name)
 	}
@@ -577,6 +577,10 @@ func (c *Checker) when(w *WhenRule) {
 			"this rule watches pools %s: it is not clear which one to %s", strings.Join(names, " and "), actionVerb(w.Action))
 		target = "?"
 	}
+	if w.Action.Replace || w.Action.Promote {
+		c.errorf(w.Action, "use it in on failure", "%s runs on a failure, not in a rule", actionName(w.Action))
+		return
+	}
 	c.action(w.Action, target)
 }
 
@@ -658,6 +662,9 @@ func (c *Checker) notExpr(n *NotExpr, pools map[string]bool) {
 	}{{lm, cmp.Right}, {rm, cmp.Left}} {
 		if side.m == nil || !side.m.Bounded || side.lit.Value == nil {
 			continue
+		}
+		if m := otherSide(cmp, side.lit); m.Call != nil && m.Call.Func.Name == "sum" {
+			continue // a sum over instances may pass 100%
 		}
 		if q, err := Interpret(side.lit.Value, Percent); err == nil && (q.Value > 1 || q.Value < 0) {
 			c.errorf(side.lit, "percentages of CPU and memory run from 0% to 100%", "%s out of range for %s", side.lit.Value.Number, refName(otherSide(cmp, side.lit)))
@@ -956,7 +963,10 @@ func (c *Checker) failureAction(a *Action) {
 		return
 	}
 	if c.pool == nil {
-		return // top level: checked per pool in checkTopLevelFailure
+		if a.Exec != nil {
+			c.action(a, "") // its command; promote is checked per pool in checkTopLevelFailure
+		}
+		return
 	}
 	c.action(a, c.pool.Name.Name)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -155,6 +156,22 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 			}
 			emit(tokString, start, j)
 			advance(j)
+		case c == '\'':
+			// A single-quoted string: one error for the whole of it, not one
+			// per character.
+			j := i + 1
+			for j < len(src) && src[j] != '\n' && src[j] != '\'' {
+				j++
+			}
+			if j < len(src) && src[j] == '\'' {
+				j++
+			}
+			end := start
+			end.Offset, end.Column = j, start.Column+utf8.RuneCount(src[i:j])
+			errs = append(errs, lexError{rng: Range{Start: start, End: end}, msg: "strings are written in double quotes",
+				hint: `write "` + strings.Trim(string(src[i:j]), "'") + `"`})
+			emit(tokSpace, start, j)
+			advance(j)
 		case isDigit(c) || (c == '-' && i+1 < len(src) && isDigit(src[i+1])):
 			typ, j := scanNumber(src, i)
 			emit(typ, start, j)
@@ -178,10 +195,8 @@ func scan(filename string, src []byte) (toks []lexer.Token, comments []Comment, 
 			msg := "unexpected character " + quoteRune(r)
 			hint := ""
 			switch r {
-			case '\'':
-				hint = `strings use double quotes: "…"`
-			case '“', '”':
-				hint = `use a plain double quote '"' instead of a typographic one`
+			case '“', '”', '‘', '’':
+				hint = `use a plain double quote '"' instead of a typographic quote`
 			default:
 				if unicode.IsLetter(r) {
 					hint = "names are written with ASCII letters, digits, '_' and '-'"

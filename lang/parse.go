@@ -262,7 +262,7 @@ func splitStatements(toks []lexer.Token, bad map[int]bool, diags *Diagnostics) [
 		case tokSpace:
 			continue
 		case tokTerm:
-			if len(opens) == 0 && parens == 0 {
+			if len(opens) == 0 && parens == 0 && (last < 0 || !continues(toks[last])) {
 				flush(i)
 				continue
 			}
@@ -535,6 +535,10 @@ func syntaxError(toks []lexer.Token, start, end int, err error) *Diagnostic {
 	} else {
 		d.Message = "unexpected " + describe(t)
 	}
+	if idx >= end && prev != nil && prev.Type == tokIdent && valueKeywords[prev.Value] {
+		d.Message += fmt.Sprintf(": expected a value after %q", prev.Value)
+		return d
+	}
 	if what, ok := expectNames[expect]; ok {
 		d.Message += ": expected " + what
 		if expect == "Action" {
@@ -561,20 +565,27 @@ func syntaxError(toks []lexer.Token, start, end int, err error) *Diagnostic {
 // expectNames says in words what a grammar node that participle expected
 // is.
 var expectNames = map[string]string{
-	"Action":    "an action (add, remove, replace, promote, sync, exec or set)",
-	"Value":     "a value",
-	"Verb":      "a command word",
-	"Ident":     "a name",
-	"Expr":      "a condition",
-	"Condition": "a condition",
-	"Operand":   "a metric or a value",
-	"Ref":       "a metric",
-	"MapEntry":  "NAME = VALUE",
-	"Setting":   "a setting",
-	"PoolItem":  "a pool setting or rule",
-	"Operator":  "a comparison (< <= > >= == !=)",
-	"Scale":     "instance, instances or a count",
+	"Action":       "an action (add, remove, replace, promote, sync, exec or set)",
+	"Value":        "a value",
+	"Verb":         "a command word",
+	"Ident":        "a name",
+	"Expr":         "a condition",
+	"Condition":    "a condition",
+	"Operand":      "a metric or a value",
+	"Ref":          "a metric",
+	"MapEntry":     "NAME = VALUE",
+	"Setting":      "a setting",
+	"PoolItem":     "a pool setting or rule",
+	"Operator":     "a comparison (< <= > >= == !=)",
+	"Scale":        "instance, instances or a count",
+	"(Map | Arg+)": "a value",
+	"Value Action": "a value",
 }
+
+// valueKeywords are the words a value must follow, so a statement that
+// stops after one is missing exactly that.
+var valueKeywords = map[string]bool{"instances": true, "port": true, "every": true, "cooldown": true, "standby": true,
+	"timeout": true, "at": true, "for": true, "exec": true, "storage": true, "sync": true, "to": true}
 
 func previousSignificant(toks []lexer.Token, idx int) *lexer.Token {
 	for i := idx - 1; i >= 0; i-- {
