@@ -8,6 +8,7 @@ package runtime
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -85,6 +86,18 @@ type Executor interface {
 	Exec(ctx context.Context, command string, env map[string]string) error
 }
 
+// Prober checks that an instance is alive, for heartbeat failure detection:
+// process liveness, a TCP or HTTP health check, or the provider's state.
+type Prober interface {
+	Probe(ctx context.Context, inst Instance) error
+}
+
+// Remote runs a command on an instance (over SSH for ec2), writing its
+// output to out.
+type Remote interface {
+	Run(ctx context.Context, inst Instance, command string, out io.Writer) error
+}
+
 // Drivers are what a runtime acts through. Balancer, Syncer and Executor
 // may be nil when the policy does not need them.
 type Drivers struct {
@@ -93,4 +106,6 @@ type Drivers struct {
 	Metrics   Metrics
 	Syncer    Syncer
 	Executor  Executor
+	Prober    Prober // used by heartbeat (a later release)
+	Remote    Remote // used by instance cmd, ssh and scp (a later release)
 }

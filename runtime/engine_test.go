@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,4 +298,72 @@ func TestRestartResumes(t *testing.T) {
 		"10 suppressed 2 when load > 0.5 for 10s add instance",
 		"33 add 3 when load > 0.5 for 10s add instance",
 		"33 suppressed 3 when cpu > 50% add instance")
+}
+
+// slowExec is an Executor whose runs last until released.
+type slowExec struct {
+	started chan string
+	release chan struct{}
+}
+
+func (s *slowExec) Exec(ctx context.Context, cmd string, env map[string]string) error {
+	s.started <- cmd
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestEveryNeverOverlaps runs a job every second whose run lasts longer:
+// the runs that fall due while one is going are skipped, and logged.
+func TestEveryNeverOverlaps(t *testing.T) {
+	policy := "pool web {\n  provider sim\n}\nevery 1s exec \"./backup\"\n"
+	_, info, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(policy)}}, nil)
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	f, _ := lang.Parse("p.cloud", []byte(policy))
+	prog, err := runtime.Compile([]*lang.File{f}, info, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := clock.NewVirtual(t0)
+	x := &slowExec{started: make(chan string, 10), release: make(chan struct{})}
+	var mu sync.Mutex
+	var log []string
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: runtime.Drivers{Executor: x},
+		Log: func(d runtime.Decision) {
+			mu.Lock()
+			defer mu.Unlock()
+			log = append(log, fmt.Sprintf("%g %s %s", d.Time.Sub(t0).Seconds(), d.Action, d.Outcome))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for s := 1; s <= 3; s++ {
+		vc.Set(t0.Add(time.Duration(s) * time.Second))
+		e.Step(ctx, vc.Now())
+	}
+	<-x.started
+	close(x.release) // the first run ends after the third second
+	e.Wait()
+	vc.Set(t0.Add(4 * time.Second))
+	e.Step(ctx, vc.Now())
+	<-x.started
+	e.Wait()
+	if len(x.started) != 0 {
+		t.Fatal("a run started while another was going")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	expect(t, log,
+		"1 exec started",
+		"2 suppressed previous run still going: skipped",
+		"3 suppressed previous run still going: skipped",
+		"3 exec done",
+		"4 exec started",
+		"4 exec done")
 }

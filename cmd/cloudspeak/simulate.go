@@ -32,7 +32,9 @@ time), then one POOL.METRIC column per metric, e.g. web.cpu. A value holds
 until the next row; every instance of the pool shows it. Cells are numbers in
 the metric's unit (a bare number for cpu or memory is a percentage) or
 CloudSpeak literals with a unit: 75%, 300ms, 500/s. The simulation runs
-until the trace's last row, or for --for.
+until the trace's last row, or for --for. --fail web@10m makes the oldest
+running instance of web fail ten minutes in, to see the pool's on-failure
+handling.
 
 Exit status: 0 on success, 1 if the trace cannot be read, 2 on bad usage
 or policy errors.`,
@@ -48,6 +50,8 @@ func init() {
 		plot := fs.String("plot", "", "draw metrics, thresholds and instance counts to `FILE` (.svg or .png)")
 		output := fs.String("o", "text", "output format: text or json (one decision per line)")
 		tz := fs.String("tz", "", "the policy's time zone for at schedules (default: local)")
+		var fails multiFlag
+		fs.Var(&fails, "fail", "make the oldest running instance of `POOL@OFFSET` fail then, e.g. web@10m (repeatable)")
 		if st := parseFlags(fs, simulateVerb, args, io); st >= 0 {
 			return st
 		}
@@ -117,7 +121,16 @@ func init() {
 		if *forFlag > 0 {
 			until = start.Add(*forFlag)
 		}
-		res := simulate(prog, trace, start, until, *boot)
+		var failures []simFailure
+		for _, f := range fails {
+			pool, off, ok := strings.Cut(f, "@")
+			d, err := time.ParseDuration(off)
+			if !ok || err != nil || prog.Pool(pool) == nil {
+				return usageError(io, simulateVerb, "--fail %q: want POOL@OFFSET with a pool of the policy, e.g. web@10m", f)
+			}
+			failures = append(failures, simFailure{pool, start.Add(d)})
+		}
+		res := simulate(prog, trace, start, until, *boot, failures...)
 		switch *output {
 		case "json":
 			writeJSON(io.out, res.decisions, start)
@@ -157,9 +170,18 @@ type sizeAt struct {
 	size int
 }
 
-func simulate(prog *runtime.Program, trace *sim.Trace, start, until time.Time, boot time.Duration) *simResult {
+// simFailure makes the oldest running instance of a pool fail at a time.
+type simFailure struct {
+	pool string
+	at   time.Time
+}
+
+func simulate(prog *runtime.Program, trace *sim.Trace, start, until time.Time, boot time.Duration, fails ...simFailure) *simResult {
 	vc := clock.NewVirtual(start)
 	prov := sim.NewProvider(vc, boot)
+	for _, f := range fails {
+		prov.FailAt(f.pool, "", f.at)
+	}
 	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Metrics: trace.Metrics(prov.Count)}
 	res := &simResult{sizes: map[string][]sizeAt{}}
 	for _, p := range prog.Pools {
