@@ -50,6 +50,7 @@ type poolState struct {
 	inUntil  time.Time
 	nextTick time.Time
 	handled  map[string]bool // failed instances already acted on
+	gone     map[string]bool // failed instances the provider no longer lists
 	dirty    bool            // instances started or stopped since the last list
 	changeAt time.Time       // when a Predictor said the instances change next
 }
@@ -81,7 +82,7 @@ func New(prog *Program, opts Options) (*Engine, error) {
 		obs: make([]Observation, len(prog.Pools))}
 	now := opts.Clock.Now()
 	for _, p := range prog.Pools {
-		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}})
+		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}})
 		for _, r := range p.Rules {
 			e.rules[r] = &ruleState{}
 		}
@@ -180,8 +181,12 @@ func (e *Engine) NextDue() time.Time {
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.wg.Wait()
 	for {
-		wait := e.NextDue().Sub(e.opts.Clock.Now())
-		t := e.opts.Clock.NewTimer(wait)
+		next := e.NextDue()
+		if next.IsZero() { // nothing will ever be due
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		t := e.opts.Clock.NewTimer(next.Sub(e.opts.Clock.Now()))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -321,6 +326,7 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 		if !ok {
 			if in.State != Stopping && in.State != Failed {
 				in.State = Failed // gone without being asked
+				ps.gone[in.ID] = true
 			}
 			continue
 		}
@@ -356,11 +362,10 @@ func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
 		}
 		ps.handled[in.ID] = true
 		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "failed", Instances: ps.target, Outcome: in.Name + " failed"})
-		promoted := false
 		for _, a := range ps.p.Failure {
 			switch a.Kind {
 			case Promote:
-				promoted = e.promote(ctx, ps, now, in, a)
+				e.promote(ctx, ps, now, in, a)
 			case Exec:
 				env := map[string]string{"CLOUDSPEAK_INSTANCE": in.Name, "CLOUDSPEAK_ADDR": in.Addr, "CLOUDSPEAK_POOL": ps.p.Name}
 				e.act(ctx, now, ps.p, a, "on failure exec", a.Pos, env, nil, nil)
@@ -369,13 +374,17 @@ func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
 					Rule: "on failure replace instance", Outcome: "replacing " + in.Name})
 			}
 		}
-		_ = promoted
+		if ps.gone[in.ID] {
+			delete(ps.gone, in.ID) // nothing left to stop
+			in.State = Stopping
+			continue
+		}
 		e.stop(ctx, ps, now, in)
 	}
 }
 
 // promote puts a running standby into rotation in place of failed.
-func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, failed *Instance, a *Action) bool {
+func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, failed *Instance, a *Action) {
 	for _, in := range ps.insts {
 		if in.Role == Standby && in.State == Running {
 			in.Role = Serving
@@ -386,12 +395,11 @@ func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, fail
 			}
 			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "promote", Instances: ps.target, Pos: a.Pos,
 				Rule: "on failure promote standby", Outcome: fmt.Sprintf("%s replaces %s", in.Name, failed.Name)})
-			return true
+			return
 		}
 	}
 	e.log(Decision{Time: now, Pool: ps.p.Name, Action: "replace", Instances: ps.target, Pos: a.Pos,
 		Rule: "on failure promote standby", Outcome: "no standby ready: replacing " + failed.Name})
-	return false
 }
 
 // observe reads the pool's metrics; instances and healthy come from the

@@ -367,3 +367,53 @@ func TestEveryNeverOverlaps(t *testing.T) {
 		"4 exec started",
 		"4 exec done")
 }
+
+// TestRunFollowsTheClock runs the engine as the daemon does, waiting on the
+// clock's timers, and stops it with its context.
+func TestRunFollowsTheClock(t *testing.T) {
+	policy := "pool web {\n  provider sim\n  instances 2\n  check every 5s\n}\n"
+	_, info, _ := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(policy)}}, nil)
+	f, _ := lang.Parse("p.cloud", []byte(policy))
+	prog, err := runtime.Compile([]*lang.File{f}, info, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := clock.NewVirtual(t0)
+	prov := sim.NewProvider(vc, 10*time.Second)
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+	// Step the clock one timer at a time, waiting for Run to set each.
+	for vc.Now().Before(t0.Add(15 * time.Second)) {
+		next, ok := vc.Next()
+		for !ok {
+			time.Sleep(time.Millisecond)
+			next, ok = vc.Next()
+		}
+		vc.Set(next)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		running := 0
+		for _, in := range e.Instances("web") {
+			if in.State == runtime.Running {
+				running++
+			}
+		}
+		if running == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instances never ran: %+v", e.Instances("web"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Run returned %v", err)
+	}
+}
