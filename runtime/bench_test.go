@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
-	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
 )
@@ -60,15 +59,7 @@ when worker.queue > 180 and web.load > 0.8 exec "./alert"
 // 10-rule, 3-pool policy. Target: under 1 s per op.
 func BenchmarkSimulateWeek(b *testing.B) {
 	trace := weekTrace()
-	_, info, diags := lang.Load([]lang.Source{{Name: "week.cloud", Src: []byte(weekPolicy)}}, nil)
-	if len(diags) > 0 {
-		b.Fatal(diags)
-	}
-	f, _ := lang.Parse("week.cloud", []byte(weekPolicy))
-	prog, err := runtime.Compile([]*lang.File{f}, info, time.UTC)
-	if err != nil {
-		b.Fatal(err)
-	}
+	prog := compile(b, weekPolicy, nil)
 	tr, err := sim.ReadTrace(strings.NewReader(trace), t0)
 	if err != nil {
 		b.Fatal(err)

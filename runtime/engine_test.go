@@ -32,21 +32,26 @@ type run struct {
 	exec   runtime.Executor
 }
 
-func (r run) do(t *testing.T) ([]string, *runtime.Engine) {
-	t.Helper()
-	_, info, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(r.policy)}}, nil)
+// compile checks and compiles a policy, failing the test on any error.
+func compile(tb testing.TB, policy string, loc *time.Location) *runtime.Program {
+	tb.Helper()
+	files, info, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(policy)}}, nil)
 	if len(diags) > 0 {
-		t.Fatal(diags)
+		tb.Fatal(diags)
 	}
-	files, _ := lang.Parse("p.cloud", []byte(r.policy))
-	loc := r.loc
 	if loc == nil {
 		loc = time.UTC
 	}
-	prog, err := runtime.Compile([]*lang.File{files}, info, loc)
+	prog, err := runtime.Compile(files, info, loc)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return prog
+}
+
+func (r run) do(t *testing.T) ([]string, *runtime.Engine) {
+	t.Helper()
+	prog := compile(t, r.policy, r.loc)
 	start := r.start
 	if start.IsZero() {
 		start = t0
@@ -251,15 +256,7 @@ func TestRestartResumes(t *testing.T) {
   when cpu > 50% add instance
 }
 `
-	_, info, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(policy)}}, nil)
-	if len(diags) > 0 {
-		t.Fatal(diags)
-	}
-	f, _ := lang.Parse("p.cloud", []byte(policy))
-	prog, err := runtime.Compile([]*lang.File{f}, info, time.UTC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prog := compile(t, policy, nil)
 	tr, err := sim.ReadTrace(strings.NewReader("t,web.load,web.cpu\n0,0.9,10\n3,0.9,90\n"), t0)
 	if err != nil {
 		t.Fatal(err)
@@ -320,15 +317,7 @@ func (s *slowExec) Exec(ctx context.Context, cmd string, env map[string]string) 
 // the runs that fall due while one is going are skipped, and logged.
 func TestEveryNeverOverlaps(t *testing.T) {
 	policy := "pool web {\n  provider sim\n}\nevery 1s exec \"./backup\"\n"
-	_, info, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(policy)}}, nil)
-	if len(diags) > 0 {
-		t.Fatal(diags)
-	}
-	f, _ := lang.Parse("p.cloud", []byte(policy))
-	prog, err := runtime.Compile([]*lang.File{f}, info, time.UTC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prog := compile(t, policy, nil)
 	vc := clock.NewVirtual(t0)
 	x := &slowExec{started: make(chan string, 10), release: make(chan struct{})}
 	var mu sync.Mutex
@@ -372,12 +361,7 @@ func TestEveryNeverOverlaps(t *testing.T) {
 // clock's timers, and stops it with its context.
 func TestRunFollowsTheClock(t *testing.T) {
 	policy := "pool web {\n  provider sim\n  instances 2\n  check every 5s\n}\n"
-	_, info, _ := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(policy)}}, nil)
-	f, _ := lang.Parse("p.cloud", []byte(policy))
-	prog, err := runtime.Compile([]*lang.File{f}, info, time.UTC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prog := compile(t, policy, nil)
 	vc := clock.NewVirtual(t0)
 	prov := sim.NewProvider(vc, 10*time.Second)
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}}})
