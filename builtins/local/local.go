@@ -1,0 +1,375 @@
+// Package local is the provider whose instances are processes on this
+// machine: `provider local { run "CMD" }`. Each instance runs CMD through
+// /bin/sh in its own process group, with its own loopback address ($IP,
+// 127.0.0.N) and port ($PORT), working directory and log file. A file in the
+// instance's directory records which process it is, so a restarted daemon
+// finds and adopts the processes the last one left: none is ever orphaned.
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/clock"
+)
+
+// Spec is how a pool's instances run.
+type Spec struct {
+	Run   string            // the command, run by /bin/sh -c
+	Env   map[string]string // added to the environment
+	Dir   string            // working directory; default: the instance's own directory
+	Grace time.Duration     // SIGTERM to SIGKILL; default 10s
+	Port  int               // the pool's port; 0 picks a free one per instance
+}
+
+// DefaultGrace is the time between SIGTERM and SIGKILL.
+const DefaultGrace = 10 * time.Second
+
+// Provider runs local instances under root (root/POOL/NAME/).
+type Provider struct {
+	root  string
+	clock clock.Clock
+
+	mu         sync.Mutex
+	specs      map[string]Spec
+	procs      map[string]*proc // by instance ID
+	discovered map[string]bool  // pools whose directory was scanned for survivors
+	wg         sync.WaitGroup   // process waiters and stoppers
+}
+
+type proc struct {
+	inst      runtime.Instance
+	pid       int
+	startTime uint64
+	exited    chan struct{} // closed when the process has exited
+	stopping  bool
+	ready     bool
+	ours      bool     // our child: a waiter reaps it; else adopted, watched through /proc
+	samples   []sample // CPU ticks over the last minute, for metrics
+}
+
+type sample struct {
+	at    time.Time
+	ticks uint64
+}
+
+// record is what the instance's directory keeps of it.
+type record struct {
+	ID        string    `json:"id"`
+	Pool      string    `json:"pool"`
+	Name      string    `json:"name"`
+	PID       int       `json:"pid"`
+	StartTime uint64    `json:"start_time"` // /proc ticks since boot
+	Addr      string    `json:"addr"`
+	Started   time.Time `json:"started"`
+}
+
+const recordFile = "instance.json"
+
+// New returns a provider keeping its instances under root.
+func New(root string, c clock.Clock) *Provider {
+	return &Provider{root: root, clock: c, specs: map[string]Spec{}, procs: map[string]*proc{}, discovered: map[string]bool{}}
+}
+
+// SetSpec sets (or, on a policy reload, changes) how pool's new instances run.
+func (p *Provider) SetSpec(pool string, s Spec) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.Grace <= 0 {
+		s.Grace = DefaultGrace
+	}
+	p.specs[pool] = s
+}
+
+// Start starts an instance of pool named name.
+func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	spec, ok := p.specs[pool]
+	if !ok {
+		return runtime.Instance{}, fmt.Errorf("pool %s has no local provider", pool)
+	}
+	dir := filepath.Join(p.root, pool, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return runtime.Instance{}, err
+	}
+	ip, err := p.freeIP()
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	port := spec.Port
+	if port == 0 {
+		if port, err = freePort(ip); err != nil {
+			return runtime.Instance{}, err
+		}
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "output.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command("/bin/sh", "-c", spec.Run)
+	cmd.Dir = dir
+	if spec.Dir != "" {
+		cmd.Dir = spec.Dir
+	}
+	cmd.Env = append(os.Environ(), "IP="+ip, "PORT="+strconv.Itoa(port), "CLOUDSPEAK_POOL="+pool, "CLOUDSPEAK_INSTANCE="+name)
+	keys := make([]string, 0, len(spec.Env))
+	for k := range spec.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		cmd.Env = append(cmd.Env, k+"="+spec.Env[k])
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	st, err := readStat(cmd.Process.Pid)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s: read /proc: %w", name, err)
+	}
+	now := p.clock.Now()
+	pr := &proc{
+		inst: runtime.Instance{
+			ID:      fmt.Sprintf("%s-%d-%d", name, cmd.Process.Pid, st.startTime),
+			Name:    name, Pool: pool, Addr: net.JoinHostPort(ip, strconv.Itoa(port)),
+			State: runtime.Starting, Role: runtime.Serving, Started: now,
+		},
+		pid: cmd.Process.Pid, startTime: st.startTime, exited: make(chan struct{}), ours: true,
+	}
+	// Record it before anything else can fail: a daemon killed now must
+	// still find this process when it comes back.
+	if err := writeRecord(dir, pr); err != nil {
+		syscall.Kill(-pr.pid, syscall.SIGKILL)
+		cmd.Wait()
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	p.procs[pr.inst.ID] = pr
+	p.wg.Add(1)
+	go func() { // the waiter: reaps the child and says it exited
+		defer p.wg.Done()
+		cmd.Wait()
+		close(pr.exited)
+	}()
+	return pr.inst, nil
+}
+
+func writeRecord(dir string, pr *proc) error {
+	data, err := json.Marshal(record{ID: pr.inst.ID, Pool: pr.inst.Pool, Name: pr.inst.Name, PID: pr.pid,
+		StartTime: pr.startTime, Addr: pr.inst.Addr, Started: pr.inst.Started})
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, recordFile+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, recordFile))
+}
+
+// freeIP returns the lowest loopback address 127.0.0.N (N ≥ 2) no live
+// instance uses; the caller holds p.mu.
+func (p *Provider) freeIP() (string, error) {
+	used := map[string]bool{}
+	for _, pr := range p.procs {
+		host, _, _ := net.SplitHostPort(pr.inst.Addr)
+		used[host] = true
+	}
+	for n := 2; n < 255; n++ {
+		ip := fmt.Sprintf("127.0.0.%d", n)
+		if !used[ip] {
+			return ip, nil
+		}
+	}
+	return "", errors.New("no free loopback address: 253 local instances already run")
+}
+
+func freePort(ip string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// List reports the pool's instances: Starting until their port accepts a
+// connection (at once if the pool has no port), then Running; Failed once
+// the process has exited without being asked to stop.
+func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.discovered[pool] {
+		p.discover(pool)
+		p.discovered[pool] = true
+	}
+	var out []runtime.Instance
+	for id, pr := range p.procs {
+		if pr.inst.Pool != pool {
+			continue
+		}
+		exited := pr.hasExited()
+		if exited && pr.stopping {
+			delete(p.procs, id) // stopped as asked: gone
+			continue
+		}
+		in := pr.inst
+		switch {
+		case exited:
+			in.State = runtime.Failed
+		case pr.ready || p.specs[pool].Port == 0: // nothing to wait for but the process
+			in.State = runtime.Running
+		default:
+			if dialable(ctx, pr.inst.Addr) {
+				pr.ready = true
+				in.State = runtime.Running
+			} else {
+				in.State = runtime.Starting
+			}
+		}
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) || out[i].Started.Equal(out[j].Started) && out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func dialable(ctx context.Context, addr string) bool {
+	d := net.Dialer{Timeout: 200 * time.Millisecond}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func (pr *proc) hasExited() bool {
+	select {
+	case <-pr.exited:
+		return true
+	default:
+	}
+	// An adopted process is not our child: nothing waits on it, so its
+	// exit is noticed through /proc.
+	if !pr.ours && !alive(pr.pid, pr.startTime) {
+		close(pr.exited)
+		return true
+	}
+	return false
+}
+
+// discover adopts the processes a previous daemon left in pool's
+// directory, and removes the records of those that are gone; the caller
+// holds p.mu.
+func (p *Provider) discover(pool string) {
+	dirs, _ := filepath.Glob(filepath.Join(p.root, pool, "*", recordFile))
+	for _, path := range dirs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		var r record
+		if json.Unmarshal(data, &r) != nil || r.Pool != pool {
+			continue
+		}
+		if _, known := p.procs[r.ID]; known {
+			continue
+		}
+		if !alive(r.PID, r.StartTime) {
+			os.Remove(path)
+			continue
+		}
+		p.procs[r.ID] = &proc{
+			inst: runtime.Instance{ID: r.ID, Name: r.Name, Pool: pool, Addr: r.Addr, State: runtime.Running, Started: r.Started},
+			pid:  r.PID, startTime: r.StartTime, exited: make(chan struct{}), ready: true,
+		}
+	}
+}
+
+// Stop asks the instance to stop: SIGTERM to its process group, then
+// SIGKILL if it is still there after the pool's grace period. It returns at
+// once; List stops reporting the instance when it is gone.
+func (p *Provider) Stop(ctx context.Context, in runtime.Instance) error {
+	p.mu.Lock()
+	pr, ok := p.procs[in.ID]
+	if !ok {
+		p.mu.Unlock()
+		return fmt.Errorf("stop %s: not a running instance", in.Name)
+	}
+	grace := p.specs[in.Pool].Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	if pr.stopping {
+		p.mu.Unlock()
+		return nil
+	}
+	pr.stopping = true
+	p.mu.Unlock()
+	if pr.hasExited() {
+		return nil
+	}
+	if err := syscall.Kill(-pr.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stop %s: %w", in.Name, err)
+	}
+	p.wg.Add(1)
+	go func() { // the stopper: escalates, and clears the record
+		defer p.wg.Done()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case <-pr.exited:
+				break wait
+			case <-tick.C:
+				p.mu.Lock()
+				gone := pr.hasExited()
+				p.mu.Unlock()
+				if gone {
+					break wait
+				}
+			case <-t.C:
+				syscall.Kill(-pr.pid, syscall.SIGKILL)
+			}
+		}
+		// The leader is gone; make sure nothing of its group lingers.
+		syscall.Kill(-pr.pid, syscall.SIGKILL)
+		os.Remove(filepath.Join(p.root, in.Pool, in.Name, recordFile))
+	}()
+	return nil
+}
+
+// Wait waits for the provider's background work (reaping and stopping).
+func (p *Provider) Wait() { p.wg.Wait() }
+
+// StopAll stops every instance the provider knows, and waits for them.
+func (p *Provider) StopAll(ctx context.Context) {
+	p.mu.Lock()
+	var all []runtime.Instance
+	for _, pr := range p.procs {
+		all = append(all, pr.inst)
+	}
+	p.mu.Unlock()
+	for _, in := range all {
+		p.Stop(ctx, in)
+	}
+	p.wg.Wait()
+}

@@ -1,0 +1,250 @@
+package local
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/clock"
+)
+
+// TestMain lets the test binary serve as an instance that listens on
+// $IP:$PORT after a delay, so readiness is tested without other programs.
+func TestMain(m *testing.M) {
+	if d := os.Getenv("LOCAL_TEST_LISTEN"); d != "" {
+		delay, _ := time.ParseDuration(d)
+		time.Sleep(delay)
+		ln, err := net.Listen("tcp", net.JoinHostPort(os.Getenv("IP"), os.Getenv("PORT")))
+		if err != nil {
+			os.Exit(3)
+		}
+		defer ln.Close()
+		time.Sleep(30 * time.Second)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func list(t *testing.T, p *Provider, pool string) []runtime.Instance {
+	t.Helper()
+	l, err := p.List(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func state(t *testing.T, p *Provider, pool, id string) runtime.InstanceState {
+	for _, in := range list(t, p, pool) {
+		if in.ID == id {
+			return in.State
+		}
+	}
+	return "gone"
+}
+
+func pidOf(t *testing.T, in runtime.Instance) int {
+	parts := strings.Split(in.ID, "-")
+	pid, err := strconv.Atoi(parts[len(parts)-2])
+	if err != nil {
+		t.Fatalf("id %s", in.ID)
+	}
+	return pid
+}
+
+func TestStartEnvDirAndLog(t *testing.T) {
+	root := t.TempDir()
+	p := New(root, clock.Real{})
+	defer p.StopAll(context.Background())
+	p.SetSpec("web", Spec{Run: `echo "$IP $PORT $CLOUDSPEAK_POOL $CLOUDSPEAK_INSTANCE $GREETING $(pwd)"; exec sleep 30`, Env: map[string]string{"GREETING": "hi"}})
+	in, err := p.Start(context.Background(), "web", "node0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "web", "node0")
+	waitFor(t, "output", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "output.log"))
+		return strings.Contains(string(b), "hi")
+	})
+	out, _ := os.ReadFile(filepath.Join(dir, "output.log"))
+	host := strings.Split(in.Addr, ":")[0]
+	if want := host + " " + strings.Split(in.Addr, ":")[1] + " web node0 hi " + dir; strings.TrimSpace(string(out)) != want {
+		t.Fatalf("output %q, want %q", out, want)
+	}
+	if host != "127.0.0.2" {
+		t.Fatalf("first instance got %s, want 127.0.0.2", host)
+	}
+	for _, f := range []string{"output.log", "instance.json"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, err, fi.Mode())
+		}
+	}
+	if st := state(t, p, "web", in.ID); st != runtime.Running { // no port declared: running once started
+		t.Fatalf("state %s", st)
+	}
+	in2, err := p.Start(context.Background(), "web", "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(in2.Addr, "127.0.0.3:") {
+		t.Fatalf("second instance at %s", in2.Addr)
+	}
+}
+
+func TestReadyWhenPortAccepts(t *testing.T) {
+	p := New(t.TempDir(), clock.Real{})
+	defer p.StopAll(context.Background())
+	// The test binary itself is the server (see TestMain): it listens on
+	// $IP:$PORT after half a second.
+	p.SetSpec("web", Spec{Run: "exec " + os.Args[0], Env: map[string]string{"LOCAL_TEST_LISTEN": "500ms"}, Port: 18123})
+	in, err := p.Start(context.Background(), "web", "node0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := state(t, p, "web", in.ID); st != runtime.Starting {
+		t.Fatalf("before it listens: %s", st)
+	}
+	waitFor(t, "running", func() bool { return state(t, p, "web", in.ID) == runtime.Running })
+}
+
+func TestStopEscalatesAndKillsTheGroup(t *testing.T) {
+	p := New(t.TempDir(), clock.Real{})
+	// The shell ignores SIGTERM and has a child: both must go.
+	p.SetSpec("w", Spec{Run: `trap "" TERM; sleep 30 & wait`, Grace: 300 * time.Millisecond})
+	in, err := p.Start(context.Background(), "w", "node0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgid := pidOf(t, in)
+	waitFor(t, "the child", func() bool { return len(groupMembers(pgid)) >= 2 })
+	start := time.Now()
+	if err := p.Stop(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the group to die", func() bool { return len(groupMembers(pgid)) == 0 })
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("killed after %v: the grace period was not given", took)
+	}
+	waitFor(t, "gone from the list", func() bool { return state(t, p, "w", in.ID) == "gone" })
+	p.Wait()
+}
+
+func TestCrashIsFailed(t *testing.T) {
+	p := New(t.TempDir(), clock.Real{})
+	defer p.StopAll(context.Background())
+	p.SetSpec("w", Spec{Run: "sleep 30"})
+	in, err := p.Start(context.Background(), "w", "node0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pidOf(t, in), syscall.SIGKILL)
+	waitFor(t, "failed", func() bool { return state(t, p, "w", in.ID) == runtime.Failed })
+}
+
+// TestAdoptAfterRestart: a new provider over the same directory (a
+// restarted daemon) finds the processes the last one left, and can stop
+// them; records of dead processes are dropped.
+func TestAdoptAfterRestart(t *testing.T) {
+	root := t.TempDir()
+	old := New(root, clock.Real{})
+	old.SetSpec("w", Spec{Run: "exec sleep 30"})
+	in, err := old.Start(context.Background(), "w", "node0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := old.Start(context.Background(), "w", "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pidOf(t, dead), syscall.SIGKILL)
+	waitFor(t, "node1 to die", func() bool { return state(t, old, "w", dead.ID) == runtime.Failed })
+
+	p := New(root, clock.Real{})
+	p.SetSpec("w", Spec{Run: "exec sleep 30", Grace: time.Second})
+	got := list(t, p, "w")
+	if len(got) != 1 || got[0].ID != in.ID || got[0].State != runtime.Running {
+		t.Fatalf("adopted %+v, want only %s running", got, in.ID)
+	}
+	if _, err := os.Stat(filepath.Join(root, "w", "node1", recordFile)); !os.IsNotExist(err) {
+		t.Fatal("the dead instance's record was kept")
+	}
+	if err := p.Stop(context.Background(), got[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the adopted process to stop", func() bool { return !alive(pidOf(t, in), 0) && len(groupMembers(pidOf(t, in))) == 0 })
+	p.Wait()
+	old.Wait() // its waiter reaps the child it started
+}
+
+func TestMetricsFromProc(t *testing.T) {
+	p := New(t.TempDir(), clock.Real{})
+	defer p.StopAll(context.Background())
+	p.SetSpec("busy", Spec{Run: "while :; do :; done"})
+	p.SetSpec("idle", Spec{Run: "exec sleep 30"})
+	if _, err := p.Start(context.Background(), "busy", "node0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Start(context.Background(), "idle", "node0"); err != nil {
+		t.Fatal(err)
+	}
+	observe := func(pool string) runtime.Observation {
+		var obs runtime.Observation
+		if err := p.Observe(context.Background(), pool, time.Now(), &obs); err != nil {
+			t.Fatal(err)
+		}
+		return obs
+	}
+	observe("busy")
+	observe("idle")
+	time.Sleep(500 * time.Millisecond)
+	busy, idle := observe("busy"), observe("idle")
+	if !busy.Values[runtime.CPU].OK || !busy.Values[runtime.Load].OK || !busy.Values[runtime.Memory].OK {
+		t.Fatalf("missing metrics: %+v", busy.Values)
+	}
+	// A busy loop uses about one core; an idle sleep none. The machine is
+	// shared, so only the order and rough sizes are checked.
+	if l := busy.Values[runtime.Load].Avg; l < 0.3 || l > 1.2 {
+		t.Errorf("busy load %.2f cores", l)
+	}
+	if l := idle.Values[runtime.Load].Avg; l > 0.05 {
+		t.Errorf("idle load %.2f cores", l)
+	}
+	if busy.Values[runtime.CPU].Avg <= idle.Values[runtime.CPU].Avg {
+		t.Errorf("cpu busy %.2f ≤ idle %.2f", busy.Values[runtime.CPU].Avg, idle.Values[runtime.CPU].Avg)
+	}
+}
+
+func groupMembers(pgid int) []int {
+	gs, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range gs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(pid); err == nil && st.pgrp == pgid && st.state != 'Z' {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -1,0 +1,76 @@
+package local
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"time"
+
+	rt "github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// window is how far back load averages: the last minute.
+const window = time.Minute
+
+// Observe implements runtime.Metrics for the pool's local instances, from
+// /proc: cpu is the instance's process group's CPU use as a share of the
+// machine's cores since the last observation; load is its CPU use in cores
+// over the last minute; memory its resident memory as a share of the
+// machine's. An instance observed for the first time has no cpu or load yet.
+func (p *Provider) Observe(ctx context.Context, pool string, now time.Time, obs *rt.Observation) error {
+	groups, err := groups()
+	if err != nil {
+		return err
+	}
+	total, err := memTotal()
+	if err != nil {
+		return err
+	}
+	page := int64(os.Getpagesize())
+	cores := float64(runtime.NumCPU())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var cpu, load, mem []float64
+	for _, pr := range p.procs {
+		if pr.inst.Pool != pool || pr.stopping {
+			continue
+		}
+		g, ok := groups[pr.pid]
+		if !ok {
+			continue
+		}
+		mem = append(mem, float64(g.rssPages*page)/float64(total))
+		if n := len(pr.samples); n > 0 {
+			last := pr.samples[n-1]
+			if dt := now.Sub(last.at).Seconds(); dt > 0 && g.ticks >= last.ticks {
+				cpu = append(cpu, float64(g.ticks-last.ticks)/clockTicks/dt/cores)
+			}
+			first := pr.samples[0]
+			if dt := now.Sub(first.at).Seconds(); dt > 0 && g.ticks >= first.ticks {
+				load = append(load, float64(g.ticks-first.ticks)/clockTicks/dt)
+			}
+		}
+		pr.samples = append(pr.samples, sample{at: now, ticks: g.ticks})
+		for len(pr.samples) > 1 && now.Sub(pr.samples[1].at) >= window {
+			pr.samples = pr.samples[1:]
+		}
+	}
+	set(obs, rt.CPU, cpu)
+	set(obs, rt.Load, load)
+	set(obs, rt.Memory, mem)
+	return nil
+}
+
+func set(obs *rt.Observation, m rt.Metric, vs []float64) {
+	if len(vs) == 0 {
+		return
+	}
+	v := rt.Value{Max: vs[0], Min: vs[0], OK: true}
+	for _, x := range vs {
+		v.Sum += x
+		v.Max = max(v.Max, x)
+		v.Min = min(v.Min, x)
+	}
+	v.Avg = v.Sum / float64(len(vs))
+	obs.Values[m] = v
+}
