@@ -146,8 +146,8 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 	now := p.clock.Now()
 	pr := &proc{
 		inst: runtime.Instance{
-			ID:      fmt.Sprintf("%s-%d-%d", name, cmd.Process.Pid, st.startTime),
-			Name:    name, Pool: pool, Addr: net.JoinHostPort(ip, strconv.Itoa(port)),
+			ID:   fmt.Sprintf("%s-%d-%d", name, cmd.Process.Pid, st.startTime),
+			Name: name, Pool: pool, Addr: net.JoinHostPort(ip, strconv.Itoa(port)),
 			State: runtime.Starting, Role: runtime.Serving, Started: now,
 		},
 		pid: cmd.Process.Pid, startTime: st.startTime, exited: make(chan struct{}), ours: true,
@@ -244,7 +244,9 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 		}
 		out = append(out, in)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) || out[i].Started.Equal(out[j].Started) && out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Started.Before(out[j].Started) || out[i].Started.Equal(out[j].Started) && out[i].ID < out[j].ID
+	})
 	return out, nil
 }
 
