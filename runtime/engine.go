@@ -82,7 +82,8 @@ func New(prog *Program, opts Options) (*Engine, error) {
 		obs: make([]Observation, len(prog.Pools))}
 	now := opts.Clock.Now()
 	for _, p := range prog.Pools {
-		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}})
+		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{},
+			dirty: true}) // list before the first reconcile: adopt what already runs
 		for _, r := range p.Rules {
 			e.rules[r] = &ruleState{}
 		}
@@ -343,6 +344,30 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 			in.State = Failed
 		}
 	}
+	// Adopt what the provider lists but the engine does not know: an
+	// instance started just before a crash, before its state was saved. It
+	// is the pool's; reconcile stops it if the pool has too many.
+	for _, cur := range list {
+		known := false
+		for _, in := range ps.insts {
+			if in.ID == cur.ID {
+				known = true
+				break
+			}
+		}
+		if known || cur.State == Failed {
+			continue
+		}
+		in := cur
+		if in.Role == "" {
+			in.Role = Serving
+		}
+		ps.insts = append(ps.insts, &in)
+		if n := nameIndex(in.Name); n >= ps.nextName {
+			ps.nextName = n + 1
+		}
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "adopted", Instances: ps.target, Outcome: fmt.Sprintf("%s (%s) found running", in.Name, in.ID)})
+	}
 	// Forget instances that have stopped.
 	next = 0
 	kept := ps.insts[:0]
@@ -352,6 +377,15 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 		}
 	}
 	ps.insts = kept
+}
+
+// nameIndex returns N of an instance named nodeN, or -1.
+func nameIndex(name string) int {
+	var n int
+	if _, err := fmt.Sscanf(name, "node%d", &n); err != nil {
+		return -1
+	}
+	return n
 }
 
 // failures acts once on each newly failed instance.

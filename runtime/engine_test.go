@@ -401,3 +401,28 @@ func TestRunFollowsTheClock(t *testing.T) {
 		t.Fatalf("Run returned %v", err)
 	}
 }
+
+// TestAdoptsInstancesItDidNotRecord: a daemon killed after starting an
+// instance but before saving its state leaves a process the next one has
+// no record of. The provider lists it; the engine adopts it instead of
+// starting a duplicate.
+func TestAdoptsInstancesItDidNotRecord(t *testing.T) {
+	prog := compile(t, "pool web {\n  provider sim\n  instances 1\n}\n", nil)
+	vc := clock.NewVirtual(t0)
+	prov := sim.NewProvider(vc, 0)
+	if _, err := prov.Start(context.Background(), "web", "node0"); err != nil { // the crashed daemon's
+		t.Fatal(err)
+	}
+	var log []string
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
+		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}},
+		Log:     func(d runtime.Decision) { log = append(log, d.Action+": "+d.Outcome) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Simulate(context.Background(), vc, t0.Add(3*time.Second))
+	expect(t, log, "adopted: node0 (sim-1) found running")
+	if got := e.Instances("web"); len(got) != 1 || got[0].ID != "sim-1" || prov.Count("web") != 1 {
+		t.Fatalf("instances %+v: a duplicate was started", got)
+	}
+}
