@@ -22,7 +22,6 @@ type Trace struct {
 	Start   time.Time
 	End     time.Time // the last row's time
 	columns []column
-	counter func(pool string) int
 }
 
 type column struct {
