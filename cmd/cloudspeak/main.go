@@ -43,7 +43,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
+	verbs = []*verb{runVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
 }
 
 func findVerb(name string) *verb {

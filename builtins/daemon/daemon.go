@@ -1,0 +1,259 @@
+// Package daemon runs policies for real: it loads them, wires each pool to
+// its provider, runs the runtime's engine on the wall clock, keeps its state
+// in the state directory, reloads on request, and serves /status and
+// /metrics over HTTP.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
+	"github.com/cloudspeak/cloudspeak/runtime/clock"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config is how a daemon runs.
+type Config struct {
+	Policies []string // the policy files, read again on reload
+	StateDir string
+	Listen   string // HTTP address for /status and /metrics; "" for none
+	Keep     bool   // on stop, leave instances running for the next start to adopt
+	Log      *slog.Logger
+}
+
+// Daemon is a running policy.
+type Daemon struct {
+	cfg   Config
+	clock clock.Clock
+	store *boltstore.Store
+	local *local.Provider
+	http  *http.Server
+	met   *metrics
+
+	mu      sync.Mutex
+	engine  *runtime.Engine
+	cancel  context.CancelFunc // stops the engine's Run
+	running chan struct{}      // closed when Run returns
+	files   []*lang.File
+	recent  []runtime.Decision // the last decisions, for /status
+}
+
+// PolicyError is a policy that does not check; Diagnostics say why.
+type PolicyError struct {
+	Diagnostics lang.Diagnostics
+	Sources     map[string][]byte
+}
+
+func (e *PolicyError) Error() string { return e.Diagnostics.Error() }
+
+// Load reads and checks policy files.
+func Load(paths []string) ([]*lang.File, *lang.Info, error) {
+	var srcs []lang.Source
+	sources := map[string][]byte{}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		srcs = append(srcs, lang.Source{Name: p, Src: data})
+		sources[p] = data
+	}
+	files, info, diags := lang.Load(srcs, nil)
+	if diags.HasErrors() {
+		return nil, nil, &PolicyError{Diagnostics: diags, Sources: sources}
+	}
+	return files, info, nil
+}
+
+// Start loads the policy and starts running it.
+func Start(cfg Config) (*Daemon, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	files, info, err := Load(cfg.Policies) // before touching anything
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	store, err := boltstore.Open(filepath.Join(cfg.StateDir, "state.db"))
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, clock: clock.Real{}, store: store, met: newMetrics()}
+	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
+	if err := d.startEngine(files, info); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if cfg.Listen != "" {
+		if err := d.serveHTTP(); err != nil {
+			d.Stop(context.Background())
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// startEngine compiles files and runs them; the caller holds no lock.
+func (d *Daemon) startEngine(files []*lang.File, info *lang.Info) error {
+	prog, err := runtime.Compile(files, info, time.Local)
+	if err != nil {
+		return err
+	}
+	drivers, err := d.wire(prog)
+	if err != nil {
+		return err
+	}
+	e, err := runtime.New(prog, runtime.Options{Clock: d.clock, Drivers: drivers, Store: d.store, Log: d.logDecision})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	running := make(chan struct{})
+	go func() { // owned by the daemon: stopped through cancel, awaited on running
+		defer close(running)
+		e.Run(ctx)
+	}()
+	d.mu.Lock()
+	d.engine, d.cancel, d.running, d.files = e, cancel, running, files
+	d.mu.Unlock()
+	d.cfg.Log.Info("policy running", "files", d.cfg.Policies, "pools", len(prog.Pools), "jobs", len(prog.Jobs))
+	return nil
+}
+
+func (d *Daemon) stopEngine() {
+	d.mu.Lock()
+	cancel, running := d.cancel, d.running
+	d.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-running
+	}
+}
+
+// Reload reads the policy again. A policy that does not check is rejected
+// (the error says why) and the running one goes on.
+func (d *Daemon) Reload() error {
+	files, info, err := Load(d.cfg.Policies)
+	if err != nil {
+		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
+		return err
+	}
+	if _, err := runtime.Compile(files, info, time.Local); err != nil {
+		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
+		return err
+	}
+	d.stopEngine() // its last step saved the state the new engine resumes from
+	if err := d.startEngine(files, info); err != nil {
+		d.cfg.Log.Error("reload failed", "err", err)
+		return err
+	}
+	d.cfg.Log.Info("policy reloaded")
+	return nil
+}
+
+// Stop stops the engine and, unless Keep, every instance; then closes the
+// state and the HTTP server.
+func (d *Daemon) Stop(ctx context.Context) error {
+	d.stopEngine()
+	if d.http != nil {
+		d.http.Shutdown(ctx)
+	}
+	if d.cfg.Keep {
+		// The processes outlive us; the goroutines that would reap them end
+		// with the process. The next start adopts them.
+		d.cfg.Log.Info("stopping; instances keep running for the next start", "state", d.cfg.StateDir)
+	} else {
+		d.cfg.Log.Info("stopping instances")
+		d.local.StopAll(ctx)
+	}
+	return d.store.Close()
+}
+
+// Status returns the running engine's status.
+func (d *Daemon) Status() runtime.Status {
+	d.mu.Lock()
+	e := d.engine
+	d.mu.Unlock()
+	return e.Status()
+}
+
+const keepDecisions = 200
+
+func (d *Daemon) logDecision(dec runtime.Decision) {
+	d.met.observe(dec)
+	d.mu.Lock()
+	d.recent = append(d.recent, dec)
+	if len(d.recent) > keepDecisions {
+		d.recent = d.recent[len(d.recent)-keepDecisions:]
+	}
+	d.mu.Unlock()
+	attrs := []any{"pool", dec.Pool, "action", dec.Action, "instances", dec.Instances}
+	if dec.Rule != "" {
+		attrs = append(attrs, "rule", dec.Rule, "pos", dec.Pos.String())
+	}
+	for _, r := range dec.Values {
+		attrs = append(attrs, r.Name, r.String())
+	}
+	if dec.Outcome != "" {
+		attrs = append(attrs, "outcome", dec.Outcome)
+	}
+	switch dec.Action {
+	case "error":
+		d.cfg.Log.Warn("decision", attrs...)
+	case "suppressed", "held":
+		d.cfg.Log.Debug("decision", attrs...)
+	default:
+		d.cfg.Log.Info("decision", attrs...)
+	}
+}
+
+// serveHTTP serves /status and /metrics on cfg.Listen.
+func (d *Daemon) serveHTTP() error {
+	ln, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		recent := append([]runtime.Decision(nil), d.recent...)
+		d.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			Policies []string           `json:"policies"`
+			State    string             `json:"state"`
+			Status   runtime.Status     `json:"status"`
+			Recent   []runtime.Decision `json:"recent_decisions"`
+		}{d.cfg.Policies, d.cfg.StateDir, d.Status(), recent})
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(d.met.actions, d.met.errors, &poolCollector{d: d})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { // owned by the daemon: ended by Shutdown in Stop
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.cfg.Log.Error("http server", "err", err)
+		}
+	}()
+	d.cfg.Log.Info("serving /status and /metrics", "addr", ln.Addr().String())
+	return nil
+}

@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+const policy = `pool w {
+  provider local {
+    run "exec sleep 60"
+    grace 2s
+  }
+  instances %d
+  check every 100ms
+}
+`
+
+func writePolicy(t *testing.T, path string, n int) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(strings.Replace(policy, "%d", strconv.Itoa(n), 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func running(d *Daemon) []string {
+	var ids []string
+	for _, p := range d.Status().Pools {
+		for _, in := range p.Instances {
+			if in.State == runtime.Running {
+				ids = append(ids, in.ID)
+			}
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func pidAlive(id string) bool {
+	parts := strings.Split(id, "-")
+	pid, _ := strconv.Atoi(parts[len(parts)-2])
+	return syscall.Kill(pid, 0) == nil
+}
+
+// TestDaemonLifecycle runs real processes through start, a rejected and an
+// accepted reload, a stop that keeps them, a restart that adopts them, and
+// a stop that ends them.
+func TestDaemonLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.cloud")
+	writePolicy(t, path, 2)
+	cfg := Config{Policies: []string{path}, StateDir: filepath.Join(dir, "state"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "2 instances", func() bool { return len(running(d)) == 2 })
+
+	// A broken policy is rejected and the running one goes on.
+	os.WriteFile(path, []byte("pool w { wen x }\n"), 0o644)
+	var perr *PolicyError
+	if err := d.Reload(); !errors.As(err, &perr) || !strings.Contains(err.Error(), `unknown pool setting "wen"`) {
+		t.Fatalf("reload of a broken policy: %v", err)
+	}
+	before := running(d)
+	if len(before) != 2 {
+		t.Fatalf("after a rejected reload: %v", before)
+	}
+
+	// A good one takes over, keeping the instances.
+	writePolicy(t, path, 3)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "3 instances", func() bool { return len(running(d)) == 3 })
+	kept := running(d)
+	for _, id := range before {
+		if !contains(kept, id) {
+			t.Fatalf("reload replaced %s: %v → %v", id, before, kept)
+		}
+	}
+
+	// Stop, keeping the instances; a new daemon adopts them.
+	cfg.Keep = true
+	d.cfg.Keep = true
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range kept {
+		if !pidAlive(id) {
+			t.Fatalf("%s did not survive a --keep stop", id)
+		}
+	}
+	cfg.Keep = false
+	d2, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the 3 instances adopted", func() bool { return strings.Join(running(d2), " ") == strings.Join(kept, " ") })
+	time.Sleep(300 * time.Millisecond) // a few ticks: no duplicate starts
+	if got := running(d2); len(got) != 3 {
+		t.Fatalf("after adoption: %v", got)
+	}
+	if err := d2.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range kept {
+		if pidAlive(id) {
+			t.Fatalf("%s outlived the stop", id)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(cfg.StateDir, "state.db"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", err, fi.Mode())
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

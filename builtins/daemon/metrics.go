@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	actions *prometheus.CounterVec
+	errors  *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cloudspeak_decisions_total", Help: "Decisions taken, by pool and action (add, remove, suppressed, …).",
+		}, []string{"pool", "action"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cloudspeak_errors_total", Help: "Errors from drivers, by pool.",
+		}, []string{"pool"}),
+	}
+}
+
+func (m *metrics) observe(d runtime.Decision) {
+	m.actions.WithLabelValues(d.Pool, d.Action).Inc()
+	if d.Action == "error" {
+		m.errors.WithLabelValues(d.Pool).Inc()
+	}
+}
+
+// poolCollector reports the engine's pools and rules at scrape time.
+type poolCollector struct{ d *Daemon }
+
+var (
+	targetDesc  = prometheus.NewDesc("cloudspeak_pool_target", "The pool's target size.", []string{"pool"}, nil)
+	rangeDesc   = prometheus.NewDesc("cloudspeak_pool_limit", "The pool's MIN and MAX.", []string{"pool", "limit"}, nil)
+	instDesc    = prometheus.NewDesc("cloudspeak_pool_instances", "Instances by state.", []string{"pool", "state"}, nil)
+	pendingDesc = prometheus.NewDesc("cloudspeak_rule_pending", "1 while the rule's condition holds but its for-window has not passed.", []string{"pool", "rule", "pos"}, nil)
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- targetDesc
+	ch <- rangeDesc
+	ch <- instDesc
+	ch <- pendingDesc
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.d.Status().Pools {
+		ch <- prometheus.MustNewConstMetric(targetDesc, prometheus.GaugeValue, float64(p.Target), p.Name)
+		ch <- prometheus.MustNewConstMetric(rangeDesc, prometheus.GaugeValue, float64(p.Min), p.Name, "min")
+		ch <- prometheus.MustNewConstMetric(rangeDesc, prometheus.GaugeValue, float64(p.Max), p.Name, "max")
+		counts := map[runtime.InstanceState]int{runtime.Starting: 0, runtime.Running: 0, runtime.Failed: 0, runtime.Stopping: 0}
+		for _, in := range p.Instances {
+			counts[in.State]++
+		}
+		for st, n := range counts {
+			ch <- prometheus.MustNewConstMetric(instDesc, prometheus.GaugeValue, float64(n), p.Name, string(st))
+		}
+		for _, r := range p.Rules {
+			v := 0.0
+			if !r.PendingSince.IsZero() {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, v, p.Name, r.Text, r.Pos)
+		}
+	}
+}

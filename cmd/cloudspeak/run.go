@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/lang"
+)
+
+var runVerb = &verb{
+	name:    "run",
+	summary: "run policies: the daemon, in the foreground",
+	usage: `Usage: cloudspeak run [options] POLICY.cloud...
+
+Runs the policies until stopped: evaluates every pool's rules on its tick,
+starts and stops instances, runs every and at jobs. State (instances, rule
+windows, cooldowns) is kept in the state directory, so a restart resumes
+where the last run stopped and adopts the instances it left.
+
+The state directory is --state, else $CLOUDSPEAK_STATE, else
+$XDG_STATE_HOME/cloudspeak, else ~/.local/state/cloudspeak.
+
+Signals: SIGHUP reloads the policy files (a policy with errors is rejected,
+with its diagnostics, and the running one goes on); SIGTERM or SIGINT stop
+gracefully: instances are stopped, unless --keep.
+
+HTTP on --listen: /status (JSON) and /metrics (Prometheus).
+
+Exit status: 0 after a graceful stop, 1 if running failed, 2 on bad usage
+or policy errors.`,
+}
+
+func init() {
+	runVerb.run = func(args []string, io stdio) int {
+		fs := flags(runVerb, io)
+		state := fs.String("state", "", "the state `DIR` (see above)")
+		listen := fs.String("listen", "127.0.0.1:9464", "serve /status and /metrics on `ADDR` (\"\" for none)")
+		keep := fs.Bool("keep", false, "on stop, leave instances running for the next start to adopt")
+		format := fs.String("log-format", "", "text or json (default: text)")
+		level := fs.String("log-level", "info", "debug, info, warn or error")
+		if st := parseFlags(fs, runVerb, args, io); st >= 0 {
+			return st
+		}
+		if fs.NArg() == 0 {
+			return usageError(io, runVerb, "no policy file given")
+		}
+		dir, err := stateDir(*state)
+		if err != nil {
+			return usageError(io, runVerb, "%v", err)
+		}
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(*level)); err != nil {
+			return usageError(io, runVerb, "--log-level %q: want debug, info, warn or error", *level)
+		}
+		var handler slog.Handler
+		switch *format {
+		case "", "text":
+			handler = slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: lv})
+		case "json":
+			handler = slog.NewJSONHandler(io.err, &slog.HandlerOptions{Level: lv})
+		default:
+			return usageError(io, runVerb, "--log-format must be text or json, not %q", *format)
+		}
+		log := slog.New(handler)
+		// Take the signals before starting, so none is lost.
+		sigs := make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+		defer signal.Stop(sigs)
+		d, err := daemon.Start(daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log})
+		if err != nil {
+			return reportRunError(io, err)
+		}
+		for sig := range sigs {
+			if sig == syscall.SIGHUP {
+				if err := d.Reload(); err != nil {
+					reportRunError(io, err)
+				}
+				continue
+			}
+			log.Info("signal: stopping", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			err := d.Stop(ctx)
+			cancel()
+			if err != nil {
+				log.Error("stop", "err", err)
+				return exitFail
+			}
+			return exitOK
+		}
+		return exitOK
+	}
+}
+
+// reportRunError prints a policy's diagnostics, or the error; it returns
+// the exit status for it.
+func reportRunError(io stdio, err error) int {
+	var perr *daemon.PolicyError
+	if errors.As(err, &perr) {
+		(&lang.Printer{Sources: perr.Sources, Color: colorFor(io.err)}).Write(io.err, perr.Diagnostics)
+		return exitUsage
+	}
+	fmt.Fprintf(io.err, "cloudspeak run: %v\n", err)
+	return exitFail
+}
+
+// stateDir finds the state directory: flag, then CLOUDSPEAK_STATE, then
+// $XDG_STATE_HOME/cloudspeak, then ~/.local/state/cloudspeak.
+func stateDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if d := os.Getenv("CLOUDSPEAK_STATE"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "cloudspeak"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory: set --state or CLOUDSPEAK_STATE (%v)", err)
+	}
+	return filepath.Join(home, ".local", "state", "cloudspeak"), nil
+}
