@@ -53,6 +53,7 @@ type poolState struct {
 	gone     map[string]bool // failed instances the provider no longer lists
 	dirty    bool            // instances started or stopped since the last list
 	changeAt time.Time       // when a Predictor said the instances change next
+	stopped  bool            // by `pool stop`: no instances, no rules, until `pool start`
 }
 
 type ruleState struct {
@@ -280,7 +281,9 @@ func (e *Engine) tick(ctx context.Context, ps *poolState, now time.Time) {
 	e.refresh(ctx, ps, now)
 	e.failures(ctx, ps, now)
 	e.observe(ctx, ps, now)
-	e.evaluate(ctx, ps, now)
+	if !ps.stopped {
+		e.evaluate(ctx, ps, now)
+	}
 	e.reconcile(ctx, ps, now)
 }
 
@@ -711,11 +714,21 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 	if prov == nil {
 		return
 	}
-	if s, b := ps.live(); s == ps.target && b >= ps.p.Standby {
-		return // the common case, without building lists
+	target, standbys := ps.target, ps.p.Standby
+	if ps.stopped {
+		target, standbys = 0, 0
+	}
+	// The common case, without building lists: the right number serving,
+	// and enough standbys (none at all when stopped).
+	if s, b := ps.live(); s == target && (b >= standbys && !ps.stopped || b == 0) {
+		return
 	}
 	serving, standby := e.members(ps)
-	for len(serving) < ps.target {
+	for ps.stopped && len(standby) > 0 {
+		e.stop(ctx, ps, now, standby[len(standby)-1])
+		standby = standby[:len(standby)-1]
+	}
+	for len(serving) < target {
 		in, ok := e.start(ctx, ps, now, Serving)
 		if !ok {
 			return
@@ -723,12 +736,12 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 		serving = append(serving, in)
 	}
 	// Stop the newest first: they have the least warm state.
-	for len(serving) > ps.target {
+	for len(serving) > target {
 		in := serving[len(serving)-1]
 		serving = serving[:len(serving)-1]
 		e.stop(ctx, ps, now, in)
 	}
-	for len(standby) < ps.p.Standby {
+	for len(standby) < standbys {
 		in, ok := e.start(ctx, ps, now, Standby)
 		if !ok {
 			return

@@ -426,3 +426,48 @@ func TestAdoptsInstancesItDidNotRecord(t *testing.T) {
 		t.Fatalf("instances %+v: a duplicate was started", got)
 	}
 }
+
+// TestCommands drives a pool with the operator's commands: set a target,
+// stop one instance, stop and start the pool.
+func TestCommands(t *testing.T) {
+	prog := compile(t, "pool web {\n  provider sim\n  instances 2..5\n  standby 1\n  heartbeat every 1s\n  when load > 0.5 add instance\n}\n", nil)
+	vc := clock.NewVirtual(t0)
+	prov := sim.NewProvider(vc, 0)
+	tr, _ := sim.ReadTrace(strings.NewReader("t,web.load\n0,0.9\n"), t0)
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
+		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov.Count)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	step := func(d time.Duration) { e.Simulate(ctx, vc, vc.Now().Add(d)) }
+	if err := e.StopPool("web", "pool stop web"); err != nil {
+		t.Fatal(err)
+	}
+	step(3 * time.Second)
+	if n := prov.Count("web"); n != 0 {
+		t.Fatalf("a stopped pool runs %d instances", n)
+	}
+	if err := e.StartPool("web", "pool start web"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.SetTarget("web", 9, "test"); err != nil || got != 5 {
+		t.Fatalf("SetTarget(9) = %d, %v; want 5 (the max)", got, err)
+	}
+	step(2 * time.Second)
+	if n := prov.Count("web"); n != 6 { // 5 serving and the standby
+		t.Fatalf("%d instances after start at target 5 with a standby", n)
+	}
+	if err := e.StopInstance(ctx, "web", "node0", "instance stop node0"); err != nil {
+		t.Fatal(err)
+	}
+	if e.Target("web") != 4 {
+		t.Fatalf("target %d after stopping one of 5", e.Target("web"))
+	}
+	if err := e.StopInstance(ctx, "web", "node99", "x"); err == nil || !strings.Contains(err.Error(), "no running instance node99") {
+		t.Fatalf("stop of a missing instance: %v", err)
+	}
+	if _, err := e.SetTarget("db", 1, "x"); err == nil || !strings.Contains(err.Error(), `no pool "db"`) {
+		t.Fatalf("SetTarget on a missing pool: %v", err)
+	}
+}

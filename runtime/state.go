@@ -25,6 +25,7 @@ type PoolState struct {
 	NextName  int             `json:"next_name"`
 	Instances []Instance      `json:"instances"`
 	Handled   map[string]bool `json:"handled,omitempty"`
+	Stopped   bool            `json:"stopped,omitempty"`
 }
 
 // RuleState is a rule's remembered window.
@@ -43,7 +44,7 @@ func (e *Engine) snapshot() *State {
 	s := &State{Pools: map[string]PoolState{}, Rules: map[string]RuleState{}, Jobs: map[string]time.Time{}}
 	for _, ps := range e.pools {
 		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
-			NextName: ps.nextName, Handled: ps.handled}
+			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped}
 		for _, in := range ps.insts {
 			p.Instances = append(p.Instances, *in)
 		}
@@ -71,7 +72,7 @@ func (e *Engine) restore(s *State) {
 		// The declared range may have changed since: keep within it.
 		ps.min, ps.max = clampRange(p.Min, p.Max, ps.p)
 		ps.target = min(max(p.Target, ps.min), ps.max)
-		ps.outUntil, ps.inUntil, ps.nextName = p.OutUntil, p.InUntil, p.NextName
+		ps.outUntil, ps.inUntil, ps.nextName, ps.stopped = p.OutUntil, p.InUntil, p.NextName, p.Stopped
 		for i := range p.Instances {
 			in := p.Instances[i]
 			ps.insts = append(ps.insts, &in)

@@ -14,6 +14,7 @@ type PoolStatus struct {
 	Min       int          `json:"min"`
 	Max       int          `json:"max"`
 	Target    int          `json:"target"`
+	Stopped   bool         `json:"stopped,omitempty"`
 	OutUntil  time.Time    `json:"scale_out_cooldown_until,omitzero"`
 	InUntil   time.Time    `json:"scale_in_cooldown_until,omitzero"`
 	Instances []Instance   `json:"instances"`
@@ -36,7 +37,7 @@ func (e *Engine) Status() Status {
 	defer e.mu.Unlock()
 	var s Status
 	for _, ps := range e.pools {
-		p := PoolStatus{Name: ps.p.Name, Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil}
+		p := PoolStatus{Name: ps.p.Name, Min: ps.min, Max: ps.max, Target: ps.target, Stopped: ps.stopped, OutUntil: ps.outUntil, InUntil: ps.inUntil}
 		for _, in := range ps.insts {
 			p.Instances = append(p.Instances, *in)
 		}
