@@ -436,3 +436,6 @@ func commandText(c *Command) string {
 func RuleText(w *WhenRule) string { return whenText(w) }
 func ActionText(a *Action) string { return actionText(a) }
 func AtText(a *AtSchedule) string { return atText(a) }
+
+// CommandText gives a command's canonical text.
+func CommandText(c *Command) string { return commandText(c) }

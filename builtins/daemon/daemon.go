@@ -37,12 +37,14 @@ type Config struct {
 
 // Daemon is a running policy.
 type Daemon struct {
-	cfg   Config
-	clock clock.Clock
-	store *boltstore.Store
-	local *local.Provider
-	http  *http.Server
-	met   *metrics
+	cfg     Config
+	clock   clock.Clock
+	store   *boltstore.Store
+	local   *local.Provider
+	http    *http.Server
+	control net.Listener
+	met     *metrics
+	wg      sync.WaitGroup // control socket goroutines
 
 	mu      sync.Mutex
 	engine  *runtime.Engine
@@ -99,6 +101,10 @@ func Start(cfg Config) (*Daemon, error) {
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
 	if err := d.startEngine(files, info); err != nil {
 		store.Close()
+		return nil, err
+	}
+	if err := d.serveControl(); err != nil {
+		d.Stop(context.Background())
 		return nil, err
 	}
 	if cfg.Listen != "" {
@@ -171,6 +177,11 @@ func (d *Daemon) Reload() error {
 // Stop stops the engine and, unless Keep, every instance; then closes the
 // state and the HTTP server.
 func (d *Daemon) Stop(ctx context.Context) error {
+	if d.control != nil {
+		d.control.Close()
+		os.Remove(filepath.Join(d.cfg.StateDir, SocketName))
+	}
+	d.wg.Wait()
 	d.stopEngine()
 	if d.http != nil {
 		d.http.Shutdown(ctx)
@@ -182,6 +193,17 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	} else {
 		d.cfg.Log.Info("stopping instances")
 		d.local.StopAll(ctx)
+		// The engine's last save still lists them: say they are gone, so
+		// `pool list` without a daemon tells the truth.
+		if s, err := d.store.Load(); err == nil && s != nil {
+			for name, p := range s.Pools {
+				p.Instances = nil
+				s.Pools[name] = p
+			}
+			if err := d.store.Save(s); err != nil {
+				d.cfg.Log.Error("save state", "err", err)
+			}
+		}
 	}
 	return d.store.Close()
 }

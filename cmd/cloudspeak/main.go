@@ -43,7 +43,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{runVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
+	verbs = []*verb{runVerb, poolVerb, instanceVerb, showVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
 }
 
 func findVerb(name string) *verb {
@@ -56,6 +56,18 @@ func findVerb(name string) *verb {
 }
 
 func run(args []string, io stdio) int {
+	if len(args) == 0 {
+		mainUsage(io.err)
+		return exitUsage
+	}
+	globalState = ""
+	// Options before the verb: --state DIR and -e STATEMENTS.
+	for len(args) >= 2 && (args[0] == "--state" || args[0] == "-state" || args[0] == "-e") {
+		if args[0] == "-e" {
+			return sendStatements(io, globalState, args[1], false)
+		}
+		globalState, args = args[1], args[2:]
+	}
 	if len(args) == 0 {
 		mainUsage(io.err)
 		return exitUsage

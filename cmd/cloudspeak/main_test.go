@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"os"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -29,5 +34,29 @@ func TestScripts(t *testing.T) {
 			env.Setenv("NO_COLOR", "") // as on a CI machine; colors are tested in lang
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor},
 	})
+}
+
+// waitFor is `waitfor REGEXP ARGS...`: it runs `cloudspeak ARGS` (with the
+// script's CLOUDSPEAK_STATE) every 50ms until its output matches REGEXP,
+// failing after 20s. It lets a script wait for a daemon in the background.
+func waitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: waitfor REGEXP ARGS...")
+	}
+	re, err := regexp.Compile("(?m)" + args[0])
+	ts.Check(err)
+	cmd := append([]string{"--state", ts.Getenv("CLOUDSPEAK_STATE")}, args[1:]...)
+	deadline := time.Now().Add(20 * time.Second)
+	var out bytes.Buffer
+	for time.Now().Before(deadline) {
+		out.Reset()
+		run(cmd, stdio{in: strings.NewReader(""), out: &out, err: io.Discard})
+		if re.Match(out.Bytes()) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("waitfor %q: cloudspeak %s never printed it; last output:\n%s", args[0], strings.Join(args[1:], " "), out.String())
 }
