@@ -6,7 +6,8 @@ import (
 )
 
 // The commands operators give a running engine (PoolParty's pool and
-// instance commands). Each is logged as a decision, like the rules' actions.
+// instance commands). Each is logged as a decision, like the rules'
+// actions, and saved at once; the pool acts on it at its next tick.
 
 // SetTarget sets a pool's target size, within its range; the next tick
 // starts or stops instances to match.
@@ -23,8 +24,9 @@ func (e *Engine) SetTarget(pool string, n int, why string) (int, error) {
 	if ps.target != n {
 		outcome += fmt.Sprintf(" (clamped from %d to %d..%d)", n, ps.min, ps.max)
 	}
-	e.log(Decision{Time: e.opts.Clock.Now(), Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: outcome})
-	ps.nextTick = e.opts.Clock.Now() // act now, not at the next tick
+	now := e.opts.Clock.Now()
+	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: outcome})
+	e.save(now) // a command the operator was told is done survives a crash
 	return ps.target, nil
 }
 
@@ -38,8 +40,9 @@ func (e *Engine) StopPool(pool, why string) error {
 		return err
 	}
 	ps.stopped = true
-	e.log(Decision{Time: e.opts.Clock.Now(), Pool: pool, Action: "set", Instances: 0, Rule: why, Outcome: "pool stopped"})
-	ps.nextTick = e.opts.Clock.Now()
+	now := e.opts.Clock.Now()
+	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: 0, Rule: why, Outcome: "pool stopped"})
+	e.save(now)
 	return nil
 }
 
@@ -52,8 +55,9 @@ func (e *Engine) StartPool(pool, why string) error {
 		return err
 	}
 	ps.stopped = false
-	e.log(Decision{Time: e.opts.Clock.Now(), Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: "pool started"})
-	ps.nextTick = e.opts.Clock.Now()
+	now := e.opts.Clock.Now()
+	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: "pool started"})
+	e.save(now)
 	return nil
 }
 
@@ -76,6 +80,7 @@ func (e *Engine) StopInstance(ctx context.Context, pool, name, why string) error
 		}
 		e.log(Decision{Time: now, Pool: pool, Action: "remove", Instances: ps.target, Rule: why, Outcome: "stopping " + name})
 		e.stop(ctx, ps, now, in)
+		e.save(now)
 		return nil
 	}
 	return fmt.Errorf("pool %s has no running instance %s", pool, name)

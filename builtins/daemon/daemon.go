@@ -228,7 +228,10 @@ func (d *Daemon) logDecision(dec runtime.Decision) {
 	d.mu.Unlock()
 	attrs := []any{"pool", dec.Pool, "action", dec.Action, "instances", dec.Instances}
 	if dec.Rule != "" {
-		attrs = append(attrs, "rule", dec.Rule, "pos", dec.Pos.String())
+		attrs = append(attrs, "rule", dec.Rule)
+	}
+	if dec.Pos.Line > 0 {
+		attrs = append(attrs, "pos", dec.Pos.String())
 	}
 	for _, r := range dec.Values {
 		attrs = append(attrs, r.Name, r.String())

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +36,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("NO_COLOR", "") // as on a CI machine; colors are tested in lang
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs},
 	})
 }
 
@@ -59,4 +61,39 @@ func waitFor(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ts.Fatalf("waitfor %q: cloudspeak %s never printed it; last output:\n%s", args[0], strings.Join(args[1:], " "), out.String())
+}
+
+// procs is `procs DIR N`: exactly N live processes run in a working
+// directory under DIR (checked in /proc, waiting up to 10s for the count to
+// settle). Local instances run in their own directories under the state
+// dir, so this finds orphans and duplicates of one script alone.
+func procs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: procs DIR N")
+	}
+	want, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	root := ts.MkAbs(args[0])
+	count := func() int {
+		n := 0
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			cwd, err := os.Readlink(filepath.Join(d, "cwd"))
+			if err != nil || !strings.HasPrefix(cwd, root+string(filepath.Separator)) {
+				continue
+			}
+			if stat, err := os.ReadFile(filepath.Join(d, "stat")); err == nil && bytes.Contains(stat, []byte(") Z ")) {
+				continue // a zombie has exited
+			}
+			n++
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for count() != want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := count(); got != want {
+		ts.Fatalf("%d processes run under %s, want %d", got, args[0], want)
+	}
 }
