@@ -265,11 +265,12 @@ type Ref struct {
 // a misspelt verb gets a did-you-mean rather than a syntax error.
 type Command struct {
 	Node
-	Pool     *Verb `parser:"  'pool' @@"`
-	Instance *Verb `parser:"| 'instance' @@"`
-	Sync     *Sync `parser:"| @@"`
-	Show     *Verb `parser:"| 'show' @@"`
-	Help     *Help `parser:"| @@"`
+	Pool     *Verb    `parser:"  'pool' @@"`
+	Instance *Verb    `parser:"| 'instance' @@"`
+	Sync     *Sync    `parser:"| @@"`
+	Show     *Verb    `parser:"| 'show' @@"`
+	Help     *Help    `parser:"| @@"`
+	Explain  *Explain `parser:"| @@"`
 }
 
 // Verb is `VERB ARG…` after `pool`, `instance` or `show`.
@@ -286,6 +287,13 @@ type CmdArg struct {
 	Host *Ident `parser:"  ( @@ ':' )?"` // the instance in NODE:"PATH"
 	Str  *Value `parser:"  @@"`
 	Word *Ident `parser:"| @@"`
+}
+
+// Explain is `explain [POOL]` (or `why [POOL]`): what each rule sees and
+// waits for, and the last actions.
+type Explain struct {
+	Node
+	Pool *Ident `parser:"( 'explain' | 'why' ) @@?"`
 }
 
 // Help is `help [TOPIC]`.

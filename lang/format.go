@@ -421,6 +421,11 @@ func commandText(c *Command) string {
 		return syncText(c.Sync)
 	case c.Show != nil:
 		return verb("show", c.Show)
+	case c.Explain != nil:
+		if c.Explain.Pool != nil {
+			return "explain " + c.Explain.Pool.Name
+		}
+		return "explain"
 	case c.Help != nil:
 		if c.Help.Topic != nil {
 			return "help " + c.Help.Topic.Name

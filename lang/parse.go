@@ -51,7 +51,7 @@ func Grammar() string {
 }
 
 // statementKeywords are the words that can start a top-level statement.
-var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "instance", "sync", "show", "help"}
+var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "instance", "sync", "show", "help", "explain", "why"}
 
 // poolKeywords are the words that can start a statement inside a pool block.
 var poolKeywords = []string{"provider", "balancer", "instances", "port", "check", "cooldown", "standby",

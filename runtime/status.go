@@ -23,12 +23,13 @@ type PoolStatus struct {
 
 // RuleStatus is one rule's state.
 type RuleStatus struct {
-	Text         string    `json:"text"`
-	Pos          string    `json:"pos"`
-	PendingSince time.Time `json:"pending_since,omitzero"`
-	Held         bool      `json:"held,omitempty"`
-	Suppressed   string    `json:"suppressed,omitempty"`
-	Values       []Reading `json:"values,omitempty"` // at the last tick
+	Text         string        `json:"text"`
+	Pos          string        `json:"pos"`
+	For          time.Duration `json:"for,omitempty"`
+	PendingSince time.Time     `json:"pending_since,omitzero"`
+	Held         bool          `json:"held,omitempty"`
+	Suppressed   string        `json:"suppressed,omitempty"`
+	Values       []Reading     `json:"values,omitempty"` // at the last tick
 }
 
 // Status returns the engine's state now.
@@ -43,7 +44,7 @@ func (e *Engine) Status() Status {
 		}
 		for _, r := range ps.p.Rules {
 			st := e.rules[r]
-			p.Rules = append(p.Rules, RuleStatus{Text: r.Text, Pos: r.Pos.String(), PendingSince: st.pendingSince,
+			p.Rules = append(p.Rules, RuleStatus{Text: r.Text, Pos: r.Pos.String(), For: r.For, PendingSince: st.pendingSince,
 				Held: st.held, Suppressed: st.suppressed, Values: e.readings(r)})
 		}
 		s.Pools = append(s.Pools, p)

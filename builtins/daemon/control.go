@@ -86,13 +86,14 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 	}
 	d.mu.Lock()
 	e := d.engine
+	recent := append([]runtime.Decision(nil), d.recent...)
 	d.mu.Unlock()
 	var out strings.Builder
 	for _, s := range f.Stmts {
 		if s.Command == nil {
 			return Response{Output: out.String(), Error: fmt.Sprintf("%s: only commands can be sent to a running daemon; change the policy file and reload", s.Pos), Status: 2}
 		}
-		if err := command(ctx, e, s.Command, req.JSON, &out); err != nil {
+		if err := command(ctx, e, s.Command, req.JSON, recent, &out); err != nil {
 			status := 1
 			var ue usageErr
 			if errors.As(err, &ue) {
@@ -107,7 +108,7 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 type usageErr struct{ error }
 
 // command carries out one command.
-func command(ctx context.Context, e *runtime.Engine, c *lang.Command, asJSON bool, out *strings.Builder) error {
+func command(ctx context.Context, e *runtime.Engine, c *lang.Command, asJSON bool, recent []runtime.Decision, out *strings.Builder) error {
 	why := lang.CommandText(c)
 	args := func(v *lang.Verb) []string {
 		var a []string
@@ -169,6 +170,12 @@ func command(ctx context.Context, e *runtime.Engine, c *lang.Command, asJSON boo
 		}
 	case c.Show != nil && c.Show.Name.Name == "pools":
 		return list(e, e.Pools(), asJSON, out)
+	case c.Explain != nil:
+		names := e.Pools()
+		if c.Explain.Pool != nil {
+			names = []string{c.Explain.Pool.Name}
+		}
+		return explain(e, names, recent, out)
 	}
 	return usageErr{fmt.Errorf("%s: not available in this release", why)}
 }
@@ -216,6 +223,100 @@ func list(e *runtime.Engine, names []string, asJSON bool, out *strings.Builder) 
 				fmt.Fprintf(out, " (%s)", in.State)
 			}
 			out.WriteByte('\n')
+		}
+	}
+	return nil
+}
+
+// lastActions is how many of a pool's last actions explain shows.
+const lastActions = 5
+
+// explain says, for each rule of the pools, what it sees and waits for,
+// and shows each pool's last actions.
+func explain(e *runtime.Engine, names []string, recent []runtime.Decision, out *strings.Builder) error {
+	now := time.Now()
+	st := e.Status()
+	for _, name := range names {
+		var p *runtime.PoolStatus
+		for i := range st.Pools {
+			if st.Pools[i].Name == name {
+				p = &st.Pools[i]
+			}
+		}
+		if p == nil {
+			return usageErr{fmt.Errorf("no pool %q", name)}
+		}
+		live := 0
+		for _, in := range p.Instances {
+			if in.State == runtime.Running || in.State == runtime.Starting {
+				live++
+			}
+		}
+		fmt.Fprintf(out, "pool %s: %d instances, target %d in %d..%d", p.Name, live, p.Target, p.Min, p.Max)
+		if p.Stopped {
+			out.WriteString(", stopped")
+		}
+		for _, cd := range []struct {
+			dir   string
+			until time.Time
+		}{{"scale-out", p.OutUntil}, {"scale-in", p.InUntil}} {
+			if left := cd.until.Sub(now); left > 0 {
+				fmt.Fprintf(out, "; %s cooldown %s left", cd.dir, left.Round(time.Second))
+			}
+		}
+		out.WriteString("\n")
+		for _, r := range p.Rules {
+			fmt.Fprintf(out, "  %s  %s\n", r.Pos, r.Text)
+			var vals []string
+			for _, v := range r.Values {
+				vals = append(vals, v.String())
+			}
+			seen := "no data"
+			if len(vals) > 0 {
+				seen = strings.Join(vals, " ")
+			}
+			state := "not holding"
+			switch {
+			case r.Held:
+				state = "held: a metric has no data"
+			case !r.PendingSince.IsZero() && r.For > 0:
+				state = fmt.Sprintf("pending since %s (%s of %s)", r.PendingSince.Format(time.TimeOnly),
+					now.Sub(r.PendingSince).Round(time.Second), r.For)
+			case !r.PendingSince.IsZero():
+				state = "holding"
+			}
+			if r.Suppressed != "" {
+				state += "; suppressed: " + r.Suppressed
+			}
+			fmt.Fprintf(out, "      now: %s; %s\n", seen, state)
+		}
+		var acts []runtime.Decision
+		for _, d := range recent {
+			if d.Pool == name && d.Action != "suppressed" && d.Action != "held" {
+				acts = append(acts, d)
+			}
+		}
+		if len(acts) > lastActions {
+			acts = acts[len(acts)-lastActions:]
+		}
+		if len(acts) > 0 {
+			out.WriteString("  last actions:\n")
+		}
+		for _, d := range acts {
+			fmt.Fprintf(out, "    %s %s → %d", d.Time.Format(time.TimeOnly), d.Action, d.Instances)
+			if d.Rule != "" {
+				fmt.Fprintf(out, "  %s", d.Rule)
+				if d.Pos.Line > 0 {
+					fmt.Fprintf(out, " (%s)", d.Pos)
+				}
+			}
+			for _, v := range d.Values {
+				out.WriteString(" " + v.String())
+			}
+			if d.Outcome != "" {
+				out.WriteString(": " + d.Outcome)
+			}
+			out.WriteString("\n")
 		}
 	}
 	return nil

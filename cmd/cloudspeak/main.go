@@ -43,7 +43,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{runVerb, poolVerb, instanceVerb, showVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
+	verbs = []*verb{runVerb, poolVerb, instanceVerb, showVerb, explainVerb, whyVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
 }
 
 func findVerb(name string) *verb {

@@ -18,16 +18,16 @@ import (
 // `cloudspeak -e 'pool start web; pool list'`. They are statements of the
 // language, sent to the daemon running on the state directory.
 
-func oneLinerVerb(name, summary string) *verb {
+func oneLinerVerb(name, summary, args string) *verb {
 	v := &verb{name: name, summary: summary}
-	v.usage = fmt.Sprintf(`Usage: cloudspeak [--state DIR] %s VERB [ARGUMENTS] [-o json]
+	v.usage = fmt.Sprintf(`Usage: cloudspeak [--state DIR] %s %s [-o json]
 
-Sends "%s VERB ARGUMENTS" to the daemon running on the state directory
+Sends "%s %s" to the daemon running on the state directory
 (--state, else $CLOUDSPEAK_STATE, else $XDG_STATE_HOME/cloudspeak). See
 spec/language.md, "Commands". Without a running daemon, pool list reads the
 state the last one left; other commands need a daemon.
 
-Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, name)
+Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, args, name, args)
 	v.run = func(args []string, io stdio) int {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 			printVerbUsage(io.out, v, nil)
@@ -40,18 +40,20 @@ Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, name
 			}
 			asJSON, args = args[n-1] == "json", args[:n-2]
 		}
-		if len(args) == 0 {
+		if len(args) == 0 && name != "explain" && name != "why" {
 			return usageError(io, v, "which %s command? see --help", name)
 		}
-		return sendStatements(io, globalState, name+" "+joinWords(args), asJSON)
+		return sendStatements(io, globalState, strings.TrimSpace(name+" "+joinWords(args)), asJSON)
 	}
 	return v
 }
 
 var (
-	poolVerb     = oneLinerVerb("pool", "start, stop or list pools (start|stop|restart|list|maintain)")
-	instanceVerb = oneLinerVerb("instance", "act on instances (start in POOL, stop NODE, …)")
-	showVerb     = oneLinerVerb("show", "show pools, instances, rules or schedules")
+	poolVerb     = oneLinerVerb("pool", "start, stop or list pools (start|stop|restart|list|maintain)", "VERB [POOL]")
+	instanceVerb = oneLinerVerb("instance", "act on instances (start in POOL, stop NODE, …)", "VERB ARGUMENTS")
+	showVerb     = oneLinerVerb("show", "show pools, instances, rules or schedules", "WHAT [POOL]")
+	explainVerb  = oneLinerVerb("explain", "what each rule sees and waits for, and the last actions", "[POOL]")
+	whyVerb      = oneLinerVerb("why", "the same as explain", "[POOL]")
 )
 
 // globalState is --state given before the verb.
