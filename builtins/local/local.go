@@ -126,6 +126,9 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 		cmd.Dir = spec.Dir
 	}
 	cmd.Env = append(os.Environ(), "IP="+ip, "PORT="+strconv.Itoa(port), "CLOUDSPEAK_POOL="+pool, "CLOUDSPEAK_INSTANCE="+name)
+	if self, err := os.Executable(); err == nil {
+		cmd.Env = append(cmd.Env, "CLOUDSPEAK="+self) // so `run "$CLOUDSPEAK demo-server"` needs nothing installed
+	}
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
 		keys = append(keys, k)

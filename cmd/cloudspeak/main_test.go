@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,7 +37,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("NO_COLOR", "") // as on a CI machine; colors are tested in lang
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load},
 	})
 }
 
@@ -95,5 +96,36 @@ func procs(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if got := count(); got != want {
 		ts.Fatalf("%d processes run under %s, want %d", got, args[0], want)
+	}
+}
+
+// load is `load URL DURATION WORKERS`: WORKERS loops requesting URL for
+// DURATION, in the background of the script (it returns at once). It
+// drives an instance's CPU for the end-to-end scripts; requests stay on
+// loopback.
+func load(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: load URL DURATION WORKERS")
+	}
+	d, err := time.ParseDuration(args[1])
+	ts.Check(err)
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	if !strings.HasPrefix(args[0], "http://127.") {
+		ts.Fatalf("load only targets loopback addresses")
+	}
+	end := time.Now().Add(d)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i := 0; i < n; i++ {
+		go func() { // bounded by end; owned by the script
+			for time.Now().Before(end) {
+				if resp, err := client.Get(args[0]); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				} else {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
 	}
 }
