@@ -26,10 +26,12 @@ func main() {
 	os.Exit(run(os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}))
 }
 
-// stdio is what a verb reads and writes; tests substitute buffers.
+// stdio is what a verb reads and writes, and the options given before it;
+// tests substitute buffers.
 type stdio struct {
 	in       io.Reader
 	out, err io.Writer
+	state    string // --state before the verb, for the one-liners
 }
 
 // verb is one subcommand.
@@ -60,13 +62,12 @@ func run(args []string, io stdio) int {
 		mainUsage(io.err)
 		return exitUsage
 	}
-	globalState = ""
 	// Options before the verb: --state DIR and -e STATEMENTS.
 	for len(args) >= 2 && (args[0] == "--state" || args[0] == "-state" || args[0] == "-e") {
 		if args[0] == "-e" {
-			return sendStatements(io, globalState, args[1], false)
+			return sendStatements(io, io.state, args[1], false)
 		}
-		globalState, args = args[1], args[2:]
+		io.state, args = args[1], args[2:]
 	}
 	if len(args) == 0 {
 		mainUsage(io.err)

@@ -43,7 +43,7 @@ Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, args
 		if len(args) == 0 && name != "explain" && name != "why" {
 			return usageError(io, v, "which %s command? see --help", name)
 		}
-		return sendStatements(io, globalState, strings.TrimSpace(name+" "+joinWords(args)), asJSON)
+		return sendStatements(io, io.state, strings.TrimSpace(name+" "+joinWords(args)), asJSON)
 	}
 	return v
 }
@@ -55,9 +55,6 @@ var (
 	explainVerb  = oneLinerVerb("explain", "what each rule sees and waits for, and the last actions", "[POOL]")
 	whyVerb      = oneLinerVerb("why", "the same as explain", "[POOL]")
 )
-
-// globalState is --state given before the verb.
-var globalState string
 
 // joinWords makes a statement of shell words: a word that is not a plain
 // name is quoted, so `instance cmd all "uptime -p"` survives the shell.
