@@ -456,7 +456,7 @@ func (e *Engine) observe(ctx context.Context, ps *poolState, now time.Time) {
 			healthy++
 		}
 	}
-	if m := e.opts.Drivers.Metrics; m != nil {
+	if m := e.opts.Drivers.Metrics; m != nil && ps.p.Observed {
 		if err := m.Observe(ctx, ps.p.Name, now, obs); err != nil {
 			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: "metrics: " + err.Error()})
 		}

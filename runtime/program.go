@@ -75,6 +75,10 @@ type Pool struct {
 	Cooldown time.Duration
 	Standby  int
 	Balancer bool
+	// Observed says some rule reads this pool's metrics (other than
+	// instances and healthy, which the engine counts itself): only then
+	// are its metrics read at each tick.
+	Observed bool
 	Rules    []*Rule   // rules driven by this pool's tick (its own, and top-level ones watching it)
 	Failure  []*Action // its on-failure actions, or the top-level ones
 	Decl     *lang.PoolDecl
@@ -564,6 +568,9 @@ func (cc *condCompiler) metric(r *lang.Ref, agg, name string) operand {
 		return func([]Observation) (float64, bool) { return 0, false }
 	}
 	cc.pools[p] = true
+	if m != InstanceCount && m != Healthy {
+		p.Observed = true
+	}
 	idx := p.Index
 	cc.refs = append(cc.refs, ref{name: name, pool: idx, metric: m, agg: agg, typ: lang.Metrics[r.Name.Name].Type})
 	pick := func(v *Value) float64 { return v.Avg }

@@ -47,6 +47,10 @@ type Provider struct {
 	procs      map[string]*proc // by instance ID
 	discovered map[string]bool  // pools whose directory was scanned for survivors
 	wg         sync.WaitGroup   // process waiters and stoppers
+
+	scanMu sync.Mutex
+	scan   map[int]procStat // the last pass over /proc, by process group
+	scanAt time.Time
 }
 
 type proc struct {

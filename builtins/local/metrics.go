@@ -18,7 +18,7 @@ const window = time.Minute
 // over the last minute; memory its resident memory as a share of the
 // machine's. An instance observed for the first time has no cpu or load yet.
 func (p *Provider) Observe(ctx context.Context, pool string, now time.Time, obs *rt.Observation) error {
-	groups, err := groups()
+	groups, err := p.groups(now)
 	if err != nil {
 		return err
 	}
@@ -59,6 +59,26 @@ func (p *Provider) Observe(ctx context.Context, pool string, now time.Time, obs 
 	set(obs, rt.Load, load)
 	set(obs, rt.Memory, mem)
 	return nil
+}
+
+// scanReuse is how long one pass over /proc serves: the pools ticking in
+// the same step share it, rather than each reading every process's stat.
+const scanReuse = 250 * time.Millisecond
+
+// groups returns the process groups' totals, scanning /proc at most once
+// per scanReuse.
+func (p *Provider) groups(now time.Time) (map[int]procStat, error) {
+	p.scanMu.Lock()
+	defer p.scanMu.Unlock()
+	if p.scan != nil && now.Sub(p.scanAt) >= 0 && now.Sub(p.scanAt) < scanReuse {
+		return p.scan, nil
+	}
+	g, err := groups()
+	if err != nil {
+		return nil, err
+	}
+	p.scan, p.scanAt = g, now
+	return g, nil
 }
 
 func set(obs *rt.Observation, m rt.Metric, vs []float64) {
