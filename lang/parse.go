@@ -57,6 +57,14 @@ var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "in
 var poolKeywords = []string{"provider", "balancer", "instances", "port", "check", "cooldown", "standby",
 	"heartbeat", "storage", "when", "on", "every", "at"}
 
+// StatementKeywords returns the words that can start a top-level
+// statement, and PoolKeywords those that can start a statement inside a
+// pool block: for completion in a REPL or editor.
+func StatementKeywords() []string { return append([]string(nil), statementKeywords...) }
+
+// PoolKeywords: see StatementKeywords.
+func PoolKeywords() []string { return append([]string(nil), poolKeywords...) }
+
 // maxErrors bounds the diagnostics one parse or check collects: past that a
 // file is usually not worth reading further.
 const maxErrors = 50

@@ -46,7 +46,8 @@ func (e *Engine) StopPool(pool, why string) error {
 	return nil
 }
 
-// StartPool starts a stopped pool again at its target.
+// StartPool starts a stopped pool again at its target, or ends its
+// maintenance.
 func (e *Engine) StartPool(pool, why string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -54,11 +55,125 @@ func (e *Engine) StartPool(pool, why string) error {
 	if err != nil {
 		return err
 	}
-	ps.stopped = false
+	outcome := "pool started"
+	switch {
+	case ps.maintain:
+		outcome = "maintenance over: rules and failure handling resume"
+	case !ps.stopped:
+		outcome = "pool already running"
+	}
+	ps.stopped, ps.maintain = false, false
+	ps.dirty = true // list at the next tick: things may have changed meanwhile
 	now := e.opts.Clock.Now()
-	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: "pool started"})
+	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: outcome})
 	e.save(now)
 	return nil
+}
+
+// MaintainPool puts a pool into maintenance: its instances keep running as
+// they are, but nothing is started, stopped or replaced (rules do not act,
+// failures wait) until StartPool.
+func (e *Engine) MaintainPool(pool, why string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ps, err := e.pool(pool)
+	if err != nil {
+		return err
+	}
+	if ps.stopped {
+		return fmt.Errorf("pool %s is stopped: pool start %s first", pool, pool)
+	}
+	ps.maintain, ps.dirty = true, true
+	now := e.opts.Clock.Now()
+	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why,
+		Outcome: "in maintenance: no instance started, stopped or replaced until pool start " + pool})
+	e.save(now)
+	return nil
+}
+
+// RestartPool replaces every running instance of a pool, one at a time: a
+// new one is started and running before an old one stops, so the pool
+// keeps its size (a rolling restart). Instances under maintenance are left
+// alone. A stopped pool is simply started.
+func (e *Engine) RestartPool(pool, why string) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ps, err := e.pool(pool)
+	if err != nil {
+		return 0, err
+	}
+	if ps.maintain {
+		return 0, fmt.Errorf("pool %s is in maintenance: pool start %s first", pool, pool)
+	}
+	now := e.opts.Clock.Now()
+	if ps.stopped {
+		ps.stopped = false
+		e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: "pool was stopped: started"})
+		e.save(now)
+		return 0, nil
+	}
+	n, kept := 0, 0
+	for _, in := range ps.insts {
+		if in.State != Starting && in.State != Running {
+			continue
+		}
+		if in.Maintain {
+			kept++
+			continue
+		}
+		ps.restart[in.ID] = true
+		n++
+	}
+	outcome := fmt.Sprintf("rolling restart of %d instances, one at a time", n)
+	if kept > 0 {
+		outcome += fmt.Sprintf(" (%d under maintenance left alone)", kept)
+	}
+	e.log(Decision{Time: now, Pool: pool, Action: "restart", Instances: ps.target, Rule: why, Outcome: outcome})
+	e.save(now)
+	return n, nil
+}
+
+// MaintainInstance takes an instance out of rotation for maintenance (on)
+// or puts it back (off). Under maintenance it keeps running and counts
+// toward the pool's size, but receives no new work and is left alone by
+// scale-in and restarts.
+func (e *Engine) MaintainInstance(ctx context.Context, name string, on bool, why string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ps := range e.pools {
+		for _, in := range ps.insts {
+			if in.Name != name && in.ID != name || in.State != Starting && in.State != Running {
+				continue
+			}
+			now := e.opts.Clock.Now()
+			if in.Maintain == on {
+				return ps.p.Name, nil // already so: saying it twice is no error
+			}
+			in.Maintain = on
+			outcome := in.Name + " under maintenance: drained, still running"
+			b := e.opts.Drivers.Balancers[ps.p.Name]
+			if b != nil && in.Role == Serving && in.State == Running {
+				var err error
+				if on {
+					err = b.Drain(ctx, *in)
+				} else {
+					err = b.Add(ctx, *in)
+				}
+				if err != nil {
+					in.Maintain = !on
+					return ps.p.Name, fmt.Errorf("balancer: %w", err)
+				}
+			}
+			if !on {
+				outcome = in.Name + " back in service"
+			}
+			delete(ps.restart, in.ID)
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "maintain", Instances: ps.target, Rule: why, Outcome: outcome})
+			e.save(now)
+			return ps.p.Name, nil
+		}
+	}
+	return "", fmt.Errorf("no running instance %q", name)
 }
 
 // StopInstance stops one instance of a pool by name, and lowers the pool's

@@ -40,6 +40,10 @@ type Instance struct {
 	State   InstanceState `json:"state"`
 	Role    Role          `json:"role"`
 	Started time.Time     `json:"started"`
+	// Maintain is set by `instance start_maintain`: drained from the
+	// balancer, still running and counted, left alone by scale-in and
+	// restarts until `instance stop_maintain`.
+	Maintain bool `json:"maintain,omitempty"`
 }
 
 // Provider starts and stops instances. Start returns at once with the
@@ -92,10 +96,14 @@ type Prober interface {
 	Probe(ctx context.Context, inst Instance) error
 }
 
-// Remote runs a command on an instance (over SSH for ec2), writing its
-// output to out.
+// Remote reaches into an instance (over SSH for ec2; as a local process
+// for the local provider): `instance cmd` and `instance scp`.
 type Remote interface {
+	// Run runs command on the instance, writing its output to out.
 	Run(ctx context.Context, inst Instance, command string, out io.Writer) error
+	// Copy copies a file or directory from the local path to the
+	// instance's remote path (toInstance) or back, keeping file modes.
+	Copy(ctx context.Context, inst Instance, local, remote string, toInstance bool) error
 }
 
 // Drivers are what a runtime acts through. Balancer, Syncer and Executor
@@ -107,5 +115,5 @@ type Drivers struct {
 	Syncer    Syncer
 	Executor  Executor
 	Prober    Prober // used by heartbeat (a later release)
-	Remote    Remote // used by instance cmd, ssh and scp (a later release)
+	Remote    Remote // used by instance cmd and scp
 }

@@ -54,6 +54,8 @@ type poolState struct {
 	dirty    bool            // instances started or stopped since the last list
 	changeAt time.Time       // when a Predictor said the instances change next
 	stopped  bool            // by `pool stop`: no instances, no rules, until `pool start`
+	maintain bool            // by `pool maintain`: nothing started, stopped or replaced, until `pool start`
+	restart  map[string]bool // by `pool restart`: instances still to replace, one at a time
 }
 
 type ruleState struct {
@@ -83,7 +85,7 @@ func New(prog *Program, opts Options) (*Engine, error) {
 		obs: make([]Observation, len(prog.Pools))}
 	now := opts.Clock.Now()
 	for _, p := range prog.Pools {
-		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{},
+		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}, restart: map[string]bool{},
 			dirty: true}) // list before the first reconcile: adopt what already runs
 		for _, r := range p.Rules {
 			e.rules[r] = &ruleState{}
@@ -279,10 +281,19 @@ func (e *Engine) tick(ctx context.Context, ps *poolState, now time.Time) {
 		defer cancel()
 	}
 	e.refresh(ctx, ps, now)
+	if ps.maintain {
+		// Hands off: the operator is working on the pool. Failures wait
+		// for the end of maintenance; metrics are still read for explain.
+		e.observe(ctx, ps, now)
+		return
+	}
 	e.failures(ctx, ps, now)
 	e.observe(ctx, ps, now)
 	if !ps.stopped {
 		e.evaluate(ctx, ps, now)
+	}
+	if len(ps.restart) > 0 && !ps.stopped && e.rolling(ctx, ps, now) {
+		return
 	}
 	e.reconcile(ctx, ps, now)
 }
@@ -735,10 +746,18 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 		}
 		serving = append(serving, in)
 	}
-	// Stop the newest first: they have the least warm state.
+	// Stop the newest first: they have the least warm state. One under
+	// maintenance is left to the operator while there is another.
 	for len(serving) > target {
-		in := serving[len(serving)-1]
-		serving = serving[:len(serving)-1]
+		i := len(serving) - 1
+		for j := i; j >= 0; j-- {
+			if !serving[j].Maintain {
+				i = j
+				break
+			}
+		}
+		in := serving[i]
+		serving = append(serving[:i], serving[i+1:]...)
 		e.stop(ctx, ps, now, in)
 	}
 	for len(standby) < standbys {
@@ -843,4 +862,56 @@ func (e *Engine) Simulate(ctx context.Context, vc *clock.Virtual, until time.Tim
 		e.Step(ctx, next)
 		e.wg.Wait()
 	}
+}
+
+// rolling advances a rolling restart (`pool restart`) by one step: start a
+// new instance, wait until it runs, then stop one of the instances marked
+// for restart, and so on, serving ones first, then standbys. The pool never
+// has fewer than its target running. It returns false once nothing is left
+// to restart, and reconcile takes over.
+func (e *Engine) rolling(ctx context.Context, ps *poolState, now time.Time) bool {
+	serving, standby := e.members(ps)
+	live := map[string]bool{}
+	for _, in := range append(append([]*Instance(nil), serving...), standby...) {
+		live[in.ID] = true
+	}
+	for id := range ps.restart {
+		if !live[id] { // failed or stopped meanwhile: nothing to restart
+			delete(ps.restart, id)
+		}
+	}
+	for _, group := range []struct {
+		role Role
+		want int
+		list []*Instance
+	}{{Serving, ps.target, serving}, {Standby, ps.p.Standby, standby}} {
+		var old []*Instance
+		starting := 0
+		for _, in := range group.list {
+			if ps.restart[in.ID] {
+				old = append(old, in)
+			} else if in.State == Starting {
+				starting++
+			}
+		}
+		switch {
+		case len(old) == 0:
+			continue
+		case starting > 0:
+			// Wait until the new one runs before stopping an old one.
+		case len(group.list) > group.want:
+			in := old[0]
+			delete(ps.restart, in.ID)
+			outcome := fmt.Sprintf("%s stopped, %d left to restart", in.Name, len(ps.restart))
+			if len(ps.restart) == 0 {
+				outcome = in.Name + " stopped: restart done"
+			}
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "restart", Instances: ps.target, Outcome: outcome})
+			e.stop(ctx, ps, now, in)
+		default:
+			e.start(ctx, ps, now, group.role) // a failure is logged; tried again next tick
+		}
+		return true
+	}
+	return false
 }

@@ -471,3 +471,135 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("SetTarget on a missing pool: %v", err)
 	}
 }
+
+// TestRollingRestart: pool restart replaces every instance one at a time;
+// at no step does the pool have fewer than its target running, nor more
+// than one extra.
+func TestRollingRestart(t *testing.T) {
+	prog := compile(t, "pool web {\n  provider sim\n  instances 3\n  standby 1\n  heartbeat every 1s\n}\n", nil)
+	vc := clock.NewVirtual(t0)
+	prov := sim.NewProvider(vc, 5*time.Second) // each new instance takes 5s to boot
+	var log []string
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
+		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}},
+		Log: func(d runtime.Decision) {
+			if d.Action == "restart" {
+				log = append(log, d.Outcome)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	e.Simulate(ctx, vc, t0.Add(10*time.Second))
+	before := map[string]bool{}
+	for _, in := range e.Instances("web") {
+		before[in.ID] = true
+	}
+	if len(before) != 4 {
+		t.Fatalf("%d instances before the restart, want 3 and a standby", len(before))
+	}
+	if n, err := e.RestartPool("web", "pool restart web"); err != nil || n != 4 {
+		t.Fatalf("RestartPool = %d, %v", n, err)
+	}
+	for i := 0; i < 120; i++ {
+		e.Simulate(ctx, vc, vc.Now().Add(time.Second))
+		running, live := 0, 0
+		for _, in := range e.Instances("web") {
+			if in.Role == runtime.Serving && in.State == runtime.Running {
+				running++
+			}
+			if in.State == runtime.Running || in.State == runtime.Starting {
+				live++
+			}
+		}
+		if running < 3 || live > 5 {
+			t.Fatalf("at +%ds: %d serving instances running (want ≥ 3), %d live (want ≤ 5)", i+1, running, live)
+		}
+	}
+	for _, in := range e.Instances("web") {
+		if before[in.ID] {
+			t.Errorf("%s (%s) was not restarted", in.Name, in.ID)
+		}
+	}
+	if st := e.Status().Pools[0]; st.Restart != 0 || len(st.Instances) != 4 {
+		t.Errorf("after the restart: %d left, %d instances", st.Restart, len(st.Instances))
+	}
+	expect(t, log, "rolling restart of 4 instances, one at a time",
+		"node0 stopped, 3 left to restart", "node1 stopped, 2 left to restart", "node2 stopped, 1 left to restart",
+		"node3 stopped: restart done")
+}
+
+// drainLog is a balancer that records what it is asked.
+type drainLog struct {
+	mu  sync.Mutex
+	ops []string
+}
+
+func (b *drainLog) record(op string, in runtime.Instance) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ops = append(b.ops, op+" "+in.Name)
+	return nil
+}
+func (b *drainLog) Add(_ context.Context, in runtime.Instance) error   { return b.record("add", in) }
+func (b *drainLog) Drain(_ context.Context, in runtime.Instance) error { return b.record("drain", in) }
+func (b *drainLog) Remove(_ context.Context, in runtime.Instance) error {
+	return b.record("remove", in)
+}
+
+// TestMaintenance: an instance under maintenance is drained, keeps running,
+// and is spared by scale-in; a pool under maintenance starts, stops and
+// replaces nothing until pool start, then handles what it missed.
+func TestMaintenance(t *testing.T) {
+	prog := compile(t, "pool web {\n  provider sim\n  instances 1..3\n  on failure replace instance\n}\n", nil)
+	vc := clock.NewVirtual(t0)
+	prov := sim.NewProvider(vc, 0)
+	bal := &drainLog{}
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
+		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Balancers: map[string]runtime.Balancer{"web": bal}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	step := func(d time.Duration) { e.Simulate(ctx, vc, vc.Now().Add(d)) }
+	e.SetTarget("web", 3, "test")
+	step(3 * time.Second)
+	if _, err := e.MaintainInstance(ctx, "node2", true, "instance start_maintain node2"); err != nil {
+		t.Fatal(err)
+	}
+	e.SetTarget("web", 2, "test") // scale-in spares node2, the newest
+	step(3 * time.Second)
+	var names []string
+	for _, in := range e.Instances("web") {
+		names = append(names, fmt.Sprintf("%s:%v", in.Name, in.Maintain))
+	}
+	if got := strings.Join(names, " "); got != "node0:false node2:true" {
+		t.Fatalf("after scale-in: %s; want node1 stopped and node2 kept", got)
+	}
+	if _, err := e.MaintainInstance(ctx, "node2", false, "instance stop_maintain node2"); err != nil {
+		t.Fatal(err)
+	}
+	bal.mu.Lock()
+	ops := strings.Join(bal.ops, ", ")
+	bal.mu.Unlock()
+	if !strings.HasSuffix(ops, "drain node2, drain node1, remove node1, add node2") {
+		t.Errorf("balancer saw: %s", ops)
+	}
+	prov.FailAt("web", "node0", vc.Now().Add(time.Second))
+	if err := e.MaintainPool("web", "pool maintain web"); err != nil {
+		t.Fatal(err)
+	}
+	e.SetTarget("web", 3, "test")
+	step(5 * time.Second)
+	if n := prov.Count("web"); n != 1 {
+		t.Fatalf("a pool in maintenance has %d instances, want 1: node0 failed, nothing replaced or started", n)
+	}
+	if err := e.StartPool("web", "pool start web"); err != nil {
+		t.Fatal(err)
+	}
+	step(3 * time.Second)
+	if n := prov.Count("web"); n != 3 {
+		t.Fatalf("after maintenance: %d instances, want the target 3 (node0's failure handled)", n)
+	}
+}

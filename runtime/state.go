@@ -26,6 +26,8 @@ type PoolState struct {
 	Instances []Instance      `json:"instances"`
 	Handled   map[string]bool `json:"handled,omitempty"`
 	Stopped   bool            `json:"stopped,omitempty"`
+	Maintain  bool            `json:"maintain,omitempty"`
+	Restart   []string        `json:"restart,omitempty"` // instances a rolling restart has still to replace
 }
 
 // RuleState is a rule's remembered window.
@@ -44,9 +46,12 @@ func (e *Engine) snapshot() *State {
 	s := &State{Pools: map[string]PoolState{}, Rules: map[string]RuleState{}, Jobs: map[string]time.Time{}}
 	for _, ps := range e.pools {
 		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
-			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped}
+			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped, Maintain: ps.maintain}
 		for _, in := range ps.insts {
 			p.Instances = append(p.Instances, *in)
+			if ps.restart[in.ID] {
+				p.Restart = append(p.Restart, in.ID)
+			}
 		}
 		s.Pools[ps.p.Name] = p
 	}
@@ -72,7 +77,10 @@ func (e *Engine) restore(s *State) {
 		// The declared range may have changed since: keep within it.
 		ps.min, ps.max = clampRange(p.Min, p.Max, ps.p)
 		ps.target = min(max(p.Target, ps.min), ps.max)
-		ps.outUntil, ps.inUntil, ps.nextName, ps.stopped = p.OutUntil, p.InUntil, p.NextName, p.Stopped
+		ps.outUntil, ps.inUntil, ps.nextName, ps.stopped, ps.maintain = p.OutUntil, p.InUntil, p.NextName, p.Stopped, p.Maintain
+		for _, id := range p.Restart {
+			ps.restart[id] = true
+		}
 		for i := range p.Instances {
 			in := p.Instances[i]
 			ps.insts = append(ps.insts, &in)

@@ -6,6 +6,16 @@ import "time"
 // list`.
 type Status struct {
 	Pools []PoolStatus `json:"pools"`
+	Jobs  []JobStatus  `json:"jobs,omitempty"`
+}
+
+// JobStatus is one every or at job's state.
+type JobStatus struct {
+	Text    string    `json:"text"`
+	Pos     string    `json:"pos"`
+	Pool    string    `json:"pool,omitempty"`
+	Next    time.Time `json:"next,omitzero"`
+	Running bool      `json:"running,omitempty"`
 }
 
 // PoolStatus is one pool's state.
@@ -15,6 +25,8 @@ type PoolStatus struct {
 	Max       int          `json:"max"`
 	Target    int          `json:"target"`
 	Stopped   bool         `json:"stopped,omitempty"`
+	Maintain  bool         `json:"maintain,omitempty"`
+	Restart   int          `json:"restart_left,omitempty"` // instances a rolling restart has still to replace
 	OutUntil  time.Time    `json:"scale_out_cooldown_until,omitzero"`
 	InUntil   time.Time    `json:"scale_in_cooldown_until,omitzero"`
 	Instances []Instance   `json:"instances"`
@@ -38,7 +50,8 @@ func (e *Engine) Status() Status {
 	defer e.mu.Unlock()
 	var s Status
 	for _, ps := range e.pools {
-		p := PoolStatus{Name: ps.p.Name, Min: ps.min, Max: ps.max, Target: ps.target, Stopped: ps.stopped, OutUntil: ps.outUntil, InUntil: ps.inUntil}
+		p := PoolStatus{Name: ps.p.Name, Min: ps.min, Max: ps.max, Target: ps.target, Stopped: ps.stopped,
+			Maintain: ps.maintain, Restart: len(ps.restart), OutUntil: ps.outUntil, InUntil: ps.inUntil}
 		for _, in := range ps.insts {
 			p.Instances = append(p.Instances, *in)
 		}
@@ -48,6 +61,10 @@ func (e *Engine) Status() Status {
 				Held: st.held, Suppressed: st.suppressed, Values: e.readings(r)})
 		}
 		s.Pools = append(s.Pools, p)
+	}
+	for _, j := range e.prog.Jobs {
+		js := e.jobs[j]
+		s.Jobs = append(s.Jobs, JobStatus{Text: j.Text, Pos: j.Pos.String(), Pool: j.poolName(), Next: js.next, Running: js.running})
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,7 +24,12 @@ const SocketName = "control.sock"
 // a policy file or after -e.
 type Request struct {
 	Statements string `json:"statements"`
-	JSON       bool   `json:"json,omitempty"` // output as JSON
+	// Source names the statements in diagnostics: "-e", "repl:3", a file.
+	Source string `json:"source,omitempty"`
+	JSON   bool   `json:"json,omitempty"` // output as JSON
+	// Dir is the client's working directory: relative local paths (scp)
+	// are taken in it.
+	Dir string `json:"dir,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -31,6 +37,19 @@ type Response struct {
 	Output string `json:"output"`
 	Error  string `json:"error,omitempty"`
 	Status int    `json:"status"` // the exit status for the client: 0, 1 or 2
+	// Notice is said on stderr whatever the status: that no daemon ran
+	// and the command acted on the state directory.
+	Notice string `json:"notice,omitempty"`
+	// Exec, when set, is an interactive session the client runs itself on
+	// its terminal (`instance ssh`).
+	Exec *Exec `json:"exec,omitempty"`
+}
+
+// Exec is an interactive shell on an instance, for the client to run.
+type Exec struct {
+	Instance string   `json:"instance"`
+	Dir      string   `json:"dir"` // for a local instance: its working directory
+	Env      []string `json:"env"` // added to the client's environment
 }
 
 // serveControl listens on the state directory's control socket, mode 0600.
@@ -64,36 +83,107 @@ func (d *Daemon) serveControl() error {
 	return nil
 }
 
+// handle answers one request. The request must come within
+// requestTimeout; executing it may take longer (instance cmd), but stops
+// if the client goes away.
 func (d *Daemon) handle(c net.Conn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetReadDeadline(time.Now().Add(requestTimeout))
 	var req Request
-	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
+	r := bufio.NewReader(c)
+	if err := json.NewDecoder(r).Decode(&req); err != nil {
+		c.SetWriteDeadline(time.Now().Add(requestTimeout))
 		json.NewEncoder(c).Encode(Response{Error: "bad request: " + err.Error(), Status: 2})
 		return
 	}
-	json.NewEncoder(c).Encode(d.Execute(context.Background(), req))
+	c.SetReadDeadline(time.Time{})
+	ctx, cancel := context.WithTimeout(context.Background(), executeTimeout)
+	defer cancel()
+	gone := make(chan struct{})
+	go func() { // owned by handle: ends when the client closes or handle closes c
+		defer close(gone)
+		io.Copy(io.Discard, c) // returns when the client hangs up
+		cancel()
+	}()
+	resp := d.Execute(ctx, req)
+	c.SetWriteDeadline(time.Now().Add(requestTimeout))
+	json.NewEncoder(c).Encode(resp)
+	c.(*net.UnixConn).CloseWrite()
+	c.SetReadDeadline(time.Now()) // wake the reader
+	<-gone
 }
 
-// Execute runs the commands in req.Statements against the running pools.
+const (
+	requestTimeout = 30 * time.Second
+	// executeTimeout bounds one request's work: long enough for `instance
+	// cmd` to run an upgrade, short enough that nothing hangs forever.
+	executeTimeout = 15 * time.Minute
+)
+
+// Execute runs statements against the running policy. Declarations (pools,
+// rules, jobs, let) join the policy at once, checked with it, and are kept
+// until the daemon stops; then the commands run, in order.
 func (d *Daemon) Execute(ctx context.Context, req Request) Response {
-	files, _, diags := lang.Load([]lang.Source{{Name: "-e", Src: []byte(req.Statements)}}, nil)
-	f := files[0]
+	f, src, diags := parseRequest(req)
+	sources := map[string][]byte{src.Name: src.Src}
+	declares := false
+	for _, s := range f.Stmts {
+		declares = declares || s.Command == nil
+	}
+	if declares && !diags.HasErrors() {
+		// Check with the running policy: a rule may name a pool declared
+		// before, and a name must not be declared twice.
+		d.mu.Lock()
+		session := append(append([]lang.Source(nil), d.session...), src)
+		d.mu.Unlock()
+		_, _, err := Load(d.cfg.Policies, session...)
+		var perr *PolicyError
+		if errors.As(err, &perr) {
+			diags, sources = perr.Diagnostics, perr.Sources
+		} else if err != nil {
+			return Response{Error: err.Error(), Status: 1}
+		} else if err := d.reload(session); err != nil {
+			return Response{Error: err.Error(), Status: 1}
+		}
+	}
 	if diags.HasErrors() {
-		var b strings.Builder
-		(&lang.Printer{Sources: map[string][]byte{"-e": []byte(req.Statements)}}).Write(&b, diags)
-		return Response{Error: b.String(), Status: 2}
+		return diagnosticsResponse(diags, sources)
 	}
 	d.mu.Lock()
 	e := d.engine
 	recent := append([]runtime.Decision(nil), d.recent...)
 	d.mu.Unlock()
+	return runCommands(ctx, f, &commander{e: e, local: d.local, req: req, recent: recent})
+}
+
+// parseRequest reads a request's statements.
+func parseRequest(req Request) (*lang.File, lang.Source, lang.Diagnostics) {
+	name := req.Source
+	if name == "" {
+		name = "-e"
+	}
+	src := lang.Source{Name: name, Src: []byte(req.Statements)}
+	files, _, diags := lang.Load([]lang.Source{src}, nil)
+	return files[0], src, diags
+}
+
+// diagnosticsResponse reports a request's errors, with carets, as bad usage.
+func diagnosticsResponse(diags lang.Diagnostics, sources map[string][]byte) Response {
+	var b strings.Builder
+	(&lang.Printer{Sources: sources}).Write(&b, diags)
+	return Response{Error: b.String(), Status: 2}
+}
+
+// runCommands runs a request's commands in order, stopping at the first
+// that fails.
+func runCommands(ctx context.Context, f *lang.File, x *commander) Response {
 	var out strings.Builder
+	x.out = &out
 	for _, s := range f.Stmts {
 		if s.Command == nil {
-			return Response{Output: out.String(), Error: fmt.Sprintf("%s: only commands can be sent to a running daemon; change the policy file and reload", s.Pos), Status: 2}
+			continue
 		}
-		if err := command(ctx, e, s.Command, req.JSON, recent, &out); err != nil {
+		if err := x.run(ctx, s.Command); err != nil {
 			status := 1
 			var ue usageErr
 			if errors.As(err, &ue) {
@@ -101,83 +191,11 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 			}
 			return Response{Output: out.String(), Error: err.Error(), Status: status}
 		}
+		if x.exec != nil {
+			return Response{Output: out.String(), Exec: x.exec}
+		}
 	}
 	return Response{Output: out.String()}
-}
-
-type usageErr struct{ error }
-
-// command carries out one command.
-func command(ctx context.Context, e *runtime.Engine, c *lang.Command, asJSON bool, recent []runtime.Decision, out *strings.Builder) error {
-	why := lang.CommandText(c)
-	args := func(v *lang.Verb) []string {
-		var a []string
-		for _, x := range v.Args {
-			if x.Word != nil {
-				a = append(a, x.Word.Name)
-			}
-		}
-		return a
-	}
-	pools := func(v *lang.Verb) []string {
-		if a := args(v); len(a) > 0 {
-			return a
-		}
-		return e.Pools()
-	}
-	switch {
-	case c.Pool != nil:
-		switch c.Pool.Name.Name {
-		case "list":
-			return list(e, pools(c.Pool), asJSON, out)
-		case "start":
-			for _, p := range pools(c.Pool) {
-				if err := e.StartPool(p, why); err != nil {
-					return usageErr{err}
-				}
-			}
-			return nil
-		case "stop":
-			for _, p := range pools(c.Pool) {
-				if err := e.StopPool(p, why); err != nil {
-					return usageErr{err}
-				}
-			}
-			return nil
-		}
-	case c.Instance != nil:
-		a := args(c.Instance)
-		switch c.Instance.Name.Name {
-		case "start": // instance start in POOL
-			pool := a[len(a)-1]
-			for _, p := range e.Status().Pools {
-				if p.Name == pool {
-					_, err := e.SetTarget(pool, p.Target+1, why)
-					return err
-				}
-			}
-			return usageErr{fmt.Errorf("no pool %q", pool)}
-		case "stop":
-			name := a[0]
-			for _, p := range e.Status().Pools {
-				for _, in := range p.Instances {
-					if in.Name == name || in.ID == name {
-						return e.StopInstance(ctx, p.Name, in.Name, why)
-					}
-				}
-			}
-			return usageErr{fmt.Errorf("no instance %q", name)}
-		}
-	case c.Show != nil && c.Show.Name.Name == "pools":
-		return list(e, e.Pools(), asJSON, out)
-	case c.Explain != nil:
-		names := e.Pools()
-		if c.Explain.Pool != nil {
-			names = []string{c.Explain.Pool.Name}
-		}
-		return explain(e, names, recent, out)
-	}
-	return usageErr{fmt.Errorf("%s: not available in this release", why)}
 }
 
 // list prints pools' instances in PoolParty's format, one line each:
@@ -185,7 +203,7 @@ func command(ctx context.Context, e *runtime.Engine, c *lang.Command, asJSON boo
 //	0: INSTANCE: node0 - 127.0.0.2 - node0-4242-99 - 2026-11-23T00:12:05Z
 //
 // or, as JSON, the pools' status.
-func list(e *runtime.Engine, names []string, asJSON bool, out *strings.Builder) error {
+func list(e engine, names []string, asJSON bool, out *strings.Builder) error {
 	st := e.Status()
 	var sel []runtime.PoolStatus
 	for _, n := range names {
@@ -219,8 +237,18 @@ func list(e *runtime.Engine, names []string, asJSON bool, out *strings.Builder) 
 				host = h
 			}
 			fmt.Fprintf(out, "%d: INSTANCE: %s - %s - %s - %s", i, in.Name, host, in.ID, in.Started.UTC().Format(time.RFC3339))
+			var notes []string
 			if in.State != runtime.Running {
-				fmt.Fprintf(out, " (%s)", in.State)
+				notes = append(notes, string(in.State))
+			}
+			if in.Role == runtime.Standby {
+				notes = append(notes, "standby")
+			}
+			if in.Maintain {
+				notes = append(notes, "maintenance")
+			}
+			if len(notes) > 0 {
+				fmt.Fprintf(out, " (%s)", strings.Join(notes, ", "))
 			}
 			out.WriteByte('\n')
 		}
@@ -233,7 +261,7 @@ const lastActions = 5
 
 // explain says, for each rule of the pools, what it sees and waits for,
 // and shows each pool's last actions.
-func explain(e *runtime.Engine, names []string, recent []runtime.Decision, out *strings.Builder) error {
+func explain(e engine, names []string, recent []runtime.Decision, out *strings.Builder) error {
 	now := time.Now()
 	st := e.Status()
 	for _, name := range names {
@@ -253,8 +281,20 @@ func explain(e *runtime.Engine, names []string, recent []runtime.Decision, out *
 			}
 		}
 		fmt.Fprintf(out, "pool %s: %d instances, target %d in %d..%d", p.Name, live, p.Target, p.Min, p.Max)
-		if p.Stopped {
-			out.WriteString(", stopped")
+		switch {
+		case p.Stopped:
+			out.WriteString(", stopped (pool start to resume)")
+		case p.Maintain:
+			out.WriteString(", in maintenance: nothing started, stopped or replaced (pool start to resume)")
+		}
+		if p.Restart > 0 {
+			fmt.Fprintf(out, "; rolling restart: %d left", p.Restart)
+		}
+		var maint []string
+		for _, in := range p.Instances {
+			if in.Maintain {
+				maint = append(maint, in.Name)
+			}
 		}
 		for _, cd := range []struct {
 			dir   string
@@ -265,6 +305,9 @@ func explain(e *runtime.Engine, names []string, recent []runtime.Decision, out *
 			}
 		}
 		out.WriteString("\n")
+		if len(maint) > 0 {
+			fmt.Fprintf(out, "  under maintenance (drained, still running): %s\n", strings.Join(maint, ", "))
+		}
 		for _, r := range p.Rules {
 			fmt.Fprintf(out, "  %s  %s\n", r.Pos, r.Text)
 			var vals []string
@@ -322,20 +365,64 @@ func explain(e *runtime.Engine, names []string, recent []runtime.Decision, out *
 	return nil
 }
 
+// Client is a daemon to send statements to: the one running on a state
+// directory (Dial), or one in this process (*Daemon).
+type Client interface {
+	Execute(ctx context.Context, req Request) Response
+}
+
+// Dial returns a client for the daemon running on stateDir, or an error
+// wrapping ErrNoDaemon if none listens there.
+func Dial(stateDir string) (Client, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(stateDir, SocketName), 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w on %s", ErrNoDaemon, stateDir)
+	}
+	c.Close()
+	return socketClient(stateDir), nil
+}
+
+type socketClient string
+
+func (s socketClient) Execute(ctx context.Context, req Request) Response {
+	resp, err := SendContext(ctx, string(s), req)
+	if err != nil {
+		return Response{Error: err.Error(), Status: 1}
+	}
+	return resp
+}
+
 // Send sends a request to the daemon running on stateDir. It returns an
 // error wrapping ErrNoDaemon if none listens there.
 func Send(stateDir string, req Request) (Response, error) {
-	c, err := net.DialTimeout("unix", filepath.Join(stateDir, SocketName), 2*time.Second)
+	return SendContext(context.Background(), stateDir, req)
+}
+
+// SendContext is Send, given up when ctx ends: the daemon then stops
+// what it runs for the request.
+func SendContext(ctx context.Context, stateDir string, req Request) (Response, error) {
+	var dialer net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	c, err := dialer.DialContext(dctx, "unix", filepath.Join(stateDir, SocketName))
+	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			return Response{}, ctx.Err()
+		}
 		return Response{}, fmt.Errorf("%w on %s", ErrNoDaemon, stateDir)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	c.SetDeadline(time.Now().Add(executeTimeout + time.Minute))
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return Response{}, err
 	}
 	var resp Response
 	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		if ctx.Err() != nil {
+			return Response{}, ctx.Err()
+		}
 		return Response{}, fmt.Errorf("daemon on %s: %w", stateDir, err)
 	}
 	return resp, nil

@@ -51,6 +51,7 @@ type Daemon struct {
 	cancel  context.CancelFunc // stops the engine's Run
 	running chan struct{}      // closed when Run returns
 	files   []*lang.File
+	session []lang.Source      // statements declared through Execute (the REPL, -e), kept across reloads
 	recent  []runtime.Decision // the last decisions, for /status
 }
 
@@ -62,17 +63,21 @@ type PolicyError struct {
 
 func (e *PolicyError) Error() string { return e.Diagnostics.Error() }
 
-// Load reads and checks policy files.
-func Load(paths []string) ([]*lang.File, *lang.Info, error) {
+// Load reads policy files and checks them, with extra sources (statements
+// declared at the REPL), as one policy.
+func Load(paths []string, extra ...lang.Source) ([]*lang.File, *lang.Info, error) {
 	var srcs []lang.Source
-	sources := map[string][]byte{}
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return nil, nil, err
 		}
 		srcs = append(srcs, lang.Source{Name: p, Src: data})
-		sources[p] = data
+	}
+	srcs = append(srcs, extra...)
+	sources := map[string][]byte{}
+	for _, s := range srcs {
+		sources[s.Name] = s.Src
 	}
 	files, info, diags := lang.Load(srcs, nil)
 	if diags.HasErrors() {
@@ -156,7 +161,16 @@ func (d *Daemon) stopEngine() {
 // Reload reads the policy again. A policy that does not check is rejected
 // (the error says why) and the running one goes on.
 func (d *Daemon) Reload() error {
-	files, info, err := Load(d.cfg.Policies)
+	d.mu.Lock()
+	session := d.session
+	d.mu.Unlock()
+	return d.reload(session)
+}
+
+// reload runs the policy files with session as the statements declared
+// through Execute.
+func (d *Daemon) reload(session []lang.Source) error {
+	files, info, err := Load(d.cfg.Policies, session...)
 	if err != nil {
 		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
 		return err
@@ -166,6 +180,9 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	d.stopEngine() // its last step saved the state the new engine resumes from
+	d.mu.Lock()
+	d.session = session
+	d.mu.Unlock()
 	if err := d.startEngine(files, info); err != nil {
 		d.cfg.Log.Error("reload failed", "err", err)
 		return err

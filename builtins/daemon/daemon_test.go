@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,7 +98,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	waitFor(t, "3 instances", func() bool { return len(running(d)) == 3 })
 	kept := running(d)
 	for _, id := range before {
-		if !contains(kept, id) {
+		if !slices.Contains(kept, id) {
 			t.Fatalf("reload replaced %s: %v → %v", id, before, kept)
 		}
 	}
@@ -135,13 +136,4 @@ func TestDaemonLifecycle(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("state file: %v %v", err, fi.Mode())
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -125,22 +125,8 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 	}
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command("/bin/sh", "-c", spec.Run)
-	cmd.Dir = dir
-	if spec.Dir != "" {
-		cmd.Dir = spec.Dir
-	}
-	cmd.Env = append(os.Environ(), "IP="+ip, "PORT="+strconv.Itoa(port), "CLOUDSPEAK_POOL="+pool, "CLOUDSPEAK_INSTANCE="+name)
-	if self, err := os.Executable(); err == nil {
-		cmd.Env = append(cmd.Env, "CLOUDSPEAK="+self) // so `run "$CLOUDSPEAK demo-server"` needs nothing installed
-	}
-	keys := make([]string, 0, len(spec.Env))
-	for k := range spec.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		cmd.Env = append(cmd.Env, k+"="+spec.Env[k])
-	}
+	cmd.Dir = workDir(dir, spec)
+	cmd.Env = append(os.Environ(), instanceEnv(pool, name, net.JoinHostPort(ip, strconv.Itoa(port)), spec)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -174,6 +160,35 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 		close(pr.exited)
 	}()
 	return pr.inst, nil
+}
+
+// workDir is where an instance's processes run: the pool's dir, else the
+// instance's own directory.
+func workDir(own string, spec Spec) string {
+	if spec.Dir != "" {
+		return spec.Dir
+	}
+	return own
+}
+
+// instanceEnv is what an instance's processes (its run command, and
+// `instance cmd` and `ssh` on it) find in their environment besides the
+// daemon's.
+func instanceEnv(pool, name, addr string, spec Spec) []string {
+	ip, port, _ := net.SplitHostPort(addr)
+	env := []string{"IP=" + ip, "PORT=" + port, "CLOUDSPEAK_POOL=" + pool, "CLOUDSPEAK_INSTANCE=" + name}
+	if self, err := os.Executable(); err == nil {
+		env = append(env, "CLOUDSPEAK="+self) // so `run "$CLOUDSPEAK demo-server"` needs nothing installed
+	}
+	keys := make([]string, 0, len(spec.Env))
+	for k := range spec.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+spec.Env[k])
+	}
+	return env
 }
 
 func writeRecord(dir string, pr *proc) error {

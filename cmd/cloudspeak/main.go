@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/cloudspeak/cloudspeak/builtins/daemon"
 	"github.com/cloudspeak/cloudspeak/internal/spell"
 	"github.com/mattn/go-isatty"
 )
@@ -65,7 +66,11 @@ func run(args []string, io stdio) int {
 	// Options before the verb: --state DIR and -e STATEMENTS.
 	for len(args) >= 2 && (args[0] == "--state" || args[0] == "-state" || args[0] == "-e") {
 		if args[0] == "-e" {
-			return sendStatements(io, io.state, args[1], false)
+			if len(args) > 2 {
+				fmt.Fprintf(io.err, "cloudspeak: -e takes one argument, the statements (got %q after it); quote them: cloudspeak -e 'pool list; explain'\n", args[2])
+				return exitUsage
+			}
+			return sendStatements(io, io.state, daemon.Request{Statements: args[1], Source: "-e"})
 		}
 		io.state, args = args[1], args[2:]
 	}
@@ -82,6 +87,9 @@ func run(args []string, io stdio) int {
 		name = "version"
 	}
 	v := findVerb(name)
+	if v == nil && strings.HasSuffix(name, ".cloud") {
+		return runFile(io, args)
+	}
 	if v == nil {
 		fmt.Fprintf(io.err, "cloudspeak: unknown command %q\n", name)
 		names := make([]string, len(verbs))
@@ -97,11 +105,29 @@ func run(args []string, io stdio) int {
 	return v.run(args[1:], io)
 }
 
+// runFile runs FILE.cloud's statements once, in order, as -e would: its
+// commands act on the running daemon's pools (or the state dir), its
+// declarations join the running policy until the daemon stops.
+func runFile(io stdio, args []string) int {
+	if len(args) > 1 {
+		fmt.Fprintf(io.err, "cloudspeak: %s: one file at a time (to run policies: cloudspeak run %s)\n", args[0], strings.Join(args, " "))
+		return exitUsage
+	}
+	src, err := os.ReadFile(args[0])
+	if err != nil {
+		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
+		return exitUsage
+	}
+	return sendStatements(io, io.state, daemon.Request{Statements: string(src), Source: args[0]})
+}
+
 func mainUsage(w io.Writer) {
 	fmt.Fprint(w, `CloudSpeak runs self-healing server pools from policy files.
 
 Usage:
   cloudspeak COMMAND [ARGUMENTS]
+  cloudspeak [--state DIR] -e 'STATEMENT; STATEMENT'
+  cloudspeak [--state DIR] FILE.cloud    run a file's statements once
 
 Commands:
 `)

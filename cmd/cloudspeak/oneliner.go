@@ -1,17 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net"
+	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
+	"syscall"
 
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
-	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
 )
 
 // The one-liners: `cloudspeak pool list`, `cloudspeak instance stop node3`,
@@ -24,8 +25,10 @@ func oneLinerVerb(name, summary, args string) *verb {
 
 Sends "%s %s" to the daemon running on the state directory
 (--state, else $CLOUDSPEAK_STATE, else $XDG_STATE_HOME/cloudspeak). See
-spec/language.md, "Commands". Without a running daemon, pool list reads the
-state the last one left; other commands need a daemon.
+spec/language.md, "Commands". Without a running daemon, the command acts on
+the instances the last one left in the state directory: pool list, show,
+pool stop, instance stop, cmd, scp and ssh work; what needs the policy
+(starting instances, restart, maintenance, explain) says so and fails.
 
 Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, args, name, args)
 	v.run = func(args []string, io stdio) int {
@@ -43,7 +46,7 @@ Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, args
 		if len(args) == 0 && name != "explain" && name != "why" {
 			return usageError(io, v, "which %s command? see --help", name)
 		}
-		return sendStatements(io, io.state, strings.TrimSpace(name+" "+joinWords(args)), asJSON)
+		return sendStatements(io, io.state, daemon.Request{Statements: name + " " + joinWords(args, quoted(name, args)), JSON: asJSON})
 	}
 	return v
 }
@@ -56,13 +59,38 @@ var (
 	whyVerb      = oneLinerVerb("why", "the same as explain", "[POOL]")
 )
 
+// quoted returns which shell words of a verb are strings whatever they
+// look like: the command of `instance cmd` (`cloudspeak instance cmd web
+// uptime`), and the local paths of `instance scp`.
+func quoted(verb string, args []string) map[int]bool {
+	q := map[int]bool{}
+	if verb != "instance" || len(args) == 0 {
+		return q
+	}
+	switch args[0] {
+	case "cmd":
+		q[2] = true
+	case "scp":
+		for i := 1; i < len(args); i++ {
+			if host, _, ok := strings.Cut(args[i], ":"); !ok || !plainWord(host) {
+				q[i] = true
+			}
+		}
+	}
+	return q
+}
+
 // joinWords makes a statement of shell words: a word that is not a plain
-// name is quoted, so `instance cmd all "uptime -p"` survives the shell.
-func joinWords(words []string) string {
+// name (or that quote says is a string) is quoted, so `instance cmd all
+// "uptime -p"` survives the shell.
+func joinWords(words []string, quote map[int]bool) string {
 	out := make([]string, len(words))
 	for i, w := range words {
 		out[i] = w
-		if !plainWord(w) {
+		switch {
+		case quote[i]:
+			out[i] = strconv.Quote(w)
+		case !plainWord(w):
 			if host, path, ok := strings.Cut(w, ":"); ok && plainWord(host) && !strings.HasPrefix(path, `"`) {
 				out[i] = host + ":" + strconv.Quote(path) // node1:/tmp/x as scp wants it
 			} else if !strings.HasPrefix(w, `"`) {
@@ -85,26 +113,32 @@ func plainWord(w string) bool {
 	return true
 }
 
-// sendStatements sends statements to the daemon and prints its answer.
-func sendStatements(io stdio, stateFlag, stmts string, asJSON bool) int {
+// sendStatements sends statements to the daemon running on the state
+// directory, or, with none, acts on the state the last one left (see
+// daemon.Offline), and prints the answer.
+func sendStatements(io stdio, stateFlag string, req daemon.Request) int {
 	dir, err := stateDir(stateFlag)
 	if err != nil {
 		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
 		return exitUsage
 	}
-	resp, err := daemon.Send(dir, daemon.Request{Statements: stmts, JSON: asJSON})
-	if errors.Is(err, daemon.ErrNoDaemon) {
-		if strings.TrimSpace(stmts) == "pool list" || strings.TrimSpace(stmts) == "show pools" {
-			return listFromState(io, dir)
-		}
-		fmt.Fprintf(io.err, "cloudspeak: %v; start one with: cloudspeak run --state %s POLICY.cloud\n", err, dir)
-		return exitFail
-	}
-	if err != nil {
+	if req.Dir, err = os.Getwd(); err != nil {
 		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
 		return exitFail
 	}
+	// Ctrl-C stops what the command runs (instance cmd), here or in the
+	// daemon, rather than leaving it behind.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	client, err := daemon.Dial(dir)
+	if errors.Is(err, daemon.ErrNoDaemon) {
+		client = daemon.Offline{StateDir: dir}
+	}
+	resp := client.Execute(ctx, req)
 	fmt.Fprint(io.out, resp.Output)
+	if resp.Notice != "" {
+		fmt.Fprintln(io.err, resp.Notice)
+	}
 	if resp.Error != "" {
 		msg := resp.Error
 		if !strings.HasSuffix(msg, "\n") {
@@ -112,43 +146,34 @@ func sendStatements(io stdio, stateFlag, stmts string, asJSON bool) int {
 		}
 		fmt.Fprint(io.err, msg)
 	}
+	if resp.Exec != nil && resp.Status == exitOK {
+		stop() // the shell gets Ctrl-C, not us
+		return runShell(io, resp.Exec)
+	}
 	return resp.Status
 }
 
-// listFromState prints the instances the last daemon recorded, when none
-// runs.
-func listFromState(io stdio, dir string) int {
-	st, err := boltstore.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
+// runShell runs an interactive shell on a local instance (`instance ssh`):
+// $SHELL, else /bin/sh, in the instance's directory with its environment.
+// The exit status is the shell's, as with ssh.
+func runShell(io stdio, x *daemon.Exec) int {
+	sh := os.Getenv("SHELL")
+	if sh == "" {
+		sh = "/bin/sh"
+	}
+	cmd := exec.Command(sh)
+	cmd.Dir = x.Dir
+	cmd.Env = append(os.Environ(), x.Env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = io.in, io.out, io.err
+	fmt.Fprintf(io.err, "(%s on %s, in %s; exit to leave)\n", filepath.Base(sh), x.Instance, x.Dir)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	case err != nil:
 		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
 		return exitFail
-	}
-	defer st.Close()
-	s, err := st.Load()
-	if err != nil || s == nil {
-		if err == nil {
-			err = fmt.Errorf("no state in %s: no daemon has run there", dir)
-		}
-		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
-		return exitFail
-	}
-	fmt.Fprintf(io.err, "(no daemon runs: instances as last recorded in %s)\n", dir)
-	names := make([]string, 0, len(s.Pools))
-	for n := range s.Pools {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if len(names) > 1 {
-			fmt.Fprintf(io.out, "%s:\n", n)
-		}
-		for i, in := range s.Pools[n].Instances {
-			host := in.Addr
-			if h, _, err := net.SplitHostPort(in.Addr); err == nil {
-				host = h
-			}
-			fmt.Fprintf(io.out, "%d: INSTANCE: %s - %s - %s - %s (%s)\n", i, in.Name, host, in.ID, in.Started.UTC().Format(time.RFC3339), in.State)
-		}
 	}
 	return exitOK
 }

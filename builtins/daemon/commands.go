@@ -1,0 +1,389 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// usageErr is a command used wrong (a pool or instance that does not
+// exist): exit status 2 rather than 1.
+type usageErr struct{ error }
+
+// engine is what commands act on: the running *runtime.Engine, or, with
+// no daemon, the state the last one left (offlineEngine).
+type engine interface {
+	Status() runtime.Status
+	Pools() []string
+	SetTarget(pool string, n int, why string) (int, error)
+	StartPool(pool, why string) error
+	StopPool(pool, why string) error
+	MaintainPool(pool, why string) error
+	RestartPool(pool, why string) (int, error)
+	StopInstance(ctx context.Context, pool, name, why string) error
+	MaintainInstance(ctx context.Context, name string, on bool, why string) (string, error)
+}
+
+// commander carries out the commands of one request.
+type commander struct {
+	e      engine
+	local  *local.Provider // shells, commands and copies on instances
+	req    Request
+	recent []runtime.Decision
+	out    *strings.Builder
+	exec   *Exec // set by instance ssh
+	// offline is the state directory when no daemon runs (see Offline).
+	offline string
+}
+
+// cmdParallel bounds how many instances `instance cmd` runs on at once.
+const cmdParallel = 8
+
+func (x *commander) run(ctx context.Context, c *lang.Command) error {
+	why := lang.CommandText(c)
+	switch {
+	case c.Pool != nil:
+		names, err := x.pools(c.Pool)
+		if err != nil {
+			return err
+		}
+		return x.pool(c.Pool.Name.Name, names, why)
+	case c.Instance != nil:
+		return x.instance(ctx, c.Instance, why)
+	case c.Show != nil:
+		names, err := x.pools(c.Show)
+		if err != nil {
+			return err
+		}
+		return x.show(c.Show.Name.Name, names)
+	case c.Explain != nil:
+		if x.offline != "" {
+			return errNeedsDaemon{x.offline, "explain"}
+		}
+		names := x.e.Pools()
+		if c.Explain.Pool != nil {
+			if _, err := x.status(c.Explain.Pool.Name); err != nil {
+				return err
+			}
+			names = []string{c.Explain.Pool.Name}
+		}
+		return explain(x.e, names, x.recent, x.out)
+	}
+	return fmt.Errorf("%s: not available in this release", why)
+}
+
+// words returns a verb's plain-word arguments.
+func words(v *lang.Verb) []string {
+	var a []string
+	for _, x := range v.Args {
+		if x.Word != nil {
+			a = append(a, x.Word.Name)
+		}
+	}
+	return a
+}
+
+// pools returns the pool a verb names, or every pool.
+func (x *commander) pools(v *lang.Verb) ([]string, error) {
+	a := words(v)
+	if len(a) == 0 {
+		return x.e.Pools(), nil
+	}
+	if _, err := x.status(a[0]); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (x *commander) status(pool string) (runtime.PoolStatus, error) {
+	for _, p := range x.e.Status().Pools {
+		if p.Name == pool {
+			return p, nil
+		}
+	}
+	return runtime.PoolStatus{}, usageErr{fmt.Errorf("no pool %q (pools: %s)", pool, strings.Join(x.e.Pools(), ", "))}
+}
+
+func (x *commander) pool(verb string, names []string, why string) error {
+	for _, p := range names {
+		var err error
+		switch verb {
+		case "list":
+			return list(x.e, names, x.req.JSON, x.out)
+		case "start":
+			err = x.e.StartPool(p, why)
+		case "stop":
+			err = x.e.StopPool(p, why)
+		case "maintain":
+			if err = x.e.MaintainPool(p, why); err == nil {
+				fmt.Fprintf(x.out, "pool %s: in maintenance; nothing is started, stopped or replaced until: pool start %s\n", p, p)
+			}
+		case "restart":
+			var n int
+			if n, err = x.e.RestartPool(p, why); err == nil {
+				fmt.Fprintf(x.out, "pool %s: restarting %d instances, one at a time (watch: pool list %s)\n", p, n, p)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// instances returns the running instances a word names: all, a pool's, or
+// one by name or ID.
+func (x *commander) instances(word string) ([]runtime.Instance, error) {
+	st := x.e.Status()
+	var out []runtime.Instance
+	for _, p := range st.Pools {
+		for _, in := range p.Instances {
+			if in.State != runtime.Running {
+				continue
+			}
+			if word == "all" || word == p.Name || word == in.Name || word == in.ID {
+				out = append(out, in)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, usageErr{fmt.Errorf("no running instance %q", word)}
+	}
+	return out, nil
+}
+
+func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) error {
+	a := words(v)
+	switch v.Name.Name {
+	case "start": // instance start in POOL
+		pool := a[len(a)-1]
+		p, err := x.status(pool)
+		if err != nil {
+			return err
+		}
+		_, err = x.e.SetTarget(pool, p.Target+1, why)
+		return err
+	case "stop":
+		in, err := x.one(a[0])
+		if err != nil {
+			return err
+		}
+		return x.e.StopInstance(ctx, in.Pool, in.Name, why)
+	case "start_maintain", "stop_maintain":
+		on := v.Name.Name == "start_maintain"
+		if _, err := x.one(a[0]); err != nil {
+			return err
+		}
+		pool, err := x.e.MaintainInstance(ctx, a[0], on, why)
+		if err != nil {
+			return err
+		}
+		if on {
+			fmt.Fprintf(x.out, "%s (pool %s): under maintenance: no new work, still running; put back with: instance stop_maintain %s\n", a[0], pool, a[0])
+		} else {
+			fmt.Fprintf(x.out, "%s (pool %s): back in service\n", a[0], pool)
+		}
+		return nil
+	case "cmd":
+		return x.cmd(ctx, v)
+	case "scp":
+		return x.scp(ctx, v)
+	case "ssh":
+		in, err := x.one(a[0])
+		if err != nil {
+			return err
+		}
+		dir, env, err := x.local.Shell(in)
+		if err != nil {
+			return err
+		}
+		x.exec = &Exec{Instance: in.Name, Dir: dir, Env: env}
+		return nil
+	case "install", "reconfigure":
+		return fmt.Errorf("instance %s: pools have no provisioning steps in this release", v.Name.Name)
+	}
+	return usageErr{fmt.Errorf("unknown instance command %q", v.Name.Name)}
+}
+
+// one returns the running instance named word.
+func (x *commander) one(word string) (runtime.Instance, error) {
+	ins, err := x.instances(word)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	if len(ins) != 1 || (ins[0].Name != word && ins[0].ID != word) {
+		return runtime.Instance{}, usageErr{fmt.Errorf("%q is a pool, not an instance", word)}
+	}
+	return ins[0], nil
+}
+
+// cmd runs `instance cmd TARGET "COMMAND"` on every instance TARGET names,
+// cmdParallel at a time. Each instance's output is printed as its own
+// block of lines prefixed by its name (never interleaved), then one summary
+// line; the command fails if it failed anywhere.
+func (x *commander) cmd(ctx context.Context, v *lang.Verb) error {
+	q, err := lang.Interpret(v.Args[1].Str, lang.String)
+	if err != nil {
+		return err
+	}
+	ins, err := x.instances(v.Args[0].Word.Name)
+	if err != nil {
+		return err
+	}
+	outs := make([]bytes.Buffer, len(ins))
+	errs := make([]error, len(ins))
+	sem := make(chan struct{}, cmdParallel)
+	var wg sync.WaitGroup
+	for i, in := range ins {
+		wg.Add(1)
+		go func() { // owned by cmd, which waits for all
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = x.local.Run(ctx, in, q.Str, &outs[i])
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for i, in := range ins {
+		for _, line := range strings.SplitAfter(outs[i].String(), "\n") {
+			if line != "" {
+				fmt.Fprintf(x.out, "%s: %s", in.Name, line)
+				if !strings.HasSuffix(line, "\n") {
+					x.out.WriteByte('\n')
+				}
+			}
+		}
+		if errs[i] != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", in.Name, errs[i]))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d instances failed (%s)", len(failed), len(ins), strings.Join(failed, "; "))
+	}
+	fmt.Fprintf(x.out, "%d of %d instances: ok\n", len(ins), len(ins))
+	return nil
+}
+
+// scp copies a file or directory to or from an instance.
+func (x *commander) scp(ctx context.Context, v *lang.Verb) error {
+	var local, remote, node string
+	for _, a := range v.Args {
+		q, err := lang.Interpret(a.Str, lang.String)
+		if err != nil {
+			return err
+		}
+		if a.Host != nil {
+			node, remote = a.Host.Name, q.Str
+		} else {
+			local = q.Str
+		}
+	}
+	toInstance := v.Args[1].Host != nil
+	if !filepath.IsAbs(local) {
+		if x.req.Dir == "" {
+			return usageErr{fmt.Errorf("%q: a relative path needs the client's directory; give an absolute path", local)}
+		}
+		local = filepath.Join(x.req.Dir, local)
+	}
+	in, err := x.one(node)
+	if err != nil {
+		return err
+	}
+	return x.local.Copy(ctx, in, local, remote, toInstance)
+}
+
+// show prints pools, instances, rules or schedules.
+func (x *commander) show(topic string, names []string) error {
+	switch topic {
+	case "pools":
+		return list(x.e, names, x.req.JSON, x.out)
+	case "instances":
+		st := x.e.Status()
+		if x.req.JSON {
+			var all []runtime.Instance
+			for _, p := range st.Pools {
+				if slices.Contains(names, p.Name) {
+					all = append(all, p.Instances...)
+				}
+			}
+			return x.json(all)
+		}
+		fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", "POOL", "NAME", "STATE", "ROLE", "ADDRESS", "STARTED")
+		for _, p := range st.Pools {
+			if !slices.Contains(names, p.Name) {
+				continue
+			}
+			for _, in := range p.Instances {
+				state := string(in.State)
+				if in.Maintain {
+					state += ",maint"
+				}
+				fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", p.Name, in.Name, state, in.Role, in.Addr, in.Started.UTC().Format(time.RFC3339))
+			}
+		}
+	case "rules":
+		st := x.e.Status()
+		if x.req.JSON {
+			rules := map[string][]runtime.RuleStatus{}
+			for _, p := range st.Pools {
+				if slices.Contains(names, p.Name) {
+					rules[p.Name] = p.Rules
+				}
+			}
+			return x.json(rules)
+		}
+		for _, p := range st.Pools {
+			if !slices.Contains(names, p.Name) {
+				continue
+			}
+			for _, r := range p.Rules {
+				fmt.Fprintf(x.out, "%-12s %-22s %s\n", p.Name, r.Pos, r.Text)
+			}
+		}
+	case "schedules":
+		st := x.e.Status()
+		jobs := st.Jobs[:0:0]
+		for _, j := range st.Jobs {
+			if j.Pool == "" || slices.Contains(names, j.Pool) {
+				jobs = append(jobs, j)
+			}
+		}
+		if x.req.JSON {
+			return x.json(jobs)
+		}
+		sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].Next.Before(jobs[j].Next) })
+		for _, j := range jobs {
+			next := "never"
+			if !j.Next.IsZero() {
+				next = j.Next.Local().Format("2006-01-02 15:04:05 MST")
+			}
+			if j.Running {
+				next += " (running now)"
+			}
+			fmt.Fprintf(x.out, "%-25s %-22s %s\n", next, j.Pos, j.Text)
+		}
+	}
+	return nil
+}
+
+func (x *commander) json(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	x.out.Write(b)
+	x.out.WriteByte('\n')
+	return nil
+}

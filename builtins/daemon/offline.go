@@ -1,0 +1,195 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
+	"github.com/cloudspeak/cloudspeak/runtime/clock"
+)
+
+// Offline is a Client for a state directory no daemon runs on: the
+// commands act directly on what the last daemon left there. At 3 a.m. the
+// daemon may be gone (crashed, killed, stopped with --keep) with its
+// instances still running: they can still be listed, stopped, entered and
+// given commands. What needs the policy (starting instances, restarts,
+// maintenance, explain) needs a running daemon, and says so.
+type Offline struct {
+	StateDir string
+}
+
+// errNeedsDaemon is the answer to a command only a running daemon can do.
+type errNeedsDaemon struct{ dir, what string }
+
+func (e errNeedsDaemon) Error() string {
+	return fmt.Sprintf("%s needs a running daemon, and none runs on %s: start one with: cloudspeak run --state %s POLICY.cloud", e.what, e.dir, e.dir)
+}
+
+// Execute runs the request's commands against the state directory. It
+// holds the state file, so a daemon starting meanwhile waits for it.
+func (o Offline) Execute(ctx context.Context, req Request) Response {
+	f, src, diags := parseRequest(req)
+	if diags.HasErrors() {
+		return diagnosticsResponse(diags, map[string][]byte{src.Name: src.Src})
+	}
+	for _, s := range f.Stmts {
+		if s.Command == nil {
+			err := errNeedsDaemon{o.StateDir, "declaring pools, rules and jobs"}
+			return Response{Error: fmt.Sprintf("%s: %v", s.Pos, err), Status: 1}
+		}
+	}
+	path := filepath.Join(o.StateDir, "state.db")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return Response{Error: fmt.Sprintf("%v on %s, and none has run there: start one with: cloudspeak run --state %s POLICY.cloud",
+			ErrNoDaemon, o.StateDir, o.StateDir), Status: 1}
+	}
+	store, err := boltstore.Open(path)
+	if err != nil {
+		return Response{Error: fmt.Sprintf("%v (is a daemon starting on %s?)", err, o.StateDir), Status: 1}
+	}
+	defer store.Close()
+	st, err := store.Load()
+	if err == nil && st == nil {
+		err = fmt.Errorf("no state in %s: no daemon has run there", o.StateDir)
+	}
+	if err != nil {
+		return Response{Error: err.Error(), Status: 1}
+	}
+	prov := local.New(filepath.Join(o.StateDir, "instances"), clock.Real{})
+	e := &offlineEngine{dir: o.StateDir, st: st, local: prov}
+	resp := runCommands(ctx, f, &commander{e: e, local: prov, req: req, offline: o.StateDir})
+	resp.Notice = fmt.Sprintf("(no daemon runs on %s: acting on the instances the last one left)", o.StateDir)
+	prov.Wait() // the stoppers: SIGTERM, then SIGKILL after the grace period
+	if e.changed {
+		if err := store.Save(st); err != nil {
+			resp.Error, resp.Status = fmt.Sprintf("save state: %v", err), 1
+		}
+	}
+	return resp
+}
+
+// offlineEngine is the engine interface over a saved state: instances are
+// as recorded, with their liveness read from /proc.
+type offlineEngine struct {
+	dir     string
+	st      *runtime.State
+	local   *local.Provider
+	changed bool
+}
+
+func (o *offlineEngine) Pools() []string {
+	names := make([]string, 0, len(o.st.Pools))
+	for n := range o.st.Pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Status reports the recorded instances; one whose process is gone is
+// reported Stopped (it ended while no daemon watched).
+func (o *offlineEngine) Status() runtime.Status {
+	var s runtime.Status
+	for _, name := range o.Pools() {
+		p := o.st.Pools[name]
+		live := map[string]bool{}
+		ins, _ := o.local.List(context.Background(), name)
+		for _, in := range ins {
+			if in.State != runtime.Failed {
+				live[in.ID] = true
+			}
+		}
+		ps := runtime.PoolStatus{Name: name, Min: p.Min, Max: p.Max, Target: p.Target, Stopped: p.Stopped,
+			Maintain: p.Maintain, Restart: len(p.Restart), OutUntil: p.OutUntil, InUntil: p.InUntil}
+		for _, in := range p.Instances {
+			if in.State == runtime.Running || in.State == runtime.Starting {
+				in.State = runtime.Running
+				if !live[in.ID] {
+					in.State = runtime.Stopped
+				}
+			}
+			ps.Instances = append(ps.Instances, in)
+		}
+		s.Pools = append(s.Pools, ps)
+	}
+	return s
+}
+
+// StopPool stops the pool's recorded instances and marks it stopped, so the
+// next daemon keeps it so until `pool start`.
+func (o *offlineEngine) StopPool(pool, why string) error {
+	p := o.st.Pools[pool]
+	for _, in := range o.running(pool) {
+		if err := o.local.Stop(context.Background(), in); err != nil {
+			return err
+		}
+	}
+	p.Stopped, p.Instances, p.Restart = true, nil, nil
+	o.st.Pools[pool] = p
+	o.changed = true
+	return nil
+}
+
+// StopInstance stops one instance and lowers the pool's target by one, as
+// the daemon does.
+func (o *offlineEngine) StopInstance(ctx context.Context, pool, name, why string) error {
+	p := o.st.Pools[pool]
+	for i, in := range p.Instances {
+		if in.Name != name {
+			continue
+		}
+		if err := o.local.Stop(ctx, in); err != nil {
+			return err
+		}
+		if in.Role == runtime.Serving && p.Target > p.Min {
+			p.Target--
+		}
+		p.Instances = append(p.Instances[:i:i], p.Instances[i+1:]...)
+		o.st.Pools[pool] = p
+		o.changed = true
+		return nil
+	}
+	return fmt.Errorf("pool %s has no running instance %s", pool, name)
+}
+
+// running returns the pool's instances whose process is alive.
+func (o *offlineEngine) running(pool string) []runtime.Instance {
+	var out []runtime.Instance
+	for _, p := range o.Status().Pools {
+		if p.Name != pool {
+			continue
+		}
+		for _, in := range p.Instances {
+			if in.State == runtime.Running {
+				out = append(out, in)
+			}
+		}
+	}
+	return out
+}
+
+func (o *offlineEngine) SetTarget(pool string, n int, why string) (int, error) {
+	return 0, errNeedsDaemon{o.dir, "starting instances"}
+}
+
+func (o *offlineEngine) StartPool(pool, why string) error {
+	return errNeedsDaemon{o.dir, "pool start"}
+}
+
+func (o *offlineEngine) MaintainPool(pool, why string) error {
+	return errNeedsDaemon{o.dir, "pool maintain"}
+}
+
+func (o *offlineEngine) RestartPool(pool, why string) (int, error) {
+	return 0, errNeedsDaemon{o.dir, "pool restart"}
+}
+
+func (o *offlineEngine) MaintainInstance(ctx context.Context, name string, on bool, why string) (string, error) {
+	return "", errNeedsDaemon{o.dir, "maintenance"}
+}
