@@ -1059,6 +1059,10 @@ func (c *Checker) command(cmd *Command) {
 		c.instanceCommand(cmd.Instance)
 	case cmd.Sync != nil:
 		c.sync(cmd.Sync)
+	case cmd.Help != nil && cmd.Help.Topic != nil:
+		if t := cmd.Help.Topic; !contains(HelpTopics(), t.Name) {
+			c.errorf(t, didYouMean(t.Name, HelpTopics()), "no help for %q", t.Name)
+		}
 	case cmd.Show != nil:
 		v := cmd.Show
 		if !contains(ShowTopics, v.Name.Name) {

@@ -163,22 +163,38 @@ func parseRun(toks []lexer.Token, chunks []chunk, results []chunkResult) {
 	}
 }
 
-// Incomplete reports whether src ends inside an open block, so that a REPL
+// Incomplete reports whether src ends where the statement must go on:
+// inside an open block or parentheses, or after a word that continues it
+// past a line break (`and`, `or`, `not`, `,`; see continues). A REPL then
 // reads another line rather than reporting an error.
 func Incomplete(src string) bool {
 	toks, _, _ := scan("", []byte(src))
-	depth := 0
-	for _, t := range toks {
-		if t.Type == tokPunct {
+	braces, parens := 0, 0
+	var last *lexer.Token // the last token that is not a terminator
+	for i, t := range toks {
+		switch t.Type {
+		case tokPunct:
 			switch t.Value {
 			case "{":
-				depth++
+				braces++
 			case "}":
-				depth--
+				braces--
+			case "(":
+				parens++
+			case ")":
+				parens--
 			}
+		case tokTerm:
+			if t.Value == ";" {
+				last = nil // a ';' ends the statement, whatever came before
+			}
+			continue
+		case tokSpace, lexer.EOF:
+			continue
 		}
+		last = &toks[i]
 	}
-	return depth > 0
+	return braces > 0 || parens > 0 || last != nil && continues(*last)
 }
 
 // chunk is a statement's tokens, toks[start:end]; toks[end] is the token

@@ -81,6 +81,15 @@ func TestIncomplete(t *testing.T) {
 		"when web.load > 1 add instance":  false,
 		`pool web { run "}"`:              true,
 		"pool web {\n  instances 1..2\n}": false,
+		"when web.load > 1 or":            true,
+		"when web.load > 1 or\n":          true,
+		"when (web.load > 1":              true,
+		"when not":                        true,
+		"pool list; when web.cpu > 1 and": true,
+		"when web.cpu > 1 and;":           false, // the ';' ends it: the checker says what is missing
+		"pool list # and":                 false,
+		"show pools\n":                    false,
+		"":                                false,
 	} {
 		if got := Incomplete(src); got != want {
 			t.Errorf("Incomplete(%q) = %v, want %v", src, got, want)

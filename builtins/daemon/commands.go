@@ -67,6 +67,17 @@ func (x *commander) run(ctx context.Context, c *lang.Command) error {
 			return err
 		}
 		return x.show(c.Show.Name.Name, names)
+	case c.Help != nil:
+		topic := ""
+		if c.Help.Topic != nil {
+			topic = c.Help.Topic.Name
+		}
+		text, err := lang.HelpText(topic)
+		if err != nil {
+			return usageErr{err}
+		}
+		x.out.WriteString(text)
+		return nil
 	case c.Explain != nil:
 		if x.offline != "" {
 			return errNeedsDaemon{x.offline, "explain"}
@@ -158,9 +169,20 @@ func (x *commander) instances(word string) ([]runtime.Instance, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, usageErr{fmt.Errorf("no running instance %q", word)}
+		return nil, notRunning(st, word)
 	}
 	return out, nil
+}
+
+// notRunning says why word names no running instance: a pool whose
+// instances are still starting (or none) is not a typo.
+func notRunning(st runtime.Status, word string) error {
+	for _, p := range st.Pools {
+		if word == p.Name || word == "all" {
+			return fmt.Errorf("pool %s has no running instance yet (%d of target %d starting or down): try again, or see pool list", p.Name, len(p.Instances), p.Target)
+		}
+	}
+	return usageErr{fmt.Errorf("no running instance %q", word)}
 }
 
 func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) error {

@@ -30,6 +30,9 @@ type Request struct {
 	// Dir is the client's working directory: relative local paths (scp)
 	// are taken in it.
 	Dir string `json:"dir,omitempty"`
+	// Color asks for diagnostics with ANSI colors: the client writes to a
+	// terminal.
+	Color bool `json:"color,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -134,7 +137,7 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 		// Check with the running policy: a rule may name a pool declared
 		// before, and a name must not be declared twice.
 		d.mu.Lock()
-		session := append(append([]lang.Source(nil), d.session...), src)
+		session := addSession(d.session, src)
 		d.mu.Unlock()
 		_, _, err := Load(d.cfg.Policies, session...)
 		var perr *PolicyError
@@ -147,13 +150,49 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 		}
 	}
 	if diags.HasErrors() {
-		return diagnosticsResponse(diags, sources)
+		return diagnosticsResponse(diags, sources, req.Color)
 	}
 	d.mu.Lock()
 	e := d.engine
 	recent := append([]runtime.Decision(nil), d.recent...)
 	d.mu.Unlock()
 	return runCommands(ctx, f, &commander{e: e, local: d.local, req: req, recent: recent})
+}
+
+// addSession returns the session's sources with src added. The REPL names
+// every statement "repl" and places it on the session's line (it pads it
+// with blank lines), so that diagnostics say repl:LINE:COL; the
+// statements of one name are laid over each other into one source, which
+// reads like the session's transcript of declarations.
+func addSession(session []lang.Source, src lang.Source) []lang.Source {
+	out := make([]lang.Source, 0, len(session)+1)
+	merged := false
+	for _, s := range session {
+		if s.Name == src.Name && !merged {
+			s = lang.Source{Name: s.Name, Src: overlay(s.Src, src.Src)}
+			merged = true
+		}
+		out = append(out, s)
+	}
+	if !merged {
+		out = append(out, src)
+	}
+	return out
+}
+
+// overlay lays top's non-blank lines over base's.
+func overlay(base, top []byte) []byte {
+	b := strings.Split(string(base), "\n")
+	t := strings.Split(string(top), "\n")
+	for len(b) < len(t) {
+		b = append(b, "")
+	}
+	for i, line := range t {
+		if strings.TrimSpace(line) != "" {
+			b[i] = line
+		}
+	}
+	return []byte(strings.Join(b, "\n"))
 }
 
 // parseRequest reads a request's statements.
@@ -168,9 +207,9 @@ func parseRequest(req Request) (*lang.File, lang.Source, lang.Diagnostics) {
 }
 
 // diagnosticsResponse reports a request's errors, with carets, as bad usage.
-func diagnosticsResponse(diags lang.Diagnostics, sources map[string][]byte) Response {
+func diagnosticsResponse(diags lang.Diagnostics, sources map[string][]byte, color bool) Response {
 	var b strings.Builder
-	(&lang.Printer{Sources: sources}).Write(&b, diags)
+	(&lang.Printer{Sources: sources, Color: color}).Write(&b, diags)
 	return Response{Error: b.String(), Status: 2}
 }
 

@@ -36,7 +36,7 @@ func (e errNeedsDaemon) Error() string {
 func (o Offline) Execute(ctx context.Context, req Request) Response {
 	f, src, diags := parseRequest(req)
 	if diags.HasErrors() {
-		return diagnosticsResponse(diags, map[string][]byte{src.Name: src.Src})
+		return diagnosticsResponse(diags, map[string][]byte{src.Name: src.Src}, req.Color)
 	}
 	for _, s := range f.Stmts {
 		if s.Command == nil {

@@ -46,7 +46,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{runVerb, poolVerb, instanceVerb, showVerb, explainVerb, whyVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
+	verbs = []*verb{runVerb, replVerb, poolVerb, instanceVerb, showVerb, explainVerb, whyVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
 }
 
 func findVerb(name string) *verb {
@@ -59,6 +59,9 @@ func findVerb(name string) *verb {
 }
 
 func run(args []string, io stdio) int {
+	if len(args) == 0 && onTerminal(io) {
+		return runREPL(io, "")
+	}
 	if len(args) == 0 {
 		mainUsage(io.err)
 		return exitUsage
@@ -73,6 +76,9 @@ func run(args []string, io stdio) int {
 			return sendStatements(io, io.state, daemon.Request{Statements: args[1], Source: "-e"})
 		}
 		io.state, args = args[1], args[2:]
+	}
+	if len(args) == 0 && onTerminal(io) {
+		return runREPL(io, io.state)
 	}
 	if len(args) == 0 {
 		mainUsage(io.err)
@@ -128,6 +134,7 @@ Usage:
   cloudspeak COMMAND [ARGUMENTS]
   cloudspeak [--state DIR] -e 'STATEMENT; STATEMENT'
   cloudspeak [--state DIR] FILE.cloud    run a file's statements once
+  cloudspeak [--state DIR]               on a terminal: the REPL (cloudspeak repl)
 
 Commands:
 `)

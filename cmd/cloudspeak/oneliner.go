@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,6 +120,7 @@ func sendStatements(io stdio, stateFlag string, req daemon.Request) int {
 		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
 		return exitUsage
 	}
+	req.Color = colorFor(io.err)
 	if req.Dir, err = os.Getwd(); err != nil {
 		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
 		return exitFail
@@ -148,32 +147,7 @@ func sendStatements(io stdio, stateFlag string, req daemon.Request) int {
 	}
 	if resp.Exec != nil && resp.Status == exitOK {
 		stop() // the shell gets Ctrl-C, not us
-		return runShell(io, resp.Exec)
+		return resp.Exec.Run(io.in, io.out, io.err)
 	}
 	return resp.Status
-}
-
-// runShell runs an interactive shell on a local instance (`instance ssh`):
-// $SHELL, else /bin/sh, in the instance's directory with its environment.
-// The exit status is the shell's, as with ssh.
-func runShell(io stdio, x *daemon.Exec) int {
-	sh := os.Getenv("SHELL")
-	if sh == "" {
-		sh = "/bin/sh"
-	}
-	cmd := exec.Command(sh)
-	cmd.Dir = x.Dir
-	cmd.Env = append(os.Environ(), x.Env...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = io.in, io.out, io.err
-	fmt.Fprintf(io.err, "(%s on %s, in %s; exit to leave)\n", filepath.Base(sh), x.Instance, x.Dir)
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode()
-	case err != nil:
-		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
-		return exitFail
-	}
-	return exitOK
 }

@@ -1,0 +1,356 @@
+// Package repl is CloudSpeak's interactive shell: statements of the
+// language typed at a prompt and run by the daemon on the state directory,
+// with history, completion of keywords, verbs, pools and instances, and
+// multi-line input while a `{` is open.
+//
+// With a daemon running on the state directory, the REPL is one of its
+// clients, as the one-liners are. With none, it runs one in its own
+// process, so that a pool declared at the prompt is scheduled at once; that
+// daemon, and its pools' instances, stop when the REPL ends.
+package repl
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chzyer/readline"
+	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/mattn/go-isatty"
+)
+
+// Options configure a session.
+type Options struct {
+	StateDir string
+	// HistoryFile keeps the statements entered, across sessions; "" means
+	// StateDir/history. It is created with mode 0600.
+	HistoryFile string
+	Stdin       io.ReadCloser
+	Stdout      io.Writer
+	Stderr      io.Writer
+	// Color turns on colored output and diagnostics (the caller decides:
+	// a terminal, NO_COLOR unset).
+	Color bool
+	// Client runs the statements. nil: the daemon running on StateDir, or,
+	// with none, one this session starts and stops.
+	Client daemon.Client
+}
+
+const (
+	prompt     = "cloudspeak> "
+	contPrompt = "        ... "
+	// stopTimeout bounds how long leaving waits for the session's own
+	// daemon to stop its instances (each has its grace period).
+	stopTimeout = time.Minute
+)
+
+// Run runs a session until Ctrl-D, `exit` or `quit`, the end of input, or
+// ctx's end. Statements that fail do not end it.
+func Run(ctx context.Context, o Options) error {
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.HistoryFile == "" {
+		o.HistoryFile = filepath.Join(o.StateDir, "history")
+	}
+	s := &session{o: o, out: o.Stdout, errw: o.Stderr}
+	if terminal(o.Stdin) {
+		return s.interactive(ctx)
+	}
+	return s.plain(ctx)
+}
+
+// terminal reports whether r is a terminal: the REPL edits lines only
+// there, and reads statements plainly from a pipe or file.
+func terminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}
+
+type session struct {
+	o         Options
+	out, errw io.Writer
+	client    daemon.Client
+	own       *daemon.Daemon // the daemon this session runs, if any
+	line      int            // lines read: a statement's diagnostics count from its first
+	cwd       string
+	failed    int // the highest status of a statement that failed
+}
+
+// FailedError is what Run returns when it read statements from a pipe or
+// a file and some failed: Status is the exit status a one-liner would
+// have had, 1 for a failed action, 2 for bad usage or policy errors. At a
+// terminal, failures are only printed.
+type FailedError struct{ Status int }
+
+// result is a plain session's outcome: a FailedError if any statement
+// failed.
+func (s *session) result() error {
+	if s.failed != 0 {
+		return &FailedError{Status: s.failed}
+	}
+	return nil
+}
+
+func (e *FailedError) Error() string { return fmt.Sprintf("statements failed (status %d)", e.Status) }
+
+// connect finds the daemon on the state directory, or starts one whose
+// log goes to logw.
+func (s *session) connect(logw io.Writer) error {
+	s.cwd, _ = os.Getwd()
+	if s.o.Client != nil {
+		s.client = s.o.Client
+		return nil
+	}
+	c, err := daemon.Dial(s.o.StateDir)
+	if err == nil {
+		s.client = c
+		fmt.Fprintf(s.errw, "(connected to the daemon running on %s)\n", s.o.StateDir)
+		return nil
+	}
+	if !errors.Is(err, daemon.ErrNoDaemon) {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{ReplaceAttr: shortTime}))
+	d, err := daemon.Start(daemon.Config{StateDir: s.o.StateDir, Log: log})
+	if err != nil {
+		return fmt.Errorf("no daemon runs on %s, and this session could not start one: %w", s.o.StateDir, err)
+	}
+	s.own, s.client = d, d
+	fmt.Fprintf(s.errw, "(no daemon ran on %s: this session runs one; its pools stop when you leave)\n", s.o.StateDir)
+	return nil
+}
+
+// shortTime logs the time of day only: the session is now.
+func shortTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05"))
+	}
+	return a
+}
+
+func (s *session) close() error {
+	if s.own == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	return s.own.Stop(ctx)
+}
+
+// interactive is the terminal session: readline, history, completion.
+func (s *session) interactive(ctx context.Context) error {
+	hist, err := openHistory(s.o.HistoryFile)
+	if err != nil {
+		return err
+	}
+	defer hist.Close()
+	comp := &completer{}
+	rl, err := readline.NewEx(&readline.Config{
+		Prompt:                 s.paint(bold, prompt),
+		AutoComplete:           comp,
+		Stdin:                  s.o.Stdin,
+		Stdout:                 s.o.Stdout,
+		Stderr:                 s.o.Stderr,
+		DisableAutoSaveHistory: true, // a multi-line statement is one entry: see save
+		HistoryLimit:           historyLimit,
+		HistorySearchFold:      true,
+	})
+	if err != nil {
+		return err
+	}
+	defer rl.Close()
+	for _, h := range hist.entries {
+		rl.SaveHistory(h) // no HistoryFile: in memory only
+	}
+	// Output goes through readline's writers, which redraw the prompt
+	// when the daemon logs while a line is being edited.
+	s.out, s.errw = rl.Stdout(), rl.Stderr()
+	if err := s.connect(rl.Stderr()); err != nil {
+		return err
+	}
+	defer s.close()
+	comp.names = newNames(s.client)
+	fmt.Fprintln(s.errw, "CloudSpeak: statements of the language, `help` for the commands, Tab completes, Ctrl-D leaves.")
+
+	var buf []string
+	// Leaving on ctx's end (SIGTERM, a closed terminal) still stops the
+	// session's daemon gracefully: closing readline ends Readline.
+	defer context.AfterFunc(ctx, func() { rl.Close() })()
+	for ctx.Err() == nil {
+		if len(buf) == 0 {
+			rl.SetPrompt(s.paint(bold, prompt))
+		} else {
+			rl.SetPrompt(contPrompt)
+		}
+		comp.setPending(strings.Join(buf, "\n"))
+		line, err := rl.Readline()
+		switch {
+		case errors.Is(err, readline.ErrInterrupt):
+			if len(buf) == 0 && strings.TrimSpace(line) == "" {
+				fmt.Fprintln(s.errw, "(Ctrl-D or exit leaves)")
+			}
+			buf = nil // Ctrl-C drops the line and any statement begun
+			continue
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		}
+		if len(buf) == 0 && isLeave(line) {
+			return nil
+		}
+		s.line++
+		buf = append(buf, line)
+		text := strings.Join(buf, "\n")
+		if lang.Incomplete(text) {
+			continue
+		}
+		buf = nil
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		entry := historyEntry(text)
+		rl.SaveHistory(entry)
+		if err := hist.Add(entry); err != nil {
+			fmt.Fprintf(s.errw, "(history not saved: %v)\n", err)
+		}
+		s.execute(ctx, text, rl)
+	}
+	return nil
+}
+
+func isLeave(line string) bool {
+	w := strings.TrimSpace(line)
+	return w == "exit" || w == "quit"
+}
+
+// plain reads statements from a pipe or a file, as the prompt would take
+// them, without editing, history or prompts.
+func (s *session) plain(ctx context.Context) error {
+	if err := s.connect(s.errw); err != nil {
+		return err
+	}
+	defer s.close()
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	done := make(chan struct{})
+	defer close(done)
+	// The reader is plain's: it ends at the end of input, or when plain
+	// returns (closing the input unblocks a read in progress).
+	defer s.o.Stdin.Close()
+	go func() {
+		defer close(lines)
+		readErr <- readLines(s.o.Stdin, lines, done)
+	}()
+	var buf []string
+	flush := func() {
+		text := strings.Join(buf, "\n")
+		buf = nil
+		if strings.TrimSpace(text) != "" {
+			s.execute(ctx, text, nil)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				if len(buf) > 0 {
+					flush() // an unclosed { at the end: let the checker say so
+				}
+				if err := <-readErr; err != nil {
+					return err
+				}
+				return s.result()
+			}
+			if len(buf) == 0 && isLeave(line) {
+				return s.result()
+			}
+			s.line++
+			buf = append(buf, line)
+			if !lang.Incomplete(strings.Join(buf, "\n")) {
+				flush()
+			}
+		}
+	}
+}
+
+// execute runs one statement (or several on a line) and prints the answer.
+// Ctrl-C while it runs stops it, not the session.
+func (s *session) execute(ctx context.Context, text string, rl *readline.Instance) {
+	// The statement is named "repl" and starts on its session line (blank
+	// lines before it are empty statements): diagnostics then say
+	// repl:LINE:COL, and piped scripts get their own line numbers.
+	first := s.line - strings.Count(text, "\n")
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	resp := s.client.Execute(ctx, daemon.Request{
+		Statements: strings.Repeat("\n", first-1) + text, Source: "repl", Dir: s.cwd, Color: s.o.Color,
+	})
+	stop()
+	s.failed = max(s.failed, resp.Status)
+	io.WriteString(s.out, s.colorize(resp.Output))
+	if resp.Notice != "" {
+		fmt.Fprintln(s.errw, resp.Notice)
+	}
+	if resp.Error != "" {
+		msg := resp.Error
+		if !strings.HasSuffix(msg, "\n") { // not already diagnostics
+			msg = s.paint(red, "error: ") + msg + "\n"
+		}
+		io.WriteString(s.errw, msg)
+	}
+	if strings.TrimSpace(text) == "help" && resp.Status == 0 {
+		io.WriteString(s.out, keysHelp)
+	}
+	if resp.Exec != nil && resp.Status == 0 {
+		// The shell reads the terminal itself: readline is not reading
+		// now (it reads only inside Readline), so nothing is taken from it.
+		var in io.Reader = s.o.Stdin
+		if rl == nil {
+			in = strings.NewReader("") // a script's lines are statements, not shell input
+		}
+		if st := resp.Exec.Run(in, s.o.Stdout, s.o.Stderr); st != 0 {
+			fmt.Fprintf(s.errw, "(shell exit status %d)\n", st)
+		}
+	}
+}
+
+const keysHelp = `
+At this prompt:
+  Tab        complete keywords, verbs, pools and instances
+  Up, Down   earlier statements (Ctrl-R searches them)
+  Ctrl-C     drop the line, or the statement begun, or stop a running command
+  Ctrl-D     leave (also: exit, quit)
+  An open { continues the statement on the next line.
+`
+
+// readLines sends r's lines to lines until the end of input or done.
+func readLines(r io.Reader, lines chan<- string, done <-chan struct{}) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		select {
+		case lines <- sc.Text():
+		case <-done:
+			return nil
+		}
+	}
+	return sc.Err()
+}
