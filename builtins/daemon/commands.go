@@ -133,9 +133,13 @@ func (x *commander) pool(verb string, names []string, why string) error {
 		case "list":
 			return list(x.e, names, x.req.JSON, x.out)
 		case "start":
-			err = x.e.StartPool(p, why)
+			if err = x.e.StartPool(p, why); err == nil {
+				fmt.Fprintf(x.out, "pool %s: started: rules and failure handling run (watch: pool list %s)\n", p, p)
+			}
 		case "stop":
-			err = x.e.StopPool(p, why)
+			if err = x.e.StopPool(p, why); err == nil {
+				fmt.Fprintf(x.out, "pool %s: stopping its instances; it stays declared (pool start %s resumes)\n", p, p)
+			}
 		case "maintain":
 			if err = x.e.MaintainPool(p, why); err == nil {
 				fmt.Fprintf(x.out, "pool %s: in maintenance; nothing is started, stopped or replaced until: pool start %s\n", p, p)

@@ -3,15 +3,24 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
-// TestReadme runs the README as a new user would: the ```console blocks are
-// sessions ("$ cloudspeak ARGS" followed by the output, stdout and stderr
-// together), run from the repository root and compared line for line; and
-// the set-up block must give exactly two commands, the first of which (the
-// main job) must succeed.
+// TestReadme runs the README as a new user would. The set-up block must
+// give exactly two commands: the first, the main job, is the quickstart
+// daemon; it is started as written (with the state in a temporary
+// directory) and must come up with its pool, and stop cleanly, leaving no
+// process behind, when interrupted. The ```console blocks are sessions
+// ("$ cloudspeak ARGS" followed by the output, stdout and stderr
+// together), run from the repository root while the main job runs, and
+// compared line for line; "…" in the README stands for any text (process
+// ids, times, measured values).
 func TestReadme(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -22,14 +31,18 @@ func TestReadme(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.Chdir(wd)
+	state := t.TempDir()
+	t.Setenv("CLOUDSPEAK_STATE", state)
+	t.Setenv("NO_COLOR", "1")
 
 	blocks := fencedBlocks(string(data))
 	sessions := 0
+	var mainJob *exec.Cmd
 	for _, b := range blocks {
 		switch b.lang {
 		case "sh":
-			if sessions == 0 && strings.Contains(b.text, "go run ./cmd/cloudspeak") {
-				checkSetup(t, b)
+			if mainJob == nil && strings.Contains(b.text, "go run ./cmd/cloudspeak") {
+				mainJob = startMainJob(t, b, state)
 			}
 		case "console":
 			for _, s := range splitSession(b.text) {
@@ -40,18 +53,47 @@ func TestReadme(t *testing.T) {
 				}
 				var out bytes.Buffer
 				run(args, stdio{in: strings.NewReader(""), out: &out, err: &out})
-				if got := out.String(); got != s.output {
+				if got := out.String(); !matchOutput(s.output, got) {
 					t.Errorf("README.md:%d: $ %s\n--- README shows:\n%s--- the command prints:\n%s", b.line, s.cmd, s.output, got)
 				}
 			}
 		}
 	}
-	if sessions < 4 {
+	if mainJob == nil {
+		t.Fatal("README.md: no set-up block with the main job")
+	}
+	if sessions < 8 {
 		t.Fatalf("found %d console sessions in README.md; the test would prove little", sessions)
 	}
+	stopMainJob(t, mainJob, state)
 }
 
-func checkSetup(t *testing.T, b block) {
+// matchOutput reports whether got is the README's output, where "…"
+// stands for any text on its line.
+func matchOutput(readme, got string) bool {
+	if readme == got {
+		return true
+	}
+	if !strings.Contains(readme, "…") {
+		return false
+	}
+	var re strings.Builder
+	re.WriteString(`\A`)
+	for i, part := range strings.Split(readme, "…") {
+		if i > 0 {
+			re.WriteString(`[^\n]*`)
+		}
+		re.WriteString(regexp.QuoteMeta(part))
+	}
+	re.WriteString(`\z`)
+	return regexp.MustCompile(re.String()).MatchString(got)
+}
+
+// startMainJob starts the set-up block's first command, the quickstart,
+// as its own process (the test binary is cloudspeak: see TestMain), and
+// waits until its pool serves.
+func startMainJob(t *testing.T, b block, state string) *exec.Cmd {
+	t.Helper()
 	var cmds []string
 	for _, l := range strings.Split(b.text, "\n") {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
@@ -61,17 +103,59 @@ func checkSetup(t *testing.T, b block) {
 	if len(cmds) != 2 {
 		t.Fatalf("README.md:%d: the set-up block gives %d commands, want exactly 2", b.line, len(cmds))
 	}
+	if !strings.HasPrefix(strings.TrimSpace(cmds[1]), "./scripts/test") {
+		t.Fatalf("README.md:%d: the second set-up command should run ./scripts/test, not %q", b.line, cmds[1])
+	}
 	main, _, _ := strings.Cut(cmds[0], "#")
 	args, err := shellWords(strings.TrimPrefix(strings.TrimSpace(main), "go run ./cmd/cloudspeak "))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if st := run(args, stdio{in: strings.NewReader(""), out: &out, err: &out}); st != 0 {
-		t.Fatalf("README.md:%d: the main job %q exits %d:\n%s", b.line, main, st, out.String())
+	bin, err := exec.LookPath("cloudspeak")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.HasPrefix(strings.TrimSpace(cmds[1]), "./scripts/test") {
-		t.Fatalf("README.md:%d: the second set-up command should run ./scripts/test, not %q", b.line, cmds[1])
+	cmd := exec.Command(bin, args...)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGINT)
+			cmd.Wait()
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out bytes.Buffer
+		run([]string{"pool", "list"}, stdio{in: strings.NewReader(""), out: &out, err: &out})
+		if regexp.MustCompile(`(?m)^0: INSTANCE: node0 - 127\.0\.0\.\d+ - \S+ - \S+Z$`).MatchString(out.String()) {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("README.md:%d: the main job %q never served its pool; pool list says:\n%s\nits log:\n%s", b.line, main, out.String(), log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stopMainJob interrupts the main job as Ctrl-C would: it must exit 0 and
+// stop its instances.
+func stopMainJob(t *testing.T, cmd *exec.Cmd, state string) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the main job, interrupted: %v\n%s", err, cmd.Stdout)
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if cwd, err := os.Readlink(filepath.Join(d, "cwd")); err == nil && strings.HasPrefix(cwd, state+string(filepath.Separator)) {
+			if stat, _ := os.ReadFile(filepath.Join(d, "stat")); !bytes.Contains(stat, []byte(") Z ")) {
+				t.Errorf("the main job left %s running in %s", d, cwd)
+			}
+		}
 	}
 }
 
