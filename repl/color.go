@@ -26,28 +26,46 @@ func (s *session) paint(c *color.Color, text string) string {
 
 var (
 	// header is a table's heading: two or more words in capitals.
-	header = regexp.MustCompile(`(?m)^[A-Z][A-Z_]*( +[A-Z][A-Z_]*)+$`)
-	// state is an instance's state where a table or `pool list` shows it.
+	header = regexp.MustCompile(`^[A-Z][A-Z_]*( +[A-Z][A-Z_]*)+$`)
+	// listed is a line of pool list.
+	listed = regexp.MustCompile(`^\d+: INSTANCE: `)
+	// state is an instance's state where a table or pool list shows it.
 	state = regexp.MustCompile(`\b(running|starting|failed|stopped|stopping|maintenance|standby)\b`)
 )
 
 // colorize colors a command's output for the terminal: table headings
-// bold, instance states by what they ask of the operator. The text stays
-// the same, so columns stay aligned.
+// bold, and in tables and pool list the instance states by what they ask
+// of the operator. The text stays the same, so columns stay aligned;
+// other output (help, explain) is left as it is.
 func (s *session) colorize(out string) string {
 	if !s.o.Color || out == "" || strings.HasPrefix(strings.TrimSpace(out), "[") {
-		return out // not JSON: scripts read that
+		return out // JSON: scripts read that
 	}
-	out = header.ReplaceAllStringFunc(out, func(h string) string { return s.paint(bold, h) })
-	return state.ReplaceAllStringFunc(out, func(w string) string {
-		switch w {
-		case "running":
-			return s.paint(green, w)
-		case "failed":
-			return s.paint(red, w)
-		case "standby", "maintenance":
-			return s.paint(cyan, w)
+	lines := strings.SplitAfter(out, "\n")
+	inTable := false
+	for i, l := range lines {
+		text := strings.TrimRight(l, "\n")
+		switch {
+		case header.MatchString(text):
+			lines[i] = s.paint(bold, text) + l[len(text):]
+			inTable = true
+		case text == "":
+			inTable = false
+		case inTable || listed.MatchString(text):
+			lines[i] = state.ReplaceAllStringFunc(l, s.stateColor)
 		}
-		return s.paint(yellow, w)
-	})
+	}
+	return strings.Join(lines, "")
+}
+
+func (s *session) stateColor(w string) string {
+	switch w {
+	case "running":
+		return s.paint(green, w)
+	case "failed":
+		return s.paint(red, w)
+	case "standby", "maintenance":
+		return s.paint(cyan, w)
+	}
+	return s.paint(yellow, w)
 }

@@ -81,3 +81,16 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("stale names not asked again: %d calls", fd.calls)
 	}
 }
+
+func TestColorize(t *testing.T) {
+	s := &session{o: Options{Color: true}}
+	out := s.colorize("POOL  NAME  STATE\nweb   node0 running\n\npool maintain: put into maintenance\n0: INSTANCE: node1 - 127.0.0.3 - x - y (failed)\n")
+	for _, want := range []string{"\x1b[1mPOOL  NAME  STATE\x1b[22m\n", "node0 \x1b[32mrunning\x1b[0m\n", "put into maintenance\n", "(\x1b[31;1mfailed\x1b[0;22m)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("colorized output lacks %q:\n%q", want, out)
+		}
+	}
+	if plain := (&session{}).colorize("web running\n"); plain != "web running\n" {
+		t.Errorf("without colors: %q", plain)
+	}
+}

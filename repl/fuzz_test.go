@@ -24,8 +24,12 @@ func FuzzLineHelpers(f *testing.F) {
 		if e := historyEntry(text); strings.Contains(e, "\n") {
 			t.Errorf("historyEntry(%q) = %q: more than one line", text, e)
 		}
-		stripComment(text)
-		parenDelta(text)
+		if c := stripComment(text); !strings.HasPrefix(text, c) {
+			t.Errorf("stripComment(%q) = %q: not a prefix", text, c)
+		}
+		if d := parenDelta(text); d > len(text) || -d > len(text) {
+			t.Errorf("parenDelta(%q) = %d", text, d)
+		}
 		runes := []rune(text)
 		pos := 0
 		if len(runes) > 0 {

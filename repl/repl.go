@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chzyer/readline"
@@ -68,11 +69,45 @@ func Run(ctx context.Context, o Options) error {
 	if o.HistoryFile == "" {
 		o.HistoryFile = filepath.Join(o.StateDir, "history")
 	}
-	s := &session{o: o, out: o.Stdout, errw: o.Stderr}
-	if terminal(o.Stdin) {
+	s := &session{o: o, out: o.Stdout, errw: o.Stderr, id: fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())}
+	// Ctrl-C is the session's for as long as it runs: at the prompt
+	// readline reads it as a key, while a statement runs it stops the
+	// statement, and from a pipe it ends the session. It never kills the
+	// process with the session's daemon in it, which would leave its
+	// instances running (for the next daemon to adopt, but running).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	interactive := terminal(o.Stdin)
+	go func() { // owned by Run: ends with its ctx
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sigs:
+				s.interrupt(!interactive, cancel)
+			}
+		}
+	}()
+	if interactive {
 		return s.interactive(ctx)
 	}
 	return s.plain(ctx)
+}
+
+// interrupt stops the statement running, and, if ending, the session.
+func (s *session) interrupt(ending bool, cancel context.CancelFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopStatement != nil {
+		s.stopStatement()
+	}
+	if ending {
+		s.interrupted = true
+		cancel()
+	}
 }
 
 // terminal reports whether r is a terminal: the REPL edits lines only
@@ -89,7 +124,12 @@ type session struct {
 	own       *daemon.Daemon // the daemon this session runs, if any
 	line      int            // lines read: a statement's diagnostics count from its first
 	cwd       string
-	failed    int // the highest status of a statement that failed
+	failed    int    // the highest status of a statement that failed
+	id        string // the session's, for the daemon (Request.Session)
+
+	mu            sync.Mutex
+	stopStatement context.CancelFunc // cancels the statement running, if any
+	interrupted   bool               // Ctrl-C ended a plain session
 }
 
 // FailedError is what Run returns when it read statements from a pipe or
@@ -99,8 +139,15 @@ type session struct {
 type FailedError struct{ Status int }
 
 // result is a plain session's outcome: a FailedError if any statement
-// failed.
+// failed, or if the session was cut short.
 func (s *session) result() error {
+	s.mu.Lock()
+	cut := s.interrupted
+	s.mu.Unlock()
+	if cut {
+		fmt.Fprintln(s.errw, "(interrupted: the statements after it were not run)")
+		return &FailedError{Status: max(s.failed, 1)}
+	}
 	if s.failed != 0 {
 		return &FailedError{Status: s.failed}
 	}
@@ -133,6 +180,9 @@ func (s *session) connect(logw io.Writer) error {
 	}
 	s.own, s.client = d, d
 	fmt.Fprintf(s.errw, "(no daemon ran on %s: this session runs one; its pools stop when you leave)\n", s.o.StateDir)
+	if f, ok := logw.(*os.File); ok && f != os.Stderr {
+		fmt.Fprintf(s.errw, "(its log: %s)\n", f.Name())
+	}
 	return nil
 }
 
@@ -178,10 +228,19 @@ func (s *session) interactive(ctx context.Context) error {
 	for _, h := range hist.entries {
 		rl.SaveHistory(h) // no HistoryFile: in memory only
 	}
-	// Output goes through readline's writers, which redraw the prompt
-	// when the daemon logs while a line is being edited.
-	s.out, s.errw = rl.Stdout(), rl.Stderr()
-	if err := s.connect(rl.Stderr()); err != nil {
+	// Everything is printed from this goroutine, between Readline calls:
+	// readline's writers are not safe against its own goroutine (they read
+	// its completion state unlocked), so the session's daemon logs to a
+	// file rather than to the terminal.
+	if err := os.MkdirAll(s.o.StateDir, 0o700); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(s.o.StateDir, "daemon.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	if err := s.connect(logf); err != nil {
 		return err
 	}
 	defer s.close()
@@ -262,14 +321,17 @@ func (s *session) plain(ctx context.Context) error {
 	flush := func() {
 		text := strings.Join(buf, "\n")
 		buf = nil
-		if strings.TrimSpace(text) != "" {
+		if strings.TrimSpace(text) != "" && ctx.Err() == nil {
 			s.execute(ctx, text, nil)
 		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			s.mu.Lock()
+			s.interrupted = true // Ctrl-C, SIGTERM, or a closed terminal
+			s.mu.Unlock()
+			return s.result()
 		case line, ok := <-lines:
 			if !ok {
 				if len(buf) > 0 {
@@ -299,10 +361,20 @@ func (s *session) execute(ctx context.Context, text string, rl *readline.Instanc
 	// lines before it are empty statements): diagnostics then say
 	// repl:LINE:COL, and piped scripts get their own line numbers.
 	first := s.line - strings.Count(text, "\n")
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	ctx, stop := context.WithCancel(ctx)
+	s.mu.Lock()
+	s.stopStatement = stop
+	s.mu.Unlock()
 	resp := s.client.Execute(ctx, daemon.Request{
-		Statements: strings.Repeat("\n", first-1) + text, Source: "repl", Dir: s.cwd, Color: s.o.Color,
+		Statements: strings.Repeat("\n", first-1) + text, Source: "repl", Session: s.id,
+		Dir: s.cwd, Color: s.o.Color,
 	})
+	s.mu.Lock()
+	s.stopStatement = nil
+	s.mu.Unlock()
+	if ctx.Err() != nil && resp.Status != 0 {
+		resp.Error = "interrupted: " + resp.Error
+	}
 	stop()
 	s.failed = max(s.failed, resp.Status)
 	io.WriteString(s.out, s.colorize(resp.Output))

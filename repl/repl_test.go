@@ -212,6 +212,13 @@ func TestREPL(t *testing.T) {
 	s.expect(`(?m)^node1: hi from node1`)
 	s.expect(`1 of 1 instances: ok`)
 
+	// Ctrl-C stops a statement that runs, and the session goes on.
+	s.send("instance cmd node0 \"sleep 120\"\r")
+	time.Sleep(500 * time.Millisecond) // readline has left raw mode: Ctrl-C is a signal now
+	s.send("\x03")
+	s.expect(`interrupted: `)
+	s.expect(`cloudspeak> `)
+
 	// Ctrl-C drops the line, and a statement begun over several.
 	s.send("pool lis\x03")
 	s.expect(`cloudspeak> `)

@@ -33,6 +33,9 @@ type Request struct {
 	// Color asks for diagnostics with ANSI colors: the client writes to a
 	// terminal.
 	Color bool `json:"color,omitempty"`
+	// Session identifies a REPL session: its declarations are kept as one
+	// source (see addSession).
+	Session string `json:"session,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -135,17 +138,21 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 	}
 	if declares && !diags.HasErrors() {
 		// Check with the running policy: a rule may name a pool declared
-		// before, and a name must not be declared twice.
+		// before, and a name must not be declared twice. One declaration
+		// at a time: each reads the session and replaces the engine.
+		d.reloadMu.Lock()
 		d.mu.Lock()
-		session := addSession(d.session, src)
+		session := addSession(d.session, req.Session, src)
 		d.mu.Unlock()
-		_, _, err := Load(d.cfg.Policies, session...)
+		_, _, err := Load(d.cfg.Policies, session.sources()...)
 		var perr *PolicyError
 		if errors.As(err, &perr) {
 			diags, sources = perr.Diagnostics, perr.Sources
-		} else if err != nil {
-			return Response{Error: err.Error(), Status: 1}
-		} else if err := d.reload(session); err != nil {
+		} else if err == nil {
+			err = d.reload(session)
+		}
+		d.reloadMu.Unlock()
+		if err != nil && perr == nil {
 			return Response{Error: err.Error(), Status: 1}
 		}
 	}
@@ -159,25 +166,45 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 	return runCommands(ctx, f, &commander{e: e, local: d.local, req: req, recent: recent})
 }
 
-// addSession returns the session's sources with src added. The REPL names
-// every statement "repl" and places it on the session's line (it pads it
-// with blank lines), so that diagnostics say repl:LINE:COL; the
-// statements of one name are laid over each other into one source, which
-// reads like the session's transcript of declarations.
-func addSession(session []lang.Source, src lang.Source) []lang.Source {
-	out := make([]lang.Source, 0, len(session)+1)
-	merged := false
-	for _, s := range session {
-		if s.Name == src.Name && !merged {
-			s = lang.Source{Name: s.Name, Src: overlay(s.Src, src.Src)}
-			merged = true
-		}
-		out = append(out, s)
-	}
-	if !merged {
-		out = append(out, src)
+// sessionSource is a source declared through Execute, and the REPL
+// session it came from ("" for -e and files).
+type sessionSource struct {
+	key string
+	src lang.Source
+}
+
+type session []sessionSource
+
+func (s session) sources() []lang.Source {
+	out := make([]lang.Source, len(s))
+	for i, x := range s {
+		out[i] = x.src
 	}
 	return out
+}
+
+// addSession returns the session with src added. A REPL session (key not
+// "") names every statement "repl" and places it on the session's line
+// (it pads it with blank lines), so that diagnostics say repl:LINE:COL:
+// its statements are laid over each other into one source, which reads
+// like the session's transcript of its declarations. Any other source is
+// added on its own, and a name already taken (a second -e, a second REPL
+// session) gets a number: -e#2, repl#2.
+func addSession(s session, key string, src lang.Source) session {
+	out := append(session(nil), s...)
+	taken := map[string]bool{}
+	for i, x := range out {
+		if key != "" && x.key == key && strings.SplitN(x.src.Name, "#", 2)[0] == src.Name {
+			out[i].src.Src = overlay(x.src.Src, src.Src)
+			return out
+		}
+		taken[x.src.Name] = true
+	}
+	name := src.Name
+	for n := 2; taken[name]; n++ {
+		name = fmt.Sprintf("%s#%d", src.Name, n)
+	}
+	return append(out, sessionSource{key: key, src: lang.Source{Name: name, Src: src.Src}})
 }
 
 // overlay lays top's non-blank lines over base's.
@@ -451,9 +478,11 @@ func SendContext(ctx context.Context, stateDir string, req Request) (Response, e
 		return Response{}, fmt.Errorf("%w on %s", ErrNoDaemon, stateDir)
 	}
 	defer c.Close()
+	// The long deadline first: set after, it would undo a cancellation
+	// that came in between.
+	c.SetDeadline(time.Now().Add(executeTimeout + time.Minute))
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
-	c.SetDeadline(time.Now().Add(executeTimeout + time.Minute))
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return Response{}, err
 	}

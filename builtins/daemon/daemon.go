@@ -45,13 +45,16 @@ type Daemon struct {
 	control net.Listener
 	met     *metrics
 	wg      sync.WaitGroup // control socket goroutines
+	// reloadMu serializes reloads (SIGHUP, declarations through Execute):
+	// each reads the session and replaces the engine.
+	reloadMu sync.Mutex
 
 	mu      sync.Mutex
 	engine  *runtime.Engine
 	cancel  context.CancelFunc // stops the engine's Run
 	running chan struct{}      // closed when Run returns
 	files   []*lang.File
-	session []lang.Source      // statements declared through Execute (the REPL, -e), kept across reloads
+	session session            // statements declared through Execute (the REPL, -e), kept across reloads
 	recent  []runtime.Decision // the last decisions, for /status
 }
 
@@ -161,6 +164,8 @@ func (d *Daemon) stopEngine() {
 // Reload reads the policy again. A policy that does not check is rejected
 // (the error says why) and the running one goes on.
 func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	d.mu.Lock()
 	session := d.session
 	d.mu.Unlock()
@@ -168,9 +173,9 @@ func (d *Daemon) Reload() error {
 }
 
 // reload runs the policy files with session as the statements declared
-// through Execute.
-func (d *Daemon) reload(session []lang.Source) error {
-	files, info, err := Load(d.cfg.Policies, session...)
+// through Execute. The caller holds reloadMu.
+func (d *Daemon) reload(session session) error {
+	files, info, err := Load(d.cfg.Policies, session.sources()...)
 	if err != nil {
 		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
 		return err
