@@ -120,34 +120,20 @@ func lastStatement(pending, before string) (words []string, partial string, dept
 		text = pending + "\n" + before
 	}
 	start := 0 // where the current statement begins
-	in, esc, comment := false, false, false
-	for i, c := range text {
-		switch {
-		case comment:
-			if c == '\n' {
-				comment = false
-				start = i + 1
-			}
-		case esc:
-			esc = false
-		case in && c == '\\':
-			esc = true
-		case c == '"':
-			in = !in
-		case in:
-		case c == '#':
-			comment = true
-		case c == '{':
+	open := eachCode(text, func(i int, c rune) bool {
+		switch c {
+		case '{':
 			depth++
 			start = i + 1
-		case c == '}':
+		case '}':
 			depth--
 			start = i + 1
-		case c == ';' || c == '\n':
+		case ';', '\n':
 			start = i + 1
 		}
-	}
-	if in || comment {
+		return true
+	})
+	if open {
 		return nil, "", depth, false
 	}
 	cur := text[start:]

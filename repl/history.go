@@ -111,39 +111,65 @@ func continuesLine(line string) bool {
 
 // stripComment cuts a line's comment: from a '#' outside a string.
 func stripComment(line string) string {
-	in, esc := false, false
-	for i, c := range line {
-		switch {
-		case esc:
-			esc = false
-		case in && c == '\\':
-			esc = true
-		case c == '"':
-			in = !in
-		case c == '#' && !in:
-			return line[:i]
+	cut := len(line)
+	eachCode(line, func(i int, c rune) bool {
+		if c == '#' {
+			cut = i
+			return false
 		}
-	}
-	return line
+		return true
+	})
+	return line[:cut]
 }
 
-// parenDelta counts a line's '(' less its ')', outside strings.
+// parenDelta counts a line's '(' less its ')', outside strings and
+// comments.
 func parenDelta(line string) int {
 	n := 0
-	in, esc := false, false
-	for _, c := range line {
-		switch {
-		case esc:
-			esc = false
-		case in && c == '\\':
-			esc = true
-		case c == '"':
-			in = !in
-		case !in && c == '(':
+	eachCode(line, func(_ int, c rune) bool {
+		switch c {
+		case '(':
 			n++
-		case !in && c == ')':
+		case ')':
 			n--
 		}
-	}
+		return true
+	})
 	return n
+}
+
+// eachCode calls f with each rune of text outside strings and comments,
+// and its byte offset, until f returns false. The '#' that opens a
+// comment is passed to f, and so is the newline that ends it; the quotes
+// of a string are not. It reports whether text ends inside a string or a
+// comment (after a walk f did not stop).
+func eachCode(text string, f func(i int, c rune) bool) (open bool) {
+	inString, esc, comment := false, false, false
+	for i, c := range text {
+		switch {
+		case comment && c != '\n':
+			continue
+		case comment:
+			comment = false
+		case esc:
+			esc = false
+			continue
+		case inString:
+			if c == '\\' {
+				esc = true
+			} else if c == '"' {
+				inString = false
+			}
+			continue
+		case c == '"':
+			inString = true
+			continue
+		case c == '#':
+			comment = true
+		}
+		if !f(i, c) {
+			return false
+		}
+	}
+	return inString || comment
 }
