@@ -80,19 +80,19 @@ func Run(ctx context.Context, o Options) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
 	defer signal.Stop(sigs)
-	interactive := terminal(o.Stdin)
+	s.interactive = terminal(o.Stdin)
 	go func() { // owned by Run: ends with its ctx
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-sigs:
-				s.interrupt(!interactive, cancel)
+				s.interrupt(!s.interactive, cancel)
 			}
 		}
 	}()
-	if interactive {
-		return s.interactive(ctx)
+	if s.interactive {
+		return s.edit(ctx)
 	}
 	return s.plain(ctx)
 }
@@ -126,6 +126,9 @@ type session struct {
 	cwd       string
 	failed    int    // the highest status of a statement that failed
 	id        string // the session's, for the daemon (Request.Session)
+	// interactive: a terminal, where lines are edited; else statements
+	// are read plainly from a pipe or a file.
+	interactive bool
 
 	mu            sync.Mutex
 	stopStatement context.CancelFunc // cancels the statement running, if any
@@ -203,8 +206,8 @@ func (s *session) close() error {
 	return s.own.Stop(ctx)
 }
 
-// interactive is the terminal session: readline, history, completion.
-func (s *session) interactive(ctx context.Context) error {
+// edit is the terminal session: readline, history, completion.
+func (s *session) edit(ctx context.Context) error {
 	hist, err := openHistory(s.o.HistoryFile)
 	if err != nil {
 		return err
@@ -289,7 +292,7 @@ func (s *session) interactive(ctx context.Context) error {
 		if err := hist.Add(entry); err != nil {
 			fmt.Fprintf(s.errw, "(history not saved: %v)\n", err)
 		}
-		s.execute(ctx, text, rl)
+		s.execute(ctx, text)
 	}
 	return nil
 }
@@ -322,7 +325,7 @@ func (s *session) plain(ctx context.Context) error {
 		text := strings.Join(buf, "\n")
 		buf = nil
 		if strings.TrimSpace(text) != "" && ctx.Err() == nil {
-			s.execute(ctx, text, nil)
+			s.execute(ctx, text)
 		}
 	}
 	for {
@@ -356,7 +359,7 @@ func (s *session) plain(ctx context.Context) error {
 
 // execute runs one statement (or several on a line) and prints the answer.
 // Ctrl-C while it runs stops it, not the session.
-func (s *session) execute(ctx context.Context, text string, rl *readline.Instance) {
+func (s *session) execute(ctx context.Context, text string) {
 	// The statement is named "repl" and starts on its session line (blank
 	// lines before it are empty statements): diagnostics then say
 	// repl:LINE:COL, and piped scripts get their own line numbers.
@@ -395,7 +398,7 @@ func (s *session) execute(ctx context.Context, text string, rl *readline.Instanc
 		// The shell reads the terminal itself: readline is not reading
 		// now (it reads only inside Readline), so nothing is taken from it.
 		var in io.Reader = s.o.Stdin
-		if rl == nil {
+		if !s.interactive {
 			in = strings.NewReader("") // a script's lines are statements, not shell input
 		}
 		if st := resp.Exec.Run(in, s.o.Stdout, s.o.Stderr); st != 0 {
