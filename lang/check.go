@@ -419,9 +419,27 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 		c.setting(s, ss)
 	}
 	for _, req := range schema.Required {
-		if seen[req] == nil && !misspelt[req] {
-			c.errorf(b.Kind, fmt.Sprintf("add %s to the %s block", req, b.Kind.Name),
-				"%s %s needs the setting %q", b.Kind.Name, what, req)
+		// "a|b" is a choice: exactly one of a and b.
+		alts := strings.Split(req, "|")
+		var set []*Setting
+		for _, a := range alts {
+			if seen[a] != nil {
+				set = append(set, seen[a])
+			}
+			if misspelt[a] {
+				set = append(set, nil) // its own error says what is missing
+			}
+		}
+		switch {
+		case len(set) == 0:
+			hint := fmt.Sprintf("add %s to the %s block", alts[0], b.Kind.Name)
+			if len(alts) > 1 {
+				hint += fmt.Sprintf(" (or %s)", strings.Join(alts[1:], " or "))
+			}
+			c.errorf(b.Kind, hint, "%s %s needs the setting %q", b.Kind.Name, what, alts[0])
+		case len(set) > 1 && set[0] != nil && set[1] != nil:
+			c.report(&Diagnostic{Range: set[1].Key.Range(), Message: fmt.Sprintf("%s and %s cannot both be set", set[0].Key.Name, set[1].Key.Name),
+				Hint: "keep one", Notes: []Note{{Range: set[0].Key.Range(), Message: set[0].Key.Name + " set here"}}})
 		}
 	}
 }

@@ -5,7 +5,9 @@ package lang
 // kinds and their settings are data, handed to the checker in Options.
 type BlockSchema struct {
 	Settings map[string]SettingSchema
-	Required []string // settings that must be present
+	// Required are the settings that must be present; "a|b" means
+	// exactly one of a and b.
+	Required []string
 }
 
 // SettingSchema describes one setting's arguments.
@@ -70,8 +72,13 @@ func StandardOptions() *Options {
 					"mode":      {Words: []string{"http", "tcp"}},
 					"algorithm": {Words: []string{"roundrobin", "leastconn", "source"}},
 					"health":    {Check: checkHealth},
+					"retries":   {Check: checkRetries},
+					"drain":     {Type: Duration},
+					"timeout":   {Type: Duration},
+					"socket":    {Type: String},
+					"backend":   {Type: String},
 				},
-				Required: []string{"listen"},
+				Required: []string{"listen|socket"},
 			},
 		},
 	}
@@ -110,4 +117,13 @@ func checkHealth(c *Checker, s *Setting) {
 		return
 	}
 	c.positiveDuration(rest[1].Value, "health check interval")
+}
+
+// checkRetries validates `retries N`: a whole number of further attempts.
+func checkRetries(c *Checker, s *Setting) {
+	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil {
+		c.errorf(s.Key, "write retries 3", "retries takes one whole number")
+		return
+	}
+	c.whole(s.Args[0].Value, "retries", 0, 100)
 }

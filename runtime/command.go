@@ -136,44 +136,66 @@ func (e *Engine) RestartPool(pool, why string) (int, error) {
 // MaintainInstance takes an instance out of rotation for maintenance (on)
 // or puts it back (off). Under maintenance it keeps running and counts
 // toward the pool's size, but receives no new work and is left alone by
-// scale-in and restarts.
+// scale-in and restarts. Taking it out waits, without holding up the
+// engine, until its sessions at the balancer have ended (bounded by the
+// balancer's drain timeout, or ctx); the outcome says how that went.
 func (e *Engine) MaintainInstance(ctx context.Context, name string, on bool, why string) (string, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, ps := range e.pools {
-		for _, in := range ps.insts {
-			if in.Name != name && in.ID != name || in.State != Starting && in.State != Running {
-				continue
+	ps, in := e.findLive(name)
+	if in == nil {
+		e.mu.Unlock()
+		return "", fmt.Errorf("no running instance %q", name)
+	}
+	pool, inst := ps.p.Name, *in
+	if in.Maintain == on {
+		e.mu.Unlock()
+		return pool, nil // already so: saying it twice is no error
+	}
+	b := e.opts.Drivers.Balancers[pool]
+	balanced := b != nil && in.Role == Serving && in.State == Running
+	now := e.opts.Clock.Now()
+	outcome := in.Name + " under maintenance, still running"
+	in.Maintain = on
+	delete(ps.restart, in.ID)
+	if !on {
+		outcome = in.Name + " back in service"
+		if balanced {
+			if err := b.Add(ctx, inst); err != nil {
+				in.Maintain = true
+				e.mu.Unlock()
+				return pool, fmt.Errorf("balancer: %w", err)
 			}
-			now := e.opts.Clock.Now()
-			if in.Maintain == on {
-				return ps.p.Name, nil // already so: saying it twice is no error
-			}
-			in.Maintain = on
-			outcome := in.Name + " under maintenance: drained, still running"
-			b := e.opts.Drivers.Balancers[ps.p.Name]
-			if b != nil && in.Role == Serving && in.State == Running {
-				var err error
-				if on {
-					err = b.Drain(ctx, *in)
-				} else {
-					err = b.Add(ctx, *in)
-				}
-				if err != nil {
-					in.Maintain = !on
-					return ps.p.Name, fmt.Errorf("balancer: %w", err)
-				}
-			}
-			if !on {
-				outcome = in.Name + " back in service"
-			}
-			delete(ps.restart, in.ID)
-			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "maintain", Instances: ps.target, Rule: why, Outcome: outcome})
-			e.save(now)
-			return ps.p.Name, nil
+			ps.rotation[in.ID] = true
+		}
+	} else {
+		delete(ps.rotation, in.ID)
+	}
+	e.save(now)
+	e.mu.Unlock()
+	if on && balanced {
+		if err := b.Drain(ctx, inst); err != nil {
+			outcome += ", not fully drained: " + err.Error()
+		} else {
+			outcome += ", drained"
 		}
 	}
-	return "", fmt.Errorf("no running instance %q", name)
+	e.mu.Lock()
+	e.log(Decision{Time: e.opts.Clock.Now(), Pool: pool, Action: "maintain", Instances: ps.target, Rule: why, Outcome: outcome})
+	e.mu.Unlock()
+	return pool, nil
+}
+
+// findLive finds a starting or running instance by name or ID. The caller
+// holds e.mu.
+func (e *Engine) findLive(name string) (*poolState, *Instance) {
+	for _, ps := range e.pools {
+		for _, in := range ps.insts {
+			if (in.Name == name || in.ID == name) && (in.State == Starting || in.State == Running) {
+				return ps, in
+			}
+		}
+	}
+	return nil, nil
 }
 
 // StopInstance stops one instance of a pool by name, and lowers the pool's

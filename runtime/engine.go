@@ -38,6 +38,10 @@ type Engine struct {
 	jobs  map[*Job]*jobState
 	obs   []Observation // each pool's latest observation
 	wg    sync.WaitGroup
+	// base is the context of background work that outlives a tick (an
+	// instance draining before it stops); Run cancels it when it ends.
+	base       context.Context
+	cancelBase context.CancelFunc
 }
 
 type poolState struct {
@@ -56,6 +60,12 @@ type poolState struct {
 	stopped  bool            // by `pool stop`: no instances, no rules, until `pool start`
 	maintain bool            // by `pool maintain`: nothing started, stopped or replaced, until `pool start`
 	restart  map[string]bool // by `pool restart`: instances still to replace, one at a time
+	// rotation holds the instances this engine has put in the balancer.
+	// It starts empty, so a new engine (after a restart or reload) adds
+	// every running serving instance once; the balancer takes a second add
+	// as no change.
+	rotation map[string]bool
+	restop   map[string]bool // restored as stopping: stopped again if still listed
 }
 
 type ruleState struct {
@@ -83,10 +93,11 @@ func New(prog *Program, opts Options) (*Engine, error) {
 	}
 	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{},
 		obs: make([]Observation, len(prog.Pools))}
+	e.base, e.cancelBase = context.WithCancel(context.Background())
 	now := opts.Clock.Now()
 	for _, p := range prog.Pools {
 		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}, restart: map[string]bool{},
-			dirty: true}) // list before the first reconcile: adopt what already runs
+			rotation: map[string]bool{}, restop: map[string]bool{}, dirty: true}) // list before the first reconcile: adopt what already runs
 		for _, r := range p.Rules {
 			e.rules[r] = &ruleState{}
 		}
@@ -184,6 +195,7 @@ func (e *Engine) NextDue() time.Time {
 // waits for the actions it started.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.wg.Wait()
+	defer e.cancelBase() // before the wait: drains end early, their instances still stop
 	for {
 		next := e.NextDue()
 		if next.IsZero() { // nothing will ever be due
@@ -348,11 +360,11 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 		if cur.State == Running && in.State == Starting {
 			in.State = Running
 			in.Addr = cur.Addr
-			if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil && in.Role == Serving {
-				if err := b.Add(ctx, *in); err != nil {
-					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer add %s: %v", in.Name, err)})
-				}
-			}
+		}
+		if in.State == Stopping && ps.restop[in.ID] {
+			// The last engine stopped before this one had: finish it.
+			delete(ps.restop, in.ID)
+			e.stop(ctx, ps, now, in)
 		}
 		if cur.State == Failed && in.State != Stopping {
 			in.State = Failed
@@ -382,6 +394,7 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 		}
 		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "adopted", Instances: ps.target, Outcome: fmt.Sprintf("%s (%s) found running", in.Name, in.ID)})
 	}
+	e.balance(ctx, ps, now)
 	// Forget instances that have stopped.
 	next = 0
 	kept := ps.insts[:0]
@@ -400,6 +413,26 @@ func nameIndex(name string) int {
 		return -1
 	}
 	return n
+}
+
+// balance puts in rotation each running serving instance not under
+// maintenance that is not there yet; one the balancer refused is tried
+// again at the next tick.
+func (e *Engine) balance(ctx context.Context, ps *poolState, now time.Time) {
+	b := e.opts.Drivers.Balancers[ps.p.Name]
+	if b == nil {
+		return
+	}
+	for _, in := range ps.insts {
+		if in.State != Running || in.Role != Serving || in.Maintain || ps.rotation[in.ID] {
+			continue
+		}
+		if err := b.Add(ctx, *in); err != nil {
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer add %s: %v", in.Name, err)})
+			continue
+		}
+		ps.rotation[in.ID] = true
+	}
 }
 
 // failures acts once on each newly failed instance.
@@ -423,8 +456,14 @@ func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
 			}
 		}
 		if ps.gone[in.ID] {
-			delete(ps.gone, in.ID) // nothing left to stop
+			delete(ps.gone, in.ID) // nothing left to stop, or to drain
 			in.State = Stopping
+			if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil && ps.rotation[in.ID] {
+				delete(ps.rotation, in.ID)
+				if err := b.Remove(ctx, *in); err != nil {
+					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer: take %s out: %v", in.Name, err)})
+				}
+			}
 			continue
 		}
 		e.stop(ctx, ps, now, in)
@@ -436,11 +475,7 @@ func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, fail
 	for _, in := range ps.insts {
 		if in.Role == Standby && in.State == Running {
 			in.Role = Serving
-			if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil {
-				if err := b.Add(ctx, *in); err != nil {
-					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer add %s: %v", in.Name, err)})
-				}
-			}
+			e.balance(ctx, ps, now)
 			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "promote", Instances: ps.target, Pos: a.Pos,
 				Rule: "on failure promote standby", Outcome: fmt.Sprintf("%s replaces %s", in.Name, failed.Name)})
 			return
@@ -473,7 +508,9 @@ func (e *Engine) observe(ctx context.Context, ps *poolState, now time.Time) {
 		}
 	}
 	obs.Values[InstanceCount] = Value{Avg: float64(serving), Max: float64(serving), Min: float64(serving), Sum: float64(serving), OK: true}
-	obs.Values[Healthy] = Value{Avg: float64(healthy), Max: float64(healthy), Min: float64(healthy), Sum: float64(healthy), OK: true}
+	if !obs.Values[Healthy].OK { // a balancer's health checks know better
+		obs.Values[Healthy] = Value{Avg: float64(healthy), Max: float64(healthy), Min: float64(healthy), Sum: float64(healthy), OK: true}
+	}
 }
 
 // evaluate runs the pool's rules. See spec/language.md, "Evaluation".
@@ -806,20 +843,44 @@ func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role R
 	return p, true
 }
 
+// stop stops an instance. One in a balancer is drained first, in the
+// background: it stops taking new work at once, and stops running once its
+// sessions have ended (bounded by the balancer's drain timeout), while the
+// engine goes on; it no longer counts toward the pool's size meanwhile.
 func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Instance) {
-	if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil && in.Role == Serving {
-		for _, step := range []func(context.Context, Instance) error{b.Drain, b.Remove} {
-			if err := step(ctx, *in); err != nil {
-				e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer: take %s out: %v", in.Name, err)})
-			}
-		}
-	}
 	in.State = Stopping
 	ps.dirty = true
-	err := e.provider(ps.p).Stop(ctx, *in)
-	if err != nil {
-		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("stop %s: %v", in.Name, err)})
+	delete(ps.rotation, in.ID)
+	b := e.opts.Drivers.Balancers[ps.p.Name]
+	if b == nil || in.Role != Serving {
+		if err := e.provider(ps.p).Stop(ctx, *in); err != nil {
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("stop %s: %v", in.Name, err)})
+		}
+		return
 	}
+	inst, prov := *in, e.provider(ps.p)
+	e.wg.Add(1)
+	go func() { // owned by the engine: Run waits for it; its end cancels the drain
+		defer e.wg.Done()
+		var errs []string
+		if err := b.Drain(e.base, inst); err != nil {
+			errs = append(errs, "balancer: "+err.Error())
+		}
+		cctx, cancel := e.call(context.Background())
+		defer cancel()
+		if err := b.Remove(cctx, inst); err != nil {
+			errs = append(errs, fmt.Sprintf("balancer: take %s out: %v", inst.Name, err))
+		}
+		if err := prov.Stop(cctx, inst); err != nil {
+			errs = append(errs, fmt.Sprintf("stop %s: %v", inst.Name, err))
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		ps.dirty = true
+		for _, msg := range errs {
+			e.log(Decision{Time: e.opts.Clock.Now(), Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: msg})
+		}
+	}()
 }
 
 // Instances returns a copy of a pool's instances.

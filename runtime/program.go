@@ -568,7 +568,7 @@ func (cc *condCompiler) metric(r *lang.Ref, agg, name string) operand {
 		return func([]Observation) (float64, bool) { return 0, false }
 	}
 	cc.pools[p] = true
-	if m != InstanceCount && m != Healthy {
+	if m != InstanceCount && (m != Healthy || p.Balancer) { // a balancer counts healthy by its checks
 		p.Observed = true
 	}
 	idx := p.Index

@@ -83,6 +83,9 @@ func (e *Engine) restore(s *State) {
 		}
 		for i := range p.Instances {
 			in := p.Instances[i]
+			if in.State == Stopping {
+				ps.restop[in.ID] = true
+			}
 			ps.insts = append(ps.insts, &in)
 		}
 		for id := range p.Handled {

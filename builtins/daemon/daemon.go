@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
@@ -31,7 +32,8 @@ type Config struct {
 	Policies []string // the policy files, read again on reload
 	StateDir string
 	Listen   string // HTTP address for /status and /metrics; "" for none
-	Keep     bool   // on stop, leave instances running for the next start to adopt
+	Keep     bool   // on stop, leave instances (and HAProxy) running for the next start to adopt
+	HAProxy  string // the haproxy program; default "haproxy" on PATH
 	Log      *slog.Logger
 }
 
@@ -41,6 +43,7 @@ type Daemon struct {
 	clock   clock.Clock
 	store   *boltstore.Store
 	local   *local.Provider
+	haproxy *haproxy.Manager // runs the HAProxy of pools with a balancer
 	http    *http.Server
 	control net.Listener
 	met     *metrics
@@ -107,7 +110,14 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, store: store, met: newMetrics()}
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
-	if err := d.startEngine(files, info); err != nil {
+	d.haproxy = haproxy.New(haproxy.Options{Dir: filepath.Join(cfg.StateDir, "haproxy"), Bin: cfg.HAProxy, Log: cfg.Log})
+	prog, err := runtime.Compile(files, info, time.Local)
+	if err == nil {
+		d.seedBalancer(prog)
+		err = d.startEngine(files, prog)
+	}
+	if err != nil {
+		d.haproxy.Close(false)
 		store.Close()
 		return nil, err
 	}
@@ -124,16 +134,17 @@ func Start(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
-// startEngine compiles files and runs them; the caller holds no lock.
-func (d *Daemon) startEngine(files []*lang.File, info *lang.Info) error {
-	prog, err := runtime.Compile(files, info, time.Local)
+// startEngine wires prog to its drivers and runs it; the caller holds no
+// lock. On a reload the running engine is stopped only once the new
+// program's drivers are ready (HAProxy took its config).
+func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
+	ctx, cancelWire := context.WithTimeout(context.Background(), 2*time.Minute)
+	drivers, err := d.wire(ctx, prog, files)
+	cancelWire()
 	if err != nil {
 		return err
 	}
-	drivers, err := d.wire(prog)
-	if err != nil {
-		return err
-	}
+	d.stopEngine() // its last step saved the state the new engine resumes from
 	e, err := runtime.New(prog, runtime.Options{Clock: d.clock, Drivers: drivers, Store: d.store, Log: d.logDecision})
 	if err != nil {
 		return err
@@ -180,18 +191,18 @@ func (d *Daemon) reload(session session) error {
 		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
 		return err
 	}
-	if _, err := runtime.Compile(files, info, time.Local); err != nil {
+	prog, err := runtime.Compile(files, info, time.Local)
+	if err != nil {
 		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
 		return err
 	}
-	d.stopEngine() // its last step saved the state the new engine resumes from
+	if err := d.startEngine(files, prog); err != nil {
+		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
+		return err
+	}
 	d.mu.Lock()
 	d.session = session
 	d.mu.Unlock()
-	if err := d.startEngine(files, info); err != nil {
-		d.cfg.Log.Error("reload failed", "err", err)
-		return err
-	}
 	d.cfg.Log.Info("policy reloaded")
 	return nil
 }
@@ -205,6 +216,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	}
 	d.wg.Wait()
 	d.stopEngine()
+	// HAProxy first: it finishes the requests it has while the instances
+	// still run. With Keep it goes on serving them.
+	d.haproxy.Close(d.cfg.Keep)
 	if d.http != nil {
 		d.http.Shutdown(ctx)
 	}
@@ -293,7 +307,7 @@ func (d *Daemon) serveHTTP() error {
 		}{d.cfg.Policies, d.cfg.StateDir, d.Status(), recent})
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(d.met.actions, d.met.errors, &poolCollector{d: d})
+	reg.MustRegister(d.met.actions, d.met.errors, &poolCollector{d: d}, d.haproxy)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { // owned by the daemon: ended by Shutdown in Stop

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
@@ -61,10 +63,49 @@ func providerBlock(d *lang.PoolDecl) *lang.BlockDecl {
 	return nil
 }
 
-// wire gives each pool of prog its provider and metric source.
-func (d *Daemon) wire(prog *runtime.Program) (runtime.Drivers, error) {
-	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}}
+// balancerBlock returns a pool's balancer block, or nil.
+func balancerBlock(d *lang.PoolDecl) *lang.BlockDecl {
+	for _, it := range d.Items {
+		if it.Balancer != nil {
+			return it.Balancer
+		}
+	}
+	return nil
+}
+
+// wire gives each pool of prog its provider, balancer and metric sources.
+// It makes HAProxy serve the pools with a balancer, so a balancer HAProxy
+// refuses rejects the policy (with the block's position) before the
+// running one is stopped.
+func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.File) (runtime.Drivers, error) {
+	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Balancers: map[string]runtime.Balancer{}}
 	sources := metricsByPool{}
+	var balanced []haproxy.Pool
+	for _, p := range prog.Pools {
+		b := balancerBlock(p.Decl)
+		if b == nil {
+			continue
+		}
+		hp, err := haproxy.FromDecl(p.Name, b)
+		if err != nil {
+			return drivers, fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+		}
+		balanced = append(balanced, hp)
+		drivers.Balancers[p.Name] = d.haproxy.Balancer(p.Name)
+	}
+	if err := d.haproxy.Apply(ctx, balanced); err != nil {
+		var pe *haproxy.PoolError
+		if errors.As(err, &pe) {
+			sources := map[string][]byte{}
+			for _, f := range files {
+				sources[f.Name] = f.Src
+			}
+			return drivers, &PolicyError{Sources: sources, Diagnostics: lang.Diagnostics{{
+				Severity: lang.Error, Range: pe.Range, Hint: pe.Hint,
+				Message: fmt.Sprintf("pool %s: balancer haproxy: %v", pe.Pool, pe.Err)}}}
+		}
+		return drivers, err
+	}
 	for _, p := range prog.Pools {
 		b := providerBlock(p.Decl)
 		switch b.Kind.Name {
@@ -75,21 +116,49 @@ func (d *Daemon) wire(prog *runtime.Program) (runtime.Drivers, error) {
 			}
 			d.local.SetSpec(p.Name, spec)
 			drivers.Providers[p.Name] = d.local
-			sources[p.Name] = d.local
+			sources[p.Name] = append(sources[p.Name], d.local)
 		default:
 			return drivers, fmt.Errorf("%s: pool %s: provider %s is not available in this release (local is)", b.Pos, p.Name, b.Kind.Name)
 		}
+	}
+	for name := range drivers.Balancers {
+		sources[name] = append(sources[name], d.haproxy)
 	}
 	drivers.Metrics = sources
 	return drivers, nil
 }
 
-// metricsByPool sends each pool's observation to its provider's source.
-type metricsByPool map[string]runtime.Metrics
+// metricsByPool sends each pool's observation to its sources: its
+// provider's (cpu, memory, load) and its balancer's (requests, sessions,
+// queue, latency, healthy).
+type metricsByPool map[string][]runtime.Metrics
 
 func (m metricsByPool) Observe(ctx context.Context, pool string, now time.Time, obs *runtime.Observation) error {
-	if src := m[pool]; src != nil {
-		return src.Observe(ctx, pool, now, obs)
+	var errs []error
+	for _, src := range m[pool] {
+		errs = append(errs, src.Observe(ctx, pool, now, obs))
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// seedBalancer tells the balancer which instances were in rotation when
+// the daemon last ran, from the saved state, so HAProxy serves them from
+// its first config.
+func (d *Daemon) seedBalancer(prog *runtime.Program) {
+	s, err := d.store.Load()
+	if err != nil || s == nil {
+		return
+	}
+	for _, p := range prog.Pools {
+		if balancerBlock(p.Decl) == nil {
+			continue
+		}
+		var in []runtime.Instance
+		for _, i := range s.Pools[p.Name].Instances {
+			if i.State == runtime.Running && i.Role == runtime.Serving && !i.Maintain {
+				in = append(in, i)
+			}
+		}
+		d.haproxy.Seed(p.Name, in)
+	}
 }

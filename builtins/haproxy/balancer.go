@@ -1,0 +1,200 @@
+package haproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// balancer is one pool's view of the Manager: runtime.Balancer.
+type balancer struct {
+	m    *Manager
+	pool string
+}
+
+// target returns where the pool's runtime API is and its settings. The
+// caller holds mu.
+func (m *Manager) target(pool string) (sock string, p Pool, err error) {
+	p, ok := m.pools[pool]
+	if !ok {
+		return "", p, fmt.Errorf("pool %s has no balancer", pool)
+	}
+	if p.External() {
+		return p.Socket, p, nil
+	}
+	if m.proc == nil {
+		return "", p, errors.New("haproxy is not running (restarting?)")
+	}
+	return m.f.admin(), p, nil
+}
+
+// Add puts a running instance in rotation: a new server, or one drained
+// or in maintenance made ready again. Adding one already there is no
+// change.
+func (b *balancer) Add(ctx context.Context, in runtime.Instance) error {
+	m := b.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if in.Addr == "" {
+		return fmt.Errorf("%s has no address", in.Name)
+	}
+	i := m.find(b.pool, in.Name)
+	if i >= 0 && m.servers[b.pool][i].Addr == in.Addr && m.servers[b.pool][i].State == "ready" {
+		return nil
+	}
+	sock, p, err := m.target(b.pool)
+	if err != nil {
+		if i < 0 && !p.External() && p.Name != "" {
+			// HAProxy is down: the restart's config will have it.
+			m.servers[b.pool] = append(m.servers[b.pool], server{Name: in.Name, Addr: in.Addr, State: "ready"})
+			return nil
+		}
+		return err
+	}
+	srv := p.Backend + "/" + in.Name
+	if i >= 0 && m.servers[b.pool][i].Addr != in.Addr {
+		// Same name, new address (replaced while we were away): start over.
+		if err := m.delete(ctx, sock, srv); err != nil {
+			return err
+		}
+		m.servers[b.pool] = append(m.servers[b.pool][:i], m.servers[b.pool][i+1:]...)
+		i = -1
+	}
+	if i < 0 {
+		err := change(ctx, sock, fmt.Sprintf("add server %s %s%s", srv, in.Addr, serverOptions(p)))
+		if err != nil && !isAPIError(err, "Already exists") {
+			return err
+		}
+		if p.Health.Kind != "" {
+			if err := change(ctx, sock, "enable health "+srv); err != nil {
+				return err
+			}
+		}
+		m.servers[b.pool] = append(m.servers[b.pool], server{Name: in.Name, Addr: in.Addr, State: "maint"})
+		i = len(m.servers[b.pool]) - 1
+	}
+	// Dynamic servers start in maintenance: this puts it in rotation.
+	if err := change(ctx, sock, "set server "+srv+" state ready"); err != nil {
+		return err
+	}
+	m.servers[b.pool][i].State = "ready"
+	return nil
+}
+
+// Drain stops sending new work to an instance and waits until its
+// sessions end, up to the pool's drain timeout (or ctx). It returns an
+// error saying how many sessions were left if they did not end in time;
+// the instance stays drained either way.
+func (b *balancer) Drain(ctx context.Context, in runtime.Instance) error {
+	m := b.m
+	m.mu.Lock()
+	i := m.find(b.pool, in.Name)
+	if i < 0 {
+		m.mu.Unlock()
+		return nil // not in rotation: nothing to drain
+	}
+	sock, p, err := m.target(b.pool)
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	srv := p.Backend + "/" + in.Name
+	if err := change(ctx, sock, "set server "+srv+" state drain"); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	m.servers[b.pool][i].State = "drain"
+	m.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, p.Drain)
+	defer cancel()
+	for {
+		n, err := b.sessions(ctx, p.Backend, in.Name)
+		if err == nil && n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("drain %s: %w", in.Name, err)
+			}
+			return fmt.Errorf("drain %s: %d sessions still open after %v", in.Name, n, p.Drain)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// sessions returns a server's current sessions.
+func (b *balancer) sessions(ctx context.Context, backend, name string) (int64, error) {
+	b.m.mu.Lock()
+	sock, _, err := b.m.target(b.pool)
+	b.m.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	stats, err := showStat(ctx, sock)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range stats {
+		if s.Proxy == backend && s.Server == name {
+			return s.Sessions + s.Queue, nil
+		}
+	}
+	return 0, nil // gone
+}
+
+// Remove takes an instance out of the pool's backend for good.
+func (b *balancer) Remove(ctx context.Context, in runtime.Instance) error {
+	m := b.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := m.find(b.pool, in.Name)
+	if i < 0 {
+		return nil
+	}
+	sock, p, err := m.target(b.pool)
+	if err == nil {
+		err = m.delete(ctx, sock, p.Backend+"/"+in.Name)
+	} else if !p.External() {
+		err = nil // HAProxy is down: the restart's config will not have it
+	}
+	if err != nil {
+		return err
+	}
+	m.servers[b.pool] = append(m.servers[b.pool][:i], m.servers[b.pool][i+1:]...)
+	return nil
+}
+
+// delete removes a server: HAProxy deletes only a server in maintenance
+// with no connections left, so it is put in maintenance, its sessions are
+// shut, and deletion is tried until the last connection has closed. The
+// caller holds mu.
+func (m *Manager) delete(ctx context.Context, sock, srv string) error {
+	if err := change(ctx, sock, "set server "+srv+" state maint"); err != nil {
+		if isAPIError(err, "No such server") || isAPIError(err, "No such backend") {
+			return nil
+		}
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		err := change(ctx, sock, "del server "+srv)
+		if err == nil || isAPIError(err, "No such server") {
+			return nil
+		}
+		if !isAPIError(err, "connection") && !isAPIError(err, "Server still") {
+			return err
+		}
+		change(ctx, sock, "shutdown sessions server "+srv)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove %s: %w", srv, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
