@@ -225,6 +225,13 @@ func (m *Manager) Apply(ctx context.Context, pools []Pool) error {
 // taken by another program is better refused before anything is touched.
 // The caller holds mu.
 func (m *Manager) canBind(pools []Pool) error {
+	bound := m.running
+	if m.proc == nil && oldMaster(m.f) > 0 {
+		// The HAProxy a daemon before us left running: its sockets are
+		// taken over, not bound again.
+		data, _ := os.ReadFile(m.f.config())
+		bound = config{static: string(data)}
+	}
 	seen := map[string]string{}
 	for _, p := range pools {
 		if other, dup := seen[p.Listen]; dup {
@@ -232,7 +239,7 @@ func (m *Manager) canBind(pools []Pool) error {
 				Hint: "give each pool its own address"}
 		}
 		seen[p.Listen] = p.Name
-		if m.proc != nil && m.running.listens(p.Listen) {
+		if bound.listens(p.Listen) {
 			continue
 		}
 		ln, err := net.Listen("tcp", p.Listen)
@@ -353,10 +360,6 @@ func (m *Manager) restoreStates(ctx context.Context) {
 // old one finishes the connections it has. On failure the old worker goes
 // on serving, and the old config is put back. The caller holds mu.
 func (m *Manager) reload(ctx context.Context, cfg config) error {
-	old, err := os.ReadFile(m.f.config())
-	if err != nil {
-		return err
-	}
 	if err := m.dumpStates(ctx); err != nil {
 		return err
 	}
@@ -365,12 +368,16 @@ func (m *Manager) reload(ctx context.Context, cfg config) error {
 	}
 	if err := m.masterReload(ctx); err != nil {
 		m.events.reloadsFailed++
-		// The master keeps the old worker; reload it with its own config
-		// so the master leaves its waiting state and the file tells the
-		// truth.
-		if werr := os.WriteFile(m.f.config(), old, 0o600); werr == nil {
+		// The master keeps the old worker; reload it with the old
+		// settings and today's members, so the master leaves its waiting
+		// state and the file tells the truth.
+		old := render(m.f, m.managed, m.servers)
+		if werr := os.WriteFile(m.f.config(), old.text, 0o600); werr == nil {
 			if rerr := m.masterReload(ctx); rerr != nil {
 				m.opts.Log.Error("haproxy: reload with the old config failed too", "err", rerr)
+			} else {
+				m.running = old
+				m.restoreStates(ctx)
 			}
 		}
 		return err

@@ -52,6 +52,11 @@ func startProcess(bin string, f files, out *output) (*process, error) {
 		args = append(args, "-x", f.admin(), "-sf", strconv.Itoa(old))
 		out.log.Info("haproxy: taking over from the running master", "pid", old)
 	}
+	return startProcessArgs(bin, args, out)
+}
+
+// startProcessArgs starts haproxy with args, its output going to out.
+func startProcessArgs(bin string, args []string, out *output) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	// Its own process group: a Ctrl-C at the daemon's terminal is the
 	// daemon's to handle, and it stops HAProxy itself, gently.
