@@ -188,18 +188,20 @@ func (d *Daemon) Reload() error {
 func (d *Daemon) reload(session session) error {
 	files, info, err := Load(d.cfg.Policies, session.sources()...)
 	if err != nil {
+		d.met.reloads.WithLabelValues("rejected").Inc()
 		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
 		return err
 	}
 	prog, err := runtime.Compile(files, info, time.Local)
+	if err == nil {
+		err = d.startEngine(files, prog)
+	}
 	if err != nil {
+		d.met.reloads.WithLabelValues("rejected").Inc()
 		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
 		return err
 	}
-	if err := d.startEngine(files, prog); err != nil {
-		d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
-		return err
-	}
+	d.met.reloads.WithLabelValues("ok").Inc()
 	d.mu.Lock()
 	d.session = session
 	d.mu.Unlock()
@@ -307,7 +309,7 @@ func (d *Daemon) serveHTTP() error {
 		}{d.cfg.Policies, d.cfg.StateDir, d.Status(), recent})
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(d.met.actions, d.met.errors, &poolCollector{d: d}, d.haproxy)
+	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, &poolCollector{d: d}, d.haproxy)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { // owned by the daemon: ended by Shutdown in Stop

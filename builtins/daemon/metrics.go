@@ -8,6 +8,7 @@ import (
 type metrics struct {
 	actions *prometheus.CounterVec
 	errors  *prometheus.CounterVec
+	reloads *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -18,6 +19,9 @@ func newMetrics() *metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloudspeak_errors_total", Help: "Errors from drivers, by pool.",
 		}, []string{"pool"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cloudspeak_policy_reloads_total", Help: "Policy reloads (SIGHUP, declarations), by result: ok, or rejected (the running policy went on).",
+		}, []string{"result"}),
 	}
 }
 

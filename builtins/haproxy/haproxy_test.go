@@ -40,7 +40,7 @@ func envInt(name string, def int) int {
 func TestZeroFailedRequests(t *testing.T) {
 	needHAProxy(t)
 	var (
-		rate     = envInt("LOAD_RATE", 600)                              // requests per second
+		rate     = envInt("LOAD_RATE", 600)                                  // requests per second
 		baseline = time.Duration(envInt("LOAD_BASELINE_S", 4)) * time.Second // the load alone
 		events   = envInt("LOAD_SCALE_EVENTS", 100)
 		reloads  = envInt("LOAD_RELOADS", 20)

@@ -514,9 +514,8 @@ func (m *Manager) restart(p *process, backoff time.Duration) time.Duration {
 		return backoff // stopped on purpose, or already replaced
 	}
 	m.proc = nil
-	m.events.restarts++
 	m.events.lastExit = fmt.Sprint(p.err)
-	m.opts.Log.Error("haproxy exited unexpectedly; restarting it", "pid", p.pid(), "exit", p.err, "restarts", m.events.restarts)
+	m.opts.Log.Error("haproxy exited unexpectedly; restarting it", "pid", p.pid(), "exit", p.err)
 	m.mu.Unlock()
 	for {
 		select {
@@ -529,6 +528,7 @@ func (m *Manager) restart(p *process, backoff time.Duration) time.Duration {
 			m.mu.Unlock()
 			return backoff
 		}
+		m.events.restarts++ // each start after a death, whether it takes or not
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := m.start(ctx, render(m.f, m.managed, m.servers))
 		cancel()

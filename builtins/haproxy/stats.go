@@ -175,7 +175,7 @@ func set(obs *runtime.Observation, m runtime.Metric, vs []float64) {
 
 var (
 	upDesc       = prometheus.NewDesc("cloudspeak_balancer_up", "1 while the HAProxy CloudSpeak runs answers.", nil, nil)
-	restartsDesc = prometheus.NewDesc("cloudspeak_balancer_restarts_total", "Times HAProxy died and was started again.", nil, nil)
+	restartsDesc = prometheus.NewDesc("cloudspeak_balancer_restarts_total", "Times HAProxy was started again after it died (each attempt).", nil, nil)
 	reloadsDesc  = prometheus.NewDesc("cloudspeak_balancer_reloads_total", "Hitless reloads of HAProxy, by result.", []string{"result"}, nil)
 	poolDescs    = memberDescs("pool", "pool")
 	instDescs    = memberDescs("instance", "pool", "instance")

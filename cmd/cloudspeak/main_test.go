@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,9 +41,20 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       os.Getenv("UPDATE_SCRIPTS") != "",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("NO_COLOR", "") // as on a CI machine; colors are tested in lang
+			if _, err := exec.LookPath("haproxy"); err != nil && os.Getenv("CI") == "true" {
+				return errors.New("CI=true and haproxy is not installed: scripts/test installs Debian's haproxy package")
+			}
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load},
+		Condition: func(cond string) (bool, error) {
+			if cond == "haproxy" { // [!haproxy] skip: only off CI (see Setup)
+				_, err := exec.LookPath("haproxy")
+				return err == nil, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load,
+			"httpwait": httpWait, "haproxy": haproxyCmd, "sighup": sighup, "holdport": holdPort},
 	})
 }
 
@@ -128,4 +145,116 @@ func load(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}()
 	}
+}
+
+// httpWait is `httpwait URL REGEXP`: it GETs URL (on loopback) every 50ms
+// until the body matches REGEXP, failing after 20s.
+func httpWait(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: httpwait URL REGEXP")
+	}
+	if !strings.HasPrefix(args[0], "http://127.") {
+		ts.Fatalf("httpwait only targets loopback addresses")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(args[0])
+		if err != nil {
+			last = err.Error()
+		} else {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = string(body)
+			if re.MatchString(last) {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(last) > 2000 {
+		last = last[:2000] + "…"
+	}
+	ts.Fatalf("httpwait %s %q: never matched; last answer:\n%s", args[0], args[1], last)
+}
+
+// haproxyCmd is `haproxy kill worker|master` (SIGKILL to the daemon's
+// HAProxy, found through its master socket in the script's state dir) or
+// `haproxy stopped` (no HAProxy of the state dir is left, within 10s).
+func haproxyCmd(ts *testscript.TestScript, neg bool, args []string) {
+	dir := filepath.Join(ts.Getenv("CLOUDSPEAK_STATE"), "haproxy")
+	master := func() (string, error) {
+		conn, err := net.DialTimeout("unix", filepath.Join(dir, "master.sock"), time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		io.WriteString(conn, "show proc\n")
+		conn.(*net.UnixConn).CloseWrite()
+		out, err := io.ReadAll(conn)
+		return string(out), err
+	}
+	switch {
+	case !neg && len(args) == 2 && args[0] == "kill":
+		out, err := master()
+		ts.Check(err)
+		pid := 0
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 1 && f[1] == args[1] {
+				pid, _ = strconv.Atoi(f[0])
+				break
+			}
+		}
+		if pid == 0 {
+			ts.Fatalf("no %s in show proc:\n%s", args[1], out)
+		}
+		ts.Check(syscall.Kill(pid, syscall.SIGKILL))
+	case !neg && len(args) == 1 && args[0] == "stopped":
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := master(); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		ts.Fatalf("HAProxy still answers on %s", dir)
+	default:
+		ts.Fatalf("usage: haproxy kill worker|master, or haproxy stopped")
+	}
+}
+
+// sighup sends SIGHUP to the script's daemon: the `cloudspeak run` whose
+// environment has the script's CLOUDSPEAK_STATE.
+func sighup(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: sighup")
+	}
+	want := []byte("CLOUDSPEAK_STATE=" + ts.Getenv("CLOUDSPEAK_STATE") + "\x00")
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
+		env, _ := os.ReadFile(filepath.Join(d, "environ"))
+		if bytes.Contains(cmdline, []byte("\x00run\x00")) && bytes.Contains(env, want) {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			ts.Check(syscall.Kill(pid, syscall.SIGHUP))
+			return
+		}
+	}
+	ts.Fatalf("no daemon of this script runs")
+}
+
+// holdPort is `holdport ADDR`: something else listens on ADDR (loopback)
+// until the script ends.
+func holdPort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 || !strings.HasPrefix(args[0], "127.") {
+		ts.Fatalf("usage: holdport 127.x.x.x:PORT")
+	}
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", args[0])
+	ts.Check(err)
+	ts.Defer(func() { ln.Close() })
 }

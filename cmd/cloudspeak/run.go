@@ -43,7 +43,8 @@ func init() {
 		fs := flags(runVerb, io)
 		state := fs.String("state", "", "the state `DIR` (see above)")
 		listen := fs.String("listen", "127.0.0.1:9464", "serve /status and /metrics on `ADDR` (\"\" for none)")
-		keep := fs.Bool("keep", false, "on stop, leave instances running for the next start to adopt")
+		keep := fs.Bool("keep", false, "on stop, leave instances (and HAProxy) running for the next start to adopt")
+		haproxyBin := fs.String("haproxy", "haproxy", "the haproxy `PROGRAM` for pools with a balancer")
 		format := fs.String("log-format", "", "text or json (default: text)")
 		level := fs.String("log-level", "info", "debug, info, warn or error")
 		if st := parseFlags(fs, runVerb, args, io); st >= 0 {
@@ -74,7 +75,7 @@ func init() {
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 		defer signal.Stop(sigs)
-		d, err := daemon.Start(daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log})
+		d, err := daemon.Start(daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin})
 		if err != nil {
 			return reportRunError(io, err)
 		}
