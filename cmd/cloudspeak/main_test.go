@@ -41,6 +41,18 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       os.Getenv("UPDATE_SCRIPTS") != "",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("NO_COLOR", "") // as on a CI machine; colors are tested in lang
+			// The examples, as a user finds them, in $WORK/examples.
+			examples, _ := filepath.Glob("../../examples/*.cloud")
+			os.Mkdir(filepath.Join(env.WorkDir, "examples"), 0o755)
+			for _, ex := range examples {
+				data, err := os.ReadFile(ex)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(env.WorkDir, "examples", filepath.Base(ex)), data, 0o644); err != nil {
+					return err
+				}
+			}
 			if _, err := exec.LookPath("haproxy"); err != nil && os.Getenv("CI") == "true" {
 				return errors.New("CI=true and haproxy is not installed: scripts/test installs Debian's haproxy package")
 			}
