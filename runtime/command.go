@@ -139,17 +139,17 @@ func (e *Engine) RestartPool(pool, why string) (int, error) {
 // scale-in and restarts. Taking it out waits, without holding up the
 // engine, until its sessions at the balancer have ended (bounded by the
 // balancer's drain timeout, or ctx); the outcome says how that went.
-func (e *Engine) MaintainInstance(ctx context.Context, name string, on bool, why string) (string, error) {
+func (e *Engine) MaintainInstance(ctx context.Context, name string, on bool, why string) (pool, drain string, err error) {
 	e.mu.Lock()
 	ps, in := e.findLive(name)
 	if in == nil {
 		e.mu.Unlock()
-		return "", fmt.Errorf("no running instance %q", name)
+		return "", "", fmt.Errorf("no running instance %q", name)
 	}
 	pool, inst := ps.p.Name, *in
 	if in.Maintain == on {
 		e.mu.Unlock()
-		return pool, nil // already so: saying it twice is no error
+		return pool, "", nil // already so: saying it twice is no error
 	}
 	b := e.opts.Drivers.Balancers[pool]
 	balanced := b != nil && in.Role == Serving && in.State == Running
@@ -163,7 +163,7 @@ func (e *Engine) MaintainInstance(ctx context.Context, name string, on bool, why
 			if err := b.Add(ctx, inst); err != nil {
 				in.Maintain = true
 				e.mu.Unlock()
-				return pool, fmt.Errorf("balancer: %w", err)
+				return pool, "", fmt.Errorf("balancer: %w", err)
 			}
 			ps.rotation[in.ID] = true
 		}
@@ -173,16 +173,16 @@ func (e *Engine) MaintainInstance(ctx context.Context, name string, on bool, why
 	e.save(now)
 	e.mu.Unlock()
 	if on && balanced {
+		drain = "drained: no sessions left"
 		if err := b.Drain(ctx, inst); err != nil {
-			outcome += ", not fully drained: " + err.Error()
-		} else {
-			outcome += ", drained"
+			drain = "not fully drained: " + err.Error()
 		}
+		outcome += ", " + drain
 	}
 	e.mu.Lock()
 	e.log(Decision{Time: e.opts.Clock.Now(), Pool: pool, Action: "maintain", Instances: ps.target, Rule: why, Outcome: outcome})
 	e.mu.Unlock()
-	return pool, nil
+	return pool, drain, nil
 }
 
 // findLive finds a starting or running instance by name or ID. The caller

@@ -565,7 +565,7 @@ func TestMaintenance(t *testing.T) {
 	step := func(d time.Duration) { e.Simulate(ctx, vc, vc.Now().Add(d)) }
 	e.SetTarget("web", 3, "test")
 	step(3 * time.Second)
-	if _, err := e.MaintainInstance(ctx, "node2", true, "instance start_maintain node2"); err != nil {
+	if _, _, err := e.MaintainInstance(ctx, "node2", true, "instance start_maintain node2"); err != nil {
 		t.Fatal(err)
 	}
 	e.SetTarget("web", 2, "test") // scale-in spares node2, the newest
@@ -577,7 +577,7 @@ func TestMaintenance(t *testing.T) {
 	if got := strings.Join(names, " "); got != "node0:false node2:true" {
 		t.Fatalf("after scale-in: %s; want node1 stopped and node2 kept", got)
 	}
-	if _, err := e.MaintainInstance(ctx, "node2", false, "instance stop_maintain node2"); err != nil {
+	if _, _, err := e.MaintainInstance(ctx, "node2", false, "instance stop_maintain node2"); err != nil {
 		t.Fatal(err)
 	}
 	bal.mu.Lock()
@@ -601,5 +601,65 @@ func TestMaintenance(t *testing.T) {
 	step(3 * time.Second)
 	if n := prov.Count("web"); n != 3 {
 		t.Fatalf("after maintenance: %d instances, want the target 3 (node0's failure handled)", n)
+	}
+}
+
+// slowDrain is a balancer whose drains wait until released, as an
+// instance with open sessions does.
+type slowDrain struct {
+	drainLog
+	release chan struct{}
+}
+
+func (b *slowDrain) Drain(ctx context.Context, in runtime.Instance) error {
+	b.record("drain", in)
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestScaleInDrainsInBackground: scale-in takes an instance out of the
+// balancer first and stops it only once its drain ends; meanwhile the
+// engine goes on ticking, and the draining instance no longer counts.
+func TestScaleInDrainsInBackground(t *testing.T) {
+	prog := compile(t, "pool web {\n  provider sim\n  instances 1..3\n}\n", nil)
+	vc := clock.NewVirtual(t0)
+	prov := sim.NewProvider(vc, 0)
+	bal := &slowDrain{release: make(chan struct{})}
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
+		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Balancers: map[string]runtime.Balancer{"web": bal}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	e.SetTarget("web", 2, "test")
+	for range 3 {
+		vc.Set(vc.Now().Add(time.Second))
+		e.Step(ctx, vc.Now())
+	}
+	e.SetTarget("web", 1, "test")
+	vc.Set(vc.Now().Add(time.Second))
+	e.Step(ctx, vc.Now()) // starts the drain of node1, and returns
+	vc.Set(vc.Now().Add(time.Second))
+	e.Step(ctx, vc.Now()) // the engine is not held up by it
+	if n := prov.Count("web"); n != 2 {
+		t.Fatalf("%d instances run while node1 drains, want 2: it stops after its drain", n)
+	}
+	if st := e.Instances("web"); len(st) != 2 || st[1].State != runtime.Stopping {
+		t.Fatalf("instances while draining: %+v, want node1 stopping", st)
+	}
+	close(bal.release)
+	e.Wait()
+	if n := prov.Count("web"); n != 1 {
+		t.Fatalf("%d instances after the drain, want 1", n)
+	}
+	bal.mu.Lock()
+	ops := strings.Join(bal.ops, ", ")
+	bal.mu.Unlock()
+	if !strings.HasSuffix(ops, "drain node1, remove node1") {
+		t.Errorf("balancer saw: %s", ops)
 	}
 }

@@ -32,7 +32,7 @@ type engine interface {
 	MaintainPool(pool, why string) error
 	RestartPool(pool, why string) (int, error)
 	StopInstance(ctx context.Context, pool, name, why string) error
-	MaintainInstance(ctx context.Context, name string, on bool, why string) (string, error)
+	MaintainInstance(ctx context.Context, name string, on bool, why string) (pool, drain string, err error)
 }
 
 // commander carries out the commands of one request.
@@ -211,12 +211,15 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		if _, err := x.one(a[0]); err != nil {
 			return err
 		}
-		pool, err := x.e.MaintainInstance(ctx, a[0], on, why)
+		pool, drain, err := x.e.MaintainInstance(ctx, a[0], on, why)
 		if err != nil {
 			return err
 		}
 		if on {
-			fmt.Fprintf(x.out, "%s (pool %s): under maintenance: no new work, still running; put back with: instance stop_maintain %s\n", a[0], pool, a[0])
+			if drain != "" {
+				drain = " (" + drain + ")"
+			}
+			fmt.Fprintf(x.out, "%s (pool %s): under maintenance: no new work%s, still running; put back with: instance stop_maintain %s\n", a[0], pool, drain, a[0])
 		} else {
 			fmt.Fprintf(x.out, "%s (pool %s): back in service\n", a[0], pool)
 		}

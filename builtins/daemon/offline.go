@@ -190,6 +190,6 @@ func (o *offlineEngine) RestartPool(pool, why string) (int, error) {
 	return 0, errNeedsDaemon{o.dir, "pool restart"}
 }
 
-func (o *offlineEngine) MaintainInstance(ctx context.Context, name string, on bool, why string) (string, error) {
-	return "", errNeedsDaemon{o.dir, "maintenance"}
+func (o *offlineEngine) MaintainInstance(ctx context.Context, name string, on bool, why string) (string, string, error) {
+	return "", "", errNeedsDaemon{o.dir, "maintenance"}
 }
