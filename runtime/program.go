@@ -53,6 +53,22 @@ type Observation struct {
 	Values [numMetrics]Value
 }
 
+// SetValues records a metric from its value on each instance: their
+// average, maximum, minimum and sum. No values leaves it with no data.
+func (o *Observation) SetValues(m Metric, vs []float64) {
+	if len(vs) == 0 {
+		return
+	}
+	v := Value{Max: vs[0], Min: vs[0], OK: true}
+	for _, x := range vs {
+		v.Sum += x
+		v.Max = max(v.Max, x)
+		v.Min = min(v.Min, x)
+	}
+	v.Avg = v.Sum / float64(len(vs))
+	o.Values[m] = v
+}
+
 // Set records a metric whose every instance shows v (as a trace gives
 // them): avg, max and min are v, and sum is v times n instances.
 func (o *Observation) Set(m Metric, v float64, n int) {

@@ -24,6 +24,27 @@ func webPool(listen string) Pool {
 		Range:  lang.Range{Start: lang.Pos{Filename: "web.cloud", Line: 3, Column: 12}}}
 }
 
+// servePool runs a Manager with the web pool on a free address.
+func servePool(t *testing.T) (*Manager, Pool, runtime.Balancer) {
+	t.Helper()
+	m := newManager(t)
+	pool := webPool(freeAddr(t))
+	if err := m.Apply(context.Background(), []Pool{pool}); err != nil {
+		t.Fatal(err)
+	}
+	return m, pool, m.Balancer("web")
+}
+
+// addBackend starts an instance and puts it in rotation.
+func addBackend(t *testing.T, bal runtime.Balancer, name string, work time.Duration) *backend {
+	t.Helper()
+	b := startBackend(t, name, work)
+	if err := bal.Add(context.Background(), b.instance()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // envInt reads a knob of the load test (the bench script turns them up).
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
@@ -45,23 +66,13 @@ func TestZeroFailedRequests(t *testing.T) {
 		events   = envInt("LOAD_SCALE_EVENTS", 100)
 		reloads  = envInt("LOAD_RELOADS", 20)
 	)
-	m := newManager(t)
-	listen := freeAddr(t)
-	pool := webPool(listen)
-	ctx := context.Background()
-	if err := m.Apply(ctx, []Pool{pool}); err != nil {
-		t.Fatal(err)
-	}
-	bal := m.Balancer("web")
+	m, pool, bal := servePool(t)
+	listen, ctx := pool.Listen, context.Background()
 	n := 0
 	var live []*backend
 	add := func() {
-		b := startBackend(t, fmt.Sprintf("node%d", n), 2*time.Millisecond)
+		live = append(live, addBackend(t, bal, fmt.Sprintf("node%d", n), 2*time.Millisecond))
 		n++
-		if err := bal.Add(ctx, b.instance()); err != nil {
-			t.Fatal(err)
-		}
-		live = append(live, b)
 	}
 	add()
 	add()
@@ -147,19 +158,9 @@ func TestZeroFailedRequests(t *testing.T) {
 // or global setting changes, and servers and their states survive it.
 func TestMembershipNeedsNoReload(t *testing.T) {
 	needHAProxy(t)
-	m := newManager(t)
+	m, pool, bal := servePool(t)
 	ctx := context.Background()
-	pool := webPool(freeAddr(t))
-	if err := m.Apply(ctx, []Pool{pool}); err != nil {
-		t.Fatal(err)
-	}
-	bal := m.Balancer("web")
-	a, b := startBackend(t, "node0", 0), startBackend(t, "node1", 0)
-	for _, x := range []*backend{a, b} {
-		if err := bal.Add(ctx, x.instance()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := addBackend(t, bal, "node0", 0), addBackend(t, bal, "node1", 0)
 	if err := bal.Add(ctx, a.instance()); err != nil { // twice: no change
 		t.Fatal(err)
 	}
@@ -219,17 +220,9 @@ func serverStates(t testing.TB, m *Manager) map[string]string {
 // which succeeds.
 func TestDrainWaitsForSessions(t *testing.T) {
 	needHAProxy(t)
-	m := newManager(t)
+	m, pool, bal := servePool(t)
 	ctx := context.Background()
-	pool := webPool(freeAddr(t))
-	if err := m.Apply(ctx, []Pool{pool}); err != nil {
-		t.Fatal(err)
-	}
-	slow := startBackend(t, "node0", 0)
-	bal := m.Balancer("web")
-	if err := bal.Add(ctx, slow.instance()); err != nil {
-		t.Fatal(err)
-	}
+	slow := addBackend(t, bal, "node0", 0)
 	got := make(chan error, 1)
 	go func() {
 		body, err := get("http://" + pool.Listen + "/?sleep=700ms")
@@ -271,16 +264,9 @@ func TestDrainWaitsForSessions(t *testing.T) {
 // at the policy's position and the running config goes on serving.
 func TestBrokenChangeKeepsServing(t *testing.T) {
 	needHAProxy(t)
-	m := newManager(t)
+	m, pool, bal := servePool(t)
 	ctx := context.Background()
-	pool := webPool(freeAddr(t))
-	if err := m.Apply(ctx, []Pool{pool}); err != nil {
-		t.Fatal(err)
-	}
-	be := startBackend(t, "node0", 0)
-	if err := m.Balancer("web").Add(ctx, be.instance()); err != nil {
-		t.Fatal(err)
-	}
+	addBackend(t, bal, "node0", 0)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -314,16 +300,9 @@ func TestBrokenChangeKeepsServing(t *testing.T) {
 // message at the pool's listen.
 func TestReloadFailureRestoresOldConfig(t *testing.T) {
 	needHAProxy(t)
-	m := newManager(t)
+	m, pool, bal := servePool(t)
 	ctx := context.Background()
-	pool := webPool(freeAddr(t))
-	if err := m.Apply(ctx, []Pool{pool}); err != nil {
-		t.Fatal(err)
-	}
-	be := startBackend(t, "node0", 0)
-	if err := m.Balancer("web").Add(ctx, be.instance()); err != nil {
-		t.Fatal(err)
-	}
+	be := addBackend(t, bal, "node0", 0)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -358,16 +337,9 @@ func TestReloadFailureRestoresOldConfig(t *testing.T) {
 // counts it.
 func TestRestartAfterKill(t *testing.T) {
 	needHAProxy(t)
-	m := newManager(t)
+	m, pool, bal := servePool(t)
 	ctx := context.Background()
-	pool := webPool(freeAddr(t))
-	if err := m.Apply(ctx, []Pool{pool}); err != nil {
-		t.Fatal(err)
-	}
-	be := startBackend(t, "node0", 0)
-	if err := m.Balancer("web").Add(ctx, be.instance()); err != nil {
-		t.Fatal(err)
-	}
+	addBackend(t, bal, "node0", 0)
 	for i, which := range []string{"worker", "master"} {
 		procs, err := showProc(ctx, m.f.master())
 		if err != nil {

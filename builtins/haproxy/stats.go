@@ -150,28 +150,15 @@ func (m *Manager) Observe(ctx context.Context, pool string, now time.Time, obs *
 		queue = append(queue, ms.queue)
 		lat = append(lat, ms.latency)
 	}
-	set(obs, runtime.Requests, req)
-	set(obs, runtime.Sessions, ses)
-	set(obs, runtime.Queue, queue)
-	set(obs, runtime.Latency, lat)
+	obs.SetValues(runtime.Requests, req)
+	obs.SetValues(runtime.Sessions, ses)
+	obs.SetValues(runtime.Queue, queue)
+	obs.SetValues(runtime.Latency, lat)
 	h := float64(healthy)
 	obs.Values[runtime.Healthy] = runtime.Value{Avg: h, Max: h, Min: h, Sum: h, OK: true}
 	return nil
 }
 
-func set(obs *runtime.Observation, m runtime.Metric, vs []float64) {
-	if len(vs) == 0 {
-		return
-	}
-	v := runtime.Value{Max: vs[0], Min: vs[0], OK: true}
-	for _, x := range vs {
-		v.Sum += x
-		v.Max = max(v.Max, x)
-		v.Min = min(v.Min, x)
-	}
-	v.Avg = v.Sum / float64(len(vs))
-	obs.Values[m] = v
-}
 
 var (
 	upDesc       = prometheus.NewDesc("cloudspeak_balancer_up", "1 while the HAProxy CloudSpeak runs answers.", nil, nil)

@@ -55,9 +55,9 @@ func (p *Provider) Observe(ctx context.Context, pool string, now time.Time, obs 
 			pr.samples = pr.samples[1:]
 		}
 	}
-	set(obs, rt.CPU, cpu)
-	set(obs, rt.Load, load)
-	set(obs, rt.Memory, mem)
+	obs.SetValues(rt.CPU, cpu)
+	obs.SetValues(rt.Load, load)
+	obs.SetValues(rt.Memory, mem)
 	return nil
 }
 
@@ -81,16 +81,3 @@ func (p *Provider) groups(now time.Time) (map[int]procStat, error) {
 	return g, nil
 }
 
-func set(obs *rt.Observation, m rt.Metric, vs []float64) {
-	if len(vs) == 0 {
-		return
-	}
-	v := rt.Value{Max: vs[0], Min: vs[0], OK: true}
-	for _, x := range vs {
-		v.Sum += x
-		v.Max = max(v.Max, x)
-		v.Min = min(v.Min, x)
-	}
-	v.Avg = v.Sum / float64(len(vs))
-	obs.Values[m] = v
-}
