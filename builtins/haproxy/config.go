@@ -81,6 +81,9 @@ func (p Pool) External() bool { return p.Socket != "" }
 // setting rather than a line of generated config.
 func (p Pool) Validate() error {
 	if p.External() {
+		if !validName.MatchString(p.Backend) {
+			return fmt.Errorf("backend %q: letters, digits, '.', '_' and '-' only", p.Backend)
+		}
 		return nil
 	}
 	host, port, err := net.SplitHostPort(p.Listen)

@@ -313,7 +313,7 @@ func TestReloadFailureRestoresOldConfig(t *testing.T) {
 	busy.ListenAt = lang.Range{Start: lang.Pos{Filename: "web.cloud", Line: 4, Column: 12}}
 	m.mu.Lock()
 	cfg := render(m.f, []Pool{busy}, m.servers)
-	err = m.reload(ctx, cfg) // past the bind check, as if the port were taken just after it
+	err = m.reload(ctx, cfg, m.servers) // past the bind check, as if the port were taken just after it
 	m.mu.Unlock()
 	if err == nil || !strings.Contains(err.Error(), "Address already in use") {
 		t.Fatalf("reload onto a taken port: %v, want HAProxy's bind error", err)
@@ -485,4 +485,39 @@ func startTheirHAProxy(t testing.TB, cfg string) func() {
 		t.Fatal(err)
 	}
 	return func() { p.stop(time.Second) }
+}
+
+// TestRejectedChangeKeepsMembers: a change that drops a pool but is
+// refused leaves that pool serving with its members, in HAProxy and in the
+// manager's record (which the next restart's config is written from).
+func TestRejectedChangeKeepsMembers(t *testing.T) {
+	needHAProxy(t)
+	m, web, bal := servePool(t)
+	ctx := context.Background()
+	api := webPool(freeAddr(t))
+	api.Name = "api"
+	if err := m.Apply(ctx, []Pool{web, api}); err != nil {
+		t.Fatal(err)
+	}
+	addBackend(t, bal, "node0", 0)
+	addBackend(t, m.Balancer("api"), "node0", 0)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := web
+	busy.Listen = taken.Addr().String()
+	if err := m.Apply(ctx, []Pool{busy}); err == nil {
+		t.Fatal("a taken port was accepted")
+	}
+	if body, err := get("http://" + api.Listen + "/"); err != nil || body != "ok node0" {
+		t.Errorf("api after the refused change: %q, %v", body, err)
+	}
+	m.mu.Lock()
+	n := len(m.servers["api"])
+	m.mu.Unlock()
+	if n != 1 {
+		t.Errorf("the manager lists %d members of api after the refused change, want 1", n)
+	}
 }

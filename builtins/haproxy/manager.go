@@ -172,13 +172,24 @@ func (m *Manager) Apply(ctx context.Context, pools []Pool) error {
 		}
 		m.bin = bin
 	}
-	// Forget the members of pools that are gone or changed hands.
-	for name := range m.servers {
-		if p, ok := next[name]; !ok || p.External() != m.pools[name].External() {
-			delete(m.servers, name)
+	// Forget the members of pools that are gone or changed hands, once
+	// the new config has taken: until then the running one has them.
+	kept := map[string][]server{}
+	for name, ss := range m.servers {
+		if p, ok := next[name]; ok && p.External() == m.pools[name].External() {
+			kept[name] = ss
 		}
 	}
+	old := m.servers
+	m.servers = kept
+	applied := false
+	defer func() {
+		if !applied {
+			m.servers = old
+		}
+	}()
 	if len(managed) == 0 {
+		applied = true
 		m.pools, m.managed = next, nil
 		if m.proc != nil {
 			m.opts.Log.Info("haproxy: no pool has a balancer any more: stopping it")
@@ -189,6 +200,7 @@ func (m *Manager) Apply(ctx context.Context, pools []Pool) error {
 	cfg := render(m.f, managed, m.servers)
 	if m.proc != nil && cfg.static == m.running.static {
 		m.pools, m.managed = next, managed // only what CloudSpeak itself uses changed (drain timeout, …)
+		applied = true
 		return nil
 	}
 	if err := m.canBind(managed); err != nil {
@@ -210,12 +222,14 @@ func (m *Manager) Apply(ctx context.Context, pools []Pool) error {
 			return m.blame(cfg, managed, err, "haproxy did not start")
 		}
 		m.pools, m.managed = next, managed
+		applied = true
 		return nil
 	}
-	if err := m.reload(ctx, cfg); err != nil {
+	if err := m.reload(ctx, cfg, old); err != nil {
 		return m.blame(cfg, managed, err, "haproxy refused the reload; the old config goes on serving")
 	}
 	m.pools, m.managed = next, managed
+	applied = true
 	return nil
 }
 
@@ -358,8 +372,9 @@ func (m *Manager) restoreStates(ctx context.Context) {
 // reload replaces the running config with cfg, hitlessly, through the
 // master socket: the new worker takes the listening sockets over and the
 // old one finishes the connections it has. On failure the old worker goes
-// on serving, and the old config is put back. The caller holds mu.
-func (m *Manager) reload(ctx context.Context, cfg config) error {
+// on serving, and the old config, with the members prev, is put back. The
+// caller holds mu.
+func (m *Manager) reload(ctx context.Context, cfg config, prev map[string][]server) error {
 	if err := m.dumpStates(ctx); err != nil {
 		return err
 	}
@@ -371,6 +386,7 @@ func (m *Manager) reload(ctx context.Context, cfg config) error {
 		// The master keeps the old worker; reload it with the old
 		// settings and today's members, so the master leaves its waiting
 		// state and the file tells the truth.
+		m.servers = prev
 		old := render(m.f, m.managed, m.servers)
 		if werr := os.WriteFile(m.f.config(), old.text, 0o600); werr == nil {
 			if rerr := m.masterReload(ctx); rerr != nil {
@@ -524,7 +540,7 @@ func (m *Manager) restart(p *process, backoff time.Duration) time.Duration {
 		case <-time.After(backoff):
 		}
 		m.mu.Lock()
-		if m.closed {
+		if m.closed || m.proc != nil { // closed, or Apply started one meanwhile
 			m.mu.Unlock()
 			return backoff
 		}
