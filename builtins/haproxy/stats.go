@@ -159,7 +159,6 @@ func (m *Manager) Observe(ctx context.Context, pool string, now time.Time, obs *
 	return nil
 }
 
-
 var (
 	upDesc       = prometheus.NewDesc("cloudspeak_balancer_up", "1 while the HAProxy CloudSpeak runs answers.", nil, nil)
 	restartsDesc = prometheus.NewDesc("cloudspeak_balancer_restarts_total", "Times HAProxy was started again after it died (each attempt).", nil, nil)

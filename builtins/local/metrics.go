@@ -80,4 +80,3 @@ func (p *Provider) groups(now time.Time) (map[int]procStat, error) {
 	p.scan, p.scanAt = g, now
 	return g, nil
 }
-
