@@ -128,13 +128,20 @@ func procs(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// load is `load URL DURATION WORKERS`: WORKERS loops requesting URL for
-// DURATION, in the background of the script (it returns at once). It
-// drives an instance's CPU for the end-to-end scripts; requests stay on
-// loopback.
+// load is `load URL DURATION WORKERS [RATE]`: WORKERS loops requesting URL
+// for DURATION, each at most RATE requests per second if given, in the
+// background of the script (it returns at once). It drives an instance's
+// CPU, or a balancer's request rate, for the end-to-end scripts; requests
+// stay on loopback.
 func load(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 3 {
-		ts.Fatalf("usage: load URL DURATION WORKERS")
+	if neg || len(args) != 3 && len(args) != 4 {
+		ts.Fatalf("usage: load URL DURATION WORKERS [RATE]")
+	}
+	var pause time.Duration
+	if len(args) == 4 {
+		rate, err := strconv.Atoi(args[3])
+		ts.Check(err)
+		pause = time.Second / time.Duration(max(rate, 1))
 	}
 	d, err := time.ParseDuration(args[1])
 	ts.Check(err)
@@ -154,6 +161,7 @@ func load(ts *testscript.TestScript, neg bool, args []string) {
 				} else {
 					time.Sleep(50 * time.Millisecond)
 				}
+				time.Sleep(pause)
 			}
 		}()
 	}
