@@ -267,15 +267,10 @@ func TestBrokenChangeKeepsServing(t *testing.T) {
 	m, pool, bal := servePool(t)
 	ctx := context.Background()
 	addBackend(t, bal, "node0", 0)
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
 	busy := pool
-	busy.Listen = taken.Addr().String()
+	busy.Listen = takenAddr(t)
 	busy.ListenAt = lang.Range{Start: lang.Pos{Filename: "web.cloud", Line: 4, Column: 12}}
-	err = m.Apply(ctx, []Pool{busy})
+	err := m.Apply(ctx, []Pool{busy})
 	var pe *PoolError
 	if !errors.As(err, &pe) || pe.Range.Start.Line != 4 || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("a taken port: %v, want a PoolError at listen (line 4) saying the address is in use", err)
@@ -303,17 +298,12 @@ func TestReloadFailureRestoresOldConfig(t *testing.T) {
 	m, pool, bal := servePool(t)
 	ctx := context.Background()
 	be := addBackend(t, bal, "node0", 0)
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
 	busy := pool
-	busy.Listen = taken.Addr().String()
+	busy.Listen = takenAddr(t)
 	busy.ListenAt = lang.Range{Start: lang.Pos{Filename: "web.cloud", Line: 4, Column: 12}}
 	m.mu.Lock()
 	cfg := render(m.f, []Pool{busy}, m.servers)
-	err = m.reload(ctx, cfg, m.servers) // past the bind check, as if the port were taken just after it
+	err := m.reload(ctx, cfg, m.servers) // past the bind check, as if the port were taken just after it
 	m.mu.Unlock()
 	if err == nil || !strings.Contains(err.Error(), "Address already in use") {
 		t.Fatalf("reload onto a taken port: %v, want HAProxy's bind error", err)
@@ -501,13 +491,8 @@ func TestRejectedChangeKeepsMembers(t *testing.T) {
 	}
 	addBackend(t, bal, "node0", 0)
 	addBackend(t, m.Balancer("api"), "node0", 0)
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
 	busy := web
-	busy.Listen = taken.Addr().String()
+	busy.Listen = takenAddr(t)
 	if err := m.Apply(ctx, []Pool{busy}); err == nil {
 		t.Fatal("a taken port was accepted")
 	}
@@ -520,4 +505,16 @@ func TestRejectedChangeKeepsMembers(t *testing.T) {
 	if n != 1 {
 		t.Errorf("the manager lists %d members of api after the refused change, want 1", n)
 	}
+}
+
+// takenAddr returns a loopback address another listener holds until the
+// test ends.
+func takenAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
 }
