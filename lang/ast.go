@@ -69,6 +69,7 @@ type PoolItem struct {
 	Standby   *Value      `parser:"| 'standby' @@"`
 	Heartbeat *Heartbeat  `parser:"| @@"`
 	Storage   *Storage    `parser:"| @@"`
+	Primary   bool        `parser:"| @'primary'"`
 }
 
 // BlockDecl is `provider KIND { settings }` or `balancer KIND { settings }`.
@@ -114,11 +115,12 @@ type Instances struct {
 	Max *Value `parser:"( '..' @@ )?"`
 }
 
-// Heartbeat is `heartbeat every D [timeout T]`.
+// Heartbeat is `heartbeat every D [timeout T] [recover N]`.
 type Heartbeat struct {
 	Node
 	Every   *Value `parser:"'heartbeat' 'every' @@"`
 	Timeout *Value `parser:"( 'timeout' @@ )?"`
+	Recover *Value `parser:"( 'recover' @@ )?"`
 }
 
 // Storage is `storage "s3://…" at "/path" [every D]`.

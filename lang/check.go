@@ -69,6 +69,7 @@ type Checker struct {
 // poolFacts are the settings of a pool other checks depend on.
 type poolFacts struct {
 	balancer, heartbeat, failure bool
+	primary                      bool // one serving instance holds the pool's address
 	standby                      int
 	min, max                     float64
 }
@@ -164,6 +165,8 @@ func (c *Checker) facts(p *PoolDecl) poolFacts {
 			f.balancer = true
 		case it.Heartbeat != nil:
 			f.heartbeat = true
+		case it.Primary:
+			f.primary = true
 		case it.OnFailure != nil:
 			f.failure = true
 		case it.Standby != nil:
@@ -327,7 +330,7 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 		seen[key] = it
 		return true
 	}
-	var standby, heartbeat *PoolItem
+	var standby, heartbeat, primary, instances *PoolItem
 	for _, it := range p.Items {
 		switch {
 		case it.Provider != nil:
@@ -340,6 +343,7 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 			}
 		case it.Instances != nil:
 			if once(it, "instances") {
+				instances = it
 				c.instances(it.Instances)
 			}
 		case it.Port != nil:
@@ -370,6 +374,10 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 			if once(it, "storage") {
 				c.storage(it.Storage)
 			}
+		case it.Primary:
+			if once(it, "primary") {
+				primary = it
+			}
 		case it.When != nil:
 			c.when(&it.When.WhenRule)
 		case it.OnFailure != nil:
@@ -389,6 +397,28 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 	if standby != nil && heartbeat == nil && c.poolHas[p].standby > 0 {
 		c.errorf(standby, "standbys take over when heartbeat finds a failure: add e.g. heartbeat every 1s timeout 4s",
 			"standby needs heartbeat in pool %q", p.Name.Name)
+	}
+	if primary != nil {
+		c.primary(p, primary, instances, heartbeat)
+	}
+}
+
+// primary checks a primary pool: one serving instance, which holds the
+// pool's address (its balancer's), watched by a heartbeat so that a
+// standby can take the address over.
+func (c *Checker) primary(p *PoolDecl, primary, instances, heartbeat *PoolItem) {
+	f := c.poolHas[p]
+	if instances != nil && (f.min != 1 || f.max != 1) {
+		c.errorf(instances, "leave instances out: a primary pool runs one primary, and standby N keeps its spares",
+			"pool %q has a primary: it runs exactly one serving instance", p.Name.Name)
+	}
+	if !f.balancer {
+		c.errorf(primary, `add e.g. balancer haproxy { listen "127.0.0.1:5432"; mode tcp }`,
+			"primary needs an address to move in pool %q: the balancer's", p.Name.Name)
+	}
+	if heartbeat == nil {
+		c.errorf(primary, "the address moves when heartbeat finds the primary failed: add e.g. heartbeat every 1s timeout 3s",
+			"primary needs heartbeat in pool %q", p.Name.Name)
 	}
 }
 
@@ -514,6 +544,9 @@ func (c *Checker) instances(in *Instances) {
 
 func (c *Checker) heartbeat(h *Heartbeat) {
 	every, ok1 := c.positiveDuration(h.Every, "heartbeat interval")
+	if h.Recover != nil {
+		c.whole(h.Recover, "recover", 1, 100)
+	}
 	if h.Timeout == nil {
 		return
 	}
@@ -846,6 +879,11 @@ func (c *Checker) action(a *Action, target string) {
 			"%s needs a pool to act on, and this statement names none", actionName(a))
 		target = "?"
 	}
+	if p := c.info.Pools[target]; p != nil && c.poolHas[p].primary && (a.Add != nil || a.Remove != nil) {
+		c.errorf(a, "a primary pool stays at one serving instance; scale a pool without primary",
+			"pool %q has a primary: %s cannot scale it", target, actionName(a))
+		return
+	}
 	switch {
 	case a.Add != nil:
 		c.scale(a, a.Add, "add", true)
@@ -965,6 +1003,10 @@ func (c *Checker) setLimit(s *SetLimit) {
 		return
 	}
 	f := c.poolHas[p]
+	if f.primary {
+		c.errorf(s, "a primary pool stays at one serving instance", "pool %q has a primary: its min and max are 1", name)
+		return
+	}
 	if s.Limit.Name == "min" && n > f.max {
 		c.errorf(s.Value, fmt.Sprintf("raise the pool's range (instances %s..%s) or set max first", fmtNum(f.min), fmtNum(f.max)),
 			"set %s min %s is above the pool's max %s", name, fmtNum(n), fmtNum(f.max))

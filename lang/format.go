@@ -266,7 +266,12 @@ func itemText(it *PoolItem) string {
 		if it.Heartbeat.Timeout != nil {
 			s += " timeout " + it.Heartbeat.Timeout.text()
 		}
+		if it.Heartbeat.Recover != nil {
+			s += " recover " + it.Heartbeat.Recover.text()
+		}
 		return s
+	case it.Primary:
+		return "primary"
 	case it.Storage != nil:
 		s := "storage " + it.Storage.Source.text() + " at " + it.Storage.Path.text()
 		if it.Storage.Every != nil {

@@ -43,8 +43,9 @@ func Commands() []CommandHelp { return slices.Clone(commandHelp) }
 var declHelp = map[string]string{
 	"pool": `pool NAME { ITEM… }
   declares a pool: provider KIND { … } (required), instances MIN..MAX,
-  port N, check every D, cooldown D, standby N, heartbeat every D timeout T,
-  balancer KIND { … }, storage "s3://…" at "/path", and its rules and jobs.
+  port N, check every D, cooldown D, standby N,
+  heartbeat every D timeout T recover N, primary, balancer KIND { … },
+  storage "s3://…" at "/path", and its rules and jobs.
   Spec §6.`,
 	"when": `when CONDITION [for D] ACTION
   acts when CONDITION holds (for D without a break), e.g.

@@ -55,7 +55,7 @@ var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "in
 
 // poolKeywords are the words that can start a statement inside a pool block.
 var poolKeywords = []string{"provider", "balancer", "instances", "port", "check", "cooldown", "standby",
-	"heartbeat", "storage", "when", "on", "every", "at"}
+	"heartbeat", "primary", "storage", "when", "on", "every", "at"}
 
 // StatementKeywords returns the words that can start a top-level
 // statement, and PoolKeywords those that can start a statement inside a
@@ -609,7 +609,7 @@ var expectNames = map[string]string{
 // valueKeywords are the words a value must follow, so a statement that
 // stops after one is missing exactly that.
 var valueKeywords = map[string]bool{"instances": true, "port": true, "every": true, "cooldown": true, "standby": true,
-	"timeout": true, "at": true, "for": true, "exec": true, "storage": true, "sync": true, "to": true}
+	"timeout": true, "recover": true, "at": true, "for": true, "exec": true, "storage": true, "sync": true, "to": true}
 
 func previousSignificant(toks []lexer.Token, idx int) *lexer.Token {
 	for i := idx - 1; i >= 0; i-- {

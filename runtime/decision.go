@@ -19,6 +19,7 @@ type Decision struct {
 	Pos       lang.Pos
 	Values    []Reading // the metric values that fired it
 	Outcome   string    // what happened, in words
+	Probes    []string  `json:",omitempty"` // for failed and recovered: the last probe results
 }
 
 // Reading is a metric's value as a rule saw it, in base units.
@@ -57,6 +58,9 @@ func (d Decision) String() string {
 	}
 	if d.Outcome != "" {
 		b.WriteString(": " + d.Outcome)
+	}
+	if len(d.Probes) > 0 {
+		b.WriteString(" [probes: " + strings.Join(d.Probes, "; ") + "]")
 	}
 	return b.String()
 }

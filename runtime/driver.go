@@ -64,10 +64,24 @@ type Predictor interface {
 	NextChange(pool string) time.Time
 }
 
+// Killer is an optional interface of a Provider that can stop an instance
+// at once, without the grace a Stop gives (SIGKILL; terminate): failed
+// instances are fenced with it, so one that hangs cannot come back.
+type Killer interface {
+	Kill(ctx context.Context, inst Instance) error
+}
+
 // Balancer puts instances into and out of rotation.
 type Balancer interface {
 	Add(ctx context.Context, inst Instance) error
+	// Drain stops sending new work to the instance and waits, within the
+	// balancer's bound, until its sessions end.
 	Drain(ctx context.Context, inst Instance) error
+	// Fence takes the instance out of rotation at once, without waiting
+	// for anything: no new work reaches it when Fence returns. Its open
+	// connections are left to end with it (a fenced instance is killed).
+	Fence(ctx context.Context, inst Instance) error
+	// Remove takes the instance out for good, once its connections end.
 	Remove(ctx context.Context, inst Instance) error
 }
 
@@ -92,6 +106,7 @@ type Executor interface {
 
 // Prober checks that an instance is alive, for heartbeat failure detection:
 // process liveness, a TCP or HTTP health check, or the provider's state.
+// An error wrapping ErrGone says the instance can never answer again.
 type Prober interface {
 	Probe(ctx context.Context, inst Instance) error
 }
@@ -114,6 +129,6 @@ type Drivers struct {
 	Metrics   Metrics
 	Syncer    Syncer
 	Executor  Executor
-	Prober    Prober // used by heartbeat (a later release)
-	Remote    Remote // used by instance cmd and scp
+	Probers   map[string]Prober // by pool: used by heartbeat
+	Remote    Remote            // used by instance cmd and scp
 }

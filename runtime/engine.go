@@ -66,6 +66,17 @@ type poolState struct {
 	// as no change.
 	rotation map[string]bool
 	restop   map[string]bool // restored as stopping: stopped again if still listed
+	// probes is the heartbeat's view of each running instance; kept are
+	// failed instances left running, out of rotation, until they recover
+	// (a pool with no replace or promote handler).
+	probes map[string]*probeState
+	kept   map[string]bool
+	// failedStarts counts instances in a row that failed soon after
+	// starting; past maxFailedStarts, no start before startAfter.
+	failedStarts    int
+	lastFailedStart time.Time
+	startAfter      time.Time
+	backoffSaid     bool // the current wait has been logged
 }
 
 type ruleState struct {
@@ -97,7 +108,7 @@ func New(prog *Program, opts Options) (*Engine, error) {
 	now := opts.Clock.Now()
 	for _, p := range prog.Pools {
 		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}, restart: map[string]bool{},
-			rotation: map[string]bool{}, restop: map[string]bool{}, dirty: true}) // list before the first reconcile: adopt what already runs
+			rotation: map[string]bool{}, restop: map[string]bool{}, probes: map[string]*probeState{}, kept: map[string]bool{}, dirty: true}) // list before the first reconcile: adopt what already runs
 		for _, r := range p.Rules {
 			e.rules[r] = &ruleState{}
 		}
@@ -196,6 +207,15 @@ func (e *Engine) NextDue() time.Time {
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.wg.Wait()
 	defer e.cancelBase() // before the wait: drains end early, their instances still stop
+	for _, ps := range e.pools {
+		if ps.p.Heartbeat != nil && e.opts.Drivers.Probers[ps.p.Name] != nil {
+			e.wg.Add(1)
+			go func() { // owned by Run: ends with ctx, and Run waits for it
+				defer e.wg.Done()
+				e.watch(ctx, ps)
+			}()
+		}
+	}
 	for {
 		next := e.NextDue()
 		if next.IsZero() { // nothing will ever be due
@@ -293,6 +313,7 @@ func (e *Engine) tick(ctx context.Context, ps *poolState, now time.Time) {
 		defer cancel()
 	}
 	e.refresh(ctx, ps, now)
+	ps.settled(now)
 	if ps.maintain {
 		// Hands off: the operator is working on the pool. Failures wait
 		// for the end of maintenance; metrics are still read for explain.
@@ -350,6 +371,18 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 	}
 	for _, in := range ps.insts {
 		cur, ok := find(in.ID)
+		if ps.kept[in.ID] && (!ok || cur.State == Failed) {
+			// A failed instance kept for recovery has died: it will not
+			// recover. Finish it.
+			delete(ps.kept, in.ID)
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "stopped", Instances: ps.target, Outcome: in.Name + " exited while failed: it will not recover"})
+			if ok {
+				e.stop(ctx, ps, now, in)
+			} else {
+				in.State = Stopping
+			}
+			continue
+		}
 		if !ok {
 			if in.State != Stopping && in.State != Failed {
 				in.State = Failed // gone without being asked
@@ -397,13 +430,15 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 	e.balance(ctx, ps, now)
 	// Forget instances that have stopped.
 	next = 0
-	kept := ps.insts[:0]
+	left := ps.insts[:0]
 	for _, in := range ps.insts {
 		if _, ok := find(in.ID); ok || in.State == Failed {
-			kept = append(kept, in)
+			left = append(left, in)
+		} else {
+			delete(ps.probes, in.ID)
 		}
 	}
-	ps.insts = kept
+	ps.insts = left
 }
 
 // nameIndex returns N of an instance named nodeN, or -1.
@@ -427,6 +462,11 @@ func (e *Engine) balance(ctx context.Context, ps *poolState, now time.Time) {
 		if in.State != Running || in.Role != Serving || in.Maintain || ps.rotation[in.ID] {
 			continue
 		}
+		if ps.p.Primary && len(ps.rotation) > 0 {
+			// One primary holds the address: another goes in only once
+			// it is out (fenced, or stopped by a restart).
+			continue
+		}
 		if err := b.Add(ctx, *in); err != nil {
 			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer add %s: %v", in.Name, err)})
 			continue
@@ -435,51 +475,138 @@ func (e *Engine) balance(ctx context.Context, ps *poolState, now time.Time) {
 	}
 }
 
-// failures acts once on each newly failed instance.
+// failures acts once on each newly failed instance. A failed instance is
+// first taken out of rotation, at once (no drain: it is failed); then,
+// with a replace or promote handler, or when it is dead anyway, it is
+// fenced (killed, so it cannot come back) before a standby takes its place,
+// so a pool never has the failed instance and its successor in rotation
+// together. Without such a handler it is kept out of rotation, running,
+// until the heartbeat sees it recover.
 func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
+	var failed []*Instance
 	for _, in := range ps.insts {
-		if in.State != Failed || ps.handled[in.ID] {
-			continue
+		if in.State == Failed && !ps.handled[in.ID] {
+			failed = append(failed, in)
 		}
+	}
+	replaces := false
+	for _, a := range ps.p.Failure {
+		replaces = replaces || a.Kind == Replace || a.Kind == Promote
+	}
+	for _, in := range failed {
 		ps.handled[in.ID] = true
-		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "failed", Instances: ps.target, Outcome: in.Name + " failed"})
+		why, probes, dead := ps.failureReason(in)
+		gone := ps.gone[in.ID]
+		role := "serving"
+		if in.Role == Standby {
+			role = "standby"
+		} else if ps.p.Primary {
+			role = "primary"
+		}
+		who := in.Name
+		if role != "serving" {
+			who += " (" + role + ")"
+		}
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "failed", Instances: ps.target, Probes: probes,
+			Outcome: fmt.Sprintf("%s failed: %s", who, why)})
+		e.failedStart(ps, now, in, why)
+		e.fence(ctx, ps, now, in, gone, replaces || dead)
+		if !replaces && !dead {
+			ps.kept[in.ID] = true
+			h := ps.p.Heartbeat
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "held", Instances: ps.target,
+				Outcome: fmt.Sprintf("%s kept out of rotation until %d probes in a row succeed (no replace or promote handler)", in.Name, ps.probes[in.ID].need(h))})
+		}
 		for _, a := range ps.p.Failure {
 			switch a.Kind {
 			case Promote:
-				e.promote(ctx, ps, now, in, a)
+				if in.Role == Serving {
+					e.promote(ctx, ps, now, in, a)
+				} else {
+					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "replace", Instances: ps.target, Pos: a.Pos,
+						Rule: "on failure promote standby", Outcome: "standby " + in.Name + " failed: starting another standby"})
+				}
 			case Exec:
-				env := map[string]string{"CLOUDSPEAK_INSTANCE": in.Name, "CLOUDSPEAK_ADDR": in.Addr, "CLOUDSPEAK_POOL": ps.p.Name}
+				env := map[string]string{"CLOUDSPEAK_INSTANCE": in.Name, "CLOUDSPEAK_ADDR": in.Addr, "CLOUDSPEAK_POOL": ps.p.Name,
+					"CLOUDSPEAK_ROLE": role, "CLOUDSPEAK_REASON": why}
 				e.act(ctx, now, ps.p, a, "on failure exec", a.Pos, env, nil, nil)
 			case Replace:
 				e.log(Decision{Time: now, Pool: ps.p.Name, Action: "replace", Instances: ps.target, Pos: a.Pos,
 					Rule: "on failure replace instance", Outcome: "replacing " + in.Name})
 			}
 		}
-		if ps.gone[in.ID] {
-			delete(ps.gone, in.ID) // nothing left to stop, or to drain
-			in.State = Stopping
-			if b := e.opts.Drivers.Balancers[ps.p.Name]; b != nil && ps.rotation[in.ID] {
-				delete(ps.rotation, in.ID)
-				if err := b.Remove(ctx, *in); err != nil {
-					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer: take %s out: %v", in.Name, err)})
-				}
-			}
-			continue
-		}
-		e.stop(ctx, ps, now, in)
 	}
 }
 
-// promote puts a running standby into rotation in place of failed.
+// fence takes a failed instance out of rotation at once and, with kill,
+// makes sure it cannot come back: it is killed (not asked to stop: it is
+// failed, and may be hung) and removed from the balancer for good once its
+// connections have ended.
+func (e *Engine) fence(ctx context.Context, ps *poolState, now time.Time, in *Instance, gone, kill bool) {
+	delete(ps.gone, in.ID)
+	b := e.opts.Drivers.Balancers[ps.p.Name]
+	inRotation := ps.rotation[in.ID]
+	delete(ps.rotation, in.ID)
+	if b != nil && inRotation {
+		if err := b.Fence(ctx, *in); err != nil {
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer: fence %s: %v", in.Name, err)})
+		}
+	}
+	if !kill {
+		return
+	}
+	in.State = Stopping
+	ps.dirty = true
+	delete(ps.probes, in.ID)
+	inst, prov := *in, e.provider(ps.p)
+	if !gone && prov != nil {
+		var err error
+		if k, ok := prov.(Killer); ok {
+			err = k.Kill(ctx, inst)
+		} else {
+			err = prov.Stop(ctx, inst)
+		}
+		if err != nil {
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("fence %s: %v", in.Name, err)})
+		}
+	}
+	if b == nil || !inRotation {
+		return
+	}
+	e.wg.Add(1)
+	go func() { // owned by the engine: Run waits for it
+		defer e.wg.Done()
+		cctx, cancel := e.call(e.base)
+		defer cancel()
+		if err := b.Remove(cctx, inst); err != nil {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.log(Decision{Time: e.opts.Clock.Now(), Pool: ps.p.Name, Action: "error", Instances: ps.target,
+				Outcome: fmt.Sprintf("balancer: take %s out: %v", inst.Name, err)})
+		}
+	}()
+}
+
+// promote puts a healthy standby into rotation in place of failed, which
+// is already out of it; it then counts as serving, and reconcile starts a
+// new standby. With no standby ready, reconcile replaces failed instead.
 func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, failed *Instance, a *Action) {
 	for _, in := range ps.insts {
-		if in.Role == Standby && in.State == Running {
-			in.Role = Serving
-			e.balance(ctx, ps, now)
-			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "promote", Instances: ps.target, Pos: a.Pos,
-				Rule: "on failure promote standby", Outcome: fmt.Sprintf("%s replaces %s", in.Name, failed.Name)})
-			return
+		if in.Role != Standby || in.State != Running || in.Maintain {
+			continue
 		}
+		if st := ps.probes[in.ID]; ps.p.Heartbeat != nil && st != nil && st.okRun == 0 {
+			continue // its last probe failed: not a standby to trust
+		}
+		in.Role = Serving
+		e.balance(ctx, ps, now)
+		outcome := fmt.Sprintf("%s replaces %s", in.Name, failed.Name)
+		if ps.p.Primary {
+			outcome = fmt.Sprintf("%s is the primary in place of %s", in.Name, failed.Name)
+		}
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "promote", Instances: ps.target, Pos: a.Pos,
+			Rule: "on failure promote standby", Outcome: outcome})
+		return
 	}
 	e.log(Decision{Time: now, Pool: ps.p.Name, Action: "replace", Instances: ps.target, Pos: a.Pos,
 		Rule: "on failure promote standby", Outcome: "no standby ready: replacing " + failed.Name})
@@ -730,10 +857,10 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 var errNoDriver = errors.New("no driver")
 
 // live counts the pool's serving and standby instances that are starting
-// or running.
+// or running, or failed and kept for recovery.
 func (ps *poolState) live() (serving, standby int) {
 	for _, in := range ps.insts {
-		if in.State != Starting && in.State != Running {
+		if in.State != Starting && in.State != Running && !ps.kept[in.ID] {
 			continue
 		}
 		if in.Role == Standby {
@@ -768,7 +895,7 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 	}
 	// The common case, without building lists: the right number serving,
 	// and enough standbys (none at all when stopped).
-	if s, b := ps.live(); s == target && (b >= standbys && !ps.stopped || b == 0) {
+	if s, b := ps.live(); s == target && (ps.stopped && b == 0 || !ps.stopped && b >= standbys) {
 		return
 	}
 	serving, standby := e.members(ps)
@@ -784,11 +911,18 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 		serving = append(serving, in)
 	}
 	// Stop the newest first: they have the least warm state. One under
-	// maintenance is left to the operator while there is another.
+	// maintenance is left to the operator while there is another; a failed
+	// one goes first.
 	for len(serving) > target {
 		i := len(serving) - 1
 		for j := i; j >= 0; j-- {
 			if !serving[j].Maintain {
+				i = j
+				break
+			}
+		}
+		for j := len(serving) - 1; j >= 0; j-- {
+			if serving[j].State == Failed {
 				i = j
 				break
 			}
@@ -810,7 +944,7 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 // is kept in the order they were started).
 func (e *Engine) members(ps *poolState) (serving, standby []*Instance) {
 	for _, in := range ps.insts {
-		if in.State != Starting && in.State != Running {
+		if in.State != Starting && in.State != Running && !ps.kept[in.ID] {
 			continue
 		}
 		if in.Role == Standby {
@@ -823,11 +957,21 @@ func (e *Engine) members(ps *poolState) (serving, standby []*Instance) {
 }
 
 func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role Role) (*Instance, bool) {
+	if now.Before(ps.startAfter) {
+		if !ps.backoffSaid {
+			ps.backoffSaid = true
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "suppressed", Instances: ps.target,
+				Outcome: fmt.Sprintf("backing off after %d failed starts: no new instance until %s", ps.failedStarts, ps.startAfter.Format("15:04:05"))})
+		}
+		return nil, false
+	}
+	ps.backoffSaid = false
 	name := fmt.Sprintf("node%d", ps.nextName)
 	ps.nextName++
 	in, err := e.provider(ps.p).Start(ctx, ps.p.Name, name)
 	if err != nil {
 		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("start %s: %v", name, err)})
+		e.failedStart(ps, now, &Instance{Name: name}, err.Error())
 		return nil, false
 	}
 	in.Role, in.Name, in.Pool = role, name, ps.p.Name
@@ -859,12 +1003,24 @@ func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Ins
 		return
 	}
 	inst, prov := *in, e.provider(ps.p)
+	switchover := ps.p.Primary
+	if switchover {
+		// A primary is not drained beside its successor: it is taken out
+		// at once and the successor, if it runs, put in, so the address
+		// is never held by two. It then stops with its grace.
+		if err := b.Fence(ctx, inst); err != nil {
+			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer: take %s out: %v", in.Name, err)})
+		}
+		e.balance(ctx, ps, now)
+	}
 	e.wg.Add(1)
 	go func() { // owned by the engine: Run waits for it; its end cancels the drain
 		defer e.wg.Done()
 		var errs []string
-		if err := b.Drain(e.base, inst); err != nil {
-			errs = append(errs, "balancer: "+err.Error())
+		if !switchover { // a primary was fenced above
+			if err := b.Drain(e.base, inst); err != nil {
+				errs = append(errs, "balancer: "+err.Error())
+			}
 		}
 		cctx, cancel := e.call(context.Background())
 		defer cancel()

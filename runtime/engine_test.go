@@ -217,7 +217,7 @@ func TestOnFailureOncePerInstance(t *testing.T) {
 		fails:  []string{"3 web"},
 		d:      6 * time.Second,
 	}.do(t)
-	expect(t, got, "3 web failed 1: node0 failed", "3 web replace 1")
+	expect(t, got, "3 web failed 1: node0 failed: the provider reports it failed", "3 web replace 1")
 }
 
 func TestAtScheduleAcrossDST(t *testing.T) {
@@ -544,6 +544,7 @@ func (b *drainLog) record(op string, in runtime.Instance) error {
 }
 func (b *drainLog) Add(_ context.Context, in runtime.Instance) error   { return b.record("add", in) }
 func (b *drainLog) Drain(_ context.Context, in runtime.Instance) error { return b.record("drain", in) }
+func (b *drainLog) Fence(_ context.Context, in runtime.Instance) error { return b.record("fence", in) }
 func (b *drainLog) Remove(_ context.Context, in runtime.Instance) error {
 	return b.record("remove", in)
 }

@@ -91,6 +91,11 @@ type Pool struct {
 	Cooldown time.Duration
 	Standby  int
 	Balancer bool
+	// Heartbeat, if set, probes the pool's instances between ticks.
+	Heartbeat *Heartbeat
+	// Primary says one serving instance holds the pool's address: on its
+	// failure it is fenced before a standby takes the address over.
+	Primary bool
 	// Observed says some rule reads this pool's metrics (other than
 	// instances and healthy, which the engine counts itself): only then
 	// are its metrics read at each tick.
@@ -99,6 +104,19 @@ type Pool struct {
 	Failure  []*Action // its on-failure actions, or the top-level ones
 	Decl     *lang.PoolDecl
 }
+
+// Heartbeat is a compiled `heartbeat every D timeout T recover N`.
+type Heartbeat struct {
+	Every   time.Duration // how often each instance is probed
+	Timeout time.Duration // failed when no probe has succeeded for this long
+	Recover int           // a failed instance recovers after this many successes in a row
+}
+
+// Heartbeat defaults; the spec states them.
+const (
+	DefaultTimeoutIntervals = 3 // timeout: three intervals
+	DefaultRecover          = 3
+)
 
 // Pool returns the pool of that name.
 func (p *Program) Pool(name string) *Pool { return p.pools[name] }
@@ -268,6 +286,18 @@ func (c *compiler) pool(d *lang.PoolDecl) {
 			p.Standby = int(c.quantity(it.Standby, lang.Number).Value)
 		case it.Balancer != nil:
 			p.Balancer = true
+		case it.Primary:
+			p.Primary = true
+		case it.Heartbeat != nil:
+			h := &Heartbeat{Every: c.quantity(it.Heartbeat.Every, lang.Duration).Duration(), Recover: DefaultRecover}
+			h.Timeout = DefaultTimeoutIntervals * h.Every
+			if it.Heartbeat.Timeout != nil {
+				h.Timeout = c.quantity(it.Heartbeat.Timeout, lang.Duration).Duration()
+			}
+			if it.Heartbeat.Recover != nil {
+				h.Recover = int(c.quantity(it.Heartbeat.Recover, lang.Number).Value)
+			}
+			p.Heartbeat = h
 		}
 	}
 	c.prog.Pools = append(c.prog.Pools, p)

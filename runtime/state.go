@@ -28,6 +28,10 @@ type PoolState struct {
 	Stopped   bool            `json:"stopped,omitempty"`
 	Maintain  bool            `json:"maintain,omitempty"`
 	Restart   []string        `json:"restart,omitempty"` // instances a rolling restart has still to replace
+	Kept      []string        `json:"kept,omitempty"`    // failed instances kept running for recovery
+	// FailedStarts and StartAfter are the failed-start backoff.
+	FailedStarts int       `json:"failed_starts,omitempty"`
+	StartAfter   time.Time `json:"start_after,omitzero"`
 }
 
 // RuleState is a rule's remembered window.
@@ -46,11 +50,15 @@ func (e *Engine) snapshot() *State {
 	s := &State{Pools: map[string]PoolState{}, Rules: map[string]RuleState{}, Jobs: map[string]time.Time{}}
 	for _, ps := range e.pools {
 		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
-			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped, Maintain: ps.maintain}
+			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped, Maintain: ps.maintain,
+			FailedStarts: ps.failedStarts, StartAfter: ps.startAfter}
 		for _, in := range ps.insts {
 			p.Instances = append(p.Instances, *in)
 			if ps.restart[in.ID] {
 				p.Restart = append(p.Restart, in.ID)
+			}
+			if ps.kept[in.ID] {
+				p.Kept = append(p.Kept, in.ID)
 			}
 		}
 		s.Pools[ps.p.Name] = p
@@ -80,6 +88,13 @@ func (e *Engine) restore(s *State) {
 		ps.outUntil, ps.inUntil, ps.nextName, ps.stopped, ps.maintain = p.OutUntil, p.InUntil, p.NextName, p.Stopped, p.Maintain
 		for _, id := range p.Restart {
 			ps.restart[id] = true
+		}
+		for _, id := range p.Kept {
+			ps.kept[id] = true
+		}
+		ps.failedStarts, ps.startAfter = p.FailedStarts, p.StartAfter
+		if ps.failedStarts > 0 {
+			ps.lastFailedStart = p.StartAfter // an instance started after the wait settles it
 		}
 		for i := range p.Instances {
 			in := p.Instances[i]

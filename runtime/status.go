@@ -31,6 +31,13 @@ type PoolStatus struct {
 	InUntil   time.Time    `json:"scale_in_cooldown_until,omitzero"`
 	Instances []Instance   `json:"instances"`
 	Rules     []RuleStatus `json:"rules"`
+	// Probes holds, by instance name, the heartbeat's last probe results.
+	Probes map[string]string `json:"probes,omitempty"`
+	// Primary says the pool's serving instance is its primary.
+	Primary bool `json:"primary,omitempty"`
+	// StartAfter is when the pool may start an instance again, after
+	// instances in a row failed soon after starting.
+	StartAfter time.Time `json:"start_after,omitzero"`
 }
 
 // RuleStatus is one rule's state.
@@ -52,8 +59,15 @@ func (e *Engine) Status() Status {
 	for _, ps := range e.pools {
 		p := PoolStatus{Name: ps.p.Name, Min: ps.min, Max: ps.max, Target: ps.target, Stopped: ps.stopped,
 			Maintain: ps.maintain, Restart: len(ps.restart), OutUntil: ps.outUntil, InUntil: ps.inUntil}
+		p.Primary, p.StartAfter = ps.p.Primary, ps.startAfter
 		for _, in := range ps.insts {
 			p.Instances = append(p.Instances, *in)
+			if sum := ps.probeSummary(in.ID); sum != "" {
+				if p.Probes == nil {
+					p.Probes = map[string]string{}
+				}
+				p.Probes[in.Name] = sum
+			}
 		}
 		for _, r := range ps.p.Rules {
 			st := e.rules[r]

@@ -359,7 +359,11 @@ func (x *commander) show(topic string, names []string) error {
 				if in.Maintain {
 					state += ",maint"
 				}
-				fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", p.Name, in.Name, state, in.Role, in.Addr, in.Started.UTC().Format(time.RFC3339))
+				role := string(in.Role)
+				if p.Primary && in.Role == runtime.Serving {
+					role = "primary"
+				}
+				fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", p.Name, in.Name, state, role, in.Addr, in.Started.UTC().Format(time.RFC3339))
 			}
 		}
 	case "rules":

@@ -309,6 +309,8 @@ func list(e engine, names []string, asJSON bool, out *strings.Builder) error {
 			}
 			if in.Role == runtime.Standby {
 				notes = append(notes, "standby")
+			} else if p.Primary && in.State == runtime.Running {
+				notes = append(notes, "primary")
 			}
 			if in.Maintain {
 				notes = append(notes, "maintenance")
@@ -399,6 +401,9 @@ func explain(e engine, names []string, recent []runtime.Decision, out *strings.B
 			}
 			fmt.Fprintf(out, "      now: %s; %s\n", seen, state)
 		}
+		if !p.StartAfter.IsZero() && p.StartAfter.After(now) {
+			fmt.Fprintf(out, "  backing off: instances failed soon after starting; no new instance until %s\n", p.StartAfter.Format(time.TimeOnly))
+		}
 		var acts []runtime.Decision
 		for _, d := range recent {
 			if d.Pool == name && d.Action != "suppressed" && d.Action != "held" {
@@ -424,6 +429,9 @@ func explain(e engine, names []string, recent []runtime.Decision, out *strings.B
 			}
 			if d.Outcome != "" {
 				out.WriteString(": " + d.Outcome)
+			}
+			if len(d.Probes) > 0 {
+				out.WriteString(" [probes: " + strings.Join(d.Probes, "; ") + "]")
 			}
 			out.WriteString("\n")
 		}

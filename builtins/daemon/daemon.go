@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -276,6 +277,9 @@ func (d *Daemon) logDecision(dec runtime.Decision) {
 	}
 	if dec.Outcome != "" {
 		attrs = append(attrs, "outcome", dec.Outcome)
+	}
+	if len(dec.Probes) > 0 {
+		attrs = append(attrs, "probes", strings.Join(dec.Probes, "; "))
 	}
 	switch dec.Action {
 	case "error":

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
+	"github.com/cloudspeak/cloudspeak/builtins/heartbeat"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
@@ -78,9 +79,11 @@ func balancerBlock(d *lang.PoolDecl) *lang.BlockDecl {
 // refuses rejects the policy (with the block's position) before the
 // running one is stopped.
 func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.File) (runtime.Drivers, error) {
-	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Balancers: map[string]runtime.Balancer{}}
+	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Balancers: map[string]runtime.Balancer{},
+		Probers: map[string]runtime.Prober{}}
 	sources := metricsByPool{}
 	var balanced []haproxy.Pool
+	healthPath := map[string]string{} // the balancer's HTTP check, which the heartbeat uses too
 	for _, p := range prog.Pools {
 		b := balancerBlock(p.Decl)
 		if b == nil {
@@ -92,6 +95,9 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 		}
 		balanced = append(balanced, hp)
 		drivers.Balancers[p.Name] = d.haproxy.Balancer(p.Name)
+		if hp.Health.Kind == "http" {
+			healthPath[p.Name] = hp.Health.Path
+		}
 	}
 	if err := d.haproxy.Apply(ctx, balanced); err != nil {
 		var pe *haproxy.PoolError
@@ -123,6 +129,13 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 	}
 	for name := range drivers.Balancers {
 		sources[name] = append(sources[name], d.haproxy)
+	}
+	for _, p := range prog.Pools {
+		if p.Heartbeat == nil {
+			continue
+		}
+		live, _ := drivers.Providers[p.Name].(heartbeat.Liveness)
+		drivers.Probers[p.Name] = heartbeat.New(live, healthPath[p.Name])
 	}
 	drivers.Metrics = sources
 	return drivers, nil

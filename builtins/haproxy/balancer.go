@@ -147,6 +147,34 @@ func (b *balancer) sessions(ctx context.Context, backend, name string) (int64, e
 	return 0, nil // gone
 }
 
+// Fence takes an instance out of rotation at once: maintenance, so no new
+// request reaches it. Its open connections are left alone: the instance is
+// killed next, which closes them, and HAProxy then retries what it can on
+// another server; Remove deletes the server once they are gone.
+func (b *balancer) Fence(ctx context.Context, in runtime.Instance) error {
+	m := b.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := m.find(b.pool, in.Name)
+	if i < 0 {
+		return nil
+	}
+	sock, p, err := m.target(b.pool)
+	if err != nil {
+		if !p.External() {
+			m.servers[b.pool][i].State = "maint" // HAProxy is down: the restart's config has it in maintenance
+			return nil
+		}
+		return err
+	}
+	if err := change(ctx, sock, "set server "+p.Backend+"/"+in.Name+" state maint"); err != nil &&
+		!isAPIError(err, "No such server") && !isAPIError(err, "No such backend") {
+		return err
+	}
+	m.servers[b.pool][i].State = "maint"
+	return nil
+}
+
 // Remove takes an instance out of the pool's backend for good.
 func (b *balancer) Remove(ctx context.Context, in runtime.Instance) error {
 	m := b.m

@@ -328,7 +328,14 @@ func (p *Provider) discover(pool string) {
 // Stop asks the instance to stop: SIGTERM to its process group, then
 // SIGKILL if it is still there after the pool's grace period. It returns at
 // once; List stops reporting the instance when it is gone.
-func (p *Provider) Stop(ctx context.Context, in runtime.Instance) error {
+func (p *Provider) Stop(ctx context.Context, in runtime.Instance) error { return p.stop(in, false) }
+
+// Kill stops the instance at once: SIGKILL to its process group, with no
+// grace. Failed instances are fenced with it: one that hangs (SIGSTOP, a
+// deadlock) cannot handle SIGTERM, and must not come back.
+func (p *Provider) Kill(ctx context.Context, in runtime.Instance) error { return p.stop(in, true) }
+
+func (p *Provider) stop(in runtime.Instance, kill bool) error {
 	p.mu.Lock()
 	pr, ok := p.procs[in.ID]
 	if !ok {
@@ -339,17 +346,24 @@ func (p *Provider) Stop(ctx context.Context, in runtime.Instance) error {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	if pr.stopping {
-		p.mu.Unlock()
-		return nil
-	}
+	already := pr.stopping
 	pr.stopping = true
 	p.mu.Unlock()
 	if pr.hasExited() {
+		if !already {
+			os.Remove(filepath.Join(p.root, in.Pool, in.Name, recordFile))
+		}
 		return nil
 	}
-	if err := syscall.Kill(-pr.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	if err := syscall.Kill(-pr.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stop %s: %w", in.Name, err)
+	}
+	if already {
+		return nil // its stopper is running
 	}
 	p.wg.Add(1)
 	go func() { // the stopper: escalates, and clears the record
@@ -378,6 +392,28 @@ func (p *Provider) Stop(ctx context.Context, in runtime.Instance) error {
 		syscall.Kill(-pr.pid, syscall.SIGKILL)
 		os.Remove(filepath.Join(p.root, in.Pool, in.Name, recordFile))
 	}()
+	return nil
+}
+
+// Alive says whether the instance's process is there and able to run: an
+// error wrapping runtime.ErrGone once it has exited (it cannot come back),
+// and an error while it is stopped (SIGSTOP) or traced, as a hung process
+// answers no one. The heartbeat probes it first.
+func (p *Provider) Alive(ctx context.Context, in runtime.Instance) error {
+	p.mu.Lock()
+	pr, ok := p.procs[in.ID]
+	exited := ok && pr.hasExited()
+	p.mu.Unlock()
+	if !ok || exited {
+		return fmt.Errorf("process exited: %w", runtime.ErrGone)
+	}
+	st, err := readStat(pr.pid)
+	if err != nil || st.startTime != pr.startTime || st.state == 'Z' || st.state == 'X' {
+		return fmt.Errorf("process exited: %w", runtime.ErrGone)
+	}
+	if st.state == 'T' || st.state == 't' {
+		return fmt.Errorf("process %d is stopped (SIGSTOP)", pr.pid)
+	}
 	return nil
 }
 
