@@ -63,9 +63,13 @@ func (b *rotation) do(op string, in runtime.Instance, put bool) error {
 	b.most = max(b.most, len(b.in))
 	return nil
 }
-func (b *rotation) Add(_ context.Context, in runtime.Instance) error   { return b.do("add", in, true) }
-func (b *rotation) Drain(_ context.Context, in runtime.Instance) error { return b.do("drain", in, false) }
-func (b *rotation) Fence(_ context.Context, in runtime.Instance) error { return b.do("fence", in, false) }
+func (b *rotation) Add(_ context.Context, in runtime.Instance) error { return b.do("add", in, true) }
+func (b *rotation) Drain(_ context.Context, in runtime.Instance) error {
+	return b.do("drain", in, false)
+}
+func (b *rotation) Fence(_ context.Context, in runtime.Instance) error {
+	return b.do("fence", in, false)
+}
 func (b *rotation) Remove(_ context.Context, in runtime.Instance) error {
 	return b.do("remove", in, false)
 }
