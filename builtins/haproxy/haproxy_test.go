@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/internal/loadgen"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -77,15 +78,15 @@ func TestZeroFailedRequests(t *testing.T) {
 	add()
 	add()
 
-	g := newLoadgen("http://"+listen+"/", rate)
-	g.setPhase("steady")
+	g := loadgen.New("http://"+listen+"/", rate)
+	g.SetPhase("steady")
 	lctx, stopLoad := context.WithCancel(ctx)
 	loadDone := make(chan struct{})
-	go func() { defer close(loadDone); g.run(lctx) }()
+	go func() { defer close(loadDone); g.Run(lctx) }()
 	defer func() { stopLoad(); <-loadDone }()
 
 	time.Sleep(baseline)
-	g.setPhase("events")
+	g.SetPhase("events")
 	start := time.Now()
 	// Scale events alternate: add an instance, then drain and remove the
 	// oldest (stopping it only once it is out), never fewer than two.
@@ -116,7 +117,7 @@ func TestZeroFailedRequests(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	took := time.Since(start)
-	g.setPhase("after")
+	g.SetPhase("after")
 	time.Sleep(500 * time.Millisecond)
 	stopLoad()
 	<-loadDone
@@ -127,22 +128,22 @@ func TestZeroFailedRequests(t *testing.T) {
 	if ev.reloads != did || did != reloads {
 		t.Errorf("HAProxy reloaded %d times, want %d (one per frontend change, none per scale event)", ev.reloads, reloads)
 	}
-	steady, during := g.figures("steady"), g.figures("events")
-	t.Logf("load %d req/s (requests not sent on time: %d); %d scale events and %d reloads in %v", rate, g.late.Load(), events, did, took.Round(time.Millisecond))
+	steady, during := g.Figures("steady"), g.Figures("events")
+	t.Logf("load %d req/s (requests not sent on time: %d); %d scale events and %d reloads in %v", rate, g.Late(), events, did, took.Round(time.Millisecond))
 	t.Logf("%-22s %8s %7s %9s %9s", "phase", "served", "failed", "p50", "p99")
 	for _, row := range []struct {
 		name string
-		f    figures
+		f    loadgen.Figures
 	}{{"steady, no events", steady}, {"scale events, reloads", during}} {
-		t.Logf("%-22s %8d %7d %9v %9v", row.name, row.f.ok, row.f.failed, row.f.p50.Round(10*time.Microsecond), row.f.p99.Round(10*time.Microsecond))
+		t.Logf("%-22s %8d %7d %9v %9v", row.name, row.f.OK, row.f.Failed, row.f.P50.Round(10*time.Microsecond), row.f.P99.Round(10*time.Microsecond))
 	}
 	for _, phase := range []string{"steady", "events", "after"} {
-		if f := g.figures(phase); f.failed > 0 {
-			t.Errorf("%s: %d requests failed, want 0; e.g. %q", phase, f.failed, g.failureSample(phase))
+		if f := g.Figures(phase); f.Failed > 0 {
+			t.Errorf("%s: %d requests failed, want 0; e.g. %q", phase, f.Failed, g.FailureSample(phase))
 		}
 	}
-	if steady.ok == 0 || during.ok == 0 {
-		t.Errorf("no requests served (steady %d, during events %d)", steady.ok, during.ok)
+	if steady.OK == 0 || during.OK == 0 {
+		t.Errorf("no requests served (steady %d, during events %d)", steady.OK, during.OK)
 	}
 	// Every instance that was in rotation took requests: the load really
 	// went through the changes.
@@ -372,10 +373,10 @@ func TestTakeover(t *testing.T) {
 	oldPID := first.proc.pid()
 	first.Close(true)
 
-	g := newLoadgen("http://"+pool.Listen+"/", 200)
+	g := loadgen.New("http://"+pool.Listen+"/", 200)
 	lctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); g.run(lctx) }()
+	go func() { defer close(done); g.Run(lctx) }()
 	time.Sleep(300 * time.Millisecond)
 	second := New(Options{Dir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	defer second.Close(false)
@@ -386,8 +387,8 @@ func TestTakeover(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	<-done
-	if f := g.figures(""); f.failed > 0 || f.ok == 0 {
-		t.Errorf("during the takeover: %d served, %d failed (%q)", f.ok, f.failed, g.failureSample(""))
+	if f := g.Figures(""); f.Failed > 0 || f.OK == 0 {
+		t.Errorf("during the takeover: %d served, %d failed (%q)", f.OK, f.Failed, g.FailureSample(""))
 	}
 	eventually(t, "the old master exits", func() bool {
 		return syscall.Kill(oldPID, 0) != nil

@@ -3,7 +3,6 @@ package haproxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,9 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,118 +109,6 @@ func (b *backend) stop() {
 
 func (b *backend) instance() runtime.Instance {
 	return runtime.Instance{ID: b.name, Name: b.name, Addr: b.addr, State: runtime.Running, Role: runtime.Serving}
-}
-
-// loadgen sends GET requests at a steady rate, open loop: each request is
-// due at its time whether or not the ones before have answered, so a stall
-// shows as latency rather than as a slower rate.
-type loadgen struct {
-	url    string
-	rate   int
-	client *http.Client
-
-	mu       sync.Mutex
-	phase    string
-	lat      map[string][]time.Duration
-	failures map[string][]string
-	late     atomic.Int64 // requests not sent on time: every worker was busy
-}
-
-func newLoadgen(url string, rate int) *loadgen {
-	return &loadgen{url: url, rate: rate, lat: map[string][]time.Duration{}, failures: map[string][]string{},
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-}
-
-func (g *loadgen) setPhase(p string) {
-	g.mu.Lock()
-	g.phase = p
-	g.mu.Unlock()
-}
-
-// run sends requests until ctx is done, then waits for those in flight.
-func (g *loadgen) run(ctx context.Context) {
-	const workers = 64
-	due := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() { // owned by run: ends when due is closed
-			defer wg.Done()
-			for range due {
-				g.one()
-			}
-		}()
-	}
-	interval := time.Second / time.Duration(g.rate)
-	next := time.Now()
-	for ctx.Err() == nil {
-		next = next.Add(interval)
-		if d := time.Until(next); d > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(d):
-			}
-		}
-		select {
-		case due <- struct{}{}:
-		default:
-			g.late.Add(1)
-		}
-	}
-	close(due)
-	wg.Wait()
-}
-
-func (g *loadgen) one() {
-	start := time.Now()
-	resp, err := g.client.Get(g.url)
-	var failure string
-	if err != nil {
-		failure = err.Error()
-	} else {
-		body, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		switch {
-		case rerr != nil:
-			failure = "reading the answer: " + rerr.Error()
-		case resp.StatusCode != http.StatusOK:
-			failure = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-		}
-	}
-	took := time.Since(start)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if failure != "" {
-		g.failures[g.phase] = append(g.failures[g.phase], failure)
-		return
-	}
-	g.lat[g.phase] = append(g.lat[g.phase], took)
-}
-
-// figures are one phase's results.
-type figures struct {
-	ok, failed int
-	p50, p99   time.Duration
-}
-
-func (g *loadgen) figures(phase string) figures {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	lat := append([]time.Duration(nil), g.lat[phase]...)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	f := figures{ok: len(lat), failed: len(g.failures[phase])}
-	if len(lat) > 0 {
-		f.p50 = lat[len(lat)*50/100]
-		f.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	}
-	return f
-}
-
-func (g *loadgen) failureSample(phase string) []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	f := g.failures[phase]
-	return f[:min(len(f), 5)]
 }
 
 // get requests url once and returns the answer's body.
