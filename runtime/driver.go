@@ -85,6 +85,15 @@ type Balancer interface {
 	Remove(ctx context.Context, inst Instance) error
 }
 
+// Switcher is an optional interface of a Balancer that can move a
+// primary's place to another instance in one step: from out of rotation
+// and to in, with never both in (HAProxy: both changes on one command
+// line; an Elastic IP: one reassociation). Without it, the engine fences
+// from, then adds to, and requests in between find no instance.
+type Switcher interface {
+	Switch(ctx context.Context, from, to Instance) error
+}
+
 // Metrics reads what a pool observes.
 type Metrics interface {
 	// Observe fills obs with the pool's metrics at now; a metric with no

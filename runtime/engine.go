@@ -510,6 +510,12 @@ func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
 		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "failed", Instances: ps.target, Probes: probes,
 			Outcome: fmt.Sprintf("%s failed: %s", who, why)})
 		e.failedStart(ps, now, in, why)
+		// A primary's standby takes its place in the same step that
+		// takes it out, where the balancer can do that.
+		var switched *Instance
+		if ps.p.Primary && in.Role == Serving && ps.rotation[in.ID] && e.promotes(ps) {
+			switched = e.switchover(ctx, ps, now, in)
+		}
 		e.fence(ctx, ps, now, in, gone, replaces || dead)
 		if !replaces && !dead {
 			ps.kept[in.ID] = true
@@ -520,9 +526,13 @@ func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
 		for _, a := range ps.p.Failure {
 			switch a.Kind {
 			case Promote:
-				if in.Role == Serving {
+				switch {
+				case switched != nil:
+					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "promote", Instances: ps.target, Pos: a.Pos,
+						Rule: "on failure promote standby", Outcome: fmt.Sprintf("%s is the primary in place of %s", switched.Name, in.Name)})
+				case in.Role == Serving:
 					e.promote(ctx, ps, now, in, a)
-				} else {
+				default:
 					e.log(Decision{Time: now, Pool: ps.p.Name, Action: "replace", Instances: ps.target, Pos: a.Pos,
 						Rule: "on failure promote standby", Outcome: "standby " + in.Name + " failed: starting another standby"})
 				}
@@ -587,10 +597,18 @@ func (e *Engine) fence(ctx context.Context, ps *poolState, now time.Time, in *In
 	}()
 }
 
-// promote puts a healthy standby into rotation in place of failed, which
-// is already out of it; it then counts as serving, and reconcile starts a
-// new standby. With no standby ready, reconcile replaces failed instead.
-func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, failed *Instance, a *Action) {
+// promotes says whether the pool's failure handlers promote a standby.
+func (e *Engine) promotes(ps *poolState) bool {
+	for _, a := range ps.p.Failure {
+		if a.Kind == Promote {
+			return true
+		}
+	}
+	return false
+}
+
+// readyStandby returns a running standby whose last probe succeeded, or nil.
+func (ps *poolState) readyStandby() *Instance {
 	for _, in := range ps.insts {
 		if in.Role != Standby || in.State != Running || in.Maintain {
 			continue
@@ -598,6 +616,35 @@ func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, fail
 		if st := ps.probes[in.ID]; ps.p.Heartbeat != nil && st != nil && st.okRun == 0 {
 			continue // its last probe failed: not a standby to trust
 		}
+		return in
+	}
+	return nil
+}
+
+// switchover moves a failed primary's place to a ready standby in one
+// step, if the balancer can (Switcher); it returns the new primary, or nil
+// when the usual fence, then promote, must do.
+func (e *Engine) switchover(ctx context.Context, ps *poolState, now time.Time, failed *Instance) *Instance {
+	sw, ok := e.opts.Drivers.Balancers[ps.p.Name].(Switcher)
+	next := ps.readyStandby()
+	if !ok || next == nil {
+		return nil
+	}
+	if err := sw.Switch(ctx, *failed, *next); err != nil {
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target,
+			Outcome: fmt.Sprintf("balancer: switch from %s to %s: %v", failed.Name, next.Name, err)})
+		return nil
+	}
+	next.Role = Serving
+	ps.rotation[next.ID] = true
+	return next
+}
+
+// promote puts a healthy standby into rotation in place of failed, which
+// is already out of it; it then counts as serving, and reconcile starts a
+// new standby. With no standby ready, reconcile replaces failed instead.
+func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, failed *Instance, a *Action) {
+	if in := ps.readyStandby(); in != nil {
 		in.Role = Serving
 		e.balance(ctx, ps, now)
 		outcome := fmt.Sprintf("%s replaces %s", in.Name, failed.Name)

@@ -54,33 +54,78 @@ func (b *balancer) Add(ctx context.Context, in runtime.Instance) error {
 		}
 		return err
 	}
-	srv := p.Backend + "/" + in.Name
-	if i >= 0 && m.servers[b.pool][i].Addr != in.Addr {
-		// Same name, new address (replaced while we were away): start over.
-		if err := m.delete(ctx, sock, srv); err != nil {
-			return err
-		}
-		m.servers[b.pool] = append(m.servers[b.pool][:i], m.servers[b.pool][i+1:]...)
-		i = -1
-	}
-	if i < 0 {
-		err := change(ctx, sock, fmt.Sprintf("add server %s %s%s", srv, in.Addr, serverOptions(p)))
-		if err != nil && !isAPIError(err, "Already exists") {
-			return err
-		}
-		if p.Health.Kind != "" {
-			if err := change(ctx, sock, "enable health "+srv); err != nil {
-				return err
-			}
-		}
-		m.servers[b.pool] = append(m.servers[b.pool], server{Name: in.Name, Addr: in.Addr, State: "maint"})
-		i = len(m.servers[b.pool]) - 1
+	if i, err = m.register(ctx, sock, p, in); err != nil {
+		return err
 	}
 	// Dynamic servers start in maintenance: this puts it in rotation.
-	if err := change(ctx, sock, "set server "+srv+" state ready"); err != nil {
+	if err := change(ctx, sock, "set server "+p.Backend+"/"+in.Name+" state ready"); err != nil {
 		return err
 	}
 	m.servers[b.pool][i].State = "ready"
+	return nil
+}
+
+// register makes in a server of the pool's backend, in maintenance if it
+// is new, and returns its index. The caller holds mu.
+func (m *Manager) register(ctx context.Context, sock string, p Pool, in runtime.Instance) (int, error) {
+	srv := p.Backend + "/" + in.Name
+	i := m.find(p.Name, in.Name)
+	if i >= 0 && m.servers[p.Name][i].Addr != in.Addr {
+		// Same name, new address (replaced while we were away): start over.
+		if err := m.delete(ctx, sock, srv); err != nil {
+			return -1, err
+		}
+		m.servers[p.Name] = append(m.servers[p.Name][:i], m.servers[p.Name][i+1:]...)
+		i = -1
+	}
+	if i >= 0 {
+		return i, nil
+	}
+	err := change(ctx, sock, fmt.Sprintf("add server %s %s%s", srv, in.Addr, serverOptions(p)))
+	if err != nil && !isAPIError(err, "Already exists") {
+		return -1, err
+	}
+	if p.Health.Kind != "" {
+		if err := change(ctx, sock, "enable health "+srv); err != nil {
+			return -1, err
+		}
+	}
+	m.servers[p.Name] = append(m.servers[p.Name], server{Name: in.Name, Addr: in.Addr, State: "maint"})
+	return len(m.servers[p.Name]) - 1, nil
+}
+
+// Switch moves a primary's place from one instance to another in one
+// step: the new server is registered (in maintenance) first, then a single
+// command line puts the old one in maintenance and the new one in
+// rotation. HAProxy runs the two back to back, so no request finds both in
+// rotation, and hardly one finds neither.
+func (b *balancer) Switch(ctx context.Context, from, to runtime.Instance) error {
+	m := b.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if to.Addr == "" {
+		return fmt.Errorf("%s has no address", to.Name)
+	}
+	sock, p, err := m.target(b.pool)
+	if err != nil {
+		return err
+	}
+	j, err := m.register(ctx, sock, p, to)
+	if err != nil {
+		return err
+	}
+	lines := []string{"set server " + p.Backend + "/" + to.Name + " state ready"}
+	i := m.find(b.pool, from.Name)
+	if i >= 0 {
+		lines = append([]string{"set server " + p.Backend + "/" + from.Name + " state maint"}, lines...)
+	}
+	if err := changeAtOnce(ctx, sock, lines...); err != nil {
+		return err
+	}
+	if i >= 0 {
+		m.servers[b.pool][i].State = "maint"
+	}
+	m.servers[b.pool][j].State = "ready"
 	return nil
 }
 

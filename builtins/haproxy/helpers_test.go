@@ -8,38 +8,21 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
 // needHAProxy skips a test that needs the real HAProxy when it is not
 // installed, except under CI=true, where a missing component is a failure.
-func needHAProxy(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true and haproxy is not installed: scripts/test installs Debian's haproxy package")
-		}
-		t.Skip("haproxy is not installed (apt-get install haproxy); skipping the tests against a real HAProxy")
-	}
-}
+func needHAProxy(t testing.TB) { testenv.Need(t, "haproxy", "apt-get install haproxy") }
 
-// shortDir returns a temporary directory with a short path: a unix
-// socket's path must fit in 108 bytes, and t.TempDir's can be long.
-func shortDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "cs-hap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+// shortDir returns a temporary directory with a short path, for sockets.
+func shortDir(t testing.TB) string { return testenv.ShortDir(t) }
 
 // freeAddr returns a loopback address with a port nothing listens on.
 func freeAddr(t testing.TB) string {

@@ -20,9 +20,10 @@ import (
 // shows as latency rather than as a slower rate. Results are kept by
 // phase, which the caller sets as its test goes on.
 type Gen struct {
-	url    string
-	rate   int
-	client *http.Client
+	url     string
+	rate    int
+	workers int
+	client  *http.Client
 	// OnAnswer, if set before Run, is called for every request when it
 	// ends: when it was sent and ended, the answer's body, and what went
 	// wrong ("" for a 200 answer read in full).
@@ -35,13 +36,13 @@ type Gen struct {
 	late     atomic.Int64
 }
 
-// Workers is how many requests may be in flight at once.
-const Workers = 64
-
-// New returns a generator of rate GET requests a second to url.
+// New returns a generator of rate GET requests a second to url. Up to two
+// seconds' worth of requests (at least 64) may be in flight at once, so a
+// stall of a second or so is met by waiting clients, as it would be.
 func New(url string, rate int) *Gen {
-	return &Gen{url: url, rate: rate, lat: map[string][]time.Duration{}, failures: map[string][]string{},
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: Workers}}}
+	workers := max(64, 2*rate)
+	return &Gen{url: url, rate: rate, workers: workers, lat: map[string][]time.Duration{}, failures: map[string][]string{},
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}}
 }
 
 // SetPhase files the results of requests ending from now on under p.
@@ -57,9 +58,9 @@ func (g *Gen) Late() int64 { return g.late.Load() }
 
 // Run sends requests until ctx is done, then waits for those in flight.
 func (g *Gen) Run(ctx context.Context) {
-	due := make(chan struct{}, Workers)
+	due := make(chan struct{}, g.workers)
 	var wg sync.WaitGroup
-	for range Workers {
+	for range g.workers {
 		wg.Add(1)
 		go func() { // owned by Run: ends when due is closed
 			defer wg.Done()

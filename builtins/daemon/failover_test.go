@@ -1,0 +1,529 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/demo"
+	"github.com/cloudspeak/cloudspeak/internal/loadgen"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// TestMain lets the test binary serve as a local instance: with
+// CLOUDSPEAK_TEST_SERVE=1 it runs the demo workload on $IP:$PORT. With
+// CLOUDSPEAK_TEST_FLAP naming the instance, that one's /health fails and
+// recovers every second.
+func TestMain(m *testing.M) {
+	if os.Getenv("CLOUDSPEAK_TEST_SERVE") != "1" {
+		os.Exit(m.Run())
+	}
+	name := os.Getenv("CLOUDSPEAK_INSTANCE")
+	h := demo.Handler(name, func() { os.Exit(1) })
+	if os.Getenv("CLOUDSPEAK_TEST_FLAP") == name {
+		start := time.Now()
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" && int(time.Since(start).Seconds())%2 == 1 {
+				http.Error(w, "flapping", http.StatusServiceUnavailable)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", net.JoinHostPort(os.Getenv("IP"), os.Getenv("PORT")))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln) // owned by this process: it ends with it
+	<-ctx.Done()
+	srv.Shutdown(context.Background())
+	os.Exit(0)
+}
+
+// cluster is a daemon running a policy of real local instances (this test
+// binary) behind a real HAProxy, under GET load.
+type cluster struct {
+	t      *testing.T
+	d      *Daemon
+	listen string
+	pool   string
+	gen    *loadgen.Gen
+	stop   context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	answers []answer // who answered, in the order the answers ended
+	failed  []string // when requests failed, and how
+}
+
+type answer struct {
+	done time.Time
+	from string
+}
+
+// startCluster runs policy (with LISTEN, BIN and RUN filled in) under rate
+// GET requests a second.
+func startCluster(t *testing.T, policy string, rate int) *cluster {
+	testenv.Need(t, "haproxy", "apt-get install haproxy")
+	dir := testenv.ShortDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy = strings.NewReplacer("LISTEN", listen, "BIN", bin).Replace(policy)
+	path := filepath.Join(dir, "p.cloud")
+	if err := os.WriteFile(path, []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() && os.Getenv("FAILOVER_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(dir, "s"), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, d: d, listen: listen, pool: d.Status().Pools[0].Name, done: make(chan struct{})}
+	t.Cleanup(func() {
+		c.stopLoad()
+		d.Stop(context.Background())
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for { // HAProxy serves the pool
+		if body, err := httpGet("http://" + listen + "/health"); err == nil && strings.HasPrefix(body, "ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool never served on %s: %+v", listen, d.Status().Pools[0].Instances)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.gen = loadgen.New("http://"+listen+"/work?ms=0", rate)
+	c.gen.OnAnswer = func(sent, done time.Time, body, failure string) {
+		if failure != "" {
+			c.mu.Lock()
+			c.failed = append(c.failed, fmt.Sprintf("sent %s, failed %s: %.60s", sent.Format("15:04:05.000"), done.Format("15:04:05.000"), failure))
+			c.mu.Unlock()
+			return
+		}
+		f := strings.Fields(body)
+		if len(f) == 0 {
+			return
+		}
+		c.mu.Lock()
+		c.answers = append(c.answers, answer{done: done, from: f[len(f)-1]})
+		c.mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stop = cancel
+	go func() { defer close(c.done); c.gen.Run(ctx) }() // owned by the cluster: stopLoad ends it
+	return c
+}
+
+func (c *cluster) stopLoad() {
+	if c.stop != nil {
+		c.stop()
+		<-c.done
+		c.stop = nil
+	}
+}
+
+// members returns the pool's running serving and standby instances.
+func (c *cluster) members() (serving, standby []runtime.Instance) {
+	for _, in := range c.d.Status().Pools[0].Instances {
+		if in.State != runtime.Running {
+			continue
+		}
+		if in.Role == runtime.Standby {
+			standby = append(standby, in)
+		} else {
+			serving = append(serving, in)
+		}
+	}
+	return serving, standby
+}
+
+// waitSteady waits until the pool runs its serving instances and a
+// standby, every serving one has answered a request through HAProxy since
+// since, and the oldest serving one has run for older.
+func (c *cluster) waitSteady(older time.Duration) (serving, standby []runtime.Instance) {
+	c.t.Helper()
+	p := c.d.Status().Pools[0]
+	deadline := time.Now().Add(30 * time.Second)
+	since := time.Now()
+	for time.Now().Before(deadline) {
+		serving, standby = c.members()
+		if len(serving) == p.Target && len(standby) >= 1 && time.Since(serving[0].Started) >= older && c.allAnswered(serving, since) {
+			return serving, standby
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("the pool never got steady: %+v", c.d.Status().Pools[0].Instances)
+	return nil, nil
+}
+
+// allAnswered says whether each instance has answered since t.
+func (c *cluster) allAnswered(ins []runtime.Instance, t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, in := range ins {
+		found := false
+		for i := len(c.answers) - 1; i >= 0 && c.answers[i].done.After(t); i-- {
+			if c.answers[i].from == in.Name {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// firstAnswer waits up to 10s for an answer from name ending after t.
+func (c *cluster) firstAnswer(name string, t time.Time) (time.Time, bool) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		for _, a := range c.answers {
+			if a.from == name && a.done.After(t) {
+				c.mu.Unlock()
+				return a.done, true
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Time{}, false
+}
+
+// answersFrom returns how many answers name gave that ended after t.
+func (c *cluster) answersFrom(name string, t time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, a := range c.answers {
+		if a.from == name && a.done.After(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// pid returns the process of a local instance (its ID is NAME-PID-START).
+func pid(in runtime.Instance) int {
+	parts := strings.Split(in.ID, "-")
+	n, _ := strconv.Atoi(parts[len(parts)-2])
+	return n
+}
+
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// runs is how many failovers a test measures: FAILOVER_RUNS (the
+// benchmark asks for 20), else def.
+func runs(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("FAILOVER_RUNS")); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// report logs min, median and max of the failover times, in a line
+// bench/failover.sh picks up.
+func report(t *testing.T, what string, times []time.Duration, g *loadgen.Gen) {
+	slices.Sort(times)
+	f := g.Figures("")
+	t.Logf("FAILOVER %s: %d runs; min %v median %v max %v; requests served %d, failed %d (not sent on time: %d)",
+		what, len(times), times[0].Round(time.Millisecond), times[len(times)/2].Round(time.Millisecond),
+		times[len(times)-1].Round(time.Millisecond), f.OK, f.Failed, g.Late())
+}
+
+const servingPolicy = `pool web {
+  provider local {
+    run "exec \"BIN\""
+    env { CLOUDSPEAK_TEST_SERVE = "1" }
+    grace 2s
+  }
+  balancer haproxy {
+    listen "LISTEN"
+    health http "/health" every 1s
+  }
+  instances 2
+  standby 1
+  check every 250ms
+  heartbeat every 500ms timeout 1500ms
+  on failure promote standby
+}
+`
+
+// TestFailoverKill: kill -9 of a serving instance under 500 GET/s; the
+// standby serves within 2s of the kill, and no request fails (HAProxy
+// retries on another instance). Repeated FAILOVER_RUNS times (default 3).
+func TestFailoverKill(t *testing.T) {
+	c := startCluster(t, servingPolicy, 500)
+	var times []time.Duration
+	for range runs(3) {
+		// Each victim has run for ten heartbeat intervals, so its failure
+		// is not a failed start (those back off).
+		serving, standby := c.waitSteady(6 * time.Second)
+		victim, spare := serving[0], standby[0]
+		killed := time.Now()
+		if err := syscall.Kill(pid(victim), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		at, ok := c.firstAnswer(spare.Name, killed)
+		if !ok {
+			t.Fatalf("standby %s never served after %s was killed: %+v", spare.Name, victim.Name, c.d.Status().Pools[0].Instances)
+		}
+		took := at.Sub(killed)
+		times = append(times, took)
+		if took > 2*time.Second {
+			t.Errorf("kill of %s: standby %s served %v after, want within 2s", victim.Name, spare.Name, took)
+		}
+	}
+	c.waitSteady(0)
+	c.stopLoad()
+	report(t, "kill -9 of a serving instance", times, c.gen)
+	if f := c.gen.Figures(""); f.Failed > 0 {
+		t.Errorf("%d requests failed, want 0: %q", f.Failed, c.failed)
+	}
+}
+
+const primaryPolicy = `pool db {
+  provider local {
+    run "exec \"BIN\""
+    env { CLOUDSPEAK_TEST_SERVE = "1" }
+    grace 2s
+  }
+  balancer haproxy {
+    listen "LISTEN"
+    health http "/health" every 1s
+  }
+  primary
+  standby 1
+  check every 250ms
+  heartbeat every 500ms timeout 1500ms
+  on failure promote standby
+}
+`
+
+// TestFailoverPrimary: kill -9 of the primary under 500 GET/s; the pool's
+// address serves from the new primary within 2s, never from two at once,
+// and no request fails: the old primary goes out and the new one in on
+// one HAProxy command line, and requests sent to the dead one meanwhile
+// are retried.
+func TestFailoverPrimary(t *testing.T) {
+	c := startCluster(t, primaryPolicy, 500)
+	stop := watchBackend(t, c, "db")
+	var times []time.Duration
+	for range runs(3) {
+		serving, standby := c.waitSteady(6 * time.Second)
+		victim, spare := serving[0], standby[0]
+		killed := time.Now()
+		if err := syscall.Kill(pid(victim), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		at, ok := c.firstAnswer(spare.Name, killed)
+		if !ok {
+			t.Fatalf("standby %s never served after the primary %s was killed", spare.Name, victim.Name)
+		}
+		t.Logf("killed %s at %s; %s served at %s", victim.Name, killed.Format("15:04:05.000"), spare.Name, at.Format("15:04:05.000"))
+		times = append(times, at.Sub(killed))
+		if took := at.Sub(killed); took > 2*time.Second {
+			t.Errorf("kill of primary %s: %s served %v after, want within 2s", victim.Name, spare.Name, took)
+		}
+		if n := c.answersFrom(victim.Name, at); n > 0 {
+			t.Errorf("the old primary %s answered %d requests after the new one %s did", victim.Name, n, spare.Name)
+		}
+	}
+	c.stopLoad()
+	stop()
+	report(t, "kill -9 of the primary", times, c.gen)
+	if f := c.gen.Figures(""); f.Failed > 0 {
+		t.Errorf("%d requests failed, want 0: %q", f.Failed, c.failed)
+	}
+}
+
+// TestPrimarySplitBrain: the primary hangs (SIGSTOP), is failed over, and
+// resumes (SIGCONT): it stays fenced. At no moment does HAProxy have two
+// servers in rotation, and the old primary answers nothing once the new
+// one has.
+func TestPrimarySplitBrain(t *testing.T) {
+	c := startCluster(t, primaryPolicy, 200)
+	stop := watchBackend(t, c, "db")
+	serving, standby := c.waitSteady(0)
+	victim, spare := serving[0], standby[0]
+	hung := time.Now()
+	if err := syscall.Kill(-pid(victim), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	at, ok := c.firstAnswer(spare.Name, hung)
+	syscall.Kill(-pid(victim), syscall.SIGCONT)
+	if !ok {
+		t.Fatalf("standby %s never served after the primary %s hung", spare.Name, victim.Name)
+	}
+	t.Logf("the primary hung; %s served %v later", spare.Name, at.Sub(hung).Round(time.Millisecond))
+	time.Sleep(2 * time.Second) // load goes on after the old primary resumed
+	c.stopLoad()
+	stop()
+	if n := c.answersFrom(victim.Name, at); n > 0 {
+		t.Errorf("split brain: the old primary %s answered %d requests after the new one did", victim.Name, n)
+	}
+	if syscall.Kill(pid(victim), 0) == nil {
+		t.Errorf("the old primary %s (pid %d) still runs after SIGCONT: it was not fenced", victim.Name, pid(victim))
+	}
+	for _, in := range c.d.Status().Pools[0].Instances {
+		if in.ID == victim.ID {
+			t.Errorf("the old primary is still in the pool: %+v", in)
+		}
+	}
+	f := c.gen.Figures("")
+	t.Logf("requests: %d served, %d failed (e.g. %q)", f.OK, f.Failed, c.gen.FailureSample(""))
+}
+
+// watchBackend polls HAProxy's own statistics every 5ms until stopped, and
+// fails the test if a backend ever has two servers taking requests.
+func watchBackend(t *testing.T, c *cluster, backend string) (stop func()) {
+	sock := filepath.Join(c.d.cfg.StateDir, "haproxy", "admin.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	polls := 0
+	go func() { // owned by the test: stop ends it
+		defer close(done)
+		for ctx.Err() == nil {
+			if up, err := serversUp(sock, backend); err == nil {
+				polls++
+				if len(up) > 1 {
+					t.Errorf("split brain: HAProxy has %v in rotation at once", up)
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		if polls == 0 {
+			t.Errorf("never read HAProxy's statistics on %s", sock)
+		}
+	}
+}
+
+// serversUp returns the servers of a backend that HAProxy would send a
+// request to: neither in maintenance nor draining.
+func serversUp(sock, backend string) ([]string, error) {
+	conn, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(conn, "show stat\n"); err != nil {
+		return nil, err
+	}
+	r := csv.NewReader(bufio.NewReader(conn))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	var up []string
+	status := -1
+	for _, row := range rows {
+		if len(row) > 0 && strings.HasPrefix(row[0], "# ") {
+			status = slices.Index(row, "status")
+			continue
+		}
+		if status < 0 || len(row) <= status || row[0] != backend || row[1] == "BACKEND" || row[1] == "FRONTEND" {
+			continue
+		}
+		if st := row[status]; !strings.HasPrefix(st, "MAINT") && st != "DRAIN" {
+			up = append(up, row[1]+":"+st)
+		}
+	}
+	return up, nil
+}
+
+// TestFlappingInstance: an instance whose health fails and recovers every
+// second for 30s, in a pool that keeps failed instances (on failure exec),
+// is failed and recovered a bounded number of times.
+func TestFlappingInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30s of flapping")
+	}
+	c := startCluster(t, `pool web {
+  provider local {
+    run "exec \"BIN\""
+    env { CLOUDSPEAK_TEST_SERVE = "1", CLOUDSPEAK_TEST_FLAP = "node0" }
+    grace 2s
+  }
+  balancer haproxy {
+    listen "LISTEN"
+    health http "/health" every 1s
+  }
+  instances 2
+  standby 1
+  check every 250ms
+  heartbeat every 250ms timeout 750ms recover 3
+  on failure exec "true"
+}
+`, 50)
+	time.Sleep(30 * time.Second)
+	c.stopLoad()
+	count := map[string]int{}
+	c.d.mu.Lock()
+	for _, dec := range c.d.recent {
+		if strings.HasPrefix(dec.Outcome, "node0 ") {
+			count[dec.Action]++
+		}
+	}
+	c.d.mu.Unlock()
+	t.Logf("30s of flapping: %d failures, %d recoveries", count["failed"], count["recovered"])
+	if count["failed"] == 0 {
+		t.Fatalf("node0 never failed: is it flapping? decisions: %v", count)
+	}
+	if count["failed"] > 3 || count["recovered"] > 2 {
+		t.Errorf("30s of flapping gave %d failures and %d recoveries; want at most 3 and 2", count["failed"], count["recovered"])
+	}
+	if f := c.gen.Figures(""); f.Failed > 0 {
+		t.Errorf("%d requests failed while node0 flapped out of rotation: %q", f.Failed, c.gen.FailureSample(""))
+	}
+}
