@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/internal/loadgen"
+	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
