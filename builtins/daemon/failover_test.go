@@ -431,7 +431,7 @@ func watchBackend(t *testing.T, c *cluster, backend string) (stop func()) {
 			if up, err := serversUp(sock, backend); err == nil {
 				polls++
 				if len(up) > 1 {
-					t.Errorf("split brain: HAProxy has %v in rotation at once", up)
+					t.Errorf("split brain: HAProxy sends requests to %v at once", up)
 					return
 				}
 			}
@@ -447,8 +447,8 @@ func watchBackend(t *testing.T, c *cluster, backend string) (stop func()) {
 	}
 }
 
-// serversUp returns the servers of a backend that HAProxy would send a
-// request to: neither in maintenance nor draining.
+// serversUp returns the instances (addresses) a backend's servers would
+// send a request to: those of servers neither in maintenance nor draining.
 func serversUp(sock, backend string) ([]string, error) {
 	conn, err := net.DialTimeout("unix", sock, time.Second)
 	if err != nil {
@@ -465,21 +465,25 @@ func serversUp(sock, backend string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var up []string
-	status := -1
+	up := map[string][]string{} // by address: two entries may lead to one instance while it takes over
+	status, addr := -1, -1
 	for _, row := range rows {
 		if len(row) > 0 && strings.HasPrefix(row[0], "# ") {
-			status = slices.Index(row, "status")
+			status, addr = slices.Index(row, "status"), slices.Index(row, "addr")
 			continue
 		}
-		if status < 0 || len(row) <= status || row[0] != backend || row[1] == "BACKEND" || row[1] == "FRONTEND" {
+		if status < 0 || addr < 0 || len(row) <= max(status, addr) || row[0] != backend || row[1] == "BACKEND" || row[1] == "FRONTEND" {
 			continue
 		}
 		if st := row[status]; !strings.HasPrefix(st, "MAINT") && st != "DRAIN" {
-			up = append(up, row[1]+":"+st)
+			up[row[addr]] = append(up[row[addr]], row[1]+":"+st)
 		}
 	}
-	return up, nil
+	var out []string
+	for a, names := range up {
+		out = append(out, a+"="+strings.Join(names, ","))
+	}
+	return out, nil
 }
 
 // TestFlappingInstance: an instance whose health fails and recovers every

@@ -20,33 +20,12 @@ const apiTimeout = 5 * time.Second
 // command sends one line to an HAProxy runtime API socket (the admin stats
 // socket, or the master socket) and returns the whole answer. The socket is
 // in non-interactive mode: HAProxy answers and closes, so the answer ends at
-// EOF. A line holds one command: names cannot smuggle in another. (Only
-// commandsAtOnce joins several.)
+// EOF. A line holds one command: names cannot smuggle in another.
 func command(ctx context.Context, sock, line string) (string, error) {
 	if strings.ContainsAny(line, "\n\r;") {
 		return "", fmt.Errorf("runtime API command %q: one command per call", line)
 	}
 	return send(ctx, sock, line)
-}
-
-// changeAtOnce sends several changing commands on one line, which HAProxy
-// runs back to back, and succeeds if every one did (each answers nothing
-// on success).
-func changeAtOnce(ctx context.Context, sock string, lines ...string) error {
-	for _, l := range lines {
-		if strings.ContainsAny(l, "\n\r;") {
-			return fmt.Errorf("runtime API command %q: one command per call", l)
-		}
-	}
-	line := strings.Join(lines, "; ")
-	out, err := send(ctx, sock, line)
-	if err != nil {
-		return err
-	}
-	if msg := strings.TrimSpace(out); msg != "" {
-		return &apiError{Command: line, Msg: msg}
-	}
-	return nil
 }
 
 func send(ctx context.Context, sock, line string) (string, error) {

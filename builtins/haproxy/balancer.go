@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/runtime"
@@ -94,17 +95,21 @@ func (m *Manager) register(ctx context.Context, sock string, p Pool, in runtime.
 	return len(m.servers[p.Name]) - 1, nil
 }
 
-// Switch moves a primary's place from one instance to another in one
-// step: the new server is registered (in maintenance) first, then a single
-// command line puts the old one in maintenance and the new one in
-// rotation. HAProxy runs the two back to back, so no request finds both in
-// rotation, and hardly one finds neither.
+// Switch moves a primary's place from one instance to another with no
+// moment where neither or both serve. The new server is registered (in
+// maintenance); then the old server's address is changed to the new
+// instance's: one command, after which every new connection goes to the
+// new primary. Only then is the new server made ready (both entries now
+// lead to the same instance) and the old one put in maintenance. Putting
+// one out and the other in as two commands would leave a gap in which a
+// request finds no server and gets a 503.
 func (b *balancer) Switch(ctx context.Context, from, to runtime.Instance) error {
 	m := b.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if to.Addr == "" {
-		return fmt.Errorf("%s has no address", to.Name)
+	host, port, err := net.SplitHostPort(to.Addr)
+	if err != nil {
+		return fmt.Errorf("%s: address %q: %w", to.Name, to.Addr, err)
 	}
 	sock, p, err := m.target(b.pool)
 	if err != nil {
@@ -114,18 +119,25 @@ func (b *balancer) Switch(ctx context.Context, from, to runtime.Instance) error 
 	if err != nil {
 		return err
 	}
-	lines := []string{"set server " + p.Backend + "/" + to.Name + " state ready"}
+	old := p.Backend + "/" + from.Name
 	i := m.find(b.pool, from.Name)
 	if i >= 0 {
-		lines = append([]string{"set server " + p.Backend + "/" + from.Name + " state maint"}, lines...)
+		if err := change(ctx, sock, fmt.Sprintf("set server %s addr %s port %s", old, host, port)); err != nil &&
+			!isAPIError(err, "IP changed from") && !isAPIError(err, "port changed from") && !isAPIError(err, "no need to change") {
+			return err
+		}
+		m.servers[b.pool][i].Addr = to.Addr // it leads to the new primary now
 	}
-	if err := changeAtOnce(ctx, sock, lines...); err != nil {
+	if err := change(ctx, sock, "set server "+p.Backend+"/"+to.Name+" state ready"); err != nil {
 		return err
 	}
+	m.servers[b.pool][j].State = "ready"
 	if i >= 0 {
+		if err := change(ctx, sock, "set server "+old+" state maint"); err != nil {
+			return err
+		}
 		m.servers[b.pool][i].State = "maint"
 	}
-	m.servers[b.pool][j].State = "ready"
 	return nil
 }
 
@@ -192,6 +204,10 @@ func (b *balancer) sessions(ctx context.Context, backend, name string) (int64, e
 	return 0, nil // gone
 }
 
+// lingerGrace is how long delete lets a server's connections end before
+// it shuts them.
+const lingerGrace = 2 * time.Second
+
 // Fence takes an instance out of rotation at once: maintenance, so no new
 // request reaches it. Its open connections are left alone: the instance is
 // killed next, which closes them, and HAProxy then retries what it can on
@@ -243,8 +259,10 @@ func (b *balancer) Remove(ctx context.Context, in runtime.Instance) error {
 }
 
 // delete removes a server: HAProxy deletes only a server in maintenance
-// with no connections left, so it is put in maintenance, its sessions are
-// shut, and deletion is tried until the last connection has closed. The
+// with no connections left, so it is put in maintenance and deletion is
+// tried until the last connection has closed: for lingerGrace the
+// connections are left to end by themselves (a fenced primary's entry may
+// still carry requests to its successor), then its sessions are shut. The
 // caller holds mu.
 func (m *Manager) delete(ctx context.Context, sock, srv string) error {
 	if err := change(ctx, sock, "set server "+srv+" state maint"); err != nil {
@@ -255,6 +273,7 @@ func (m *Manager) delete(ctx context.Context, sock, srv string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	start := time.Now()
 	for {
 		err := change(ctx, sock, "del server "+srv)
 		if err == nil || isAPIError(err, "No such server") {
@@ -263,7 +282,9 @@ func (m *Manager) delete(ctx context.Context, sock, srv string) error {
 		if !isAPIError(err, "connection") && !isAPIError(err, "Server still") {
 			return err
 		}
-		change(ctx, sock, "shutdown sessions server "+srv)
+		if time.Since(start) >= lingerGrace {
+			change(ctx, sock, "shutdown sessions server "+srv)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("remove %s: %w", srv, err)

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -247,4 +248,35 @@ func groupMembers(pgid int) []int {
 		}
 	}
 	return out
+}
+
+// TestAliveAndKill: Alive sees a stopped (SIGSTOP) process as not
+// answering and an exited one as gone; Kill ends even a stopped process,
+// with no grace.
+func TestAliveAndKill(t *testing.T) {
+	p := New(t.TempDir(), clock.Real{})
+	p.SetSpec("w", Spec{Run: "exec sleep 60", Grace: time.Minute})
+	defer p.StopAll(context.Background())
+	ctx := context.Background()
+	in, err := p.Start(ctx, "w", "node0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Alive(ctx, in); err != nil {
+		t.Fatalf("a running process: %v", err)
+	}
+	pid := p.procs[in.ID].pid
+	syscall.Kill(pid, syscall.SIGSTOP)
+	waitFor(t, "Alive to see the stop", func() bool {
+		err := p.Alive(ctx, in)
+		return err != nil && strings.Contains(err.Error(), "stopped") && !errors.Is(err, runtime.ErrGone)
+	})
+	start := time.Now()
+	if err := p.Kill(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the killed process to be gone", func() bool { return errors.Is(p.Alive(ctx, in), runtime.ErrGone) })
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Kill took %v: it must not wait for the grace (1m)", took)
+	}
 }
