@@ -17,4 +17,4 @@ cd "$(dirname "$0")/.."
 command -v haproxy >/dev/null || { echo "bench/failover.sh: haproxy is not installed (apt-get install haproxy)" >&2; exit 1; }
 echo "machine: $(nproc) cores, $(uname -r), $(go version | cut -d' ' -f3), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
 FAILOVER_RUNS=${1:-20} go test -count=1 -timeout 30m -run '^(TestFailoverKill|TestFailoverPrimary|TestPrimarySplitBrain)$' -v ./builtins/daemon |
-  sed -n -e 's/^ *failover_test.go:[0-9]*: //p' -e '/^--- /p' -e '/^\(ok\|FAIL\)/p'
+  sed -n -e 's/^ *failover_test.go:[0-9]*: //p' -e '/^--- /p' -e '/^\(ok\|FAIL\)/p' | uniq

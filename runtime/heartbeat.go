@@ -9,10 +9,20 @@ import (
 	"time"
 )
 
-// ErrGone is what a Prober's error wraps when the instance can never
-// answer again: its process has exited, or the provider has terminated it.
-// Such an instance is failed at once, without waiting for the timeout.
-var ErrGone = errors.New("gone")
+// ErrGone is what a Prober's error matches (errors.Is) when the instance
+// can never answer again: its process has exited, or the provider has
+// terminated it. Such an instance is failed at once, without waiting for
+// the timeout. Gone makes such an error.
+var ErrGone = errors.New("gone for good")
+
+// Gone marks err as saying the instance is gone for good; its message is
+// err's.
+func Gone(err error) error { return goneError{err} }
+
+type goneError struct{ error }
+
+func (g goneError) Is(target error) bool { return target == ErrGone }
+func (g goneError) Unwrap() error        { return g.error }
 
 // Failure detection. Each pool with a heartbeat is probed by its own loop,
 // every interval, beside the pool's tick: a probe round runs the probes of

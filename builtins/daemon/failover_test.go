@@ -126,6 +126,7 @@ func startCluster(t *testing.T, policy string, rate int) *cluster {
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.gen = loadgen.New("http://"+listen+"/work?ms=0", rate)
+	c.gen.Workers = 2 * rate // a second's stall is met by waiting clients, not by requests left unsent
 	c.gen.OnAnswer = func(sent, done time.Time, body, failure string) {
 		if failure != "" {
 			c.mu.Lock()

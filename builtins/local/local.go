@@ -395,8 +395,8 @@ func (p *Provider) stop(in runtime.Instance, kill bool) error {
 	return nil
 }
 
-// Alive says whether the instance's process is there and able to run: an
-// error wrapping runtime.ErrGone once it has exited (it cannot come back),
+// Alive says whether the instance's process is there and able to run: a
+// runtime.Gone error once it has exited (it cannot come back),
 // and an error while it is stopped (SIGSTOP) or traced, as a hung process
 // answers no one. The heartbeat probes it first.
 func (p *Provider) Alive(ctx context.Context, in runtime.Instance) error {
@@ -405,11 +405,11 @@ func (p *Provider) Alive(ctx context.Context, in runtime.Instance) error {
 	exited := ok && pr.hasExited()
 	p.mu.Unlock()
 	if !ok || exited {
-		return fmt.Errorf("process exited: %w", runtime.ErrGone)
+		return runtime.Gone(fmt.Errorf("process %d exited", pr.pid))
 	}
 	st, err := readStat(pr.pid)
 	if err != nil || st.startTime != pr.startTime || st.state == 'Z' || st.state == 'X' {
-		return fmt.Errorf("process exited: %w", runtime.ErrGone)
+		return runtime.Gone(fmt.Errorf("process %d exited", pr.pid))
 	}
 	if st.state == 'T' || st.state == 't' {
 		return fmt.Errorf("process %d is stopped (SIGSTOP)", pr.pid)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,7 +67,8 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load,
-			"httpwait": httpWait, "haproxy": haproxyCmd, "sighup": sighup, "holdport": holdPort},
+			"httpwait": httpWait, "haproxy": haproxyCmd, "sighup": sighup, "holdport": holdPort,
+			"instance-signal": instanceSignal},
 	})
 }
 
@@ -266,6 +268,34 @@ func sighup(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("no daemon of this script runs")
+}
+
+// instanceSignal is `instance-signal KILL|STOP|CONT POOL NAME`: the signal
+// to a local instance's process group, found through the record the local
+// provider keeps in the script's state dir. Negated, it checks that the
+// instance has no process left to signal.
+func instanceSignal(ts *testscript.TestScript, neg bool, args []string) {
+	sigs := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT}
+	if len(args) != 3 || sigs[args[0]] == 0 {
+		ts.Fatalf("usage: instance-signal KILL|STOP|CONT POOL NAME")
+	}
+	err := func() error {
+		data, err := os.ReadFile(filepath.Join(ts.Getenv("CLOUDSPEAK_STATE"), "instances", args[1], args[2], "instance.json"))
+		if err != nil {
+			return err
+		}
+		var rec struct{ PID int }
+		if err := json.Unmarshal(data, &rec); err != nil || rec.PID <= 1 {
+			return fmt.Errorf("instance %s/%s: no process in its record", args[1], args[2])
+		}
+		return syscall.Kill(-rec.PID, sigs[args[0]])
+	}()
+	switch {
+	case neg && err == nil:
+		ts.Fatalf("instance %s/%s still has a process to signal", args[1], args[2])
+	case !neg && err != nil:
+		ts.Fatalf("instance-signal: %v", err)
+	}
 }
 
 // holdPort is `holdport ADDR`: something else listens on ADDR (loopback)

@@ -20,10 +20,13 @@ import (
 // shows as latency rather than as a slower rate. Results are kept by
 // phase, which the caller sets as its test goes on.
 type Gen struct {
-	url     string
-	rate    int
-	workers int
-	client  *http.Client
+	url    string
+	rate   int
+	client *http.Client
+	// Workers is how many requests may be in flight at once (64 unless
+	// set before Run); a request due while all are busy is not sent, and
+	// counted in Late.
+	Workers int
 	// OnAnswer, if set before Run, is called for every request when it
 	// ends: when it was sent and ended, the answer's body, and what went
 	// wrong ("" for a 200 answer read in full).
@@ -36,13 +39,10 @@ type Gen struct {
 	late     atomic.Int64
 }
 
-// New returns a generator of rate GET requests a second to url. Up to two
-// seconds' worth of requests (at least 64) may be in flight at once, so a
-// stall of a second or so is met by waiting clients, as it would be.
+// New returns a generator of rate GET requests a second to url.
 func New(url string, rate int) *Gen {
-	workers := max(64, 2*rate)
-	return &Gen{url: url, rate: rate, workers: workers, lat: map[string][]time.Duration{}, failures: map[string][]string{},
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}}
+	return &Gen{url: url, rate: rate, Workers: 64, lat: map[string][]time.Duration{}, failures: map[string][]string{},
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 
 // SetPhase files the results of requests ending from now on under p.
@@ -58,9 +58,9 @@ func (g *Gen) Late() int64 { return g.late.Load() }
 
 // Run sends requests until ctx is done, then waits for those in flight.
 func (g *Gen) Run(ctx context.Context) {
-	due := make(chan struct{}, g.workers)
+	due := make(chan struct{}, g.Workers)
 	var wg sync.WaitGroup
-	for range g.workers {
+	for range g.Workers {
 		wg.Add(1)
 		go func() { // owned by Run: ends when due is closed
 			defer wg.Done()
