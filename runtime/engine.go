@@ -434,8 +434,10 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 	for _, in := range ps.insts {
 		if _, ok := find(in.ID); ok || in.State == Failed {
 			left = append(left, in)
-		} else {
+		} else { // gone for good: forget what was kept about it
 			delete(ps.probes, in.ID)
+			delete(ps.handled, in.ID)
+			delete(ps.gone, in.ID)
 		}
 	}
 	ps.insts = left
@@ -625,19 +627,39 @@ func (ps *poolState) readyStandby() *Instance {
 // step, if the balancer can (Switcher); it returns the new primary, or nil
 // when the usual fence, then promote, must do.
 func (e *Engine) switchover(ctx context.Context, ps *poolState, now time.Time, failed *Instance) *Instance {
-	sw, ok := e.opts.Drivers.Balancers[ps.p.Name].(Switcher)
 	next := ps.readyStandby()
-	if !ok || next == nil {
-		return nil
-	}
-	if err := sw.Switch(ctx, *failed, *next); err != nil {
-		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target,
-			Outcome: fmt.Sprintf("balancer: switch from %s to %s: %v", failed.Name, next.Name, err)})
+	if next == nil || !e.switchTo(ctx, ps, now, failed, next) {
 		return nil
 	}
 	next.Role = Serving
-	ps.rotation[next.ID] = true
 	return next
+}
+
+// switchTo moves the place of from in rotation to next in one step, if the
+// balancer can (Switcher), and says whether it did.
+func (e *Engine) switchTo(ctx context.Context, ps *poolState, now time.Time, from, next *Instance) bool {
+	sw, ok := e.opts.Drivers.Balancers[ps.p.Name].(Switcher)
+	if !ok {
+		return false
+	}
+	if err := sw.Switch(ctx, *from, *next); err != nil {
+		e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target,
+			Outcome: fmt.Sprintf("balancer: switch from %s to %s: %v", from.Name, next.Name, err)})
+		return false
+	}
+	ps.rotation[next.ID] = true
+	return true
+}
+
+// successor returns a running serving instance of a primary pool that is
+// not in rotation (a rolling restart's new primary), or nil.
+func (ps *poolState) successor() *Instance {
+	for _, in := range ps.insts {
+		if in.State == Running && in.Role == Serving && !in.Maintain && !ps.rotation[in.ID] {
+			return in
+		}
+	}
+	return nil
 }
 
 // promote puts a healthy standby into rotation in place of failed, which
@@ -1052,11 +1074,18 @@ func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Ins
 	inst, prov := *in, e.provider(ps.p)
 	switchover := ps.p.Primary
 	if switchover {
-		// A primary is not drained beside its successor: it is taken out
-		// at once and the successor, if it runs, put in, so the address
-		// is never held by two. It then stops with its grace.
-		if err := b.Fence(ctx, inst); err != nil {
-			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer: take %s out: %v", in.Name, err)})
+		// A primary is not drained beside its successor: its place moves
+		// to the successor, if one runs, in one step (or it is taken out
+		// and the successor put in), so the address is never held by two.
+		// It then stops with its grace.
+		moved := false
+		if next := ps.successor(); next != nil {
+			moved = e.switchTo(ctx, ps, now, in, next)
+		}
+		if !moved {
+			if err := b.Fence(ctx, inst); err != nil {
+				e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("balancer: take %s out: %v", in.Name, err)})
+			}
 		}
 		e.balance(ctx, ps, now)
 	}

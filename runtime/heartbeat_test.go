@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -81,18 +82,8 @@ func (b *rotation) members() string {
 	for n := range b.in {
 		names = append(names, n)
 	}
-	return strings.Join(sortStrings(names), " ")
-}
-
-func sortStrings(s []string) []string {
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s
+	slices.Sort(names)
+	return strings.Join(names, " ")
 }
 
 // hb is an engine with a heartbeat on a virtual clock: sim instances, a
@@ -376,5 +367,54 @@ func TestAllFailAtOnce(t *testing.T) {
 	}
 	if got := h.count("failed"); got != 3 {
 		t.Errorf("%d failures in all, want 3: each acted on once", got)
+	}
+}
+
+// switching is a rotation that can move a primary's place in one step.
+type switching struct{ rotation }
+
+func (b *switching) Switch(_ context.Context, from, to runtime.Instance) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ops = append(b.ops, "switch "+from.Name+" "+to.Name)
+	delete(b.in, from.Name)
+	b.in[to.Name] = true
+	return nil
+}
+
+// TestPrimaryRestartSwitches: a rolling restart of a primary pool moves the
+// primary's place to the new instance in one step, once it runs; the two
+// are never in rotation together.
+func TestPrimaryRestartSwitches(t *testing.T) {
+	const policy = `pool db {
+  provider sim
+  balancer haproxy { listen "127.0.0.1:5432"; mode tcp }
+  primary
+  heartbeat every 500ms
+}
+`
+	h := newHB(t, policy, 500*time.Millisecond)
+	sw := &switching{}
+	var err error
+	h.e, err = runtime.New(compile(t, policy, nil), runtime.Options{Clock: h.vc, CallTimeout: -1, Drivers: runtime.Drivers{
+		Providers: map[string]runtime.Provider{"db": h.prov},
+		Balancers: map[string]runtime.Balancer{"db": sw},
+		Probers:   map[string]runtime.Prober{"db": h.probe}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.run(2 * time.Second)
+	if _, err := h.e.RestartPool("db", "pool restart db"); err != nil {
+		t.Fatal(err)
+	}
+	h.run(3 * time.Second)
+	sw.mu.Lock()
+	ops := strings.Join(sw.ops, ", ")
+	sw.mu.Unlock()
+	if ops != "add node0, switch node0 node1, remove node0" && ops != "add node0, switch node0 node1" {
+		t.Errorf("balancer saw: %s; want node0 added, then its place switched to node1", ops)
+	}
+	if sw.most != 1 {
+		t.Errorf("%d in rotation at once", sw.most)
 	}
 }
