@@ -251,10 +251,14 @@ func (ps *poolState) failureReason(in *Instance) (why string, probes []string, d
 	if ps.gone[in.ID] {
 		return "the provider no longer lists it", nil, true
 	}
-	if st := ps.probes[in.ID]; st != nil && st.reason != "" {
+	st := ps.probes[in.ID]
+	if st != nil && st.reason != "" {
 		return st.reason, st.results, st.dead
 	}
-	return "the provider reports it failed", nil, true
+	if st != nil {
+		probes = st.results // the provider was first; these are what the heartbeat last saw
+	}
+	return "the provider reports it failed", probes, true
 }
 
 // failedStart counts a failure of an instance younger than settle as a

@@ -98,6 +98,8 @@ type hb struct {
 	mu    sync.Mutex
 	log   []runtime.Decision
 	every time.Duration
+	// execEnv is the environment of the last exec
+	execEnv map[string]string
 }
 
 func newHB(t *testing.T, policy string, every time.Duration) *hb {
@@ -112,7 +114,7 @@ func newHB(t *testing.T, policy string, every time.Duration) *hb {
 			Providers: map[string]runtime.Provider{prog.Pools[0].Name: h.prov},
 			Balancers: map[string]runtime.Balancer{prog.Pools[0].Name: h.bal},
 			Probers:   map[string]runtime.Prober{prog.Pools[0].Name: h.probe},
-			Executor:  nopExec{},
+			Executor:  nopExec{&h.execEnv},
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +122,15 @@ func newHB(t *testing.T, policy string, every time.Duration) *hb {
 	return h
 }
 
-type nopExec struct{}
+// nopExec runs nothing, and keeps the environment of the last command.
+type nopExec struct{ env *map[string]string }
 
-func (nopExec) Exec(context.Context, string, map[string]string) error { return nil }
+func (x nopExec) Exec(_ context.Context, _ string, env map[string]string) error {
+	if x.env != nil {
+		*x.env = env
+	}
+	return nil
+}
 
 // run advances the clock by d, one heartbeat interval at a time: the
 // pool's tick when due, then a heartbeat round.
@@ -283,6 +291,10 @@ func TestFlappingIsDamped(t *testing.T) {
 			h.probe.set("node0", nil)
 		}
 		h.run(time.Second)
+	}
+	if env := h.execEnv; env["CLOUDSPEAK_POOL"] != "web" || env["CLOUDSPEAK_INSTANCE"] != "node0" || env["CLOUDSPEAK_ADDR"] == "" ||
+		env["CLOUDSPEAK_ROLE"] != "serving" || !strings.HasPrefix(env["CLOUDSPEAK_REASON"], "no probe has succeeded for") {
+		t.Errorf("on failure exec ran with %v", env)
 	}
 	failed, recovered := h.count("failed"), h.count("recovered")
 	t.Logf("30s of flapping: %d failures, %d recoveries, %d execs", failed, recovered, h.count("exec"))
