@@ -299,10 +299,25 @@ const servingPolicy = `pool web {
 // retries on another instance). Repeated FAILOVER_RUNS times (default 3).
 func TestFailoverKill(t *testing.T) {
 	c := startCluster(t, servingPolicy, 500)
+	times := c.killRuns(runs(3))
+	c.waitSteady(0)
+	c.stopLoad()
+	report(t, "kill -9 of a serving instance", times, c.gen)
+	if f := c.gen.Figures(""); f.Failed > 0 {
+		t.Errorf("%d requests failed, want 0: %q", f.Failed, c.failed)
+	}
+}
+
+// killRuns kills (SIGKILL) the pool's oldest serving instance n times,
+// each once the pool is steady and the victim has run for ten heartbeat
+// intervals (else its failure would count as a failed start, and those
+// back off). It returns how long after each kill the standby first
+// answered through HAProxy: within 2s, and the victim answered nothing
+// after that.
+func (c *cluster) killRuns(n int) []time.Duration {
+	t := c.t
 	var times []time.Duration
-	for range runs(3) {
-		// Each victim has run for ten heartbeat intervals, so its failure
-		// is not a failed start (those back off).
+	for range n {
 		serving, standby := c.waitSteady(6 * time.Second)
 		victim, spare := serving[0], standby[0]
 		killed := time.Now()
@@ -313,67 +328,32 @@ func TestFailoverKill(t *testing.T) {
 		if !ok {
 			t.Fatalf("standby %s never served after %s was killed: %+v", spare.Name, victim.Name, c.d.Status().Pools[0].Instances)
 		}
+		t.Logf("killed %s at %s; %s served at %s", victim.Name, killed.Format("15:04:05.000"), spare.Name, at.Format("15:04:05.000"))
 		took := at.Sub(killed)
 		times = append(times, took)
 		if took > 2*time.Second {
 			t.Errorf("kill of %s: standby %s served %v after, want within 2s", victim.Name, spare.Name, took)
 		}
+		if n := c.answersFrom(victim.Name, at); n > 0 {
+			t.Errorf("%s answered %d requests after %s, which took its place, did", victim.Name, n, spare.Name)
+		}
 	}
-	c.waitSteady(0)
-	c.stopLoad()
-	report(t, "kill -9 of a serving instance", times, c.gen)
-	if f := c.gen.Figures(""); f.Failed > 0 {
-		t.Errorf("%d requests failed, want 0: %q", f.Failed, c.failed)
-	}
+	return times
 }
 
-const primaryPolicy = `pool db {
-  provider local {
-    run "exec \"BIN\""
-    env { CLOUDSPEAK_TEST_SERVE = "1" }
-    grace 2s
-  }
-  balancer haproxy {
-    listen "LISTEN"
-    health http "/health" every 1s
-  }
-  primary
-  standby 1
-  check every 250ms
-  heartbeat every 500ms timeout 1500ms
-  on failure promote standby
-}
-`
+// primaryPolicy is servingPolicy's pool with one primary instead of two
+// serving instances.
+var primaryPolicy = strings.NewReplacer("pool web", "pool db", "instances 2", "primary").Replace(servingPolicy)
 
 // TestFailoverPrimary: kill -9 of the primary under 500 GET/s; the pool's
 // address serves from the new primary within 2s, never from two at once,
-// and no request fails: the old primary goes out and the new one in on
-// one HAProxy command line, and requests sent to the dead one meanwhile
-// are retried.
+// and no request fails: HAProxy's server for the old primary is pointed
+// at the new one in one command before it is taken out, and requests sent
+// to the dead one meanwhile are retried.
 func TestFailoverPrimary(t *testing.T) {
 	c := startCluster(t, primaryPolicy, 500)
 	stop := watchBackend(t, c, "db")
-	var times []time.Duration
-	for range runs(3) {
-		serving, standby := c.waitSteady(6 * time.Second)
-		victim, spare := serving[0], standby[0]
-		killed := time.Now()
-		if err := syscall.Kill(pid(victim), syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		at, ok := c.firstAnswer(spare.Name, killed)
-		if !ok {
-			t.Fatalf("standby %s never served after the primary %s was killed", spare.Name, victim.Name)
-		}
-		t.Logf("killed %s at %s; %s served at %s", victim.Name, killed.Format("15:04:05.000"), spare.Name, at.Format("15:04:05.000"))
-		times = append(times, at.Sub(killed))
-		if took := at.Sub(killed); took > 2*time.Second {
-			t.Errorf("kill of primary %s: %s served %v after, want within 2s", victim.Name, spare.Name, took)
-		}
-		if n := c.answersFrom(victim.Name, at); n > 0 {
-			t.Errorf("the old primary %s answered %d requests after the new one %s did", victim.Name, n, spare.Name)
-		}
-	}
+	times := c.killRuns(runs(3))
 	c.stopLoad()
 	stop()
 	report(t, "kill -9 of the primary", times, c.gen)
