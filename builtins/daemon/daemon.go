@@ -151,6 +151,9 @@ func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// The first step now, not in the background: what a declaration (or
+	// a start) starts is in `pool list` as soon as it returns.
+	e.Step(ctx, d.clock.Now())
 	running := make(chan struct{})
 	go func() { // owned by the daemon: stopped through cancel, awaited on running
 		defer close(running)
