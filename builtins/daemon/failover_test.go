@@ -24,6 +24,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/internal/loadgen"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/runtime"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestMain lets the test binary serve as a local instance: with
@@ -504,6 +505,14 @@ func TestFlappingInstance(t *testing.T) {
 	t.Logf("30s of flapping: %d failures, %d recoveries", count["failed"], count["recovered"])
 	if count["failed"] == 0 {
 		t.Fatalf("node0 never failed: is it flapping? decisions: %v", count)
+	}
+	// The same events are on /metrics.
+	for _, action := range []string{"failed", "recovered"} {
+		var m dto.Metric
+		c.d.met.actions.WithLabelValues("web", action).Write(&m)
+		if got := m.GetCounter().GetValue(); int(got) != count[action] {
+			t.Errorf(`cloudspeak_decisions_total{pool="web",action=%q} is %v, the decision log has %d`, action, got, count[action])
+		}
 	}
 	if count["failed"] > 3 || count["recovered"] > 2 {
 		t.Errorf("30s of flapping gave %d failures and %d recoveries; want at most 3 and 2", count["failed"], count["recovered"])
