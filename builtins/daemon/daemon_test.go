@@ -59,10 +59,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func pidAlive(id string) bool {
+func pidAlive(id string) bool { return syscall.Kill(pidOf(id), 0) == nil }
+
+// pidOf returns the process of a local instance from its ID,
+// NAME-PID-START.
+func pidOf(id string) int {
 	parts := strings.Split(id, "-")
 	pid, _ := strconv.Atoi(parts[len(parts)-2])
-	return syscall.Kill(pid, 0) == nil
+	return pid
 }
 
 // TestDaemonLifecycle runs real processes through start, a rejected and an

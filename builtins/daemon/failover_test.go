@@ -118,7 +118,7 @@ func startCluster(t *testing.T, policy string, rate int) *cluster {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for { // HAProxy serves the pool
-		if body, err := httpGet("http://" + listen + "/health"); err == nil && strings.HasPrefix(body, "ok") {
+		if body, err := loadgen.Get("http://" + listen + "/health"); err == nil && strings.HasPrefix(body, "ok") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -241,22 +241,7 @@ func (c *cluster) answersFrom(name string, t time.Time) int {
 }
 
 // pid returns the process of a local instance (its ID is NAME-PID-START).
-func pid(in runtime.Instance) int {
-	parts := strings.Split(in.ID, "-")
-	n, _ := strconv.Atoi(parts[len(parts)-2])
-	return n
-}
-
-func httpGet(url string) (string, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
+func pid(in runtime.Instance) int { return pidOf(in.ID) }
 
 // runs is how many failovers a test measures: FAILOVER_RUNS (the
 // benchmark asks for 20), else def.

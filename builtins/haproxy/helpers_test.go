@@ -2,7 +2,6 @@ package haproxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/loadgen"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
@@ -95,19 +95,7 @@ func (b *backend) instance() runtime.Instance {
 }
 
 // get requests url once and returns the answer's body.
-func get(url string) (string, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return string(body), errors.New(resp.Status)
-	}
-	return string(body), err
-}
+func get(url string) (string, error) { return loadgen.Get(url) }
 
 // eventually polls cond every 20ms until it holds, failing after 20s.
 func eventually(t testing.TB, what string, cond func() bool) {

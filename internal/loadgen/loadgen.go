@@ -5,6 +5,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -146,4 +147,20 @@ func (g *Gen) FailureSample(phase string) []string {
 	defer g.mu.Unlock()
 	f := g.failures[phase]
 	return append([]string(nil), f[:min(len(f), 5)]...)
+}
+
+// Get requests url once and returns the answer's body, and an error for
+// any status but 200.
+func Get(url string) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(body), errors.New(resp.Status)
+	}
+	return string(body), err
 }
