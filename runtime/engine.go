@@ -925,11 +925,16 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 
 var errNoDriver = errors.New("no driver")
 
-// live counts the pool's serving and standby instances that are starting
-// or running, or failed and kept for recovery.
+// member says whether an instance counts toward the pool's size: it is
+// starting or running, or failed and kept for recovery.
+func (ps *poolState) member(in *Instance) bool {
+	return in.State == Starting || in.State == Running || ps.kept[in.ID]
+}
+
+// live counts the pool's serving and standby members.
 func (ps *poolState) live() (serving, standby int) {
 	for _, in := range ps.insts {
-		if in.State != Starting && in.State != Running && !ps.kept[in.ID] {
+		if !ps.member(in) {
 			continue
 		}
 		if in.Role == Standby {
@@ -1013,7 +1018,7 @@ func (e *Engine) reconcile(ctx context.Context, ps *poolState, now time.Time) {
 // is kept in the order they were started).
 func (e *Engine) members(ps *poolState) (serving, standby []*Instance) {
 	for _, in := range ps.insts {
-		if in.State != Starting && in.State != Running && !ps.kept[in.ID] {
+		if !ps.member(in) {
 			continue
 		}
 		if in.Role == Standby {
