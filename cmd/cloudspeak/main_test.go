@@ -273,13 +273,14 @@ func sighup(ts *testscript.TestScript, neg bool, args []string) {
 // instanceSignal is `instance-signal KILL|STOP|CONT POOL NAME`: the signal
 // to a local instance's process group, found through the record the local
 // provider keeps in the script's state dir. Negated, it checks that the
-// instance has no process left to signal.
+// instance has no process left to signal (within 5s: a killed process is
+// gone once reaped).
 func instanceSignal(ts *testscript.TestScript, neg bool, args []string) {
 	sigs := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT}
 	if len(args) != 3 || sigs[args[0]] == 0 {
 		ts.Fatalf("usage: instance-signal KILL|STOP|CONT POOL NAME")
 	}
-	err := func() error {
+	signal := func() error {
 		data, err := os.ReadFile(filepath.Join(ts.Getenv("CLOUDSPEAK_STATE"), "instances", args[1], args[2], "instance.json"))
 		if err != nil {
 			return err
@@ -289,7 +290,13 @@ func instanceSignal(ts *testscript.TestScript, neg bool, args []string) {
 			return fmt.Errorf("instance %s/%s: no process in its record", args[1], args[2])
 		}
 		return syscall.Kill(-rec.PID, sigs[args[0]])
-	}()
+	}
+	err := signal()
+	// A killed process lingers until it is reaped and its record cleared:
+	// negated, give that a moment.
+	for deadline := time.Now().Add(5 * time.Second); neg && err == nil && time.Now().Before(deadline); err = signal() {
+		time.Sleep(50 * time.Millisecond)
+	}
 	switch {
 	case neg && err == nil:
 		ts.Fatalf("instance %s/%s still has a process to signal", args[1], args[2])
