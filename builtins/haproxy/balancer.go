@@ -59,10 +59,17 @@ func (b *balancer) Add(ctx context.Context, in runtime.Instance) error {
 		return err
 	}
 	// Dynamic servers start in maintenance: this puts it in rotation.
-	if err := change(ctx, sock, "set server "+p.Backend+"/"+in.Name+" state ready"); err != nil {
+	return m.setState(ctx, sock, p, i, "ready")
+}
+
+// setState sets the admin state (ready, drain or maint) of the pool's i-th
+// server, in HAProxy and in what the Manager keeps. The caller holds mu.
+func (m *Manager) setState(ctx context.Context, sock string, p Pool, i int, state string) error {
+	srv := &m.servers[p.Name][i]
+	if err := change(ctx, sock, "set server "+p.Backend+"/"+srv.Name+" state "+state); err != nil {
 		return err
 	}
-	m.servers[b.pool][i].State = "ready"
+	srv.State = state
 	return nil
 }
 
@@ -128,15 +135,11 @@ func (b *balancer) Switch(ctx context.Context, from, to runtime.Instance) error 
 		}
 		m.servers[b.pool][i].Addr = to.Addr // it leads to the new primary now
 	}
-	if err := change(ctx, sock, "set server "+p.Backend+"/"+to.Name+" state ready"); err != nil {
+	if err := m.setState(ctx, sock, p, j, "ready"); err != nil {
 		return err
 	}
-	m.servers[b.pool][j].State = "ready"
 	if i >= 0 {
-		if err := change(ctx, sock, "set server "+old+" state maint"); err != nil {
-			return err
-		}
-		m.servers[b.pool][i].State = "maint"
+		return m.setState(ctx, sock, p, i, "maint")
 	}
 	return nil
 }
@@ -158,12 +161,10 @@ func (b *balancer) Drain(ctx context.Context, in runtime.Instance) error {
 		m.mu.Unlock()
 		return err
 	}
-	srv := p.Backend + "/" + in.Name
-	if err := change(ctx, sock, "set server "+srv+" state drain"); err != nil {
+	if err := m.setState(ctx, sock, p, i, "drain"); err != nil {
 		m.mu.Unlock()
 		return err
 	}
-	m.servers[b.pool][i].State = "drain"
 	m.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, p.Drain)
@@ -228,12 +229,12 @@ func (b *balancer) Fence(ctx context.Context, in runtime.Instance) error {
 		}
 		return err
 	}
-	if err := change(ctx, sock, "set server "+p.Backend+"/"+in.Name+" state maint"); err != nil &&
-		!isAPIError(err, "No such server") && !isAPIError(err, "No such backend") {
-		return err
+	err = m.setState(ctx, sock, p, i, "maint")
+	if isAPIError(err, "No such server") || isAPIError(err, "No such backend") {
+		m.servers[b.pool][i].State = "maint" // gone from HAProxy already: out of rotation either way
+		return nil
 	}
-	m.servers[b.pool][i].State = "maint"
-	return nil
+	return err
 }
 
 // Remove takes an instance out of the pool's backend for good.
