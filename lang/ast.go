@@ -70,6 +70,43 @@ type PoolItem struct {
 	Heartbeat *Heartbeat  `parser:"| @@"`
 	Storage   *Storage    `parser:"| @@"`
 	Primary   bool        `parser:"| @'primary'"`
+	Install   *Provision  `parser:"| 'install' @@"`
+	Configure *Provision  `parser:"| 'configure' @@"`
+}
+
+// Provision is `install { STEP… }` or `configure { STEP… }`: the steps that
+// set an instance up. Both run, install first, on each new instance before
+// it is put in rotation; `instance install` runs both again and `instance
+// reconfigure` only configure's, so configuration can change without a
+// reinstall.
+type Provision struct {
+	Node
+	Steps []*Step `parser:"'{' ( @@ ( Term @@ )* )? '}'"`
+}
+
+// Step is one provisioning step: `copy "LOCAL" to "REMOTE"` or `run "COMMAND"`.
+// Other is any other word with its arguments, parsed so the checker can
+// say which steps there are rather than the parser "unexpected".
+type Step struct {
+	Node
+	Copy  *CopyStep  `parser:"  @@"`
+	Run   *Value     `parser:"| 'run' @@"`
+	Other *OtherStep `parser:"| @@"`
+}
+
+// OtherStep is a step the language does not know: `WORD ARG…`.
+type OtherStep struct {
+	Node
+	Word *Ident `parser:"@@"`
+	Args []*Arg `parser:"@@*"`
+}
+
+// CopyStep is `copy "LOCAL" to "REMOTE"`: a file or directory from this
+// machine (relative to the policy file) to the instance.
+type CopyStep struct {
+	Node
+	Src *Value `parser:"'copy' @@"`
+	Dst *Value `parser:"( 'to' @@ )?"`
 }
 
 // BlockDecl is `provider KIND { settings }` or `balancer KIND { settings }`.
@@ -81,6 +118,7 @@ type BlockDecl struct {
 }
 
 // Setting is `KEY ARG…` or `KEY { K = V, … }` inside a provider or balancer.
+// A list setting separates its values with commas: `hosts "a", "b"`.
 type Setting struct {
 	Node
 	Key  *Ident `parser:"@@"`
@@ -101,11 +139,13 @@ type MapEntry struct {
 	Value *Value `parser:"@@"`
 }
 
-// Arg is one argument of a setting: a literal or a bare word.
+// Arg is one argument of a setting: a literal or a bare word. Comma
+// records a ',' before it, which separates the values of a list setting.
 type Arg struct {
 	Node
-	Value *Value `parser:"  @@"`
-	Word  *Ident `parser:"| @@"`
+	Comma bool   `parser:"@','?"`
+	Value *Value `parser:"( @@"`
+	Word  *Ident `parser:"| @@ )"`
 }
 
 // Instances is `instances MIN..MAX` or `instances N`.

@@ -378,6 +378,14 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 			if once(it, "primary") {
 				primary = it
 			}
+		case it.Install != nil:
+			if once(it, "install") {
+				c.provision("install", it.Install)
+			}
+		case it.Configure != nil:
+			if once(it, "configure") {
+				c.provision("configure", it.Configure)
+			}
 		case it.When != nil:
 			c.when(&it.When.WhenRule)
 		case it.OnFailure != nil:
@@ -476,6 +484,16 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 
 func (c *Checker) setting(s *Setting, ss SettingSchema) {
 	key := s.Key.Name
+	for i, a := range s.Args {
+		if a.Comma && (i == 0 || !ss.List) {
+			hint := "remove the ','"
+			if i > 0 {
+				hint = fmt.Sprintf("%s takes one value; commas separate the values of a list setting such as hosts", key)
+			}
+			c.errorf(a, hint, "unexpected ',' in %s", key)
+			return
+		}
+	}
 	switch {
 	case ss.Check != nil:
 		ss.Check(c, s)
@@ -494,6 +512,17 @@ func (c *Checker) setting(s *Setting, ss SettingSchema) {
 		}
 	case s.Map != nil:
 		c.errorf(s.Map, "", "%s does not take a map", key)
+	case ss.List:
+		for i, a := range s.Args {
+			if a.Value == nil {
+				c.errorf(a.Word, typeHint(ss.Type), "%s takes %s, not the word %q", key, ss.Type.article(), a.Word.Name)
+				continue
+			}
+			if i > 0 && !a.Comma {
+				c.errorf(a.Value, fmt.Sprintf("separate the values with commas: %s \"a\", \"b\"", key), "missing ',' between the values of %s", key)
+			}
+			c.value(a.Value, ss.Type)
+		}
 	case len(s.Args) != 1:
 		c.errorf(s, "", "%s takes one value, not %d", key, len(s.Args))
 	case ss.Words != nil:
@@ -555,6 +584,38 @@ func (c *Checker) heartbeat(h *Heartbeat) {
 		c.errorf(h.Timeout, fmt.Sprintf("make the timeout at least the interval; %s is common", FormatQuantity(Quantity{Type: Duration, Value: every.Value * 3})),
 			"heartbeat timeout %s is shorter than its interval %s: every instance would look failed",
 			h.Timeout.text(), h.Every.text())
+	}
+}
+
+// provision checks an install or configure block's steps.
+func (c *Checker) provision(what string, p *Provision) {
+	if len(p.Steps) == 0 {
+		c.errorf(p, fmt.Sprintf(`add steps, e.g. %s { copy "./site" to "/srv/www"; run "systemctl reload nginx" }, or leave %s out`, what, what),
+			"%s has no steps", what)
+	}
+	nonEmpty := func(v *Value, what string) {
+		if q, ok := c.value(v, String); ok && strings.TrimSpace(q.Str) == "" {
+			c.errorf(v, "", "%s is empty", what)
+		}
+	}
+	for _, st := range p.Steps {
+		switch {
+		case st.Copy != nil:
+			nonEmpty(st.Copy.Src, "copy source")
+			if st.Copy.Dst == nil {
+				c.errorf(st.Copy, fmt.Sprintf(`write copy %s to "/path/on/the/instance"`, st.Copy.Src.text()), "copy needs a destination")
+				continue
+			}
+			nonEmpty(st.Copy.Dst, "copy destination")
+		case st.Other != nil:
+			hint := `the steps are copy "LOCAL" to "REMOTE" and run "COMMAND"`
+			if s := nearest(st.Other.Word.Name, []string{"copy", "run"}); s != "" {
+				hint = fmt.Sprintf("did you mean %q? %s", s, hint)
+			}
+			c.errorf(st.Other.Word, hint, "unknown %s step %q", what, st.Other.Word.Name)
+		case st.Run != nil:
+			nonEmpty(st.Run, "run command")
+		}
 	}
 }
 

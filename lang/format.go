@@ -195,6 +195,10 @@ func (p *printer) pool(d *PoolDecl, next int) {
 				p.blockDecl(it, "provider", it.Provider, nextItem)
 			case it.Balancer != nil:
 				p.blockDecl(it, "balancer", it.Balancer, nextItem)
+			case it.Install != nil:
+				p.provision(it, "install", it.Install, nextItem)
+			case it.Configure != nil:
+				p.provision(it, "configure", it.Configure, nextItem)
 			default:
 				p.line(it.Node, itemText(it), nextItem)
 			}
@@ -223,6 +227,38 @@ func (p *printer) blockDecl(it *PoolItem, word string, b *BlockDecl, next int) {
 	}, first, next)
 }
 
+// provision prints an install or configure block, one step a line.
+func (p *printer) provision(it *PoolItem, word string, pr *Provision, next int) {
+	first := -1
+	if len(pr.Steps) > 0 {
+		first = pr.Steps[0].Pos.Line
+	}
+	p.block(it.Node, word, func() {
+		for i, st := range pr.Steps {
+			nextStep := it.EndPos.Line
+			if i+1 < len(pr.Steps) {
+				nextStep = pr.Steps[i+1].Pos.Line
+			}
+			var text string
+			switch {
+			case st.Copy != nil:
+				text = "copy " + st.Copy.Src.text()
+				if st.Copy.Dst != nil {
+					text += " to " + st.Copy.Dst.text()
+				}
+			case st.Run != nil:
+				text = "run " + st.Run.text()
+			case st.Other != nil:
+				text = st.Other.Word.Name
+				for _, a := range st.Other.Args {
+					text += " " + argText(a)
+				}
+			}
+			p.line(st.Node, text, nextStep)
+		}
+	}, first, next)
+}
+
 func settingText(s *Setting) string {
 	var b strings.Builder
 	b.WriteString(s.Key.Name)
@@ -240,6 +276,9 @@ func settingText(s *Setting) string {
 		b.WriteString("}")
 	}
 	for _, a := range s.Args {
+		if a.Comma {
+			b.WriteByte(',')
+		}
 		b.WriteString(" " + argText(a))
 	}
 	return b.String()

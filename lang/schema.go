@@ -20,6 +20,9 @@ type SettingSchema struct {
 	Words []string
 	// Map means the setting is a `{ KEY = "VALUE", … }` map of strings.
 	Map bool
+	// List means one or more values of Type, separated by commas
+	// (`hosts "web1", "web2"`).
+	List bool
 	// Check validates settings whose arguments have a shape of their own
 	// (`health http "/healthz" every 2s`); it reports through c.
 	Check func(c *Checker, s *Setting)
@@ -56,8 +59,22 @@ func StandardOptions() *Options {
 					"user_data":      {Type: String},
 					"tags":           {Map: true},
 					"endpoint":       {Type: String},
+					"elastic_ip":     {Type: String},
+					"boot_timeout":   {Type: Duration},
+					"user":           {Type: String},
+					"ssh_port":       {Check: checkPort},
+					"key":            {Type: String},
 				},
 				Required: []string{"image", "type"},
+			},
+			"ssh": {
+				Settings: map[string]SettingSchema{
+					"hosts":    {Type: String, List: true},
+					"user":     {Type: String},
+					"ssh_port": {Check: checkPort},
+					"key":      {Type: String},
+				},
+				Required: []string{"hosts"},
 			},
 			"sim": {
 				Settings: map[string]SettingSchema{
@@ -117,6 +134,15 @@ func checkHealth(c *Checker, s *Setting) {
 		return
 	}
 	c.positiveDuration(rest[1].Value, "health check interval")
+}
+
+// checkPort validates a port number setting.
+func checkPort(c *Checker, s *Setting) {
+	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil || s.Args[0].Comma {
+		c.errorf(s.Key, "write e.g. "+s.Key.Name+" 22", "%s takes one port number", s.Key.Name)
+		return
+	}
+	c.whole(s.Args[0].Value, s.Key.Name, 1, 65535)
 }
 
 // checkRetries validates `retries N`: a whole number of further attempts.

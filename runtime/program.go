@@ -96,6 +96,10 @@ type Pool struct {
 	// Primary says one serving instance holds the pool's address: on its
 	// failure it is fenced before a standby takes the address over.
 	Primary bool
+	// Install and Configure are the pool's provisioning steps: both run
+	// on each new instance before it serves; `instance install` runs both
+	// and `instance reconfigure` Configure alone.
+	Install, Configure []Step
 	// Observed says some rule reads this pool's metrics (other than
 	// instances and healthy, which the engine counts itself): only then
 	// are its metrics read at each tick.
@@ -103,6 +107,14 @@ type Pool struct {
 	Rules    []*Rule   // rules driven by this pool's tick (its own, and top-level ones watching it)
 	Failure  []*Action // its on-failure actions, or the top-level ones
 	Decl     *lang.PoolDecl
+}
+
+// Step is one provisioning step: a copy to the instance (Src, Dst) or a
+// command run on it (Run).
+type Step struct {
+	Pos      lang.Pos // where it is written; Src is relative to its file
+	Src, Dst string
+	Run      string
 }
 
 // Heartbeat is a compiled `heartbeat every D timeout T recover N`.
@@ -268,6 +280,22 @@ func (c *compiler) quantity(v *lang.Value, want lang.Type) lang.Quantity {
 	return q
 }
 
+func (c *compiler) steps(pr *lang.Provision) []Step {
+	var out []Step
+	for _, st := range pr.Steps {
+		s := Step{Pos: st.Pos}
+		switch {
+		case st.Copy != nil:
+			s.Src = c.quantity(st.Copy.Src, lang.String).Str
+			s.Dst = c.quantity(st.Copy.Dst, lang.String).Str
+		case st.Run != nil:
+			s.Run = c.quantity(st.Run, lang.String).Str
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 func (c *compiler) pool(d *lang.PoolDecl) {
 	p := &Pool{Name: d.Name.Name, Index: len(c.prog.Pools), Min: 1, Max: 1, Tick: DefaultTick, Cooldown: DefaultCooldown, Decl: d}
 	for _, it := range d.Items {
@@ -288,6 +316,10 @@ func (c *compiler) pool(d *lang.PoolDecl) {
 			p.Balancer = true
 		case it.Primary:
 			p.Primary = true
+		case it.Install != nil:
+			p.Install = c.steps(it.Install)
+		case it.Configure != nil:
+			p.Configure = c.steps(it.Configure)
 		case it.Heartbeat != nil:
 			h := &Heartbeat{Every: c.quantity(it.Heartbeat.Every, lang.Duration).Duration(), Recover: DefaultRecover}
 			h.Timeout = DefaultTimeoutIntervals * h.Every
