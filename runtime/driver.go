@@ -44,6 +44,9 @@ type Instance struct {
 	// balancer, still running and counted, left alone by scale-in and
 	// restarts until `instance stop_maintain`.
 	Maintain bool `json:"maintain,omitempty"`
+	// Reason is why the provider reports the instance failed (a boot that
+	// timed out, a provisioning step that failed), for the decision log.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Provider starts and stops instances. Start returns at once with the

@@ -401,6 +401,7 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 		}
 		if cur.State == Failed && in.State != Stopping {
 			in.State = Failed
+			in.Reason = cur.Reason
 		}
 	}
 	// Adopt what the provider lists but the engine does not know: an

@@ -258,6 +258,9 @@ func (ps *poolState) failureReason(in *Instance) (why string, probes []string, d
 	if st != nil {
 		probes = st.results // the provider was first; these are what the heartbeat last saw
 	}
+	if in.Reason != "" {
+		return "the provider reports it failed: " + in.Reason, probes, true
+	}
 	return "the provider reports it failed", probes, true
 }
 

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fatih/color"
 
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/lang"
@@ -35,10 +38,21 @@ type engine interface {
 	MaintainInstance(ctx context.Context, name string, on bool, why string) (pool, drain string, err error)
 }
 
+// poolAccess is how commands reach a pool's instances, and the pool's
+// provisioning steps.
+type poolAccess struct {
+	remote    runtime.Remote // commands and copies: local exec, or SSH
+	install   []runtime.Step
+	configure []runtime.Step
+	dir       string    // the declaring policy file's directory: copy sources are relative to it
+	login     *SSHLogin // for instance ssh over SSH; nil for a local pool
+}
+
 // commander carries out the commands of one request.
 type commander struct {
 	e      engine
-	local  *local.Provider // shells, commands and copies on instances
+	local  *local.Provider        // shells, commands and copies on local instances
+	access map[string]*poolAccess // by pool; nil without a daemon (local only)
 	req    Request
 	recent []runtime.Decision
 	out    *strings.Builder
@@ -47,8 +61,18 @@ type commander struct {
 	offline string
 }
 
-// cmdParallel bounds how many instances `instance cmd` runs on at once.
-const cmdParallel = 8
+// cmdParallel bounds how many instances `instance cmd` runs on at once:
+// enough for a fleet's SSH sessions to overlap, few enough not to trip an
+// sshd's MaxStartups or the local file descriptor limit.
+const cmdParallel = 32
+
+// remote returns how to reach the instances of pool.
+func (x *commander) remote(pool string) runtime.Remote {
+	if a := x.access[pool]; a != nil && a.remote != nil {
+		return a.remote
+	}
+	return x.local
+}
 
 func (x *commander) run(ctx context.Context, c *lang.Command) error {
 	why := lang.CommandText(c)
@@ -233,6 +257,16 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		if err != nil {
 			return err
 		}
+		if acc := x.access[in.Pool]; acc != nil && acc.login != nil {
+			login := *acc.login
+			host, err := instanceHost(in)
+			if err != nil {
+				return err
+			}
+			login.Host = host
+			x.exec = &Exec{Instance: in.Name, SSH: &login}
+			return nil
+		}
 		dir, env, err := x.local.Shell(in)
 		if err != nil {
 			return err
@@ -240,7 +274,7 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		x.exec = &Exec{Instance: in.Name, Dir: dir, Env: env}
 		return nil
 	case "install", "reconfigure":
-		return fmt.Errorf("instance %s: pools have no provisioning steps in this release", v.Name.Name)
+		return x.provision(ctx, v.Name.Name, a[0])
 	}
 	return usageErr{fmt.Errorf("unknown instance command %q", v.Name.Name)}
 }
@@ -251,8 +285,16 @@ func (x *commander) one(word string) (runtime.Instance, error) {
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	if len(ins) != 1 || (ins[0].Name != word && ins[0].ID != word) {
+	if ins[0].Name != word && ins[0].ID != word {
 		return runtime.Instance{}, usageErr{fmt.Errorf("%q is a pool, not an instance", word)}
+	}
+	if len(ins) > 1 {
+		// Names are unique within a pool, not across pools.
+		var ids []string
+		for _, in := range ins {
+			ids = append(ids, fmt.Sprintf("%s in pool %s", in.ID, in.Pool))
+		}
+		return runtime.Instance{}, usageErr{fmt.Errorf("%q names an instance in %d pools: give its ID instead (%s)", word, len(ins), strings.Join(ids, ", "))}
 	}
 	return ins[0], nil
 }
@@ -280,15 +322,19 @@ func (x *commander) cmd(ctx context.Context, v *lang.Verb) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs[i] = x.local.Run(ctx, in, q.Str, &outs[i])
+			errs[i] = x.remote(in.Pool).Run(ctx, in, q.Str, &outs[i])
 		}()
 	}
 	wg.Wait()
 	var failed []string
 	for i, in := range ins {
+		prefix := in.Name + ":"
+		if x.req.Color {
+			prefix = prefixColor(i).Sprint(prefix)
+		}
 		for _, line := range strings.SplitAfter(outs[i].String(), "\n") {
 			if line != "" {
-				fmt.Fprintf(x.out, "%s: %s", in.Name, line)
+				fmt.Fprintf(x.out, "%s %s", prefix, line)
 				if !strings.HasSuffix(line, "\n") {
 					x.out.WriteByte('\n')
 				}
@@ -302,6 +348,55 @@ func (x *commander) cmd(ctx context.Context, v *lang.Verb) error {
 		return fmt.Errorf("%d of %d instances failed (%s)", len(failed), len(ins), strings.Join(failed, "; "))
 	}
 	fmt.Fprintf(x.out, "%d of %d instances: ok\n", len(ins), len(ins))
+	return nil
+}
+
+// prefixColors tell instances apart in `instance cmd`'s output on a
+// terminal.
+var prefixColors = []*color.Color{
+	color.New(color.FgCyan), color.New(color.FgMagenta), color.New(color.FgYellow),
+	color.New(color.FgGreen), color.New(color.FgBlue), color.New(color.FgHiCyan),
+}
+
+func prefixColor(i int) *color.Color {
+	c := *prefixColors[i%len(prefixColors)]
+	c.EnableColor() // the client asked for color: it writes to a terminal, we do not
+	return &c
+}
+
+// provision runs `instance install` (install, then configure steps) or
+// `instance reconfigure` (configure steps) on one instance.
+func (x *commander) provision(ctx context.Context, verb, word string) error {
+	in, err := x.one(word)
+	if err != nil {
+		return err
+	}
+	acc := x.access[in.Pool]
+	if acc == nil {
+		if x.offline != "" {
+			return errNeedsDaemon{x.offline, "instance " + verb}
+		}
+		return fmt.Errorf("pool %s: no provisioning steps", in.Pool)
+	}
+	steps := acc.configure
+	if verb == "install" {
+		steps = append(append([]runtime.Step(nil), acc.install...), acc.configure...)
+	}
+	if len(steps) == 0 {
+		block := "configure"
+		if verb == "install" {
+			block = "install or configure"
+		}
+		return usageErr{fmt.Errorf("pool %s has no %s steps: add e.g. %s { copy \"./site\" to \"/srv/www\"; run \"…\" } to it", in.Pool, block, strings.Fields(block)[0])}
+	}
+	if err := runtime.Provision(ctx, acc.remote, in, steps, acc.dir, x.out); err != nil {
+		return err
+	}
+	unit := "steps"
+	if len(steps) == 1 {
+		unit = "step"
+	}
+	fmt.Fprintf(x.out, "%s (pool %s): %s done (%d %s)\n", in.Name, in.Pool, verb, len(steps), unit)
 	return nil
 }
 
@@ -330,7 +425,7 @@ func (x *commander) scp(ctx context.Context, v *lang.Verb) error {
 	if err != nil {
 		return err
 	}
-	return x.local.Copy(ctx, in, local, remote, toInstance)
+	return x.remote(in.Pool).Copy(ctx, in, local, remote, toInstance)
 }
 
 // show prints pools, instances, rules or schedules.
@@ -419,4 +514,16 @@ func (x *commander) json(v any) error {
 	x.out.Write(b)
 	x.out.WriteByte('\n')
 	return nil
+}
+
+// instanceHost returns the host part of an instance's address: where SSH
+// reaches it.
+func instanceHost(in runtime.Instance) (string, error) {
+	if in.Addr == "" {
+		return "", fmt.Errorf("%s has no address yet", in.Name)
+	}
+	if host, _, err := net.SplitHostPort(in.Addr); err == nil {
+		return host, nil
+	}
+	return in.Addr, nil
 }

@@ -54,8 +54,22 @@ type Response struct {
 // Exec is an interactive shell on an instance, for the client to run.
 type Exec struct {
 	Instance string   `json:"instance"`
-	Dir      string   `json:"dir"` // for a local instance: its working directory
-	Env      []string `json:"env"` // added to the client's environment
+	Dir      string   `json:"dir,omitempty"` // for a local instance: its working directory
+	Env      []string `json:"env,omitempty"` // added to the client's environment
+	// SSH, for an instance reached over SSH, is how to log in; the client
+	// dials it itself, so the shell has its terminal.
+	SSH *SSHLogin `json:"ssh,omitempty"`
+}
+
+// SSHLogin is how to reach an instance over SSH: never a secret, only
+// where the keys and known hosts are.
+type SSHLogin struct {
+	Host       string   `json:"host"`
+	Port       int      `json:"port"`
+	User       string   `json:"user"`
+	KeyFiles   []string `json:"key_files,omitempty"`
+	KnownHosts []string `json:"known_hosts,omitempty"`
+	AcceptNew  bool     `json:"accept_new,omitempty"`
 }
 
 // serveControl listens on the state directory's control socket, mode 0600.
@@ -160,10 +174,10 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 		return diagnosticsResponse(diags, sources, req.Color)
 	}
 	d.mu.Lock()
-	e := d.engine
+	e, access := d.engine, d.wired.access
 	recent := append([]runtime.Decision(nil), d.recent...)
 	d.mu.Unlock()
-	return runCommands(ctx, f, &commander{e: e, local: d.local, req: req, recent: recent})
+	return runCommands(ctx, f, &commander{e: e, local: d.local, access: access, req: req, recent: recent})
 }
 
 // sessionSource is a source declared through Execute, and the REPL

@@ -58,6 +58,8 @@ type Daemon struct {
 	cancel  context.CancelFunc // stops the engine's Run
 	running chan struct{}      // closed when Run returns
 	files   []*lang.File
+	wired   *wired // the running engine's drivers, and how commands reach its pools
+	pending *pending // instances whose provisioning has not finished
 	session session            // statements declared through Execute (the REPL, -e), kept across reloads
 	recent  []runtime.Decision // the last decisions, for /status
 }
@@ -111,6 +113,10 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, store: store, met: newMetrics()}
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
+	if d.pending, err = loadPending(filepath.Join(cfg.StateDir, "provisioning.json")); err != nil {
+		store.Close()
+		return nil, err
+	}
 	d.haproxy = haproxy.New(haproxy.Options{Dir: filepath.Join(cfg.StateDir, "haproxy"), Bin: cfg.HAProxy, Log: cfg.Log})
 	prog, err := runtime.Compile(files, info, time.Local)
 	if err == nil {
@@ -140,14 +146,15 @@ func Start(cfg Config) (*Daemon, error) {
 // program's drivers are ready (HAProxy took its config).
 func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 	ctx, cancelWire := context.WithTimeout(context.Background(), 2*time.Minute)
-	drivers, err := d.wire(ctx, prog, files)
+	w, err := d.wire(ctx, prog, files)
 	cancelWire()
 	if err != nil {
 		return err
 	}
 	d.stopEngine() // its last step saved the state the new engine resumes from
-	e, err := runtime.New(prog, runtime.Options{Clock: d.clock, Drivers: drivers, Store: d.store, Log: d.logDecision})
+	e, err := runtime.New(prog, runtime.Options{Clock: d.clock, Drivers: w.drivers, Store: d.store, Log: d.logDecision})
 	if err != nil {
+		w.close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -160,7 +167,7 @@ func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 		e.Run(ctx)
 	}()
 	d.mu.Lock()
-	d.engine, d.cancel, d.running, d.files = e, cancel, running, files
+	d.engine, d.cancel, d.running, d.files, d.wired = e, cancel, running, files, w
 	d.mu.Unlock()
 	d.cfg.Log.Info("policy running", "files", d.cfg.Policies, "pools", len(prog.Pools), "jobs", len(prog.Jobs))
 	return nil
@@ -168,11 +175,14 @@ func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 
 func (d *Daemon) stopEngine() {
 	d.mu.Lock()
-	cancel, running := d.cancel, d.running
+	cancel, running, w := d.cancel, d.running, d.wired
 	d.mu.Unlock()
 	if cancel != nil {
 		cancel()
 		<-running
+	}
+	if w != nil {
+		w.close()
 	}
 }
 

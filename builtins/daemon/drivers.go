@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
@@ -78,7 +81,59 @@ func balancerBlock(d *lang.PoolDecl) *lang.BlockDecl {
 // It makes HAProxy serve the pools with a balancer, so a balancer HAProxy
 // refuses rejects the policy (with the block's position) before the
 // running one is stopped.
-func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.File) (runtime.Drivers, error) {
+func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.File) (*wired, error) {
+	w := &wired{access: map[string]*poolAccess{}}
+	var err error
+	w.drivers, err = d.wireDrivers(ctx, prog, files, w.access)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range prog.Pools {
+		acc := w.access[p.Name]
+		if acc == nil {
+			acc = &poolAccess{remote: d.local}
+			w.access[p.Name] = acc
+		}
+		acc.install, acc.configure = p.Install, p.Configure
+		acc.dir = policyDir(p.Decl.Pos.Filename)
+		if steps := append(append([]runtime.Step(nil), p.Install...), p.Configure...); len(steps) > 0 {
+			pv := newProvisioner(w.drivers.Providers[p.Name], p.Name, acc.remote, steps, acc.dir, d.pending, d.cfg.Log)
+			w.provisioners = append(w.provisioners, pv)
+			w.drivers.Providers[p.Name] = pv
+		}
+	}
+	return w, nil
+}
+
+// wired is what a program runs with: its drivers, how commands reach each
+// pool, and the provisioners to close when it stops.
+type wired struct {
+	drivers      runtime.Drivers
+	access       map[string]*poolAccess
+	provisioners []*provisioner
+}
+
+func (w *wired) close() {
+	for _, p := range w.provisioners {
+		p.close()
+	}
+}
+
+// policyDir returns the directory of the policy file a pool is declared
+// in: the daemon's working directory for -e and the REPL.
+func policyDir(file string) string {
+	if file == "" || strings.HasPrefix(file, "-e") || strings.HasPrefix(file, "repl") {
+		wd, _ := os.Getwd()
+		return wd
+	}
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return filepath.Dir(file)
+	}
+	return dir
+}
+
+func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files []*lang.File, access map[string]*poolAccess) (runtime.Drivers, error) {
 	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Balancers: map[string]runtime.Balancer{},
 		Probers: map[string]runtime.Prober{}}
 	sources := metricsByPool{}

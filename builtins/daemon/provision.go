@@ -1,0 +1,225 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// provisionTimeout bounds one instance's install and configure steps.
+const provisionTimeout = 30 * time.Minute
+
+// provisioner wraps a pool's provider so a new instance runs the pool's
+// install and configure steps before it counts as running: List reports it
+// starting until its steps are done, and failed if one fails (the engine
+// then handles it as a failed start). Only instances started through the
+// wrapper are provisioned, so a daemon restart does not reinstall the
+// instances it adopts; one whose steps a restart interrupted is recorded
+// in the pending file and provisioned again by the next daemon.
+type provisioner struct {
+	runtime.Provider
+	pool   string
+	remote runtime.Remote
+	steps  []runtime.Step
+	dir    string // the policy file's directory: copy sources are relative to it
+	log    *slog.Logger
+	pend   *pending
+
+	ctx    context.Context // the wrapper's: canceled by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu   sync.Mutex
+	jobs map[string]*provisionJob // by instance ID
+}
+
+type provisionJob struct {
+	cancel context.CancelFunc
+	done   bool
+	err    error
+}
+
+func newProvisioner(p runtime.Provider, pool string, remote runtime.Remote, steps []runtime.Step, dir string, pend *pending, log *slog.Logger) *provisioner {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &provisioner{Provider: p, pool: pool, remote: remote, steps: steps, dir: dir, pend: pend, log: log,
+		ctx: ctx, cancel: cancel, jobs: map[string]*provisionJob{}}
+}
+
+// close stops the steps under way (their instances stay pending for the
+// next daemon) and waits for them.
+func (p *provisioner) close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+func (p *provisioner) Start(ctx context.Context, pool, name string) (runtime.Instance, error) {
+	in, err := p.Provider.Start(ctx, pool, name)
+	if err != nil {
+		return in, err
+	}
+	if err := p.pend.add(in.ID); err != nil {
+		p.log.Error("record an instance to provision", "pool", pool, "instance", name, "err", err)
+	}
+	if in.State == runtime.Running {
+		in.State = runtime.Starting // not until its steps are done
+	}
+	return in, nil
+}
+
+func (p *provisioner) List(ctx context.Context, pool string) ([]runtime.Instance, error) {
+	list, err := p.Provider.List(ctx, pool)
+	if err != nil {
+		return list, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range list {
+		in := &list[i]
+		if in.State != runtime.Running || !p.pend.has(in.ID) {
+			continue
+		}
+		j := p.jobs[in.ID]
+		if j == nil {
+			j = p.run(*in)
+		}
+		switch {
+		case !j.done:
+			in.State = runtime.Starting
+		case j.err != nil:
+			in.State = runtime.Failed
+			in.Reason = "provisioning failed: " + j.err.Error()
+		}
+	}
+	return list, nil
+}
+
+// run starts provisioning in; the caller holds p.mu.
+func (p *provisioner) run(in runtime.Instance) *provisionJob {
+	ctx, cancel := context.WithTimeout(p.ctx, provisionTimeout)
+	j := &provisionJob{cancel: cancel}
+	p.jobs[in.ID] = j
+	p.wg.Add(1)
+	go func() { // owned by the provisioner: canceled by close or Stop, awaited in close
+		defer p.wg.Done()
+		defer cancel()
+		start := time.Now()
+		var out strings.Builder
+		err := runtime.Provision(ctx, p.remote, in, p.steps, p.dir, &out)
+		if p.ctx.Err() != nil {
+			return // the daemon is stopping: the next one provisions it
+		}
+		p.mu.Lock()
+		j.done, j.err = true, err
+		p.mu.Unlock()
+		if err != nil {
+			p.log.Error("provisioning failed: the instance is failed", "pool", p.pool, "instance", in.Name, "err", err, "output", tail(out.String(), 2000))
+			return
+		}
+		if err := p.pend.remove(in.ID); err != nil {
+			p.log.Error("record a provisioned instance", "pool", p.pool, "instance", in.Name, "err", err)
+		}
+		p.log.Info("provisioned", "pool", p.pool, "instance", in.Name, "steps", len(p.steps), "took", time.Since(start).Round(time.Millisecond))
+	}()
+	return j
+}
+
+func (p *provisioner) forget(id string) {
+	p.mu.Lock()
+	if j := p.jobs[id]; j != nil {
+		j.cancel()
+		delete(p.jobs, id)
+	}
+	p.mu.Unlock()
+	p.pend.remove(id)
+}
+
+func (p *provisioner) Stop(ctx context.Context, in runtime.Instance) error {
+	p.forget(in.ID)
+	return p.Provider.Stop(ctx, in)
+}
+
+// Kill fences in at once when the provider can (runtime.Killer), else
+// stops it.
+func (p *provisioner) Kill(ctx context.Context, in runtime.Instance) error {
+	p.forget(in.ID)
+	if k, ok := p.Provider.(runtime.Killer); ok {
+		return k.Kill(ctx, in)
+	}
+	return p.Provider.Stop(ctx, in)
+}
+
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// pending is the set of instances whose provisioning has not finished,
+// kept in a file (0600) so a restart finishes it.
+type pending struct {
+	path string
+	mu   sync.Mutex
+	ids  map[string]bool
+}
+
+func loadPending(path string) (*pending, error) {
+	p := &pending{path: path, ids: map[string]bool{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	if err := json.Unmarshal(data, &ids); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, id := range ids {
+		p.ids[id] = true
+	}
+	return p, nil
+}
+
+func (p *pending) has(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ids[id]
+}
+
+func (p *pending) add(id string) error    { return p.set(id, true) }
+func (p *pending) remove(id string) error { return p.set(id, false) }
+
+func (p *pending) set(id string, on bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ids[id] == on {
+		return nil
+	}
+	if on {
+		p.ids[id] = true
+	} else {
+		delete(p.ids, id)
+	}
+	ids := make([]string, 0, len(p.ids))
+	for id := range p.ids {
+		ids = append(ids, id)
+	}
+	data, _ := json.Marshal(ids)
+	tmp := p.path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Clean(p.path))
+}
