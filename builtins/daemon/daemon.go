@@ -58,8 +58,8 @@ type Daemon struct {
 	cancel  context.CancelFunc // stops the engine's Run
 	running chan struct{}      // closed when Run returns
 	files   []*lang.File
-	wired   *wired // the running engine's drivers, and how commands reach its pools
-	pending *pending // instances whose provisioning has not finished
+	wired   *wired             // the running engine's drivers, and how commands reach its pools
+	pending *pending           // instances whose provisioning has not finished
 	session session            // statements declared through Execute (the REPL, -e), kept across reloads
 	recent  []runtime.Decision // the last decisions, for /status
 }
