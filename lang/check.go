@@ -70,6 +70,7 @@ type Checker struct {
 type poolFacts struct {
 	balancer, heartbeat, failure bool
 	primary                      bool // one serving instance holds the pool's address
+	movable                      bool // its provider holds an address that can move (an Elastic IP)
 	standby                      int
 	min, max                     float64
 }
@@ -163,6 +164,12 @@ func (c *Checker) facts(p *PoolDecl) poolFacts {
 		switch {
 		case it.Balancer != nil:
 			f.balancer = true
+		case it.Provider != nil:
+			if bs := c.opts.Providers[it.Provider.Kind.Name]; bs != nil && bs.Address != "" {
+				for _, set := range it.Provider.Settings {
+					f.movable = f.movable || set.Key.Name == bs.Address
+				}
+			}
 		case it.Heartbeat != nil:
 			f.heartbeat = true
 		case it.Primary:
@@ -420,8 +427,8 @@ func (c *Checker) primary(p *PoolDecl, primary, instances, heartbeat *PoolItem) 
 		c.errorf(instances, "leave instances out: a primary pool runs one primary, and standby N keeps its spares",
 			"pool %q has a primary: it runs exactly one serving instance", p.Name.Name)
 	}
-	if !f.balancer {
-		c.errorf(primary, `add e.g. balancer haproxy { listen "127.0.0.1:5432"; mode tcp }`,
+	if !f.balancer && !f.movable {
+		c.errorf(primary, `add e.g. balancer haproxy { listen "127.0.0.1:5432"; mode tcp } (or, on ec2, an elastic_ip)`,
 			"primary needs an address to move in pool %q: the balancer's", p.Name.Name)
 	}
 	if heartbeat == nil {

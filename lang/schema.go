@@ -8,6 +8,10 @@ type BlockSchema struct {
 	// Required are the settings that must be present; "a|b" means
 	// exactly one of a and b.
 	Required []string
+	// Address, if set, names a setting that gives the pool an address the
+	// provider can move from one instance to another (ec2's elastic_ip):
+	// enough for a primary pool without a balancer.
+	Address string
 }
 
 // SettingSchema describes one setting's arguments.
@@ -66,6 +70,7 @@ func StandardOptions() *Options {
 					"key":            {Type: String},
 				},
 				Required: []string{"image", "type"},
+				Address:  "elastic_ip",
 			},
 			"ssh": {
 				Settings: map[string]SettingSchema{
