@@ -416,6 +416,16 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 	if primary != nil {
 		c.primary(p, primary, instances, heartbeat)
 	}
+	if f := c.poolHas[p]; f.movable && !f.primary {
+		prov := seen["provider"].Provider
+		bs := c.opts.Providers[prov.Kind.Name]
+		for _, set := range prov.Settings {
+			if bs != nil && set.Key.Name == bs.Address {
+				c.errorf(set.Key, "add primary to the pool (with a heartbeat and standby 1), or leave "+set.Key.Name+" out",
+					"%s is for a primary pool: only one instance can hold the address", set.Key.Name)
+			}
+		}
+	}
 }
 
 // primary checks a primary pool: one serving instance, which holds the
