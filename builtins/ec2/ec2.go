@@ -398,7 +398,7 @@ func (p *Provider) waitRunning(c *client, id string, deadline time.Time, timeout
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return fmt.Errorf("not running %v after its launch (the boot timeout)", timeout)
+			break
 		}
 		err := w.Wait(ctx, input, left)
 		switch {
@@ -408,18 +408,55 @@ func (p *Provider) waitRunning(c *client, id string, deadline time.Time, timeout
 			return p.ctx.Err()
 		case strings.Contains(err.Error(), "transitioned to Failure"):
 			return errors.New("stopped or terminated while booting")
-		case time.Now().After(deadline) || strings.Contains(err.Error(), "exceeded max wait time"):
-			continue // reported above, with the timeout
+		case strings.Contains(err.Error(), "exceeded max wait time") || !time.Now().Before(deadline):
+			// The waiter gives up once less than MinDelay is left: wait
+			// out the rest, then look once more.
+			if !sleep(ctx, time.Until(deadline)) && p.ctx.Err() != nil {
+				return p.ctx.Err()
+			}
+			continue
 		}
 		// Anything else (the network, throttling past the retryer's
 		// patience) is no verdict on the instance: wait again.
 		p.logf("ec2: waiting for %s to run: %v", id, err)
-		t := time.NewTimer(min(p.opts.WaiterMinDelay, time.Until(deadline)))
-		select {
-		case <-ctx.Done():
-		case <-t.C:
+		sleep(ctx, min(p.opts.WaiterMinDelay, time.Until(deadline)))
+	}
+	if p.ctx.Err() != nil {
+		return p.ctx.Err()
+	}
+	if p.runningNow(c, input) {
+		return nil
+	}
+	return fmt.Errorf("not running %v after its launch (the boot timeout)", timeout)
+}
+
+// runningNow is one look at whether the instance runs.
+func (p *Provider) runningNow(c *client, input *ec2.DescribeInstancesInput) bool {
+	ctx, cancel := p.call(p.ctx)
+	defer cancel()
+	out, err := c.DescribeInstances(ctx, input)
+	if err != nil {
+		return false
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if in.State == nil || in.State.Name != types.InstanceStateNameRunning {
+				return false
+			}
 		}
-		t.Stop()
+	}
+	return len(out.Reservations) > 0
+}
+
+// sleep waits for d or until ctx ends; it says whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

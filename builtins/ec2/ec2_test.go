@@ -584,8 +584,8 @@ func TestAdoptedPendingIsWatched(t *testing.T) {
 
 func TestAlive(t *testing.T) {
 	f := setup(t, ec2test.Options{BootDelay: 200 * time.Millisecond})
-	p := f.provider(t, t.TempDir())
-	p.opts.StateTTL = 20 * time.Millisecond
+	p := New(Options{StateDir: t.TempDir(), StateTTL: 20 * time.Millisecond, WaiterMinDelay: 10 * time.Millisecond})
+	defer p.Close()
 	p.SetSpec("web", f.spec)
 	in := f.start(t, "node0")
 	err := p.Alive(ctx(t), in)

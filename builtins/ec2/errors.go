@@ -12,7 +12,8 @@ import (
 // Error is an error EC2 reported, in words a user can act on. The caller
 // adds where the pool is declared; Hint says what to do. None of its text
 // comes from the credentials: EC2's messages name no secret, and nothing
-// here adds one.
+// here adds one. Error() leaves the hint out, for the caller to print as
+// its own "hint:" line after the pool's position.
 type Error struct {
 	Op      string // the EC2 action: "RunInstances"
 	Code    string // EC2's error code: "InsufficientInstanceCapacity"
