@@ -87,6 +87,7 @@ type Server struct {
 	reservations map[string]*reservation // by client token
 	addresses    map[string]*address     // by allocation id
 	faults       map[string][]fault      // by action
+	lost         map[string]int          // by action: replies to lose after acting
 	denied       map[string]bool         // actions that get UnauthorizedOperation
 	requests     []Request
 	lastLaunch   time.Time
@@ -142,7 +143,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts: opts, now: time.Now,
 		instances: map[string]*instance{}, reservations: map[string]*reservation{},
-		addresses: map[string]*address{}, faults: map[string][]fault{}, denied: map[string]bool{},
+		addresses: map[string]*address{}, faults: map[string][]fault{}, lost: map[string]int{}, denied: map[string]bool{},
 	}
 	for alloc, ip := range opts.Addresses {
 		s.addresses[alloc] = &address{allocation: alloc, publicIP: ip}
@@ -207,6 +208,16 @@ func (s *Server) FailNext(action, code string, status, n int) {
 	for range n {
 		s.faults[action] = append(s.faults[action], fault{code, status})
 	}
+}
+
+// LoseReply makes the next n requests of action take effect and then fail
+// with 500 InternalError, as when a reply is lost on the way back (or the
+// caller times out): the SDK retries, and only idempotency (ClientToken)
+// keeps RunInstances from launching twice.
+func (s *Server) LoseReply(action string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lost[action] += n
 }
 
 // Deny makes every request of action fail with 403 UnauthorizedOperation,
@@ -395,7 +406,12 @@ func (s *Server) handle(r *http.Request, action string, form url.Values) (any, e
 	if s.denied[action] {
 		return nil, &apiError{http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation."}
 	}
-	return h(s, form)
+	res, err := h(s, form)
+	if err == nil && s.lost[action] > 0 {
+		s.lost[action]--
+		return nil, &apiError{http.StatusInternalServerError, "InternalError", "An internal error has occurred."}
+	}
+	return res, err
 }
 
 func faultMessage(code string) string {

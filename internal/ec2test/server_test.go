@@ -411,6 +411,17 @@ func TestFaults(t *testing.T) {
 		t.Errorf("%d instances after retries, want the one returned", n)
 	}
 
+	// A lost reply: the launch happened, the SDK retries with the same
+	// token and gets it.
+	srv.LoseReply("RunInstances", 1)
+	lost, err := c.RunInstances(ctx(t), runInput("tok-lost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.Instances()); n != 2 || srv.Instances()[1].ID != *lost.Instances[0].InstanceId {
+		t.Errorf("%d instances after a lost reply, want 2 (one per token)", n)
+	}
+
 	srv.Deny("TerminateInstances")
 	_, err = c.TerminateInstances(ctx(t), &ec2.TerminateInstancesInput{InstanceIds: []string{*out.Instances[0].InstanceId}})
 	if apiCode(err) != "UnauthorizedOperation" {
