@@ -86,7 +86,14 @@ func (s *Server) runInstances(f url.Values) (any, error) {
 			return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid BASE64 encoding of user data.")
 		}
 	}
-	n := maxCount
+	// An account's limit, so no request can make the server launch
+	// millions of instances.
+	const accountLimit = 1000
+	if minCount > accountLimit {
+		return nil, errorf(http.StatusBadRequest, "InstanceLimitExceeded",
+			"You have requested more instances (%d) than your current instance limit of %d allows.", minCount, accountLimit)
+	}
+	n := min(maxCount, accountLimit)
 	if s.opts.Capacity > 0 {
 		free := s.opts.Capacity - s.live()
 		if free < minCount {

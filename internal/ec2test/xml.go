@@ -224,6 +224,9 @@ func writeError(w http.ResponseWriter, status int, reqID, code, msg string) {
 	var e errorResponse
 	e.Errors.Error.Code, e.Errors.Error.Message, e.RequestID = code, msg, reqID
 	body, _ := xml.Marshal(e)
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError // a fault injected with a status that is no error's
+	}
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.WriteHeader(status)
 	w.Write([]byte(xml.Header))
