@@ -605,7 +605,7 @@ func (p *Provider) Kill(ctx context.Context, inst runtime.Instance) error { retu
 // down, terminated or unknown. The probes of a pool share one
 // DescribeInstances per StateTTL.
 func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
-	states, err := p.poolStates(ctx, inst.Pool)
+	states, err := p.poolStates(ctx, inst.Pool, inst.ID)
 	if err != nil {
 		return err
 	}
@@ -623,7 +623,10 @@ func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
 	return fmt.Errorf("instance %s is %s", inst.ID, st)
 }
 
-func (p *Provider) poolStates(ctx context.Context, poolName string) (map[string]types.InstanceStateName, error) {
+// poolStates returns the states of poolName's instances, fetched at most
+// StateTTL ago, unless id is not among them: an instance launched since
+// the last fetch must not look gone.
+func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[string]types.InstanceStateName, error) {
 	pl, err := p.pool(poolName)
 	if err != nil {
 		return nil, err
@@ -638,7 +641,9 @@ func (p *Provider) poolStates(ctx context.Context, poolName string) (map[string]
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.at.IsZero() && time.Since(c.at) < p.opts.StateTTL {
-		return c.states, c.err
+		if _, known := c.states[id]; known || c.err != nil {
+			return c.states, c.err
+		}
 	}
 	// Terminated ones too: those are gone, not unknown.
 	ins, err := p.describe(ctx, pl.client, []types.Filter{filter("tag:"+TagPool, poolName)})

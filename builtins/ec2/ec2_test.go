@@ -627,4 +627,9 @@ func TestAliveSharesOneCall(t *testing.T) {
 	if n := f.srv.Count("DescribeInstances") - before; n != 1 {
 		t.Errorf("%d probes made %d DescribeInstances calls, want 1", 4*len(ins), n)
 	}
+	// One launched since that call is not taken for gone.
+	late := f.start(t, "node9")
+	if err := f.p.Alive(ctx(t), late); err != nil {
+		t.Errorf("an instance launched after the cached call: %v", err)
+	}
 }
