@@ -1,0 +1,114 @@
+package ec2
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+)
+
+// Every launch carries a ClientToken derived from the pool, the slot's name
+// and the slot's generation, so a RunInstances repeated after a crash or a
+// timeout (by the SDK's retryer, or by a restarted daemon) gets the instance
+// the first one launched instead of a second one. Once the slot's instance
+// is stopped the generation moves on, so the next launch in that slot is a
+// new one. Generations are kept in StateDir/ec2-generations.json.
+
+const generationsFile = "ec2-generations.json"
+
+// clientToken is at most 64 ASCII characters, EC2's limit.
+func clientToken(pool, name string, gen int) string {
+	sum := sha256.Sum256([]byte(pool + "\x00" + name + "\x00" + strconv.Itoa(gen)))
+	return "cs-" + hex.EncodeToString(sum[:])[:61]
+}
+
+type generations struct {
+	mu   sync.Mutex
+	path string                    // "" keeps them in memory only
+	m    map[string]map[string]int // pool → name → generation
+}
+
+// loadGenerations reads dir's generations file. A missing file is a fresh
+// start; an unreadable one is reported, and its slots start again at 0
+// (harmless: a token that names a terminated instance moves its slot on).
+func loadGenerations(dir string) (*generations, error) {
+	g := &generations{m: map[string]map[string]int{}}
+	if dir == "" {
+		return g, nil
+	}
+	g.path = filepath.Join(dir, generationsFile)
+	data, err := os.ReadFile(g.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return g, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(data, &g.m)
+	}
+	if err != nil {
+		g.m = map[string]map[string]int{}
+		return g, fmt.Errorf("read %s: %w (launch tokens start again)", g.path, err)
+	}
+	return g, nil
+}
+
+func (g *generations) get(pool, name string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m[pool][name]
+}
+
+// bump moves the slot to its next generation and saves it; it returns the
+// new generation.
+func (g *generations) bump(pool, name string) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m[pool] == nil {
+		g.m[pool] = map[string]int{}
+	}
+	g.m[pool][name]++
+	return g.m[pool][name], g.save()
+}
+
+// save writes the file atomically (a temporary file renamed over it), so a
+// crash leaves the old generations or the new ones, never half of either;
+// the caller holds g.mu.
+func (g *generations) save() error {
+	if g.path == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(g.m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(g.path), 0o700); err != nil {
+		return fmt.Errorf("save launch generations: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(g.path), generationsFile+".*")
+	if err != nil {
+		return fmt.Errorf("save launch generations: %w", err)
+	}
+	defer os.Remove(f.Name()) // once renamed, this fails harmlessly
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), g.path)
+	}
+	if err != nil {
+		return fmt.Errorf("save launch generations to %s: %w", g.path, err)
+	}
+	return nil
+}
