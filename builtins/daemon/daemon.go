@@ -36,6 +36,11 @@ type Config struct {
 	Keep     bool   // on stop, leave instances (and HAProxy) running for the next start to adopt
 	HAProxy  string // the haproxy program; default "haproxy" on PATH
 	Log      *slog.Logger
+	// KnownHosts are the files SSH host keys are checked against (default
+	// ~/.ssh/known_hosts); AcceptNew records a new host's key in the first
+	// (OpenSSH's StrictHostKeyChecking=accept-new).
+	KnownHosts []string
+	AcceptNew  bool
 }
 
 // Daemon is a running policy.

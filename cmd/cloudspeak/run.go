@@ -34,6 +34,14 @@ gracefully: instances are stopped, unless --keep.
 
 HTTP on --listen: /status (JSON) and /metrics (Prometheus).
 
+SSH (ec2 and ssh pools) verifies every host's key against --known-hosts
+(default ~/.ssh/known_hosts): an unknown host is refused unless
+--accept-new, which records its key on first contact as OpenSSH's
+StrictHostKeyChecking=accept-new does; a changed key is always refused.
+AWS credentials and region come from the standard AWS chain (AWS_PROFILE,
+AWS_ACCESS_KEY_ID, ~/.aws/config, ...); AWS_ENDPOINT_URL_EC2 overrides the
+endpoint.
+
 Exit status: 0 after a graceful stop, 1 if running failed, 2 on bad usage
 or policy errors.`,
 }
@@ -45,6 +53,8 @@ func init() {
 		listen := fs.String("listen", "127.0.0.1:9464", "serve /status and /metrics on `ADDR` (\"\" for none)")
 		keep := fs.Bool("keep", false, "on stop, leave instances (and HAProxy) running for the next start to adopt")
 		haproxyBin := fs.String("haproxy", "haproxy", "the haproxy `PROGRAM` for pools with a balancer")
+		knownHosts := fs.String("known-hosts", "", "the known_hosts `FILE` SSH host keys are checked against (default ~/.ssh/known_hosts)")
+		acceptNew := fs.Bool("accept-new", false, "record the key of an SSH host seen for the first time (a changed key is still refused)")
 		format := fs.String("log-format", "", "text or json (default: text)")
 		level := fs.String("log-level", "info", "debug, info, warn or error")
 		if st := parseFlags(fs, runVerb, args, io); st >= 0 {
@@ -75,7 +85,15 @@ func init() {
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 		defer signal.Stop(sigs)
-		d, err := daemon.Start(daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin})
+		cfg := daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin, AcceptNew: *acceptNew}
+		if *knownHosts != "" {
+			abs, err := filepath.Abs(*knownHosts)
+			if err != nil {
+				return usageError(io, runVerb, "--known-hosts: %v", err)
+			}
+			cfg.KnownHosts = []string{abs}
+		}
+		d, err := daemon.Start(cfg)
 		if err != nil {
 			return reportRunError(io, err)
 		}
