@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/lang"
@@ -49,6 +50,7 @@ type Daemon struct {
 	clock   clock.Clock
 	store   *boltstore.Store
 	local   *local.Provider
+	ec2     *ec2.Provider // made when a policy first has an ec2 pool
 	haproxy *haproxy.Manager // runs the HAProxy of pools with a balancer
 	http    *http.Server
 	control net.Listener
@@ -240,6 +242,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	// HAProxy first: it finishes the requests it has while the instances
 	// still run. With Keep it goes on serving them.
 	d.haproxy.Close(d.cfg.Keep)
+	if d.ec2 != nil {
+		d.ec2.Close()
+	}
 	if d.http != nil {
 		d.http.Shutdown(ctx)
 	}
@@ -249,11 +254,17 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		d.cfg.Log.Info("stopping; instances keep running for the next start", "state", d.cfg.StateDir)
 	} else {
 		d.cfg.Log.Info("stopping instances")
+		if d.wired != nil && len(d.wired.local) < len(d.wired.access) {
+			d.cfg.Log.Info("ec2 instances and ssh hosts keep running: the next start adopts them (pool stop ends them)")
+		}
 		d.local.StopAll(ctx)
 		// The engine's last save still lists them: say they are gone, so
 		// `pool list` without a daemon tells the truth.
 		if s, err := d.store.Load(); err == nil && s != nil {
 			for name, p := range s.Pools {
+				if d.wired != nil && !d.wired.local[name] {
+					continue
+				}
 				p.Instances = nil
 				s.Pools[name] = p
 			}
@@ -263,6 +274,20 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		}
 	}
 	return d.store.Close()
+}
+
+// ec2Provider returns the daemon's ec2 provider, made on first use: its
+// launch generations live in the state directory.
+func (d *Daemon) ec2Provider() *ec2.Provider {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ec2 == nil {
+		log := d.cfg.Log
+		d.ec2 = ec2.New(ec2.Options{StateDir: d.cfg.StateDir, Log: func(format string, args ...any) {
+			log.Info(fmt.Sprintf(format, args...))
+		}})
+	}
+	return d.ec2
 }
 
 // Status returns the running engine's status.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
@@ -82,10 +83,11 @@ func balancerBlock(d *lang.PoolDecl) *lang.BlockDecl {
 // refuses rejects the policy (with the block's position) before the
 // running one is stopped.
 func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.File) (*wired, error) {
-	w := &wired{access: map[string]*poolAccess{}}
+	w := &wired{access: map[string]*poolAccess{}, local: map[string]bool{}}
 	var err error
-	w.drivers, err = d.wireDrivers(ctx, prog, files, w.access)
+	w.drivers, err = d.wireDrivers(ctx, prog, files, w)
 	if err != nil {
+		w.close()
 		return nil, err
 	}
 	for _, p := range prog.Pools {
@@ -110,10 +112,32 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 type wired struct {
 	drivers      runtime.Drivers
 	access       map[string]*poolAccess
+	local        map[string]bool // the pools of local instances, which end with the daemon
 	provisioners []*provisioner
+	ctx          context.Context
+	cancel       context.CancelFunc // stops the goroutines below
+	wg           sync.WaitGroup     // background work for this program (looking for strangers)
+}
+
+// goroutine runs f in the background until the program stops.
+func (w *wired) goroutine(f func(ctx context.Context)) {
+	if w.cancel == nil {
+		var ctx context.Context
+		ctx, w.cancel = context.WithCancel(context.Background())
+		w.ctx = ctx
+	}
+	w.wg.Add(1)
+	go func() { // owned by the wired program: close cancels and waits
+		defer w.wg.Done()
+		f(w.ctx)
+	}()
 }
 
 func (w *wired) close() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.wg.Wait()
 	for _, p := range w.provisioners {
 		p.close()
 	}
@@ -133,7 +157,7 @@ func policyDir(file string) string {
 	return dir
 }
 
-func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files []*lang.File, access map[string]*poolAccess) (runtime.Drivers, error) {
+func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files []*lang.File, w *wired) (runtime.Drivers, error) {
 	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Balancers: map[string]runtime.Balancer{},
 		Probers: map[string]runtime.Prober{}}
 	sources := metricsByPool{}
@@ -167,6 +191,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 		}
 		return drivers, err
 	}
+	var ec2Pools []string
 	for _, p := range prog.Pools {
 		b := providerBlock(p.Decl)
 		switch b.Kind.Name {
@@ -178,9 +203,37 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 			d.local.SetSpec(p.Name, spec)
 			drivers.Providers[p.Name] = d.local
 			sources[p.Name] = append(sources[p.Name], d.local)
+			w.local[p.Name] = true
+		case "ec2":
+			spec, err := ec2Spec(p.Decl, b, policyDir(p.Decl.Pos.Filename))
+			if err != nil {
+				return drivers, fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+			}
+			prov := d.ec2Provider()
+			if err := prov.SetSpec(p.Name, spec); err != nil {
+				return drivers, fmt.Errorf("%s: %w", b.Pos, err)
+			}
+			ec2Pools = append(ec2Pools, p.Name)
+			drivers.Providers[p.Name] = ec2Pool{prov, b.Pos}
+			if spec.ElasticIP != "" {
+				eip := elasticIP{prov, p.Name}
+				if hb := drivers.Balancers[p.Name]; hb != nil {
+					drivers.Balancers[p.Name] = bothBalancers{hb, eip}
+				} else {
+					drivers.Balancers[p.Name] = eip
+				}
+			}
 		default:
 			return drivers, fmt.Errorf("%s: pool %s: provider %s is not available in this release (local is)", b.Pos, p.Name, b.Kind.Name)
 		}
+	}
+	if len(ec2Pools) > 0 {
+		var declared []string
+		for _, p := range prog.Pools {
+			declared = append(declared, p.Name)
+		}
+		prov := d.ec2Provider()
+		w.goroutine(func(ctx context.Context) { d.watchStrangers(ctx, prov, declared) })
 	}
 	for name := range drivers.Balancers {
 		sources[name] = append(sources[name], d.haproxy)
