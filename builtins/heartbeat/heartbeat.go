@@ -60,6 +60,11 @@ func (p *Probe) Probe(ctx context.Context, inst runtime.Instance) error {
 	if inst.Addr == "" {
 		return errors.New("no address to check")
 	}
+	if _, _, err := net.SplitHostPort(inst.Addr); err != nil && p.Liveness != nil {
+		// A pool without a port (an ec2 or ssh pool serving nothing the
+		// policy names): the provider's answer is the whole check.
+		return nil
+	}
 	if p.HTTPPath == "" {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", inst.Addr)
