@@ -1,6 +1,8 @@
 package lang
 
 import (
+	"sync"
+
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 )
@@ -17,7 +19,7 @@ type Condition struct {
 	Expr
 }
 
-var exprRefParser = participle.MustBuild[Expr](parserOptions...)
+var exprRefParser = sync.OnceValue(func() *participle.Parser[Expr] { return participle.MustBuild[Expr](parserOptions...) })
 
 // Parse implements participle.Parseable.
 func (c *Condition) Parse(lex *lexer.PeekingLexer) error { return c.parse(peeking{lex}) }

@@ -52,7 +52,7 @@ func compareCondParsers(t *testing.T, src []byte) {
 		var c Condition
 		err := c.Parse(lex)
 		return &c.Expr, err
-	}, exprRefParser, exprText)
+	}, exprRefParser(), exprText)
 }
 
 func compareRuleParsers(t *testing.T, src []byte) {
@@ -61,7 +61,7 @@ func compareRuleParsers(t *testing.T, src []byte) {
 		var r Rule
 		err := r.Parse(lex)
 		return &r.WhenRule, err
-	}, ruleRefParser, whenText)
+	}, ruleRefParser(), whenText)
 }
 
 func TestConditionParserMatchesReference(t *testing.T) {

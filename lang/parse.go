@@ -20,26 +20,29 @@ var parserOptions = []participle.Option{
 	participle.UseLookahead(4),
 }
 
+// The parsers are built on first use, not at start-up: building them is
+// most of the time a one-liner such as `cloudspeak pool list` spends
+// before it sends its statement.
 var (
-	stmtParser = participle.MustBuild[Stmt](parserOptions...)
+	stmtParser = sync.OnceValue(func() *participle.Parser[Stmt] { return participle.MustBuild[Stmt](parserOptions...) })
 	// itemParser parses one statement of a pool block. Pool bodies are
 	// parsed an item at a time so that every bad item gets its own precise
 	// error, and the good ones still declare the pool.
-	itemParser = participle.MustBuild[PoolItem](parserOptions...)
+	itemParser = sync.OnceValue(func() *participle.Parser[PoolItem] { return participle.MustBuild[PoolItem](parserOptions...) })
 )
 
 // Grammar returns the grammar in EBNF, as participle sees it: the
 // statements, then rules and conditions (which hand-written parsers read;
 // see rule.go and cond.go). The spec quotes it, and a test keeps the two equal.
 func Grammar() string {
-	g := stmtParser.String()
+	g := stmtParser().String()
 	defined := map[string]bool{}
 	for _, line := range strings.Split(g, "\n") {
 		name, _, _ := strings.Cut(line, " = ")
 		defined[name] = true
 	}
 	g += "\nRule = WhenRule .\nCondition = Expr ."
-	for _, ref := range []string{ruleRefParser.String(), exprRefParser.String()} {
+	for _, ref := range []string{ruleRefParser().String(), exprRefParser().String()} {
 		for _, line := range strings.Split(ref, "\n") {
 			if name, _, _ := strings.Cut(line, " = "); !defined[name] {
 				defined[name] = true
@@ -494,7 +497,7 @@ func (s *stream) parsePool(c chunk) (*Stmt, Diagnostics) {
 		if directRules && isWord(&toks[first], "when") {
 			parse = parseRule
 		}
-		it, d := parse(s, itemParser, itemStart, i)
+		it, d := parse(s, itemParser(), itemStart, i)
 		if d != nil {
 			diags = append(diags, d)
 			decl.broken = true
@@ -511,7 +514,7 @@ func (s *stream) parseStatement(c chunk) (*Stmt, *Diagnostic) {
 	if t := s.toks[first]; t.Type == tokIdent && !contains(statementKeywords, t.Value) {
 		return nil, unknownWord(t, "statement", statementKeywords)
 	}
-	return parseSpan(s, stmtParser, c.start, c.end)
+	return parseSpan(s, stmtParser(), c.start, c.end)
 }
 
 func firstSignificant(toks []lexer.Token, from int) int {

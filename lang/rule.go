@@ -1,6 +1,8 @@
 package lang
 
 import (
+	"sync"
+
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 )
@@ -15,7 +17,7 @@ type Rule struct {
 	WhenRule
 }
 
-var ruleRefParser = participle.MustBuild[WhenRule](parserOptions...)
+var ruleRefParser = sync.OnceValue(func() *participle.Parser[WhenRule] { return participle.MustBuild[WhenRule](parserOptions...) })
 
 // Parse implements participle.Parseable.
 func (r *Rule) Parse(lex *lexer.PeekingLexer) error { return r.parse(peeking{lex}) }

@@ -1,0 +1,23 @@
+# Shared by the bench/ scripts (source it): timing of commands run one
+# after another, in milliseconds.
+
+# runs N CMD...: runs CMD N times (output discarded; a failure stops the
+# script) and prints "min MS median MS max MS".
+runs() {
+  local n=$1; shift
+  local times=() t0 t1
+  for ((i = 0; i < n; i++)); do
+    t0=$(date +%s%N)
+    "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; "$@" >&2; return 1; }
+    t1=$(date +%s%N)
+    times+=($(((t1 - t0) / 1000)))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END {
+    med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "min %.1f ms  median %.1f ms  max %.1f ms\n", v[1] / 1000, med / 1000, v[NR] / 1000 }'
+}
+
+# median_ms N CMD...: the median of N runs of CMD, in ms (a number alone).
+median_ms() {
+  runs "$@" | awk '{ print $5 }'
+}
