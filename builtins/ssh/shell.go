@@ -26,7 +26,10 @@ func (d *Dialer) Shell(ctx context.Context, t Target, command string, stdin *os.
 	}
 	defer s.Close()
 	s.Stdout, s.Stderr = stdout, stderr
-	fd := int(stdin.Fd())
+	fd, err := fileFD(stdin)
+	if err != nil {
+		return -1, fmt.Errorf("shell: stdin: %w", err)
+	}
 	tty := term.IsTerminal(fd)
 	if tty {
 		w, h, err := term.GetSize(fd) // width first; the SSH requests take height first
@@ -100,6 +103,21 @@ func (d *Dialer) Shell(ctx context.Context, t Target, command string, stdin *os.
 		return status, nil
 	}
 	return -1, err
+}
+
+// fileFD returns f's descriptor without f.Fd, which would put f in
+// blocking mode and so defeat the read deadline that stops Shell's stdin
+// copier.
+func fileFD(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var fd int
+	if err := rc.Control(func(u uintptr) { fd = int(u) }); err != nil {
+		return 0, err
+	}
+	return fd, nil
 }
 
 // resize tells the remote pty the terminal's current size.
