@@ -20,6 +20,9 @@ import (
 // returns the remote exit status; err is for a session that could not run
 // or did not end with a status.
 func (d *Dialer) Shell(ctx context.Context, t Target, command string, stdin *os.File, stdout, stderr io.Writer) (int, error) {
+	if stdin == nil {
+		return -1, fmt.Errorf("shell on %s: no stdin (pass os.Stdin, or a file at EOF)", d.resolve(t))
+	}
 	s, client, err := d.session(ctx, t)
 	if err != nil {
 		return -1, err

@@ -211,6 +211,7 @@ MaxStartups 200:30:400
 	defer logf.Close() // sshd has its own descriptor
 	cmd := exec.Command(SSHD, "-D", "-e", "-f", conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = orphanGuard()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("sshdtest: start sshd: %w", err)
 	}
@@ -331,6 +332,7 @@ func (c *Cluster) StartAgent() (sock string, stop func(), err error) {
 	sock = filepath.Join(c.Dir, "agent.sock")
 	os.Remove(sock)
 	cmd := exec.Command("ssh-agent", "-D", "-a", sock)
+	cmd.SysProcAttr = orphanGuard()
 	logf, err := os.Create(filepath.Join(c.Dir, "agent.log"))
 	if err != nil {
 		return "", nil, err
@@ -391,4 +393,10 @@ func childrenOf(pid int) []int {
 		}
 	}
 	return kids
+}
+
+// orphanGuard makes a server die with the process that started it: a test
+// killed by its timeout runs no cleanup, and must not leave sshd behind.
+func orphanGuard() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
