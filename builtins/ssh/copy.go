@@ -84,16 +84,19 @@ type copier struct {
 	wrap     func(io.Reader) io.Reader // test hook: can make a source fail
 }
 
-// copy copies src to dst, as cp -r does.
+// copy copies src to dst: a file into dst, or into it when dst is a
+// directory; a directory's contents into dst, made if missing (as the
+// local provider does, and unlike cp -r, so that a provisioning step
+// `copy "./site" to "/srv/www"` run twice gives the same tree).
 func (c *copier) copy(src, dst string) error {
 	fi, err := c.from.Stat(src)
 	if err != nil {
 		return err
 	}
-	if di, err := c.to.Stat(dst); err == nil && di.IsDir() {
-		dst = c.to.Join(dst, c.from.Base(src))
-	}
 	if !fi.IsDir() {
+		if di, err := c.to.Stat(dst); err == nil && di.IsDir() {
+			dst = c.to.Join(dst, c.from.Base(src))
+		}
 		return c.file(src, dst, fi.Mode().Perm())
 	}
 	// Directories are made writable while being filled and get their own

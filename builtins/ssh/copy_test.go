@@ -81,11 +81,14 @@ func TestUploadDownload(t *testing.T) {
 	writeTree(t, src)
 	remote := t.TempDir() // "remote": the sshd runs here
 
-	// A directory into an existing directory lands inside it, like cp -r.
-	if err := d.Upload(ctx, tg, src, remote); err != nil {
-		t.Fatal(err)
+	// A directory's contents go into the destination, made if missing;
+	// copied again, the tree is the same (no app/app, unlike cp -r).
+	for range 2 {
+		if err := d.Upload(ctx, tg, src, filepath.Join(remote, "app")); err != nil {
+			t.Fatal(err)
+		}
+		sameTree(t, src, filepath.Join(remote, "app"))
 	}
-	sameTree(t, src, filepath.Join(remote, "app"))
 	// To a new name: the tree is made there.
 	if err := d.Upload(ctx, tg, src, filepath.Join(remote, "copy")); err != nil {
 		t.Fatal(err)
@@ -106,7 +109,7 @@ func TestUploadDownload(t *testing.T) {
 
 	// Back again.
 	local := t.TempDir()
-	if err := d.Download(ctx, tg, filepath.Join(remote, "app"), local); err != nil {
+	if err := d.Download(ctx, tg, filepath.Join(remote, "app"), filepath.Join(local, "app")); err != nil {
 		t.Fatal(err)
 	}
 	sameTree(t, src, filepath.Join(local, "app"))
