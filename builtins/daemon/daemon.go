@@ -21,6 +21,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
@@ -51,6 +52,11 @@ type Daemon struct {
 	store   *boltstore.Store
 	local   *local.Provider
 	ec2     *ec2.Provider // made when a policy first has an ec2 pool
+	// dialers are the SSH logins of ec2 and ssh pools, by their settings;
+	// sshProviders the providers of ssh pools, by pool. Both outlive
+	// reloads.
+	dialers      map[string]*ssh.Dialer
+	sshProviders map[string]sshPool
 	haproxy *haproxy.Manager // runs the HAProxy of pools with a balancer
 	http    *http.Server
 	control net.Listener
@@ -244,6 +250,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	d.haproxy.Close(d.cfg.Keep)
 	if d.ec2 != nil {
 		d.ec2.Close()
+	}
+	for _, dl := range d.dialers {
+		dl.Close()
 	}
 	if d.http != nil {
 		d.http.Shutdown(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/heartbeat"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
@@ -214,7 +216,22 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 				return drivers, fmt.Errorf("%s: %w", b.Pos, err)
 			}
 			ec2Pools = append(ec2Pools, p.Name)
-			drivers.Providers[p.Name] = ec2Pool{prov, b.Pos}
+			ep := ec2Pool{prov, b.Pos}
+			drivers.Providers[p.Name] = ep
+			// Commands, copies, provisioning and metrics go over SSH. A
+			// pool with no usable SSH key still runs: they fail, saying why.
+			cfg, _, err := sshSettings(b, policyDir(p.Decl.Pos.Filename))
+			if err != nil {
+				return drivers, fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+			}
+			if dl, err := d.dialer(cfg); err != nil {
+				d.cfg.Log.Warn("ec2 pool without SSH: instance cmd, scp, ssh, provisioning and cpu/load/memory metrics will fail", "pool", p.Name, "pos", b.Pos.String(), "err", err)
+				w.access[p.Name] = &poolAccess{remote: failingRemote{fmt.Errorf("pool %s: %w", p.Name, err)}}
+			} else {
+				target := ec2Target(dl.Config())
+				w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: target}, login: d.login(dl.Config())}
+				sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, ep.List, target))
+			}
 			if spec.ElasticIP != "" {
 				eip := elasticIP{prov, p.Name}
 				if hb := drivers.Balancers[p.Name]; hb != nil {
@@ -223,8 +240,31 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 					drivers.Balancers[p.Name] = eip
 				}
 			}
+		case "ssh":
+			cfg, hosts, err := sshSettings(b, policyDir(p.Decl.Pos.Filename))
+			if err != nil {
+				return drivers, fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+			}
+			dl, err := d.dialer(cfg)
+			if err != nil {
+				return drivers, fmt.Errorf("%s: pool %s: provider ssh: %w", b.Pos, p.Name, err)
+			}
+			port := 0
+			for _, it := range p.Decl.Items {
+				if it.Port != nil {
+					q, _ := lang.Interpret(it.Port, lang.Number)
+					port = int(q.Value)
+				}
+			}
+			prov, err := d.sshProvider(p.Name, dl, ssh.Spec{Hosts: hosts, Port: port})
+			if err != nil {
+				return drivers, fmt.Errorf("%s: %w", b.Pos, err)
+			}
+			drivers.Providers[p.Name] = prov
+			w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: prov.Target}, login: d.login(dl.Config())}
+			sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, prov.List, prov.Target))
 		default:
-			return drivers, fmt.Errorf("%s: pool %s: provider %s is not available in this release (local is)", b.Pos, p.Name, b.Kind.Name)
+			return drivers, fmt.Errorf("%s: pool %s: provider %s is not available in this release (local, ec2 and ssh are)", b.Pos, p.Name, b.Kind.Name)
 		}
 	}
 	if len(ec2Pools) > 0 {
@@ -282,4 +322,13 @@ func (d *Daemon) seedBalancer(prog *runtime.Program) {
 		}
 		d.haproxy.Seed(p.Name, in)
 	}
+}
+
+// failingRemote is the remote of a pool that cannot be reached: every
+// command and copy fails with why.
+type failingRemote struct{ err error }
+
+func (r failingRemote) Run(context.Context, runtime.Instance, string, io.Writer) error { return r.err }
+func (r failingRemote) Copy(context.Context, runtime.Instance, string, string, bool) error {
+	return r.err
 }

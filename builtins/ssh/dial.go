@@ -360,3 +360,6 @@ func (d *Dialer) Close() error {
 	}
 	return nil
 }
+
+// Config returns the dialer's settings, with their defaults filled in.
+func (d *Dialer) Config() Config { return d.cfg }

@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cloudspeak/cloudspeak/builtins/ssh"
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// sshSettings reads the SSH settings of a provider block (user, ssh_port,
+// key) and, for provider ssh, its hosts. A relative key path is taken in
+// dir, the policy file's directory; ~/ is the home directory.
+func sshSettings(b *lang.BlockDecl, dir string) (ssh.Config, []string, error) {
+	var cfg ssh.Config
+	var hosts []string
+	for _, set := range b.Settings {
+		switch set.Key.Name {
+		case "user", "ssh_port", "key":
+			q, err := lang.Interpret(set.Args[0].Value, lang.Invalid)
+			if err != nil {
+				return cfg, nil, err
+			}
+			switch set.Key.Name {
+			case "user":
+				cfg.User = q.Str
+			case "ssh_port":
+				cfg.Port = int(q.Value)
+			case "key":
+				cfg.KeyFiles = []string{expandPath(q.Str, dir)}
+			}
+		case "hosts":
+			for _, a := range set.Args {
+				q, err := lang.Interpret(a.Value, lang.String)
+				if err != nil {
+					return cfg, nil, err
+				}
+				hosts = append(hosts, q.Str)
+			}
+		}
+	}
+	return cfg, hosts, nil
+}
+
+// expandPath resolves ~/ and a path relative to dir.
+func expandPath(p, dir string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	if !filepath.IsAbs(p) {
+		return filepath.Join(dir, p)
+	}
+	return p
+}
+
+// dialer returns the daemon's SSH dialer for cfg, with the daemon's known
+// hosts; dialers (and their connections) are shared by the pools that log
+// in the same way, and kept across reloads.
+func (d *Daemon) dialer(cfg ssh.Config) (*ssh.Dialer, error) {
+	cfg.KnownHosts, cfg.AcceptNew = d.cfg.KnownHosts, d.cfg.AcceptNew
+	key := fmt.Sprintf("%s\x00%d\x00%s", cfg.User, cfg.Port, strings.Join(cfg.KeyFiles, "\x00"))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dl := d.dialers[key]; dl != nil {
+		return dl, nil
+	}
+	dl, err := ssh.NewDialer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if d.dialers == nil {
+		d.dialers = map[string]*ssh.Dialer{}
+	}
+	d.dialers[key] = dl
+	return dl, nil
+}
+
+// login says how the client logs in to a pool's instances for `instance
+// ssh` (it dials itself, so the shell has its terminal).
+func (d *Daemon) login(cfg ssh.Config) *SSHLogin {
+	return &SSHLogin{User: cfg.User, Port: cfg.Port, KeyFiles: cfg.KeyFiles, KnownHosts: d.cfg.KnownHosts, AcceptNew: d.cfg.AcceptNew}
+}
+
+// sshProvider returns the provider of an ssh pool. It is kept across
+// reloads, with its hosts' assignments; a new one (the first start, or
+// new login settings) takes the assignments the last engine saved.
+func (d *Daemon) sshProvider(pool string, dl *ssh.Dialer, spec ssh.Spec) (*ssh.Provider, error) {
+	d.mu.Lock()
+	p, ok := d.sshProviders[pool]
+	d.mu.Unlock()
+	fresh := !ok || p.dialer != dl
+	if fresh {
+		p = sshPool{ssh.NewProvider(dl), dl}
+	}
+	if err := p.SetSpec(pool, spec); err != nil {
+		return nil, err
+	}
+	if fresh {
+		if s, err := d.store.Load(); err == nil && s != nil {
+			if err := p.Restore(pool, s.Pools[pool].Instances); err != nil {
+				return nil, err
+			}
+		}
+		d.mu.Lock()
+		if d.sshProviders == nil {
+			d.sshProviders = map[string]sshPool{}
+		}
+		d.sshProviders[pool] = p
+		d.mu.Unlock()
+	}
+	return p.Provider, nil
+}
+
+// sshPool is an ssh pool's provider and the dialer it was made with.
+type sshPool struct {
+	*ssh.Provider
+	dialer *ssh.Dialer
+}
+
+// ec2Target is where SSH reaches an ec2 instance: its address's host.
+func ec2Target(cfg ssh.Config) func(runtime.Instance) (ssh.Target, error) {
+	return func(in runtime.Instance) (ssh.Target, error) {
+		host, err := instanceHost(in)
+		if err != nil {
+			return ssh.Target{}, err
+		}
+		return ssh.Target{Host: host, Port: cfg.Port, User: cfg.User}, nil
+	}
+}
+
