@@ -16,6 +16,7 @@ import (
 	"github.com/fatih/color"
 
 	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
@@ -46,6 +47,7 @@ type poolAccess struct {
 	configure []runtime.Step
 	dir       string    // the declaring policy file's directory: copy sources are relative to it
 	login     *SSHLogin // for instance ssh over SSH; nil for a local pool
+	target    func(runtime.Instance) (ssh.Target, error)
 }
 
 // commander carries out the commands of one request.
@@ -259,11 +261,14 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		}
 		if acc := x.access[in.Pool]; acc != nil && acc.login != nil {
 			login := *acc.login
-			host, err := instanceHost(in)
+			t, err := acc.target(in)
 			if err != nil {
 				return err
 			}
-			login.Host = host
+			login.Host, login.Port = t.Host, t.Port
+			if t.User != "" {
+				login.User = t.User
+			}
 			x.exec = &Exec{Instance: in.Name, SSH: &login}
 			return nil
 		}

@@ -229,7 +229,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 				w.access[p.Name] = &poolAccess{remote: failingRemote{fmt.Errorf("pool %s: %w", p.Name, err)}}
 			} else {
 				target := ec2Target(dl.Config())
-				w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: target}, login: d.login(dl.Config())}
+				w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: target}, login: d.login(dl.Config()), target: target}
 				sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, ep.List, target))
 			}
 			if spec.ElasticIP != "" {
@@ -261,7 +261,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 				return drivers, fmt.Errorf("%s: %w", b.Pos, err)
 			}
 			drivers.Providers[p.Name] = prov
-			w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: prov.Target}, login: d.login(dl.Config())}
+			w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: prov.Target}, login: d.login(dl.Config()), target: prov.Target}
 			sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, prov.List, prov.Target))
 		default:
 			return drivers, fmt.Errorf("%s: pool %s: provider %s is not available in this release (local, ec2 and ssh are)", b.Pos, p.Name, b.Kind.Name)

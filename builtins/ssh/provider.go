@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -131,17 +132,37 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 	if in == nil {
 		return runtime.Instance{}, fmt.Errorf("start %s: all %d hosts of pool %s are in use (list more hosts in its ssh provider)", name, len(hp.ids), pool)
 	}
-	if p.Alive(ctx, *in) == nil {
-		p.setState(pool, in.ID, runtime.Running)
-	}
+	p.check(ctx, *in)
 	return p.get(pool, in.ID), nil
 }
 
-func (p *Provider) setState(pool, id string, st runtime.InstanceState) {
+// checkTimeout bounds a starting host's check in Start and List, which
+// the engine waits for: a host that does not answer is looked at again at
+// the next List.
+const checkTimeout = 3 * time.Second
+
+// check looks whether a starting host answers over SSH: then it is
+// Running. A host that refuses us for good (its key is unknown, changed
+// or revoked; none of our keys is accepted) is Failed, with why as its
+// reason; one that does not answer yet stays Starting.
+func (p *Provider) check(ctx context.Context, in runtime.Instance) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	err := p.Alive(ctx, in)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if in, ok := p.pools[pool].insts[id]; ok && in.State == runtime.Starting {
-		in.State = st
+	cur, ok := p.pools[in.Pool].insts[in.ID]
+	if !ok || cur.State != runtime.Starting {
+		return
+	}
+	var hk *HostKeyError
+	switch {
+	case err == nil:
+		cur.State, cur.Reason = runtime.Running, ""
+	case errors.As(err, &hk) || strings.Contains(err.Error(), "unable to authenticate"):
+		cur.State, cur.Reason = runtime.Failed, err.Error()
+	default:
+		cur.Reason = err.Error()
 	}
 }
 
@@ -188,11 +209,9 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 	var wg sync.WaitGroup
 	for _, in := range starting {
 		wg.Add(1)
-		go func() { // owned by List, which waits; bounded by ctx
+		go func() { // owned by List, which waits; bounded by checkTimeout
 			defer wg.Done()
-			if p.Alive(ctx, in) == nil {
-				p.setState(pool, in.ID, runtime.Running)
-			}
+			p.check(ctx, in)
 		}()
 	}
 	wg.Wait()

@@ -15,11 +15,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/cloudspeak/cloudspeak/internal/sshdtest"
 )
 
 // TestMain lets the scripts run "cloudspeak" in-process: testscript
@@ -57,6 +60,9 @@ func TestScripts(t *testing.T) {
 			if _, err := exec.LookPath("haproxy"); err != nil && os.Getenv("CI") == "true" {
 				return errors.New("CI=true and haproxy is not installed: scripts/test installs Debian's haproxy package")
 			}
+			if _, err := os.Stat(sshdtest.SSHD); err != nil && os.Getenv("CI") == "true" {
+				return errors.New("CI=true and sshd is not installed: scripts/test installs Debian's openssh-server package")
+			}
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -64,11 +70,15 @@ func TestScripts(t *testing.T) {
 				_, err := exec.LookPath("haproxy")
 				return err == nil, nil
 			}
+			if cond == "sshd" { // [!sshd] skip: only off CI (see Setup)
+				_, err := os.Stat(sshdtest.SSHD)
+				return err == nil, nil
+			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load,
 			"httpwait": httpWait, "haproxy": haproxyCmd, "sighup": sighup, "holdport": holdPort,
-			"instance-signal": instanceSignal},
+			"instance-signal": instanceSignal, "sshd": sshdCmd},
 	})
 }
 
@@ -314,4 +324,59 @@ func holdPort(ts *testscript.TestScript, neg bool, args []string) {
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", args[0])
 	ts.Check(err)
 	ts.Defer(func() { ln.Close() })
+}
+
+// clusters are the sshd clusters of the running scripts.
+var clusters sync.Map // *testscript.TestScript → *sshdtest.Cluster
+
+// sshdCmd is `sshd N FILE...`: it starts N real OpenSSH sshd on 127.0.0.1
+// for the script (stopped when it ends) and, in each FILE, replaces
+// SSH_HOSTS with their list ("127.0.0.1:PORT", …) and SSH_KEY with the
+// user key's path, and SSH_WORK with $WORK. $KNOWN_HOSTS lists their host keys; $SSH_USER_KEY is
+// the key. `sshd rekey I` restarts the I'th with a new host key, as a
+// reinstalled (or impostor) machine would have.
+func sshdCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: sshd N FILE... | sshd rekey I")
+	}
+	if args[0] == "rekey" {
+		v, _ := clusters.Load(ts)
+		c, _ := v.(*sshdtest.Cluster)
+		if c == nil || len(args) != 2 {
+			ts.Fatalf("usage: sshd rekey I, after sshd N")
+		}
+		i, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		key := filepath.Join(c.Dir, "other_host_key")
+		if _, err := os.Stat(key); err != nil {
+			_, err = sshdtest.WriteKey(key)
+			ts.Check(err)
+		}
+		ts.Check(c.Restart(i, key))
+		return
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	dir := ts.MkAbs("sshd")
+	ts.Check(os.MkdirAll(dir, 0o700))
+	c, err := sshdtest.Start(dir, n)
+	ts.Check(err)
+	clusters.Store(ts, c)
+	ts.Defer(func() {
+		clusters.Delete(ts)
+		c.Stop()
+	})
+	var hosts []string
+	for _, h := range c.Hosts() {
+		hosts = append(hosts, strconv.Quote(h))
+	}
+	for _, f := range args[1:] {
+		path := ts.MkAbs(f)
+		data, err := os.ReadFile(path)
+		ts.Check(err)
+		data = []byte(strings.NewReplacer("SSH_HOSTS", strings.Join(hosts, ", "), "SSH_KEY", strconv.Quote(c.UserKey), "SSH_WORK", ts.Getenv("WORK")).Replace(string(data)))
+		ts.Check(os.WriteFile(path, data, 0o644))
+	}
+	ts.Setenv("KNOWN_HOSTS", c.KnownHosts)
+	ts.Setenv("SSH_USER_KEY", c.UserKey)
 }
