@@ -363,3 +363,32 @@ func (d *Dialer) Close() error {
 
 // Config returns the dialer's settings, with their defaults filled in.
 func (d *Dialer) Config() Config { return d.cfg }
+
+// Ping checks that t answers over SSH without running anything on it: a
+// keepalive request on the (re)used connection, as OpenSSH's
+// ServerAliveInterval sends. It costs the host no process, where a command
+// would start the user's shell (and its start-up files) every time. A
+// connection that does not answer within ctx is closed, so the next call
+// dials afresh.
+func (d *Dialer) Ping(ctx context.Context, t Target) error {
+	client, err := d.client(ctx, t)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { // ends when the server answers or the connection closes
+		_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%s: the connection was lost: %w", d.resolve(t), err)
+		}
+		return nil
+	case <-ctx.Done():
+		client.Close()
+		<-done
+		return fmt.Errorf("%s: no answer to a keepalive: %w", d.resolve(t), context.Cause(ctx))
+	}
+}

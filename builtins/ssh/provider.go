@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -270,14 +269,15 @@ func (p *Provider) Target(inst runtime.Instance) (Target, error) {
 	return Target{}, fmt.Errorf("instance %s (%s) is not an ssh host", inst.Name, inst.ID)
 }
 
-// Alive runs `true` on the instance's host over its kept connection,
+// Alive checks that the instance's host answers over SSH (a keepalive on
+// its kept connection, logging in again if the connection was lost),
 // within ctx: heartbeat.Liveness.
 func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
 	t, err := p.Target(inst)
 	if err != nil {
 		return err
 	}
-	if err := p.dialer.Run(ctx, t, "true", io.Discard, io.Discard); err != nil {
+	if err := p.dialer.Ping(ctx, t); err != nil {
 		return fmt.Errorf("ssh %s: %w", t, err)
 	}
 	return nil
