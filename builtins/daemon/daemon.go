@@ -47,21 +47,21 @@ type Config struct {
 
 // Daemon is a running policy.
 type Daemon struct {
-	cfg     Config
-	clock   clock.Clock
-	store   *boltstore.Store
-	local   *local.Provider
-	ec2     *ec2.Provider // made when a policy first has an ec2 pool
+	cfg   Config
+	clock clock.Clock
+	store *boltstore.Store
+	local *local.Provider
+	ec2   *ec2.Provider // made when a policy first has an ec2 pool
 	// dialers are the SSH logins of ec2 and ssh pools, by their settings;
 	// sshProviders the providers of ssh pools, by pool. Both outlive
 	// reloads.
 	dialers      map[string]*ssh.Dialer
 	sshProviders map[string]sshPool
-	haproxy *haproxy.Manager // runs the HAProxy of pools with a balancer
-	http    *http.Server
-	control net.Listener
-	met     *metrics
-	wg      sync.WaitGroup // control socket goroutines
+	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer
+	http         *http.Server
+	control      net.Listener
+	met          *metrics
+	wg           sync.WaitGroup // control socket goroutines
 	// reloadMu serializes reloads (SIGHUP, declarations through Execute):
 	// each reads the session and replaces the engine.
 	reloadMu sync.Mutex

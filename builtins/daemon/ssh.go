@@ -132,4 +132,3 @@ func ec2Target(cfg ssh.Config) func(runtime.Instance) (ssh.Target, error) {
 		return ssh.Target{Host: host, Port: cfg.Port, User: cfg.User}, nil
 	}
 }
-
