@@ -100,9 +100,6 @@ type Dialer struct {
 	conns  map[string]*conn // by user@host:port
 	closed bool
 
-	// onFanout, if set, is told when a fanout run starts (+1) and ends
-	// (-1): tests count how many run at once.
-	onFanout func(delta int)
 	// wrapSource, if set, wraps each file a copy reads: tests make a
 	// copy fail halfway with it.
 	wrapSource func(io.Reader) io.Reader

@@ -48,6 +48,9 @@ type sample struct {
 	hasMemUsage bool
 }
 
+// readParallel bounds how many instances' /proc are read at once.
+const readParallel = 32
+
 // Observe reads every running instance of pool at once. Instances that
 // cannot be reached are left out, and their errors returned joined.
 func (m *Metrics) Observe(ctx context.Context, pool string, now time.Time, obs *runtime.Observation) error {
@@ -67,7 +70,7 @@ func (m *Metrics) Observe(ctx context.Context, pool string, now time.Time, obs *
 		}
 	}
 	reads := make([]read, len(running))
-	sem := make(chan struct{}, DefaultParallel)
+	sem := make(chan struct{}, readParallel)
 	var wg sync.WaitGroup
 	for i, in := range running {
 		reads[i].inst = in
