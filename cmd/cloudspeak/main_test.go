@@ -22,6 +22,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/cloudspeak/cloudspeak/internal/ec2test"
 	"github.com/cloudspeak/cloudspeak/internal/sshdtest"
 )
 
@@ -78,7 +79,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load,
 			"httpwait": httpWait, "haproxy": haproxyCmd, "sighup": sighup, "holdport": holdPort,
-			"instance-signal": instanceSignal, "sshd": sshdCmd},
+			"instance-signal": instanceSignal, "sshd": sshdCmd, "ec2server": ec2Server},
 	})
 }
 
@@ -332,7 +333,8 @@ var clusters sync.Map // *testscript.TestScript → *sshdtest.Cluster
 // sshdCmd is `sshd N FILE...`: it starts N real OpenSSH sshd on 127.0.0.1
 // for the script (stopped when it ends) and, in each FILE, replaces
 // SSH_HOSTS with their list ("127.0.0.1:PORT", …) and SSH_KEY with the
-// user key's path, and SSH_WORK with $WORK. $KNOWN_HOSTS lists their host keys; $SSH_USER_KEY is
+// user key's path, SSH_PORT0 with the first's port, and SSH_WORK with
+// $WORK. $KNOWN_HOSTS lists their host keys; $SSH_USER_KEY is
 // the key. `sshd rekey I` restarts the I'th with a new host key, as a
 // reinstalled (or impostor) machine would have.
 func sshdCmd(ts *testscript.TestScript, neg bool, args []string) {
@@ -374,9 +376,33 @@ func sshdCmd(ts *testscript.TestScript, neg bool, args []string) {
 		path := ts.MkAbs(f)
 		data, err := os.ReadFile(path)
 		ts.Check(err)
-		data = []byte(strings.NewReplacer("SSH_HOSTS", strings.Join(hosts, ", "), "SSH_KEY", strconv.Quote(c.UserKey), "SSH_WORK", ts.Getenv("WORK")).Replace(string(data)))
+		data = []byte(strings.NewReplacer("SSH_HOSTS", strings.Join(hosts, ", "), "SSH_KEY", strconv.Quote(c.UserKey), "SSH_WORK", ts.Getenv("WORK"), "SSH_PORT0", strconv.Itoa(c.Ports[0])).Replace(string(data)))
 		ts.Check(os.WriteFile(path, data, 0o644))
 	}
 	ts.Setenv("KNOWN_HOSTS", c.KnownHosts)
 	ts.Setenv("SSH_USER_KEY", c.UserKey)
+}
+
+// ec2Server is `ec2server FILE...`: it starts the EC2-compatible test
+// server (internal/ec2test) on 127.0.0.1 for the script, replaces EC2_URL
+// with its URL in each FILE, and gives the script test credentials (and a
+// HOME without ~/.aws) for the AWS chain.
+func ec2Server(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("usage: ec2server FILE...")
+	}
+	srv := ec2test.New(ec2test.Options{BootDelay: 300 * time.Millisecond, TerminateDelay: 300 * time.Millisecond})
+	ts.Check(srv.Start("127.0.0.1:0"))
+	ts.Defer(srv.Close)
+	for _, f := range args {
+		path := ts.MkAbs(f)
+		data, err := os.ReadFile(path)
+		ts.Check(err)
+		ts.Check(os.WriteFile(path, bytes.ReplaceAll(data, []byte("EC2_URL"), []byte(strconv.Quote(srv.URL()))), 0o644))
+	}
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "AKIDSCRIPT", "AWS_SECRET_ACCESS_KEY": "script-secret-key",
+		"AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": ts.MkAbs("no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": ts.MkAbs("no-aws-credentials"),
+		"EC2_URL": srv.URL()} {
+		ts.Setenv(k, v)
+	}
 }
