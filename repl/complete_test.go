@@ -42,7 +42,7 @@ func TestCompletion(t *testing.T) {
 		{"", "pool list; ex", []string{"exit", "explain"}},
 		{"", `instance cmd web "ex`, nil}, // in a string
 		{"", "# ex", nil},                 // in a comment
-		{"pool web {", "  inst", []string{"instances"}},
+		{"pool web {", "  inst", []string{"install", "instances"}},
 		{"pool web {\n  provider local {", "  r", nil}, // a provider's own settings
 		{"pool web {\n  provider local { run \"x\" }", "  he", []string{"heartbeat"}},
 		{"", "pool web { provider local { run \"x\" }; ch", []string{"check"}},
