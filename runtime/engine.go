@@ -394,6 +394,11 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 			in.State = Running
 			in.Addr = cur.Addr
 		}
+		if cur.State == Running && cur.Addr != "" && cur.Addr != in.Addr {
+			// The provider moved it (an Elastic IP replaces an ec2
+			// instance's public IP): probes and commands must follow.
+			in.Addr = cur.Addr
+		}
 		if in.State == Stopping && ps.restop[in.ID] {
 			// The last engine stopped before this one had: finish it.
 			delete(ps.restop, in.ID)

@@ -265,7 +265,10 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 			if err != nil {
 				return err
 			}
-			login.Host, login.Port = t.Host, t.Port
+			login.Host = t.Host
+			if t.Port != 0 { // else the pool's ssh_port
+				login.Port = t.Port
+			}
 			if t.User != "" {
 				login.User = t.User
 			}

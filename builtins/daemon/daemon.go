@@ -71,10 +71,13 @@ type Daemon struct {
 	cancel  context.CancelFunc // stops the engine's Run
 	running chan struct{}      // closed when Run returns
 	files   []*lang.File
-	wired   *wired             // the running engine's drivers, and how commands reach its pools
-	pending *pending           // instances whose provisioning has not finished
-	session session            // statements declared through Execute (the REPL, -e), kept across reloads
-	recent  []runtime.Decision // the last decisions, for /status
+	wired   *wired   // the running engine's drivers, and how commands reach its pools
+	pending *pending // instances whose provisioning has not finished
+	// provJobs are the provisioning runs by pool, kept across reloads;
+	// only the reloading goroutine (under reloadMu) and Stop touch them.
+	provJobs map[string]*provisionJobs
+	session  session            // statements declared through Execute (the REPL, -e), kept across reloads
+	recent   []runtime.Decision // the last decisions, for /status
 }
 
 // PolicyError is a policy that does not check; Diagnostics say why.
@@ -126,6 +129,7 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, store: store, met: newMetrics()}
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
+	d.provJobs = map[string]*provisionJobs{}
 	if d.pending, err = loadPending(filepath.Join(cfg.StateDir, "provisioning.json")); err != nil {
 		store.Close()
 		return nil, err
@@ -245,6 +249,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	}
 	d.wg.Wait()
 	d.stopEngine()
+	for _, js := range d.provJobs {
+		js.close() // cut steps stay pending: the next daemon runs them again
+	}
 	// HAProxy first: it finishes the requests it has while the instances
 	// still run. With Keep it goes on serving them.
 	d.haproxy.Close(d.cfg.Keep)

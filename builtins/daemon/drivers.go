@@ -101,9 +101,15 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 		acc.install, acc.configure = p.Install, p.Configure
 		acc.dir = policyDir(p.Decl.Pos.Filename)
 		if steps := append(append([]runtime.Step(nil), p.Install...), p.Configure...); len(steps) > 0 {
-			pv := newProvisioner(w.drivers.Providers[p.Name], p.Name, acc.remote, steps, acc.dir, d.pending, d.cfg.Log)
-			w.provisioners = append(w.provisioners, pv)
-			w.drivers.Providers[p.Name] = pv
+			js := d.provJobs[p.Name]
+			if js == nil || !js.same(steps, acc.dir) {
+				if js != nil {
+					js.close() // the steps changed: those under way start again with the new ones
+				}
+				js = newProvisionJobs(acc.remote, steps, acc.dir)
+				d.provJobs[p.Name] = js
+			}
+			w.drivers.Providers[p.Name] = newProvisioner(w.drivers.Providers[p.Name], p.Name, js, d.pending, d.cfg.Log)
 		}
 	}
 	return w, nil
@@ -112,13 +118,12 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 // wired is what a program runs with: its drivers, how commands reach each
 // pool, and the provisioners to close when it stops.
 type wired struct {
-	drivers      runtime.Drivers
-	access       map[string]*poolAccess
-	local        map[string]bool // the pools of local instances, which end with the daemon
-	provisioners []*provisioner
-	ctx          context.Context
-	cancel       context.CancelFunc // stops the goroutines below
-	wg           sync.WaitGroup     // background work for this program (looking for strangers)
+	drivers runtime.Drivers
+	access  map[string]*poolAccess
+	local   map[string]bool // the pools of local instances, which end with the daemon
+	ctx     context.Context
+	cancel  context.CancelFunc // stops the goroutines below
+	wg      sync.WaitGroup     // background work for this program (looking for strangers)
 }
 
 // goroutine runs f in the background until the program stops.
@@ -140,9 +145,6 @@ func (w *wired) close() {
 		w.cancel()
 	}
 	w.wg.Wait()
-	for _, p := range w.provisioners {
-		p.close()
-	}
 }
 
 // policyDir returns the directory of the policy file a pool is declared
@@ -230,7 +232,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 			} else {
 				target := ec2Target(dl.Config())
 				w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: target}, login: d.login(dl.Config()), target: target}
-				sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, ep.List, target))
+				sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, listVia(drivers.Providers), target))
 			}
 			if spec.ElasticIP != "" {
 				eip := elasticIP{prov, p.Name}
@@ -262,7 +264,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 			}
 			drivers.Providers[p.Name] = prov
 			w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: prov.Target}, login: d.login(dl.Config()), target: prov.Target}
-			sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, prov.List, prov.Target))
+			sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, listVia(drivers.Providers), prov.Target))
 		default:
 			return drivers, fmt.Errorf("%s: pool %s: provider %s is not available in this release (local, ec2 and ssh are)", b.Pos, p.Name, b.Kind.Name)
 		}
@@ -331,4 +333,14 @@ type failingRemote struct{ err error }
 func (r failingRemote) Run(context.Context, runtime.Instance, string, io.Writer) error { return r.err }
 func (r failingRemote) Copy(context.Context, runtime.Instance, string, string, bool) error {
 	return r.err
+}
+
+// listVia lists a pool's instances through the provider the engine uses,
+// looked up when called: once wire has wrapped it in a provisioner, an
+// instance still being provisioned is starting, and its apt-get is not
+// counted in the pool's cpu.
+func listVia(providers map[string]runtime.Provider) func(context.Context, string) ([]runtime.Instance, error) {
+	return func(ctx context.Context, pool string) ([]runtime.Instance, error) {
+		return providers[pool].List(ctx, pool)
+	}
 }

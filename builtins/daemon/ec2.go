@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
@@ -77,10 +78,28 @@ func ec2Spec(d *lang.PoolDecl, b *lang.BlockDecl, dir string) (ec2.Spec, error) 
 					return s, fmt.Errorf("user_data: %w", err)
 				}
 				s.UserData = string(data)
+			} else if looksLikePath(q.Str) {
+				// A typo must not boot machines with "./boot.sh" as their script.
+				return s, fmt.Errorf("user_data %q: no such file (relative to %s); give the script's path, or the script itself starting with #!", q.Str, dir)
 			}
 		}
 	}
 	return s, nil
+}
+
+// looksLikePath says a user_data value is meant as a file: one line, a
+// path's start or a script's extension, not a script (which starts with
+// #! or has several lines).
+func looksLikePath(s string) bool {
+	if strings.Contains(s, "\n") || strings.HasPrefix(s, "#!") {
+		return false
+	}
+	for _, p := range []string{"./", "../", "/", "~/"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return strings.HasSuffix(s, ".sh") || strings.HasSuffix(s, ".yaml") || strings.HasSuffix(s, ".yml")
 }
 
 // ec2Pool is the ec2 provider as one pool sees it: a start that fails

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -27,14 +30,22 @@ const provisionTimeout = 30 * time.Minute
 // in the pending file and provisioned again by the next daemon.
 type provisioner struct {
 	runtime.Provider
-	pool   string
+	*provisionJobs
+	pool string
+	log  *slog.Logger
+	pend *pending
+}
+
+// provisionJobs are a pool's provisioning runs. They outlive the
+// provisioner of one engine: a reload (a REPL declaration is one) hands
+// them to the next, so steps under way are not cut and run again, unless
+// the pool's steps changed.
+type provisionJobs struct {
 	remote runtime.Remote
 	steps  []runtime.Step
 	dir    string // the policy file's directory: copy sources are relative to it
-	log    *slog.Logger
-	pend   *pending
 
-	ctx    context.Context // the wrapper's: canceled by close
+	ctx    context.Context // canceled by close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -48,17 +59,25 @@ type provisionJob struct {
 	err    error
 }
 
-func newProvisioner(p runtime.Provider, pool string, remote runtime.Remote, steps []runtime.Step, dir string, pend *pending, log *slog.Logger) *provisioner {
+func newProvisionJobs(remote runtime.Remote, steps []runtime.Step, dir string) *provisionJobs {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &provisioner{Provider: p, pool: pool, remote: remote, steps: steps, dir: dir, pend: pend, log: log,
-		ctx: ctx, cancel: cancel, jobs: map[string]*provisionJob{}}
+	return &provisionJobs{remote: remote, steps: steps, dir: dir, ctx: ctx, cancel: cancel, jobs: map[string]*provisionJob{}}
 }
 
-// close stops the steps under way (their instances stay pending for the
-// next daemon) and waits for them.
-func (p *provisioner) close() {
-	p.cancel()
-	p.wg.Wait()
+// same says js runs these steps.
+func (js *provisionJobs) same(steps []runtime.Step, dir string) bool {
+	return js.dir == dir && slices.Equal(js.steps, steps)
+}
+
+// close stops the steps under way (their instances stay pending, for the
+// next daemon or the pool's new steps) and waits for them.
+func (js *provisionJobs) close() {
+	js.cancel()
+	js.wg.Wait()
+}
+
+func newProvisioner(p runtime.Provider, pool string, js *provisionJobs, pend *pending, log *slog.Logger) *provisioner {
+	return &provisioner{Provider: p, provisionJobs: js, pool: pool, pend: pend, log: log}
 }
 
 func (p *provisioner) Start(ctx context.Context, pool, name string) (runtime.Instance, error) {
@@ -113,9 +132,12 @@ func (p *provisioner) run(in runtime.Instance) *provisionJob {
 		defer cancel()
 		start := time.Now()
 		var out strings.Builder
-		err := runtime.Provision(ctx, p.remote, in, p.steps, p.dir, &out)
-		if p.ctx.Err() != nil {
-			return // the daemon is stopping: the next one provisions it
+		err := p.reachable(ctx, in)
+		if err == nil {
+			err = runtime.Provision(ctx, p.remote, in, p.steps, p.dir, &out)
+		}
+		if ctx.Err() != nil && (p.ctx.Err() != nil || !p.current(in.ID, j)) {
+			return // stopped (the daemon, or the instance): not a failure
 		}
 		p.mu.Lock()
 		j.done, j.err = true, err
@@ -130,6 +152,41 @@ func (p *provisioner) run(in runtime.Instance) *provisionJob {
 		p.log.Info("provisioned", "pool", p.pool, "instance", in.Name, "steps", len(p.steps), "took", time.Since(start).Round(time.Millisecond))
 	}()
 	return j
+}
+
+// reachWait bounds how long a new instance may take to answer commands
+// (an ec2 machine's sshd starts well after EC2 says it runs).
+const reachWait = 5 * time.Minute
+
+// reachable waits until a command runs on in, trying every few seconds
+// within reachWait. A refusal that waiting cannot cure (an unknown or
+// changed host key, no accepted SSH key) fails at once.
+func (p *provisioner) reachable(ctx context.Context, in runtime.Instance) error {
+	ctx, cancel := context.WithTimeout(ctx, reachWait)
+	defer cancel()
+	for {
+		err := p.remote.Run(ctx, in, "true", io.Discard)
+		var hk *ssh.HostKeyError
+		_, unreachable := p.remote.(failingRemote)
+		switch {
+		case err == nil:
+			return nil
+		case unreachable, errors.As(err, &hk), strings.Contains(err.Error(), "unable to authenticate"):
+			return fmt.Errorf("%s: %w", in.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not answer commands within %v: %w", in.Name, reachWait, err)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// current says j is still the job of instance id (not forgotten).
+func (p *provisioner) current(id string, j *provisionJob) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.jobs[id] == j
 }
 
 func (p *provisioner) forget(id string) {

@@ -65,13 +65,22 @@ func (d *Daemon) dialer(cfg ssh.Config) (*ssh.Dialer, error) {
 	cfg.KnownHosts, cfg.AcceptNew = d.cfg.KnownHosts, d.cfg.AcceptNew
 	key := fmt.Sprintf("%s\x00%d\x00%s", cfg.User, cfg.Port, strings.Join(cfg.KeyFiles, "\x00"))
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if dl := d.dialers[key]; dl != nil {
+	dl := d.dialers[key]
+	d.mu.Unlock()
+	if dl != nil {
 		return dl, nil
 	}
+	// Made without d.mu: it may ask the SSH agent, which can be slow, and
+	// the control socket's commands need d.mu meanwhile.
 	dl, err := ssh.NewDialer(cfg)
 	if err != nil {
 		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if other := d.dialers[key]; other != nil { // made meanwhile
+		dl.Close()
+		return other, nil
 	}
 	if d.dialers == nil {
 		d.dialers = map[string]*ssh.Dialer{}

@@ -37,8 +37,15 @@ func (d *Dialer) transfer(ctx context.Context, t Target, src, dst string, up boo
 	if err != nil {
 		return err
 	}
+	// Opening SFTP knows no context: a host that stops answering during
+	// it would hold us until TCP gives up, so ctx closes the connection.
+	stopOpen := context.AfterFunc(ctx, func() { client.Close() })
 	sc, err := sftp.NewClient(client)
+	stopOpen()
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("sftp to %s: %w", d.resolve(t), context.Cause(ctx))
+		}
 		return fmt.Errorf("sftp to %s: %w (the server needs an sftp Subsystem in sshd_config)", d.resolve(t), err)
 	}
 	defer sc.Close()
