@@ -19,17 +19,26 @@ import (
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
-// localSpec reads a pool's `provider local { … }` block.
-func localSpec(d *lang.PoolDecl, b *lang.BlockDecl) (local.Spec, error) {
-	var s local.Spec
+// poolPort returns a pool's `port`, or 0 when it has none.
+func poolPort(d *lang.PoolDecl) (int, error) {
 	for _, it := range d.Items {
 		if it.Port != nil {
 			q, err := lang.Interpret(it.Port, lang.Number)
 			if err != nil {
-				return s, err
+				return 0, err
 			}
-			s.Port = int(q.Value)
+			return int(q.Value), nil
 		}
+	}
+	return 0, nil
+}
+
+// localSpec reads a pool's `provider local { … }` block.
+func localSpec(d *lang.PoolDecl, b *lang.BlockDecl) (local.Spec, error) {
+	var s local.Spec
+	var err error
+	if s.Port, err = poolPort(d); err != nil {
+		return s, err
 	}
 	for _, set := range b.Settings {
 		switch set.Key.Name {
@@ -251,12 +260,9 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 			if err != nil {
 				return drivers, fmt.Errorf("%s: pool %s: provider ssh: %w", b.Pos, p.Name, err)
 			}
-			port := 0
-			for _, it := range p.Decl.Items {
-				if it.Port != nil {
-					q, _ := lang.Interpret(it.Port, lang.Number)
-					port = int(q.Value)
-				}
+			port, err := poolPort(p.Decl)
+			if err != nil {
+				return drivers, fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
 			}
 			prov, err := d.sshProvider(p.Name, dl, ssh.Spec{Hosts: hosts, Port: port})
 			if err != nil {

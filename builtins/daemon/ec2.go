@@ -19,14 +19,9 @@ import (
 // content; otherwise it is the script itself.
 func ec2Spec(d *lang.PoolDecl, b *lang.BlockDecl, dir string) (ec2.Spec, error) {
 	var s ec2.Spec
-	for _, it := range d.Items {
-		if it.Port != nil {
-			q, err := lang.Interpret(it.Port, lang.Number)
-			if err != nil {
-				return s, err
-			}
-			s.Port = int(q.Value)
-		}
+	var err error
+	if s.Port, err = poolPort(d); err != nil {
+		return s, err
 	}
 	for _, set := range b.Settings {
 		if set.Key.Name == "tags" {

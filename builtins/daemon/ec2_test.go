@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -50,6 +51,22 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// startLogged writes policy to path and runs a daemon on it (its state
+// beside it) until the test ends, its log kept for the test to read.
+func startLogged(t *testing.T, path, policy string) (*Daemon, *syncBuffer) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(filepath.Dir(path), "state"), Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(context.Background()) })
+	return d, logs
 }
 
 // TestEC2PrimaryFailover runs a primary pool on the EC2 test server, over
@@ -103,15 +120,7 @@ func TestEC2PrimaryFailover(t *testing.T) {
   on failure promote standby
 }
 `, srv.URL(), port)
-	if err := os.WriteFile(path, []byte(pol), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(dir, "state"), Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop(t.Context())
+	d, logs := startLogged(t, path, pol)
 
 	roles := func() (primary, standby runtime.Instance) {
 		for _, in := range d.Status().Pools[0].Instances {
@@ -190,15 +199,7 @@ func TestEC2CapacityError(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web.cloud")
 	pol := fmt.Sprintf("pool web {\n  provider ec2 { image \"ami-12345678\"; type \"t3.micro\"; endpoint %q }\n  instances 2\n  check every 100ms\n}\n", srv.URL())
-	if err := os.WriteFile(path, []byte(pol), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(dir, "state"), Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop(t.Context())
+	_, logs := startLogged(t, path, pol)
 	want := path + ":2:12: provider ec2: start web/node1: ec2 RunInstances: InsufficientInstanceCapacity: "
 	defer func() {
 		if t.Failed() {
