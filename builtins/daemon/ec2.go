@@ -75,7 +75,7 @@ func ec2Spec(d *lang.PoolDecl, b *lang.BlockDecl, dir string) (ec2.Spec, error) 
 				s.UserData = string(data)
 			} else if looksLikePath(q.Str) {
 				// A typo must not boot machines with "./boot.sh" as their script.
-				return s, fmt.Errorf("user_data %q: no such file (relative to %s); give the script's path, or the script itself starting with #!", q.Str, dir)
+				return s, fmt.Errorf("user_data %q: no such file (relative to %s): give the script's path, or the script itself starting with #! on its first line", q.Str, dir)
 			}
 		}
 	}

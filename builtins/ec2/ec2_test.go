@@ -66,7 +66,6 @@ type fixture struct {
 	srv   *ec2test.Server
 	p     *Provider
 	logs  *logs
-	dir   string
 	spec  Spec
 	state string // StateDir
 }
@@ -140,15 +139,6 @@ func (f *fixture) start(t *testing.T, name string) runtime.Instance {
 		t.Fatal(err)
 	}
 	return in
-}
-
-func find(ins []runtime.Instance, id string) (runtime.Instance, bool) {
-	for _, in := range ins {
-		if in.ID == id {
-			return in, true
-		}
-	}
-	return runtime.Instance{}, false
 }
 
 func TestStartToRunning(t *testing.T) {
