@@ -38,11 +38,7 @@ POLICY
 export CLOUDSPEAK_STATE=$W/state
 "$W/cloudspeak" run --listen '' "$W/web.cloud" 2>"$W/daemon.log" &
 pids+=($!)
-for _ in $(seq 200); do
-  [ "$("$W/cloudspeak" pool list web 2>/dev/null | grep -c 'Z$')" = "$N" ] && break
-  sleep 0.1
-done
-[ "$("$W/cloudspeak" pool list web | grep -c 'Z$')" = "$N" ] || { echo "the pool never had $N running instances" >&2; cat "$W/daemon.log" >&2; exit 1; }
+wait_pool "$W/cloudspeak" web "$N" "$W/daemon.log"
 [ "$($AWS --endpoint-url "$URL" ec2 describe-instances --filters Name=tag:cloudspeak:pool,Values=web Name=instance-state-name,Values=running --query 'length(Reservations[].Instances[])')" = "$N" ] ||
   { echo "aws sees another number of instances" >&2; exit 1; }
 

@@ -55,11 +55,7 @@ POLICY
 export CLOUDSPEAK_STATE=$W/state
 "$W/cloudspeak" run --listen '' --known-hosts "$W/c/known_hosts" "$W/fleet.cloud" 2>"$W/daemon.log" &
 pids+=($!)
-for _ in $(seq 300); do
-  [ "$("$W/cloudspeak" pool list fleet 2>/dev/null | grep -c 'Z$')" = "$N" ] && break
-  sleep 0.1
-done
-[ "$("$W/cloudspeak" pool list fleet | grep -c 'Z$')" = "$N" ] || { echo "the pool never had $N running hosts" >&2; cat "$W/daemon.log" >&2; exit 1; }
+wait_pool "$W/cloudspeak" fleet "$N" "$W/daemon.log"
 
 PSSH=(parallel-ssh -h "$W/c/hosts" -l "$BENCH_USER" -p "$N" -t 30 -i
   -x "-i $W/c/user_ed25519 -o UserKnownHostsFile=$W/c/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes" uptime)

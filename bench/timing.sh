@@ -1,5 +1,5 @@
 # Shared by the bench/ scripts (source it): timing of commands run one
-# after another, in milliseconds.
+# after another, in milliseconds, and waiting for a daemon's pool.
 
 # runs N CMD...: runs CMD N times (output discarded; a failure stops the
 # script) and prints "min MS median MS max MS".
@@ -20,4 +20,17 @@ runs() {
 # median_ms N CMD...: the median of N runs of CMD, in ms (a number alone).
 median_ms() {
   runs "$@" | awk '{ print $5 }'
+}
+
+# wait_pool CLOUDSPEAK POOL N LOG: waits up to 30s until `pool list POOL`
+# shows N running instances; otherwise prints LOG (the daemon's) and fails.
+wait_pool() {
+  local cs=$1 pool=$2 n=$3 log=$4
+  for _ in $(seq 300); do
+    [ "$("$cs" pool list "$pool" 2>/dev/null | grep -c 'Z$')" = "$n" ] && return 0
+    sleep 0.1
+  done
+  echo "pool $pool never had $n running instances" >&2
+  cat "$log" >&2
+  return 1
 }
