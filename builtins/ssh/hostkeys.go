@@ -19,8 +19,22 @@ type hostKeys struct {
 	files     []string // the first is where accepted keys are appended
 	acceptNew bool
 
-	mu sync.Mutex            // guards cb, and appending to files[0]
-	cb gossh.HostKeyCallback // over the files as last read
+	mu    sync.Mutex            // guards cb and stamp, and appending to files[0]
+	cb    gossh.HostKeyCallback // over the files as last read
+	stamp string                // the files' sizes and times when last read
+}
+
+// filesStamp says which version of the files there is: an operator who
+// runs ssh-keygen -R or appends ssh-keyscan's output is heard at the next
+// connection, without restarting the daemon.
+func (h *hostKeys) filesStamp() string {
+	var b strings.Builder
+	for _, f := range h.files {
+		if fi, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%s %d %d;", f, fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return b.String()
 }
 
 func newHostKeys(files []string, acceptNew bool) (*hostKeys, error) {
@@ -36,6 +50,7 @@ func newHostKeys(files []string, acceptNew bool) (*hostKeys, error) {
 // fresh machine has no ~/.ssh/known_hosts). Called with mu held, or before
 // h is shared.
 func (h *hostKeys) reload() error {
+	h.stamp = h.filesStamp()
 	var existing []string
 	for _, f := range h.files {
 		if _, err := os.Stat(f); err == nil {
@@ -54,9 +69,17 @@ func (h *hostKeys) reload() error {
 	return nil
 }
 
+// callback returns the check over the files, read again if they changed
+// (a file that cannot be read now keeps the last good version).
 func (h *hostKeys) callback() gossh.HostKeyCallback {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.filesStamp() != h.stamp {
+		cb, stamp := h.cb, h.stamp
+		if err := h.reload(); err != nil {
+			h.cb, h.stamp = cb, stamp
+		}
+	}
 	return h.cb
 }
 

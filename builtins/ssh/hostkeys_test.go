@@ -144,3 +144,26 @@ func TestRevokedHostKey(t *testing.T) {
 		t.Fatalf("Run: %v, want a revoked key error", err)
 	}
 }
+
+// TestKnownHostsEditedWhileRunning: what the refusal tells an operator to
+// do (ssh-keyscan >> known_hosts) works on the running dialer, with no
+// restart: the files are read again when they change.
+func TestKnownHostsEditedWhileRunning(t *testing.T) {
+	c := sshdtest.StartT(t, 1)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := newDialer(t, c, func(cfg *Config) { cfg.KnownHosts = []string{kh} })
+	var hk *HostKeyError
+	if err := d.Run(testContext(t), target(c, 0), "true", io.Discard, io.Discard); !errors.As(err, &hk) || !hk.Unknown() {
+		t.Fatalf("Run: %v, want an unknown host key error", err)
+	}
+	line := fmt.Sprintf("[127.0.0.1]:%d %s\n", c.Ports[0], c.HostKeyPub)
+	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Run(testContext(t), target(c, 0), "true", io.Discard, io.Discard); err != nil {
+		t.Fatalf("Run after the key was added: %v", err)
+	}
+}
