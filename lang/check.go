@@ -535,10 +535,12 @@ func (c *Checker) setting(s *Setting, ss SettingSchema) {
 				c.errorf(a.Word, typeHint(ss.Type), "%s takes %s, not the word %q", key, ss.Type.article(), a.Word.Name)
 				continue
 			}
+			if q, ok := c.value(a.Value, ss.Type); ok && ss.Type == String && strings.TrimSpace(q.Str) == "" {
+				c.errorf(a.Value, "", "%s: a value is empty", key)
+			}
 			if i > 0 && !a.Comma {
 				c.errorf(a.Value, fmt.Sprintf("separate the values with commas: %s \"a\", \"b\"", key), "missing ',' between the values of %s", key)
 			}
-			c.value(a.Value, ss.Type)
 		}
 	case len(s.Args) != 1:
 		c.errorf(s, "", "%s takes one value, not %d", key, len(s.Args))
@@ -553,8 +555,12 @@ func (c *Checker) setting(s *Setting, ss SettingSchema) {
 			c.errorf(a, typeHint(ss.Type), "%s takes %s, not the word %q", key, ss.Type.article(), a.Word.Name)
 			return
 		}
-		if q, ok := c.value(a.Value, ss.Type); ok && ss.Type == Duration && q.Value <= 0 {
+		q, ok := c.value(a.Value, ss.Type)
+		switch {
+		case ok && ss.Type == Duration && q.Value <= 0:
 			c.errorf(a, "durations must be greater than zero", "%s must be positive", key)
+		case ok && ss.Type == String && strings.TrimSpace(q.Str) == "":
+			c.errorf(a, "", "%s is empty", key)
 		}
 	}
 }
@@ -624,6 +630,9 @@ func (c *Checker) provision(what string, p *Provision) {
 				continue
 			}
 			nonEmpty(st.Copy.Dst, "copy destination")
+		case st.Other != nil && (st.Other.Word.Name == "run" || st.Other.Word.Name == "copy"):
+			shape := map[string]string{"run": `run "COMMAND"`, "copy": `copy "LOCAL" to "REMOTE"`}[st.Other.Word.Name]
+			c.errorf(st.Other, "write "+shape+", with strings", "%s takes %s", st.Other.Word.Name, shape)
 		case st.Other != nil:
 			hint := `the steps are copy "LOCAL" to "REMOTE" and run "COMMAND"`
 			if s := nearest(st.Other.Word.Name, []string{"copy", "run"}); s != "" {
