@@ -52,6 +52,8 @@ type Daemon struct {
 	store *boltstore.Store
 	local *local.Provider
 	ec2   *ec2.Provider // made when a policy first has an ec2 pool
+	// strangers are the ec2 instances of undeclared pools already logged.
+	strangers sync.Map // instance ID → true
 	// dialers are the SSH logins of ec2 and ssh pools, by their settings;
 	// sshProviders the providers of ssh pools, by pool. Both outlive
 	// reloads.

@@ -183,7 +183,6 @@ const strangerInterval = 5 * time.Minute
 // (another deployment, a pool removed from the policy). It runs until ctx
 // ends.
 func (d *Daemon) watchStrangers(ctx context.Context, prov *ec2.Provider, pools []string) {
-	said := map[string]bool{}
 	for {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		list, err := prov.Strangers(cctx, pools)
@@ -195,8 +194,7 @@ func (d *Daemon) watchStrangers(ctx context.Context, prov *ec2.Provider, pools [
 			d.cfg.Log.Warn("ec2: look for stranger instances", "err", err)
 		}
 		for _, s := range list {
-			if !said[s.ID] {
-				said[s.ID] = true
+			if _, said := d.strangers.LoadOrStore(s.ID, true); !said { // once per daemon, not per reload
 				d.cfg.Log.Warn("ec2: stranger instance: tagged for a pool this policy does not declare; left alone",
 					"id", s.ID, "pool", s.Pool, "name", s.Name, "state", s.State, "region", s.Region)
 			}
