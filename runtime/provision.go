@@ -18,7 +18,9 @@ func Provision(ctx context.Context, r Remote, inst Instance, steps []Step, dir s
 		if s.Run != "" {
 			fmt.Fprintf(out, "%s: run %q\n", inst.Name, s.Run)
 			if err := r.Run(ctx, inst, s.Run, out); err != nil {
-				return fmt.Errorf("%s: %s: run %q: %w", s.Pos, inst.Name, s.Run, err)
+				// The step by its position, not its text: a command may
+				// carry a token, and this error goes to the decision log.
+				return fmt.Errorf("%s: %s: run step: %w", s.Pos, inst.Name, err)
 			}
 			continue
 		}
