@@ -205,6 +205,9 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 		return drivers, err
 	}
 	var ec2Pools []string
+	// The providers shared with the running engine change only once every
+	// pool is ready: a pool that fails leaves them as they were.
+	var commits []func() error
 	for _, p := range prog.Pools {
 		b := providerBlock(p.Decl)
 		switch b.Kind.Name {
@@ -213,7 +216,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 			if err != nil {
 				return drivers, fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
 			}
-			d.local.SetSpec(p.Name, spec)
+			commits = append(commits, func() error { d.local.SetSpec(p.Name, spec); return nil })
 			drivers.Providers[p.Name] = d.local
 			sources[p.Name] = append(sources[p.Name], d.local)
 			w.local[p.Name] = true
@@ -223,9 +226,12 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 				return drivers, fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
 			}
 			prov := d.ec2Provider()
-			if err := prov.SetSpec(p.Name, spec); err != nil {
-				return drivers, fmt.Errorf("%s: %w", b.Pos, err)
-			}
+			commits = append(commits, func() error {
+				if err := prov.SetSpec(p.Name, spec); err != nil {
+					return fmt.Errorf("%s: %w", b.Pos, err)
+				}
+				return nil
+			})
 			ec2Pools = append(ec2Pools, p.Name)
 			ep := ec2Pool{prov, b.Pos}
 			drivers.Providers[p.Name] = ep
@@ -264,15 +270,21 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 			if err != nil {
 				return drivers, fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
 			}
-			prov, err := d.sshProvider(p.Name, dl, ssh.Spec{Hosts: hosts, Port: port})
+			prov, commit, err := d.sshProvider(p.Name, dl, ssh.Spec{Hosts: hosts, Port: port})
 			if err != nil {
 				return drivers, fmt.Errorf("%s: %w", b.Pos, err)
 			}
+			commits = append(commits, commit)
 			drivers.Providers[p.Name] = prov
 			w.access[p.Name] = &poolAccess{remote: &ssh.Remote{Dialer: dl, Target: prov.Target}, login: d.login(dl.Config()), target: prov.Target}
 			sources[p.Name] = append(sources[p.Name], ssh.NewMetrics(dl, listVia(drivers.Providers), prov.Target))
 		default:
 			return drivers, fmt.Errorf("%s: pool %s: provider %s is not available in this release (local, ec2 and ssh are)", b.Pos, p.Name, b.Kind.Name)
+		}
+	}
+	for _, commit := range commits {
+		if err := commit(); err != nil {
+			return drivers, err
 		}
 	}
 	if len(ec2Pools) > 0 {

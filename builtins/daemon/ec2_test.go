@@ -215,3 +215,43 @@ func TestEC2CapacityError(t *testing.T) {
 		t.Errorf("the secret key is in the log")
 	}
 }
+
+// TestRejectedReloadKeepsProviders: a reload that fails on one pool (an
+// ssh pool whose key file is missing) leaves the running pools' providers
+// as they were: the instance that replaces a lost one still gets the old
+// image, not the rejected policy's.
+func TestRejectedReloadKeepsProviders(t *testing.T) {
+	awsEnv(t)
+	srv := ec2test.New(ec2test.Options{})
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.cloud")
+	pol := fmt.Sprintf("pool web {\n  provider ec2 { image \"ami-11111111\"; type \"t3.micro\"; endpoint %q }\n  check every 100ms\n}\n", srv.URL())
+	d, logs := startLogged(t, path, pol)
+	first := func() string {
+		for _, in := range srv.Instances() {
+			if in.State == "running" || in.State == "pending" {
+				return in.ID
+			}
+		}
+		return ""
+	}
+	waitFor(t, "an instance", func() bool { return first() != "" })
+	bad := strings.Replace(pol, "ami-11111111", "ami-22222222", 1) +
+		"pool other {\n  provider ssh { hosts \"127.0.0.1:1\"; key \"./no-such-key\" }\n}\n"
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "no-such-key") {
+		t.Fatalf("Reload: %v, want the missing key", err)
+	}
+	srv.Terminate(first())
+	waitFor(t, "a replacement", func() bool { return srv.Count("RunInstances") == 2 && first() != "" })
+	in, _ := srv.Instance(first())
+	if in.Image != "ami-11111111" {
+		t.Errorf("the replacement runs %s: the rejected reload changed the running pool's image\n%s", in.Image, logs.String())
+	}
+}

@@ -95,34 +95,42 @@ func (d *Daemon) login(cfg ssh.Config) *SSHLogin {
 	return &SSHLogin{User: cfg.User, Port: cfg.Port, KeyFiles: cfg.KeyFiles, KnownHosts: d.cfg.KnownHosts, AcceptNew: d.cfg.AcceptNew}
 }
 
-// sshProvider returns the provider of an ssh pool. It is kept across
-// reloads, with its hosts' assignments; a new one (the first start, or
-// new login settings) takes the assignments the last engine saved.
-func (d *Daemon) sshProvider(pool string, dl *ssh.Dialer, spec ssh.Spec) (*ssh.Provider, error) {
+// sshProvider returns the provider of an ssh pool, and commit, which
+// makes it the pool's once the whole program is wired (so a reload that is
+// rejected later changes nothing the running engine uses). The provider is
+// kept across reloads, with its hosts' assignments; a new one (the first
+// start, or new login settings) takes the assignments the last engine
+// saved.
+func (d *Daemon) sshProvider(pool string, dl *ssh.Dialer, spec ssh.Spec) (prov *ssh.Provider, commit func() error, err error) {
 	d.mu.Lock()
 	p, ok := d.sshProviders[pool]
 	d.mu.Unlock()
-	fresh := !ok || p.dialer != dl
-	if fresh {
-		p = sshPool{ssh.NewProvider(dl), dl}
-	}
-	if err := p.SetSpec(pool, spec); err != nil {
-		return nil, err
-	}
-	if fresh {
-		if s, err := d.store.Load(); err == nil && s != nil {
-			if err := p.Restore(pool, s.Pools[pool].Instances); err != nil {
-				return nil, err
-			}
+	if ok && p.dialer == dl {
+		// The running engine's: check the hosts on a scratch provider now,
+		// and change it only at commit.
+		if err := ssh.NewProvider(dl).SetSpec(pool, spec); err != nil {
+			return nil, nil, err
 		}
+		return p.Provider, func() error { return p.SetSpec(pool, spec) }, nil
+	}
+	p = sshPool{ssh.NewProvider(dl), dl}
+	if err := p.SetSpec(pool, spec); err != nil {
+		return nil, nil, err
+	}
+	if s, err := d.store.Load(); err == nil && s != nil {
+		if err := p.Restore(pool, s.Pools[pool].Instances); err != nil {
+			return nil, nil, err
+		}
+	}
+	return p.Provider, func() error {
 		d.mu.Lock()
+		defer d.mu.Unlock()
 		if d.sshProviders == nil {
 			d.sshProviders = map[string]sshPool{}
 		}
 		d.sshProviders[pool] = p
-		d.mu.Unlock()
-	}
-	return p.Provider, nil
+		return nil
+	}, nil
 }
 
 // sshPool is an ssh pool's provider and the dialer it was made with.
