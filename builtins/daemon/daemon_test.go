@@ -141,3 +141,31 @@ func TestDaemonLifecycle(t *testing.T) {
 		t.Fatalf("state file: %v %v", err, fi.Mode())
 	}
 }
+
+// TestCmdColor: instance cmd prefixes each line with its instance, in
+// color when the client writes to a terminal (Request.Color), and plainly
+// otherwise; one instance's lines stay together.
+func TestCmdColor(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.cloud")
+	writePolicy(t, path, 2)
+	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(dir, "state"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop(context.Background())
+	waitFor(t, "2 running instances", func() bool { return len(running(d)) == 2 })
+	const cmd = `instance cmd w "echo one; echo two"`
+	plain := d.Execute(context.Background(), Request{Statements: cmd})
+	if plain.Status != 0 || strings.Contains(plain.Output, "\x1b[") {
+		t.Fatalf("plain: status %d, output %q", plain.Status, plain.Output)
+	}
+	want := "node0: one\nnode0: two\nnode1: one\nnode1: two\n2 of 2 instances: ok\n"
+	if plain.Output != want {
+		t.Errorf("plain output:\n%s\nwant:\n%s", plain.Output, want)
+	}
+	colored := d.Execute(context.Background(), Request{Statements: cmd, Color: true})
+	if !strings.Contains(colored.Output, "\x1b[36mnode0:\x1b[0m one\n") || !strings.Contains(colored.Output, "\x1b[35mnode1:\x1b[0m two\n") {
+		t.Errorf("colored output: %q", colored.Output)
+	}
+}
