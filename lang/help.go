@@ -45,8 +45,9 @@ var declHelp = map[string]string{
   declares a pool: provider KIND { … } (required), instances MIN..MAX,
   port N, check every D, cooldown D, standby N,
   heartbeat every D timeout T recover N, primary, balancer KIND { … },
-  storage "s3://…" at "/path", and its rules and jobs.
-  Spec §6.`,
+  storage "s3://…" at "/path",
+  install { copy "./site" to "/srv/www"; run "…" }, configure { … },
+  and its rules and jobs. Spec §6.`,
 	"when": `when CONDITION [for D] ACTION
   acts when CONDITION holds (for D without a break), e.g.
   when load > 0.7 for 5m add instance. Spec §8.`,
