@@ -35,6 +35,20 @@ func awsEnv(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_EC2", "")
 }
 
+// startEC2 runs the EC2 test server for the test, with the AWS chain
+// pointed at test credentials only; it closes after the test's daemon
+// (cleanups run last first).
+func startEC2(t *testing.T, opts ec2test.Options) *ec2test.Server {
+	t.Helper()
+	awsEnv(t)
+	srv := ec2test.New(opts)
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // syncBuffer is a log the daemon writes while the test reads it.
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -76,13 +90,8 @@ func startLogged(t *testing.T, path, policy string) (*Daemon, *syncBuffer) {
 // standby is launched. A stranger (tagged for another pool) and an
 // untagged instance are never touched, and the secret key is never logged.
 func TestEC2PrimaryFailover(t *testing.T) {
-	awsEnv(t)
-	srv := ec2test.New(ec2test.Options{BootDelay: 300 * time.Millisecond, TerminateDelay: 300 * time.Millisecond,
+	srv := startEC2(t, ec2test.Options{BootDelay: 300 * time.Millisecond, TerminateDelay: 300 * time.Millisecond,
 		Addresses: map[string]string{"eipalloc-0db": "127.0.0.1"}})
-	if err := srv.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	untagged := srv.AddInstance(map[string]string{"Name": "hand-made"})
 	stranger := srv.AddInstance(map[string]string{"cloudspeak:pool": "old", "cloudspeak:name": "node0"})
 	// Every instance answers on the pool's port: a listener here.
@@ -190,12 +199,7 @@ func TestEC2PrimaryFailover(t *testing.T) {
 // pool's position in the policy, EC2's code and a hint, and counts as a
 // failed start (so the pool backs off rather than retry every tick).
 func TestEC2CapacityError(t *testing.T) {
-	awsEnv(t)
-	srv := ec2test.New(ec2test.Options{Capacity: 1})
-	if err := srv.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startEC2(t, ec2test.Options{Capacity: 1})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web.cloud")
 	pol := fmt.Sprintf("pool web {\n  provider ec2 { image \"ami-12345678\"; type \"t3.micro\"; endpoint %q }\n  instances 2\n  check every 100ms\n}\n", srv.URL())
@@ -221,12 +225,7 @@ func TestEC2CapacityError(t *testing.T) {
 // as they were: the instance that replaces a lost one still gets the old
 // image, not the rejected policy's.
 func TestRejectedReloadKeepsProviders(t *testing.T) {
-	awsEnv(t)
-	srv := ec2test.New(ec2test.Options{})
-	if err := srv.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startEC2(t, ec2test.Options{})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web.cloud")
 	pol := fmt.Sprintf("pool web {\n  provider ec2 { image \"ami-11111111\"; type \"t3.micro\"; endpoint %q }\n  check every 100ms\n}\n", srv.URL())
