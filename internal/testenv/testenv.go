@@ -24,6 +24,20 @@ func Need(t testing.TB, program, install string) string {
 	return path
 }
 
+// NeedFound is Need for a component found some other way than on PATH (a
+// pinned build in a cache, say): err is what the search returned, and
+// says what is missing and how to install it. A nil err does nothing.
+func NeedFound(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and a component is missing: %v", err)
+	}
+	t.Skipf("%v; skipping the tests that need it", err)
+}
+
 // ShortDir returns a temporary directory with a short path, removed when
 // the test ends: a unix socket's path must fit in 108 bytes, and
 // t.TempDir's can be longer.
