@@ -232,6 +232,7 @@ func rootCause(err error) string {
 
 var hints = map[string]string{
 	"InvalidAccessKeyId":    "the server does not know this access key: check AWS_ACCESS_KEY_ID or the profile",
+	"XAdminUserNotFound":    "the server does not know this access key: check AWS_ACCESS_KEY_ID or the profile", // versitygw's InvalidAccessKeyId
 	"SignatureDoesNotMatch": "the secret key does not match the access key: check AWS_SECRET_ACCESS_KEY or the profile",
 	"AccessDenied":          "these credentials may not do this: the policy needs s3:ListBucket, s3:GetObject, s3:PutObject (and s3:DeleteObject for --delete)",
 	"InvalidBucketName":     "bucket names are 3 to 63 lowercase letters, digits, '.' and '-'",

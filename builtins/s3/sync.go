@@ -432,7 +432,7 @@ func fatal(err error) bool {
 		return false
 	}
 	switch e.Code {
-	case "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+	case "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "XAdminUserNotFound", "SignatureDoesNotMatch", "ExpiredToken",
 		"InvalidToken", "AllAccessDisabled", "PermanentRedirect", "AuthorizationHeaderMalformed", "RequestTimeTooSkewed":
 		return true
 	}
