@@ -368,17 +368,34 @@ func (s *session) execute(ctx context.Context, text string) {
 	s.mu.Lock()
 	s.stopStatement = stop
 	s.mu.Unlock()
-	resp := s.client.Execute(ctx, daemon.Request{
+	req := daemon.Request{
 		Statements: strings.Repeat("\n", first-1) + text, Source: "repl", Session: s.id,
 		Dir: s.cwd, Color: s.o.Color,
-	})
+	}
+	for {
+		resp := s.answer(ctx, req)
+		if resp.Sync == nil || resp.Status != 0 {
+			break
+		}
+		if st := resp.Sync.Run(ctx, s.o.Stdout, s.o.Stderr, s.interactive); st != 0 || resp.Rest == "" {
+			s.failed = max(s.failed, st)
+			break
+		}
+		req.Statements = resp.Rest // what followed the sync on the line
+	}
 	s.mu.Lock()
 	s.stopStatement = nil
 	s.mu.Unlock()
+	stop()
+}
+
+// answer sends one request and prints the answer, running the shell it
+// asks for (instance ssh).
+func (s *session) answer(ctx context.Context, req daemon.Request) daemon.Response {
+	resp := s.client.Execute(ctx, req)
 	if ctx.Err() != nil && resp.Status != 0 {
 		resp.Error = "interrupted: " + resp.Error
 	}
-	stop()
 	s.failed = max(s.failed, resp.Status)
 	io.WriteString(s.out, s.colorize(resp.Output))
 	if resp.Notice != "" {
@@ -391,7 +408,7 @@ func (s *session) execute(ctx context.Context, text string) {
 		}
 		io.WriteString(s.errw, msg)
 	}
-	if strings.TrimSpace(text) == "help" && resp.Status == 0 {
+	if strings.TrimSpace(req.Statements) == "help" && resp.Status == 0 {
 		io.WriteString(s.out, keysHelp)
 	}
 	if resp.Exec != nil && resp.Status == 0 {
@@ -405,6 +422,7 @@ func (s *session) execute(ctx context.Context, text string) {
 			fmt.Fprintf(s.errw, "(shell exit status %d)\n", st)
 		}
 	}
+	return resp
 }
 
 const keysHelp = `

@@ -104,9 +104,11 @@ type Metrics interface {
 	Observe(ctx context.Context, pool string, now time.Time, obs *Observation) error
 }
 
-// Syncer copies files between a local path and object storage.
+// Syncer copies the files that changed from src to dst, each a local
+// path (relative to dir, the policy file's directory) or an object store
+// URL, and says in a line what it did.
 type Syncer interface {
-	Sync(ctx context.Context, src, dst string) error
+	Sync(ctx context.Context, src, dst, dir string) (summary string, err error)
 }
 
 // Executor runs a command, with the variables in env added to its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -24,6 +25,9 @@ type Options struct {
 	// action (default 30s). Negative means none: only for in-process drivers
 	// that cannot hang, such as the simulator's.
 	CallTimeout time.Duration
+	// SyncTimeout bounds a `sync` action (default 1h): copying a tree can
+	// take far longer than a driver call.
+	SyncTimeout time.Duration
 }
 
 // Engine runs a program: it evaluates each pool's rules on its tick, runs
@@ -101,6 +105,9 @@ func New(prog *Program, opts Options) (*Engine, error) {
 	}
 	if opts.CallTimeout == 0 {
 		opts.CallTimeout = 30 * time.Second
+	}
+	if opts.SyncTimeout == 0 {
+		opts.SyncTimeout = time.Hour
 	}
 	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{},
 		obs: make([]Observation, len(prog.Pools))}
@@ -884,11 +891,13 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 		e.log(Decision{Time: now, Pool: pool, Action: string(a.Kind), Instances: ps.target, Rule: text, Pos: pos, Outcome: fmt.Sprintf("%d → %d", old, ps.target)})
 		return
 	}
-	run := func(ctx context.Context) error {
+	var summary string // what a sync did
+	run := func(ctx context.Context) (err error) {
 		switch a.Kind {
 		case SyncTo:
 			if s := e.opts.Drivers.Syncer; s != nil {
-				return s.Sync(ctx, a.Src, a.Dst)
+				summary, err = s.Sync(ctx, a.Src, a.Dst, filepath.Dir(a.Pos.Filename))
+				return err
 			}
 		case Exec:
 			if x := e.opts.Drivers.Executor; x != nil {
@@ -912,6 +921,10 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 	go func() {
 		defer e.wg.Done()
 		cctx, cancel := e.call(ctx)
+		if a.Kind == SyncTo {
+			cancel()
+			cctx, cancel = context.WithTimeout(ctx, e.opts.SyncTimeout)
+		}
 		err := run(cctx)
 		cancel()
 		e.mu.Lock()
@@ -922,6 +935,9 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 		done := d
 		done.Time = e.opts.Clock.Now()
 		done.Outcome = "done"
+		if summary != "" {
+			done.Outcome = "done: " + summary
+		}
 		if err != nil {
 			done.Action, done.Outcome = "error", fmt.Sprintf("%s: %v", a.Kind, err)
 		}

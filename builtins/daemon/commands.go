@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -58,7 +59,11 @@ type commander struct {
 	req    Request
 	recent []runtime.Decision
 	out    *strings.Builder
-	exec   *Exec // set by instance ssh
+	exec   *Exec    // set by instance ssh
+	sync   *SyncJob // set by sync
+	// stateDir is the daemon's (or, offline, the client's) state
+	// directory: syncs journal their multipart uploads there.
+	stateDir string
 	// offline is the state directory when no daemon runs (see Offline).
 	offline string
 }
@@ -103,6 +108,17 @@ func (x *commander) run(ctx context.Context, c *lang.Command) error {
 			return usageErr{err}
 		}
 		x.out.WriteString(text)
+		return nil
+	case c.Sync != nil:
+		src, err1 := lang.Interpret(c.Sync.Src, lang.String)
+		dst, err2 := lang.Interpret(c.Sync.Dst, lang.String)
+		if err := errors.Join(err1, err2); err != nil {
+			return usageErr{err}
+		}
+		if x.req.Dir == "" && (!strings.HasPrefix(src.Str, "s3://") && !filepath.IsAbs(src.Str) || !strings.HasPrefix(dst.Str, "s3://") && !filepath.IsAbs(dst.Str)) {
+			return usageErr{fmt.Errorf("sync: a relative path needs the client's directory; give an absolute path")}
+		}
+		x.sync = &SyncJob{Src: src.Str, Dst: dst.Str, Dir: x.req.Dir, Journal: JournalDir(x.stateDir), JSON: x.req.JSON}
 		return nil
 	case c.Explain != nil:
 		if x.offline != "" {

@@ -49,6 +49,10 @@ type Response struct {
 	// Exec, when set, is an interactive session the client runs itself on
 	// its terminal (`instance ssh`).
 	Exec *Exec `json:"exec,omitempty"`
+	// Sync, when set, is a sync the client runs itself (RunSync); Rest
+	// is the statements after it, for the client to send once it is done.
+	Sync *SyncJob `json:"sync,omitempty"`
+	Rest string   `json:"rest,omitempty"`
 }
 
 // Exec is an interactive shell on an instance, for the client to run.
@@ -177,7 +181,7 @@ func (d *Daemon) Execute(ctx context.Context, req Request) Response {
 	e, access := d.engine, d.wired.access
 	recent := append([]runtime.Decision(nil), d.recent...)
 	d.mu.Unlock()
-	return runCommands(ctx, f, &commander{e: e, local: d.local, access: access, req: req, recent: recent})
+	return runCommands(ctx, f, &commander{e: e, local: d.local, access: access, req: req, recent: recent, stateDir: d.cfg.StateDir})
 }
 
 // sessionSource is a source declared through Execute, and the REPL
@@ -273,6 +277,9 @@ func runCommands(ctx context.Context, f *lang.File, x *commander) Response {
 		}
 		if x.exec != nil {
 			return Response{Output: out.String(), Exec: x.exec}
+		}
+		if x.sync != nil {
+			return Response{Output: out.String(), Sync: x.sync, Rest: rest(x.req.Statements, f, s)}
 		}
 	}
 	return Response{Output: out.String()}

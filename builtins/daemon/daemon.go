@@ -21,6 +21,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/s3"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
@@ -75,6 +76,7 @@ type Daemon struct {
 	files   []*lang.File
 	wired   *wired   // the running engine's drivers, and how commands reach its pools
 	pending *pending // instances whose provisioning has not finished
+	sync    *syncer  // the policies' sync actions and pool storage
 	// provJobs are the provisioning runs by pool, kept across reloads;
 	// only the reloading goroutine (under reloadMu) and Stop touch them.
 	provJobs map[string]*provisionJobs
@@ -132,6 +134,7 @@ func Start(cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, store: store, met: newMetrics()}
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
 	d.provJobs = map[string]*provisionJobs{}
+	d.sync = &syncer{cfg: s3.Config{JournalDir: JournalDir(cfg.StateDir)}}
 	if d.pending, err = loadPending(filepath.Join(cfg.StateDir, "provisioning.json")); err != nil {
 		store.Close()
 		return nil, err

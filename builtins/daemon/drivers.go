@@ -306,6 +306,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, prog *runtime.Program, files [
 		drivers.Probers[p.Name] = heartbeat.New(live, healthPath[p.Name])
 	}
 	drivers.Metrics = sources
+	drivers.Syncer = d.sync
 	return drivers, nil
 }
 

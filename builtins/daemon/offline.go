@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
@@ -44,6 +45,9 @@ func (o Offline) Execute(ctx context.Context, req Request) Response {
 			return Response{Error: fmt.Sprintf("%s: %v", s.Pos, err), Status: 1}
 		}
 	}
+	if !needsState(f) { // sync and help work without any daemon, ever
+		return runCommands(ctx, f, &commander{req: req, offline: o.StateDir, stateDir: o.StateDir})
+	}
 	path := filepath.Join(o.StateDir, "state.db")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return Response{Error: fmt.Sprintf("%v on %s, and none has run there: start one with: cloudspeak run --state %s POLICY.cloud",
@@ -63,7 +67,7 @@ func (o Offline) Execute(ctx context.Context, req Request) Response {
 	}
 	prov := local.New(filepath.Join(o.StateDir, "instances"), clock.Real{})
 	e := &offlineEngine{dir: o.StateDir, st: st, local: prov}
-	resp := runCommands(ctx, f, &commander{e: e, local: prov, req: req, offline: o.StateDir})
+	resp := runCommands(ctx, f, &commander{e: e, local: prov, req: req, offline: o.StateDir, stateDir: o.StateDir})
 	resp.Notice = fmt.Sprintf("(no daemon runs on %s: acting on the instances the last one left)", o.StateDir)
 	prov.Wait() // the stoppers: SIGTERM, then SIGKILL after the grace period
 	if e.changed {
@@ -72,6 +76,17 @@ func (o Offline) Execute(ctx context.Context, req Request) Response {
 		}
 	}
 	return resp
+}
+
+// needsState says whether a request has a command that acts on pools or
+// instances, which need the state a daemon left.
+func needsState(f *lang.File) bool {
+	for _, s := range f.Stmts {
+		if c := s.Command; c != nil && c.Sync == nil && c.Help == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // offlineEngine is the engine interface over a saved state: instances are

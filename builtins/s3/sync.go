@@ -135,10 +135,10 @@ type side struct {
 
 func (s *side) name(key string) string { return join(s.loc.Path, key) }
 
-// Sync copies what changed from src to dst, and implements
-// runtime.Syncer for `sync` actions (local paths are taken as given).
-func (c *Client) Sync(ctx context.Context, src, dst string) (string, error) {
-	r, err := c.Run(ctx, src, dst, "", Options{})
+// Sync copies what changed from src to dst (local paths relative to
+// dir), as a policy's `sync` action does: runtime.Syncer.
+func (c *Client) Sync(ctx context.Context, src, dst, dir string) (string, error) {
+	r, err := c.Run(ctx, src, dst, dir, Options{})
 	if err != nil {
 		return "", err
 	}

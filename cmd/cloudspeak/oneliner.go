@@ -133,21 +133,29 @@ func sendStatements(io stdio, stateFlag string, req daemon.Request) int {
 	if errors.Is(err, daemon.ErrNoDaemon) {
 		client = daemon.Offline{StateDir: dir}
 	}
-	resp := client.Execute(ctx, req)
-	fmt.Fprint(io.out, resp.Output)
-	if resp.Notice != "" {
-		fmt.Fprintln(io.err, resp.Notice)
-	}
-	if resp.Error != "" {
-		msg := resp.Error
-		if !strings.HasSuffix(msg, "\n") {
-			msg = "cloudspeak: " + msg + "\n"
+	for {
+		resp := client.Execute(ctx, req)
+		fmt.Fprint(io.out, resp.Output)
+		if resp.Notice != "" {
+			fmt.Fprintln(io.err, resp.Notice)
 		}
-		fmt.Fprint(io.err, msg)
+		if resp.Error != "" {
+			msg := resp.Error
+			if !strings.HasSuffix(msg, "\n") {
+				msg = "cloudspeak: " + msg + "\n"
+			}
+			fmt.Fprint(io.err, msg)
+		}
+		if resp.Exec != nil && resp.Status == exitOK {
+			stop() // the shell gets Ctrl-C, not us
+			return resp.Exec.Run(io.in, io.out, io.err)
+		}
+		if resp.Sync == nil || resp.Status != exitOK {
+			return resp.Status
+		}
+		if st := resp.Sync.Run(ctx, io.out, io.err, colorFor(io.err)); st != exitOK || resp.Rest == "" {
+			return st
+		}
+		req.Statements = resp.Rest // what followed the sync
 	}
-	if resp.Exec != nil && resp.Status == exitOK {
-		stop() // the shell gets Ctrl-C, not us
-		return resp.Exec.Run(io.in, io.out, io.err)
-	}
-	return resp.Status
 }

@@ -1,0 +1,161 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cloudspeak/cloudspeak/builtins/s3"
+	"github.com/cloudspeak/cloudspeak/lang"
+)
+
+// SyncJob is a `sync SRC to DST` for the client to run itself, as it
+// runs `instance ssh`: in its working directory, with its credentials,
+// and with a progress bar on its terminal.
+type SyncJob struct {
+	Src string `json:"src"`
+	Dst string `json:"dst"`
+	Dir string `json:"dir"` // local paths are relative to it
+	// Journal is where multipart uploads in flight are recorded (the
+	// state directory's), so the next sync cleans up after a killed one.
+	Journal string `json:"journal,omitempty"`
+	Delete  bool   `json:"delete,omitempty"`
+	DryRun  bool   `json:"dry_run,omitempty"`
+	Quiet   bool   `json:"quiet,omitempty"` // no progress, only the summary
+	JSON    bool   `json:"json,omitempty"`  // the result as JSON
+	// S3 is how to reach S3: endpoint, path style, concurrency.
+	S3 s3.Config `json:"-"`
+}
+
+// JournalDir is the directory under a state directory that holds the
+// journals of multipart uploads in flight.
+func JournalDir(stateDir string) string { return filepath.Join(stateDir, "s3-uploads") }
+
+// Run runs the sync, reporting to stdout (a bar on stderr when terminal)
+// and errors to stderr, and returns the exit status: 0, or 1 when
+// something failed.
+func (j *SyncJob) Run(ctx context.Context, stdout, stderr io.Writer, terminal bool) int {
+	cfg := j.S3
+	if cfg.JournalDir == "" {
+		cfg.JournalDir = j.Journal
+	}
+	c, err := s3.New(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloudspeak: sync: %v\n", err)
+		return 1
+	}
+	opt := s3.Options{Delete: j.Delete, DryRun: j.DryRun}
+	if !j.Quiet && !j.DryRun && !j.JSON {
+		if terminal {
+			opt.Progress = s3.NewProgress(stderr, true)
+		} else {
+			opt.Progress = s3.NewProgress(stdout, false)
+		}
+	}
+	res, err := c.Run(ctx, j.Src, j.Dst, j.Dir, opt)
+	switch {
+	case j.JSON:
+		json.NewEncoder(stdout).Encode(syncJSON(res, err))
+	default:
+		if j.DryRun {
+			for _, op := range res.Ops {
+				if op.Kind == s3.Copy {
+					fmt.Fprintf(stdout, "would copy %s (%s, %s)\n", op.Key, s3.Bytes(op.Size), op.Reason)
+				} else {
+					fmt.Fprintf(stdout, "would delete %s (%s)\n", op.Key, op.Reason)
+				}
+			}
+		}
+		if err == nil || res.Copied+res.Deleted > 0 {
+			fmt.Fprintln(stdout, res)
+		}
+	}
+	if err != nil {
+		if !j.JSON {
+			fmt.Fprintf(stderr, "cloudspeak: sync: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// syncResult is a sync's outcome as JSON.
+type syncResult struct {
+	Src       string  `json:"src"`
+	Dst       string  `json:"dst"`
+	DryRun    bool    `json:"dry_run,omitempty"`
+	Changes   []s3.Op `json:"changes"`
+	Copied    int     `json:"copied"`
+	Bytes     int64   `json:"bytes"`
+	Deleted   int     `json:"deleted"`
+	Unchanged int     `json:"unchanged"`
+	Kept      int     `json:"kept"`
+	Seconds   float64 `json:"seconds"`
+	Error     string  `json:"error,omitempty"`
+}
+
+func syncJSON(r s3.Result, err error) syncResult {
+	out := syncResult{Src: r.Src, Dst: r.Dst, DryRun: r.DryRun, Changes: r.Ops, Copied: r.Copied, Bytes: r.Bytes,
+		Deleted: r.Deleted, Unchanged: r.Unchanged, Kept: r.Kept, Seconds: r.Elapsed.Seconds()}
+	if out.Changes == nil {
+		out.Changes = []s3.Op{}
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
+}
+
+// rest returns the statements of src after stmt, with everything before
+// them blanked (newlines kept), so their diagnostics keep their lines
+// and columns.
+func rest(src string, f *lang.File, stmt *lang.Stmt) string {
+	for i, s := range f.Stmts {
+		if s != stmt || i+1 == len(f.Stmts) {
+			continue
+		}
+		off := f.Stmts[i+1].Pos.Offset
+		if off <= 0 || off > len(src) {
+			return ""
+		}
+		var b strings.Builder
+		for _, c := range src[:off] {
+			if c == '\n' {
+				b.WriteByte('\n')
+			} else {
+				b.WriteByte(' ')
+			}
+		}
+		b.WriteString(src[off:])
+		return b.String()
+	}
+	return ""
+}
+
+// syncer is the daemon's runtime.Syncer, for `sync` actions in policies:
+// one S3 client, made at the first sync from the standard AWS chain (the
+// daemon's environment), its uploads journaled in the state directory.
+type syncer struct {
+	cfg s3.Config
+	mu  sync.Mutex
+	c   *s3.Client
+}
+
+func (s *syncer) Sync(ctx context.Context, src, dst, dir string) (string, error) {
+	s.mu.Lock()
+	if s.c == nil {
+		c, err := s3.New(ctx, s.cfg)
+		if err != nil {
+			s.mu.Unlock()
+			return "", err
+		}
+		s.c = c
+	}
+	c := s.c
+	s.mu.Unlock()
+	return c.Sync(ctx, src, dst, dir)
+}
