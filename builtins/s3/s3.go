@@ -231,15 +231,15 @@ func rootCause(err error) string {
 }
 
 var hints = map[string]string{
-	"InvalidAccessKeyId":    "the server does not know this access key: check AWS_ACCESS_KEY_ID or the profile",
-	"XAdminUserNotFound":    "the server does not know this access key: check AWS_ACCESS_KEY_ID or the profile", // versitygw's InvalidAccessKeyId
-	"SignatureDoesNotMatch": "the secret key does not match the access key: check AWS_SECRET_ACCESS_KEY or the profile",
-	"AccessDenied":          "these credentials may not do this: the policy needs s3:ListBucket, s3:GetObject, s3:PutObject (and s3:DeleteObject for --delete)",
-	"InvalidBucketName":     "bucket names are 3 to 63 lowercase letters, digits, '.' and '-'",
-	"BadDigest":             "the data arrived different from what was sent (or the file changed while it was read)",
-	"PermanentRedirect":     "the bucket is in another region: set AWS_REGION to it",
+	"InvalidAccessKeyId":           "the server does not know this access key: check AWS_ACCESS_KEY_ID or the profile",
+	"XAdminUserNotFound":           "the server does not know this access key: check AWS_ACCESS_KEY_ID or the profile", // versitygw's InvalidAccessKeyId
+	"SignatureDoesNotMatch":        "the secret key does not match the access key: check AWS_SECRET_ACCESS_KEY or the profile",
+	"AccessDenied":                 "these credentials may not do this: the policy needs s3:ListBucket, s3:GetObject, s3:PutObject (and s3:DeleteObject for --delete)",
+	"InvalidBucketName":            "bucket names are 3 to 63 lowercase letters, digits, '.' and '-'",
+	"BadDigest":                    "the data arrived different from what was sent (or the file changed while it was read)",
+	"PermanentRedirect":            "the bucket is in another region: set AWS_REGION to it",
 	"AuthorizationHeaderMalformed": "the region is wrong for this bucket: set AWS_REGION to the bucket's",
-	"SlowDown":              "S3 is throttling: lower --concurrency",
-	"ExpiredToken":          "the session credentials have expired: log in again (aws sso login)",
-	"RequestTimeTooSkewed":  "this machine's clock is off: fix it (NTP)",
+	"SlowDown":                     "S3 is throttling: lower --concurrency",
+	"ExpiredToken":                 "the session credentials have expired: log in again (aws sso login)",
+	"RequestTimeTooSkewed":         "this machine's clock is off: fix it (NTP)",
 }
