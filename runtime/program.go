@@ -100,6 +100,9 @@ type Pool struct {
 	// on each new instance before it serves; `instance install` runs both
 	// and `instance reconfigure` Configure alone.
 	Install, Configure []Step
+	// Storage, if set, is the pool's data in object storage, kept at a
+	// path on each instance.
+	Storage *Storage
 	// Observed says some rule reads this pool's metrics (other than
 	// instances and healthy, which the engine counts itself): only then
 	// are its metrics read at each tick.
@@ -107,6 +110,16 @@ type Pool struct {
 	Rules    []*Rule   // rules driven by this pool's tick (its own, and top-level ones watching it)
 	Failure  []*Action // its on-failure actions, or the top-level ones
 	Decl     *lang.PoolDecl
+}
+
+// Storage is `storage "s3://…" at "PATH" [every D]`: each new instance's
+// PATH is filled from Source before it serves, and its changes are
+// copied back every Every (0: only when it stops) and when it is stopped.
+type Storage struct {
+	Pos    lang.Pos
+	Source string
+	Path   string
+	Every  time.Duration
 }
 
 // Step is one provisioning step: a copy to the instance (Src, Dst) or a
@@ -316,6 +329,13 @@ func (c *compiler) pool(d *lang.PoolDecl) {
 			p.Balancer = true
 		case it.Primary:
 			p.Primary = true
+		case it.Storage != nil:
+			st := &Storage{Pos: it.Storage.Pos, Source: c.quantity(it.Storage.Source, lang.String).Str,
+				Path: c.quantity(it.Storage.Path, lang.String).Str}
+			if it.Storage.Every != nil {
+				st.Every = c.quantity(it.Storage.Every, lang.Duration).Duration()
+			}
+			p.Storage = st
 		case it.Install != nil:
 			p.Install = c.steps(it.Install)
 		case it.Configure != nil:

@@ -255,6 +255,12 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	d.wg.Wait()
 	d.stopEngine()
 	for _, js := range d.provJobs {
+		// Local instances end with the daemon: their storage is copied
+		// back first, as a graceful stop does. (Machines keep running, and
+		// their storage with them, for the next daemon.)
+		if _, remote := js.remote.(*ssh.Remote); js.storage != nil && !remote && !d.cfg.Keep {
+			js.pushAll(ctx, "daemon stop")
+		}
 		js.close() // cut steps stay pending: the next daemon runs them again
 	}
 	// HAProxy first: it finishes the requests it has while the instances

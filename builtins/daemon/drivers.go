@@ -109,13 +109,17 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 		}
 		acc.install, acc.configure = p.Install, p.Configure
 		acc.dir = policyDir(p.Decl.Pos.Filename)
-		if steps := append(append([]runtime.Step(nil), p.Install...), p.Configure...); len(steps) > 0 {
+		if steps := append(append([]runtime.Step(nil), p.Install...), p.Configure...); len(steps) > 0 || p.Storage != nil {
 			js := d.provJobs[p.Name]
-			if js == nil || !js.same(steps, acc.dir) {
+			if js == nil || !js.same(steps, acc.dir, p.Storage) {
 				if js != nil {
 					js.close() // the steps changed: those under way start again with the new ones
 				}
-				js = newProvisionJobs(acc.remote, steps, acc.dir)
+				var st *storage
+				if p.Storage != nil {
+					st = &storage{spec: *p.Storage, sync: d.sync, remote: acc.remote, local: d.local, log: d.cfg.Log, pool: p.Name}
+				}
+				js = newProvisionJobs(acc.remote, steps, acc.dir, st)
 				d.provJobs[p.Name] = js
 			}
 			w.drivers.Providers[p.Name] = newProvisioner(w.drivers.Providers[p.Name], p.Name, js, d.pending, d.cfg.Log)

@@ -41,9 +41,10 @@ type provisioner struct {
 // them to the next, so steps under way are not cut and run again, unless
 // the pool's steps changed.
 type provisionJobs struct {
-	remote runtime.Remote
-	steps  []runtime.Step
-	dir    string // the policy file's directory: copy sources are relative to it
+	remote  runtime.Remote
+	steps   []runtime.Step
+	dir     string   // the policy file's directory: copy sources are relative to it
+	storage *storage // the pool's storage, seeded first; nil for none
 
 	ctx    context.Context // canceled by close
 	cancel context.CancelFunc
@@ -51,6 +52,9 @@ type provisionJobs struct {
 
 	mu   sync.Mutex
 	jobs map[string]*provisionJob // by instance ID
+	// provider is the pool's provider (under the wrapper), for the
+	// storage pusher to list its instances; set by newProvisioner.
+	provider runtime.Provider
 }
 
 type provisionJob struct {
@@ -59,14 +63,71 @@ type provisionJob struct {
 	err    error
 }
 
-func newProvisionJobs(remote runtime.Remote, steps []runtime.Step, dir string) *provisionJobs {
+func newProvisionJobs(remote runtime.Remote, steps []runtime.Step, dir string, st *storage) *provisionJobs {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &provisionJobs{remote: remote, steps: steps, dir: dir, ctx: ctx, cancel: cancel, jobs: map[string]*provisionJob{}}
+	js := &provisionJobs{remote: remote, steps: steps, dir: dir, storage: st, ctx: ctx, cancel: cancel, jobs: map[string]*provisionJob{}}
+	if st != nil && st.spec.Every > 0 {
+		js.wg.Add(1)
+		go func() { // owned by js: ends with close
+			defer js.wg.Done()
+			js.pushEvery(st.spec.Every)
+		}()
+	}
+	return js
 }
 
-// same says js runs these steps.
-func (js *provisionJobs) same(steps []runtime.Step, dir string) bool {
-	return js.dir == dir && slices.Equal(js.steps, steps)
+// same says js runs these steps, and this storage.
+func (js *provisionJobs) same(steps []runtime.Step, dir string, st *runtime.Storage) bool {
+	return js.dir == dir && slices.Equal(js.steps, steps) && js.storage.same(st)
+}
+
+// pushEvery copies each provisioned instance's storage back to S3 every
+// d, until close.
+func (js *provisionJobs) pushEvery(d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-js.ctx.Done():
+			return
+		case <-t.C:
+			js.pushAll(js.ctx, "every")
+		}
+	}
+}
+
+// pushAll pushes the storage of every running, provisioned instance.
+func (js *provisionJobs) pushAll(ctx context.Context, why string) {
+	js.mu.Lock()
+	prov := js.provider
+	js.mu.Unlock()
+	if prov == nil || js.storage == nil {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	list, err := prov.List(lctx, js.storage.pool)
+	cancel()
+	if err != nil {
+		js.storage.log.Error("storage push: list instances", "pool", js.storage.pool, "err", err)
+		return
+	}
+	for _, in := range list {
+		if in.State != runtime.Running || js.provisioning(in.ID) {
+			continue
+		}
+		if err := js.storage.push(ctx, in, why); err != nil {
+			js.storage.log.Error("storage push failed", "pool", js.storage.pool, "instance", in.Name, "err", err)
+		}
+	}
+}
+
+// provisioning says whether instance id's provisioning has not finished
+// well (its storage would be pushed half seeded).
+func (js *provisionJobs) provisioning(id string) bool {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	j := js.jobs[id]
+	return j != nil && (!j.done || j.err != nil)
 }
 
 // close stops the steps under way (their instances stay pending, for the
@@ -77,6 +138,9 @@ func (js *provisionJobs) close() {
 }
 
 func newProvisioner(p runtime.Provider, pool string, js *provisionJobs, pend *pending, log *slog.Logger) *provisioner {
+	js.mu.Lock()
+	js.provider = p
+	js.mu.Unlock()
 	return &provisioner{Provider: p, provisionJobs: js, pool: pool, pend: pend, log: log}
 }
 
@@ -133,6 +197,9 @@ func (p *provisioner) run(in runtime.Instance) *provisionJob {
 		start := time.Now()
 		var out strings.Builder
 		err := p.reachable(ctx, in)
+		if err == nil && p.storage != nil {
+			err = p.storage.seed(ctx, in)
+		}
 		if err == nil {
 			err = runtime.Provision(ctx, p.remote, in, p.steps, p.dir, &out)
 		}
@@ -199,7 +266,17 @@ func (p *provisioner) forget(id string) {
 	p.pend.remove(id)
 }
 
+// Stop stops in gracefully; with storage, its changes are copied back
+// to S3 first, and if that fails it is not stopped (the engine tries
+// again at its next tick): stopping would lose them.
 func (p *provisioner) Stop(ctx context.Context, in runtime.Instance) error {
+	if p.storage != nil && in.State == runtime.Running && !p.pend.has(in.ID) {
+		// The engine's call deadline is for quick calls; a push may take
+		// longer, and must not be cut by it.
+		if err := p.storage.push(context.WithoutCancel(ctx), in, "stop"); err != nil {
+			return fmt.Errorf("not stopped, so its storage is not lost: %w", err)
+		}
+	}
 	p.forget(in.ID)
 	return p.Provider.Stop(ctx, in)
 }

@@ -146,16 +146,23 @@ type syncer struct {
 }
 
 func (s *syncer) Sync(ctx context.Context, src, dst, dir string) (string, error) {
+	c, err := s.client(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.Sync(ctx, src, dst, dir)
+}
+
+// client returns the S3 client, made at first use.
+func (s *syncer) client(ctx context.Context) (*s3.Client, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.c == nil {
 		c, err := s3.New(ctx, s.cfg)
 		if err != nil {
-			s.mu.Unlock()
-			return "", err
+			return nil, err
 		}
 		s.c = c
 	}
-	c := s.c
-	s.mu.Unlock()
-	return c.Sync(ctx, src, dst, dir)
+	return s.c, nil
 }

@@ -32,10 +32,12 @@ func (d *Dialer) Download(ctx context.Context, t Target, remote, local string) e
 	return d.transfer(ctx, t, remote, local, false)
 }
 
-func (d *Dialer) transfer(ctx context.Context, t Target, src, dst string, up bool) error {
+// SFTP opens an SFTP session on t's connection, for the caller to close.
+// Its calls know no context: close it when ctx ends (context.AfterFunc).
+func (d *Dialer) SFTP(ctx context.Context, t Target) (*sftp.Client, error) {
 	client, err := d.client(ctx, t)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Opening SFTP knows no context: a host that stops answering during
 	// it would hold us until TCP gives up, so ctx closes the connection.
@@ -44,9 +46,17 @@ func (d *Dialer) transfer(ctx context.Context, t Target, src, dst string, up boo
 	stopOpen()
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("sftp to %s: %w", d.resolve(t), context.Cause(ctx))
+			return nil, fmt.Errorf("sftp to %s: %w", d.resolve(t), context.Cause(ctx))
 		}
-		return fmt.Errorf("sftp to %s: %w (the server needs an sftp Subsystem in sshd_config)", d.resolve(t), err)
+		return nil, fmt.Errorf("sftp to %s: %w (the server needs an sftp Subsystem in sshd_config)", d.resolve(t), err)
+	}
+	return sc, nil
+}
+
+func (d *Dialer) transfer(ctx context.Context, t Target, src, dst string, up bool) error {
+	sc, err := d.SFTP(ctx, t)
+	if err != nil {
+		return err
 	}
 	defer sc.Close()
 	stop := context.AfterFunc(ctx, func() { sc.Close() }) // SFTP calls know no context

@@ -20,9 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/cloudspeak/cloudspeak/internal/ec2test"
+	"github.com/cloudspeak/cloudspeak/internal/s3test"
 	"github.com/cloudspeak/cloudspeak/internal/sshdtest"
 )
 
@@ -64,6 +68,12 @@ func TestScripts(t *testing.T) {
 			if _, err := os.Stat(sshdtest.SSHD); err != nil && os.Getenv("CI") == "true" {
 				return errors.New("CI=true and sshd is not installed: scripts/test installs Debian's openssh-server package")
 			}
+			if _, err := s3test.Binary(); err != nil && os.Getenv("CI") == "true" {
+				return fmt.Errorf("CI=true and %v", err)
+			}
+			if _, err := os.Stat(s3test.AWSCLI); err != nil && os.Getenv("CI") == "true" {
+				return errors.New("CI=true and awscli is not installed: scripts/test installs Debian's awscli package")
+			}
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -75,11 +85,17 @@ func TestScripts(t *testing.T) {
 				_, err := os.Stat(sshdtest.SSHD)
 				return err == nil, nil
 			}
+			if cond == "s3" { // [!s3] skip: only off CI (see Setup): versitygw and awscli
+				_, err := s3test.Binary()
+				_, err2 := os.Stat(s3test.AWSCLI)
+				return err == nil && err2 == nil, nil
+			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load,
 			"httpwait": httpWait, "haproxy": haproxyCmd, "sighup": sighup, "holdport": holdPort,
-			"instance-signal": instanceSignal, "sshd": sshdCmd, "ec2server": ec2Server},
+			"instance-signal": instanceSignal, "sshd": sshdCmd, "ec2server": ec2Server,
+			"s3server": s3Server, "s3wait": s3Wait},
 	})
 }
 
@@ -405,4 +421,52 @@ func ec2Server(ts *testscript.TestScript, neg bool, args []string) {
 		"EC2_URL": srv.URL()} {
 		ts.Setenv(k, v)
 	}
+}
+
+// s3Server is `s3server BUCKET...`: it starts a real S3 server (versitygw,
+// internal/s3test) on 127.0.0.1 for the script, makes the buckets, and
+// points the standard AWS environment at it (S3_ENDPOINT is its URL, for
+// awscli's --endpoint-url).
+func s3Server(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("usage: s3server BUCKET...")
+	}
+	srv, err := s3test.Start(ts.MkAbs("s3server"))
+	ts.Check(err)
+	ts.Defer(srv.Stop)
+	for _, b := range args {
+		ts.Check(srv.CreateBucket(b))
+	}
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		ts.Setenv(k, v)
+	}
+	ts.Setenv("S3_ENDPOINT", srv.Endpoint)
+	ts.Setenv("AWS_PAGER", "")
+}
+
+// s3Wait is `s3wait BUCKET/KEY`: it waits up to 20s for the object to
+// exist on the script's S3 server (see s3server), for what a daemon
+// writes in the background.
+func s3Wait(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: s3wait BUCKET/KEY")
+	}
+	bucket, key, _ := strings.Cut(args[0], "/")
+	cli := awss3.New(awss3.Options{
+		BaseEndpoint: aws.String(ts.Getenv("S3_ENDPOINT")), UsePathStyle: true, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(ts.Getenv("AWS_ACCESS_KEY_ID"), ts.Getenv("AWS_SECRET_ACCESS_KEY"), ""),
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = cli.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ts.Fatalf("s3wait: s3://%s never appeared: %v", args[0], err)
 }

@@ -1,0 +1,195 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/s3"
+	"github.com/cloudspeak/cloudspeak/builtins/ssh"
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// storage is a pool's `storage "s3://…" at "PATH" [every D]`, PoolParty's
+// S3-backed pool data: a new instance's PATH is filled from S3 before it
+// serves (its first provisioning step), what changed there is copied back
+// every D, and once more when the instance is stopped gracefully (scale-in,
+// pool stop, a rolling restart; not a failed instance being fenced). Pushes
+// never delete in S3: several instances share the prefix, and what one
+// lacks another may have just written.
+type storage struct {
+	spec   runtime.Storage
+	sync   *syncer
+	remote runtime.Remote  // how the pool's instances are reached
+	local  *local.Provider // for local instances: their working directories
+	log    *slog.Logger
+	pool   string
+}
+
+// storageTimeout bounds one seeding or push.
+const storageTimeout = 30 * time.Minute
+
+// same says s is the storage spec.
+func (st *storage) same(spec *runtime.Storage) bool {
+	if st == nil || spec == nil {
+		return st == nil && spec == nil
+	}
+	return st.spec.Source == spec.Source && st.spec.Path == spec.Path && st.spec.Every == spec.Every
+}
+
+// instanceFS returns the instance's file system, the storage path's
+// absolute name on it, and what to call when done with them.
+func (st *storage) instanceFS(ctx context.Context, in runtime.Instance) (s3.FS, string, func(), error) {
+	switch r := st.remote.(type) {
+	case *ssh.Remote:
+		t, err := r.Target(in)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		sc, err := r.Dialer.SFTP(ctx, t)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		stop := context.AfterFunc(ctx, func() { sc.Close() }) // SFTP calls know no context
+		done := func() { stop(); sc.Close() }
+		root := st.spec.Path
+		if !path.IsAbs(root) { // from the login directory, as scp takes it
+			wd, err := sc.Getwd()
+			if err != nil {
+				done()
+				return nil, "", nil, fmt.Errorf("%s: sftp: %w", in.Name, err)
+			}
+			root = path.Join(wd, root)
+		}
+		return sftpFS{sc}, root, done, nil
+	case failingRemote:
+		return nil, "", nil, r.err
+	}
+	dir, _, err := st.local.Shell(in)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	root := st.spec.Path
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(dir, root)
+	}
+	return s3.OS{}, root, func() {}, nil
+}
+
+// seed fills a new instance's path from S3.
+func (st *storage) seed(ctx context.Context, in runtime.Instance) error {
+	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	defer cancel()
+	fsys, root, done, err := st.instanceFS(ctx, in)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, err := st.sync.client(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := c.Run(ctx, st.spec.Source, root, "", s3.Options{DstFS: fsys})
+	if err == nil {
+		err = fsys.MkdirAll(root) // the path exists even when S3 has nothing yet
+	}
+	if err != nil {
+		return fmt.Errorf("%s: storage: %w", st.spec.Pos, err)
+	}
+	st.log.Info("storage seeded", "pool", st.pool, "instance", in.Name, "sync", res.String())
+	return nil
+}
+
+// push copies what changed at the instance's path back to S3.
+func (st *storage) push(ctx context.Context, in runtime.Instance, why string) error {
+	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	defer cancel()
+	fsys, root, done, err := st.instanceFS(ctx, in)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := fsys.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing was ever written there
+	}
+	c, err := st.sync.client(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := c.Run(ctx, root, st.spec.Source, "", s3.Options{SrcFS: fsys})
+	if err != nil {
+		return fmt.Errorf("%s: storage push from %s: %w", st.spec.Pos, in.Name, err)
+	}
+	if res.Copied > 0 || why != "every" {
+		st.log.Info("storage pushed", "pool", st.pool, "instance", in.Name, "why", why, "sync", res.String())
+	}
+	return nil
+}
+
+// sftpFS is an instance's file system over SFTP, for s3.Run.
+type sftpFS struct{ c *sftp.Client }
+
+func (f sftpFS) Walk(ctx context.Context, root string, fn func(string, int64, time.Time) error) error {
+	w := f.c.Walk(root)
+	for w.Step() {
+		if err := w.Err(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info := w.Stat()
+		if !info.Mode().IsRegular() {
+			continue // directories; links and devices are not copied
+		}
+		rel := strings.TrimPrefix(w.Path(), strings.TrimSuffix(root, "/")+"/")
+		if err := fn(rel, info.Size(), info.ModTime()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f sftpFS) Open(name string) (s3.File, error) { return f.c.Open(name) }
+
+func (f sftpFS) CreateTemp(dir, prefix string) (s3.WFile, error) {
+	var b [8]byte
+	rand.Read(b[:])
+	name := path.Join(dir, prefix+hex.EncodeToString(b[:]))
+	file, err := f.c.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.c.Chmod(name, 0o600); err != nil {
+		file.Close()
+		f.c.Remove(name)
+		return nil, err
+	}
+	return file, nil
+}
+
+// Rename uses OpenSSH's posix-rename, which replaces an existing file;
+// plain SFTP rename refuses to.
+func (f sftpFS) Rename(from, to string) error { return f.c.PosixRename(from, to) }
+
+func (f sftpFS) Chtimes(name string, mtime time.Time) error { return f.c.Chtimes(name, mtime, mtime) }
+
+func (f sftpFS) Chmod(name string, mode fs.FileMode) error { return f.c.Chmod(name, mode) }
+
+func (f sftpFS) Remove(name string) error { return f.c.Remove(name) }
+
+func (f sftpFS) MkdirAll(dir string) error { return f.c.MkdirAll(dir) }
+
+func (f sftpFS) Stat(name string) (fs.FileInfo, error) { return f.c.Stat(name) }
