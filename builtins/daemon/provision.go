@@ -270,7 +270,7 @@ func (p *provisioner) forget(id string) {
 // to S3 first, and if that fails it is not stopped (the engine tries
 // again at its next tick): stopping would lose them.
 func (p *provisioner) Stop(ctx context.Context, in runtime.Instance) error {
-	if p.storage != nil && in.State == runtime.Running && !p.pend.has(in.ID) {
+	if p.storage != nil && (in.State == runtime.Running || in.State == runtime.Stopping) && !p.pend.has(in.ID) {
 		// The engine's call deadline is for quick calls; a push may take
 		// longer, and must not be cut by it.
 		if err := p.storage.push(context.WithoutCancel(ctx), in, "stop"); err != nil {
