@@ -63,10 +63,9 @@ func (b *barProgress) Start(changes int, bytes int64) {
 		progressbar.OptionSetWriter(b.w),
 		progressbar.OptionSetDescription(fmt.Sprintf("sync 0/%d", changes)),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(b.w) }),
 	)
 }
 
@@ -88,5 +87,6 @@ func (b *barProgress) Done(op Op, err error) {
 	b.bar.Describe(fmt.Sprintf("sync %d/%d", b.done, b.changes))
 	if b.done == b.changes {
 		b.bar.Finish()
+		fmt.Fprintln(b.w) // the summary goes below the bar
 	}
 }
