@@ -118,7 +118,7 @@ func (x *commander) run(ctx context.Context, c *lang.Command) error {
 		if x.req.Dir == "" && (!strings.HasPrefix(src.Str, "s3://") && !filepath.IsAbs(src.Str) || !strings.HasPrefix(dst.Str, "s3://") && !filepath.IsAbs(dst.Str)) {
 			return usageErr{fmt.Errorf("sync: a relative path needs the client's directory; give an absolute path")}
 		}
-		x.sync = &SyncJob{Src: src.Str, Dst: dst.Str, Dir: x.req.Dir, Journal: JournalDir(x.stateDir), JSON: x.req.JSON}
+		x.sync = &SyncJob{Src: src.Str, Dst: dst.Str, Dir: x.req.Dir, StateDir: x.stateDir, JSON: x.req.JSON}
 		return nil
 	case c.Explain != nil:
 		if x.offline != "" {

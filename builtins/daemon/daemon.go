@@ -134,7 +134,7 @@ func Start(cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, store: store, met: newMetrics()}
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
 	d.provJobs = map[string]*provisionJobs{}
-	d.sync = &syncer{cfg: s3.Config{JournalDir: JournalDir(cfg.StateDir)}}
+	d.sync = &syncer{cfg: s3.Config{StateDir: cfg.StateDir}}
 	if d.pending, err = loadPending(filepath.Join(cfg.StateDir, "provisioning.json")); err != nil {
 		store.Close()
 		return nil, err

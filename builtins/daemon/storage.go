@@ -141,7 +141,7 @@ func (st *storage) push(ctx context.Context, in runtime.Instance, why string) er
 // sftpFS is an instance's file system over SFTP, for s3.Run.
 type sftpFS struct{ c *sftp.Client }
 
-func (f sftpFS) Walk(ctx context.Context, root string, fn func(string, int64, time.Time) error) error {
+func (f sftpFS) Walk(ctx context.Context, root string, fn func(string, fs.FileInfo) error) error {
 	w := f.c.Walk(root)
 	for w.Step() {
 		if err := w.Err(); err != nil {
@@ -155,7 +155,7 @@ func (f sftpFS) Walk(ctx context.Context, root string, fn func(string, int64, ti
 			continue // directories; links and devices are not copied
 		}
 		rel := strings.TrimPrefix(w.Path(), strings.TrimSuffix(root, "/")+"/")
-		if err := fn(rel, info.Size(), info.ModTime()); err != nil {
+		if err := fn(rel, info); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -20,9 +19,9 @@ type SyncJob struct {
 	Src string `json:"src"`
 	Dst string `json:"dst"`
 	Dir string `json:"dir"` // local paths are relative to it
-	// Journal is where multipart uploads in flight are recorded (the
-	// state directory's), so the next sync cleans up after a killed one.
-	Journal string `json:"journal,omitempty"`
+	// StateDir keeps what syncs remember (s3.Config.StateDir): the
+	// multipart uploads in flight, the local files' checksums.
+	StateDir string `json:"state_dir,omitempty"`
 	Delete  bool   `json:"delete,omitempty"`
 	DryRun  bool   `json:"dry_run,omitempty"`
 	Quiet   bool   `json:"quiet,omitempty"` // no progress, only the summary
@@ -31,17 +30,13 @@ type SyncJob struct {
 	S3 s3.Config `json:"-"`
 }
 
-// JournalDir is the directory under a state directory that holds the
-// journals of multipart uploads in flight.
-func JournalDir(stateDir string) string { return filepath.Join(stateDir, "s3-uploads") }
-
 // Run runs the sync, reporting to stdout (a bar on stderr when terminal)
 // and errors to stderr, and returns the exit status: 0, or 1 when
 // something failed.
 func (j *SyncJob) Run(ctx context.Context, stdout, stderr io.Writer, terminal bool) int {
 	cfg := j.S3
-	if cfg.JournalDir == "" {
-		cfg.JournalDir = j.Journal
+	if cfg.StateDir == "" {
+		cfg.StateDir = j.StateDir
 	}
 	c, err := s3.New(ctx, cfg)
 	if err != nil {

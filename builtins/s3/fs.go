@@ -16,8 +16,8 @@ import (
 // instance's disk over SFTP. Names are slash-separated and absolute.
 type FS interface {
 	// Walk calls fn for every regular file under root (following no
-	// directory symlinks), with its path relative to root.
-	Walk(ctx context.Context, root string, fn func(rel string, size int64, mtime time.Time) error) error
+	// directory symlinks), with its path relative to root, slash-separated.
+	Walk(ctx context.Context, root string, fn func(rel string, info fs.FileInfo) error) error
 	Open(name string) (File, error)
 	// CreateTemp creates a new file in dir, readable only by its owner,
 	// whose name starts with prefix.
@@ -54,7 +54,7 @@ const tempPrefix = ".cloudspeak-tmp-"
 // OS is the local file system.
 type OS struct{}
 
-func (OS) Walk(ctx context.Context, root string, fn func(string, int64, time.Time) error) error {
+func (OS) Walk(ctx context.Context, root string, fn func(string, fs.FileInfo) error) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root {
@@ -88,7 +88,7 @@ func (OS) Walk(ctx context.Context, root string, fn func(string, int64, time.Tim
 		if err != nil {
 			return err
 		}
-		return fn(filepath.ToSlash(rel), info.Size(), info.ModTime())
+		return fn(filepath.ToSlash(rel), info)
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -57,9 +58,10 @@ type Config struct {
 	Concurrency int   // files in flight; default DefaultConcurrency
 	PartSize    int64 // default DefaultPartSize; at least 5 MiB
 	Threshold   int64 // default DefaultThreshold
-	// JournalDir keeps the journals of multipart uploads in flight (see
-	// journal); empty keeps them in memory.
-	JournalDir string
+	// StateDir keeps what syncs remember: the journals of multipart
+	// uploads in flight (s3-uploads/, see journal) and the checksums of
+	// local files (s3-sums/, see sumCache). Empty: memory only.
+	StateDir string
 }
 
 // Client syncs with S3. It is safe for concurrent use.
@@ -69,6 +71,7 @@ type Client struct {
 	endpoint string // the override in effect, for messages
 	journal  *journal
 	retry    time.Duration // the first pause between tries of a file; tests shorten it
+	now      func() time.Time
 }
 
 // New makes a client from the standard AWS chain (environment, shared
@@ -137,7 +140,15 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &Client{cfg: cfg, s3: cli, endpoint: endpoint, journal: newJournal(cfg.JournalDir), retry: time.Second}, nil
+	return &Client{cfg: cfg, s3: cli, endpoint: endpoint, journal: newJournal(journalDir(cfg.StateDir)), retry: time.Second, now: time.Now}, nil
+}
+
+// journalDir is where the journals of multipart uploads live.
+func journalDir(stateDir string) string {
+	if stateDir == "" {
+		return ""
+	}
+	return filepath.Join(stateDir, "s3-uploads")
 }
 
 func firstEnv(names ...string) string {

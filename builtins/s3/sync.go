@@ -122,7 +122,9 @@ func Bytes(n int64) string {
 type entry struct {
 	size  int64
 	mtime time.Time
-	etag  string // objects only, unquoted
+	etag  string      // objects only, unquoted
+	info  fs.FileInfo // files only
+	stamp string      // local files only: see sumCache
 }
 
 // side is one end of a sync, with its listing.
@@ -130,7 +132,8 @@ type side struct {
 	loc   Location
 	fs    FS // local sides
 	files map[string]entry
-	stale []string // temporary files a killed sync left (local sides)
+	stale []string  // temporary files a killed sync left (local sides)
+	sums  *sumCache // this machine's files' MD5s, when remembered
 }
 
 func (s *side) name(key string) string { return join(s.loc.Path, key) }
@@ -150,7 +153,7 @@ func (c *Client) Sync(ctx context.Context, src, dst, dir string) (string, error)
 // listed. A file that cannot be copied after retries does not stop the
 // others; the error names each.
 func (c *Client) Run(ctx context.Context, src, dst, dir string, opt Options) (Result, error) {
-	start := time.Now()
+	start := c.now()
 	res := Result{Src: src, Dst: dst, DryRun: opt.DryRun}
 	sl, err := ParseLocation(src, dir)
 	if err != nil {
@@ -168,6 +171,9 @@ func (c *Client) Run(ctx context.Context, src, dst, dir string, opt Options) (Re
 	for _, x := range []*side{s, d} {
 		if x.fs == nil {
 			x.fs = OS{}
+		}
+		if _, local := x.fs.(OS); local && !x.loc.IsS3() && c.cfg.StateDir != "" {
+			x.sums = loadSums(filepath.Join(c.cfg.StateDir, "s3-sums"), x.loc.Path, start)
 		}
 	}
 	// List both sides at once: on a no-change sync the listings are most
@@ -206,7 +212,11 @@ func (c *Client) Run(ctx context.Context, src, dst, dir string, opt Options) (Re
 		}
 	}
 	err = c.apply(ctx, s, d, &res, opt.Progress)
-	res.Elapsed = time.Since(start)
+	if err == nil {
+		// A replaced file's entry no longer matches its stamp: harmless.
+		err = errors.Join(s.sums.save(s.loc.Path), d.sums.save(d.loc.Path))
+	}
+	res.Elapsed = c.now().Sub(start)
 	return res, err
 }
 
@@ -243,12 +253,12 @@ func (c *Client) list(ctx context.Context, x *side, isSrc bool) error {
 	case !info.IsDir():
 		return fmt.Errorf("%s is a file: sync copies directories", x.loc.Path)
 	}
-	return x.fs.Walk(ctx, x.loc.Path, func(rel string, size int64, mtime time.Time) error {
+	return x.fs.Walk(ctx, x.loc.Path, func(rel string, info fs.FileInfo) error {
 		if strings.HasPrefix(path.Base(rel), tempPrefix) {
 			x.stale = append(x.stale, rel)
 			return nil
 		}
-		x.files[rel] = entry{size: size, mtime: mtime}
+		x.files[rel] = entry{size: info.Size(), mtime: info.ModTime(), info: info, stamp: stamp(info)}
 		return nil
 	})
 }

@@ -431,7 +431,7 @@ func TestHelperSync(t *testing.T) {
 		t.Skip("runs as a child of TestKilledUploadIsCleanedUp")
 	}
 	a := strings.Split(args, "\n")
-	c, err := New(context.Background(), Config{JournalDir: a[2]})
+	c, err := New(context.Background(), Config{StateDir: a[2]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +462,7 @@ func TestKilledUploadIsCleanedUp(t *testing.T) {
 		t.Fatalf("after kill -9, awscli lists uploads %v, want the one cut short (child said %s)", got, out.String())
 	}
 
-	c.journal = newJournal(journal)
+	c.journal = newJournal(filepath.Join(journal, "s3-uploads"))
 	r := run(t, c, src, "s3://bkt/k", Options{})
 	if r.Aborted != 1 || r.Copied != 1 {
 		t.Fatalf("rerun: %+v", r)
@@ -477,7 +477,7 @@ func TestKilledUploadIsCleanedUp(t *testing.T) {
 	if fileSum(t, filepath.Join(dst, "big.bin")) != sum {
 		t.Fatal("the rerun's object differs from the file")
 	}
-	if files, _ := filepath.Glob(filepath.Join(journal, "*")); len(files) != 0 {
+	if files, _ := filepath.Glob(filepath.Join(journal, "s3-uploads", "*")); len(files) != 0 {
 		t.Errorf("journal files left: %v", files)
 	}
 }
@@ -503,5 +503,35 @@ func TestCancelledUploadLeavesNoOrphan(t *testing.T) {
 	}
 	if got := pending(t, srv); len(got) != 0 {
 		t.Fatalf("uploads left: %v", got)
+	}
+}
+
+// With a state directory, a resync does not read the files that have not
+// changed since they were hashed; a file rewritten with its old size and
+// modification time put back is still read, and copied.
+func TestChecksumCache(t *testing.T) {
+	_, c := setup(t, Config{})
+	c.cfg.StateDir = t.TempDir()
+	// The files are seconds old, not minutes: trust their change times.
+	c.now = func() time.Time { return time.Now().Add(5 * time.Second) }
+	src := t.TempDir()
+	files := tree(t, src, 30)
+	run(t, c, src, "s3://bkt/cache", Options{})
+	before := filesHashed.Load()
+	if r := run(t, c, src, "s3://bkt/cache", Options{}); r.Unchanged != 30 {
+		t.Fatalf("resync: %+v", r)
+	}
+	if n := filesHashed.Load() - before; n != 0 {
+		t.Errorf("the resync read %d files, want 0: their MD5s were recorded at upload", n)
+	}
+
+	k := "d02/f0002.txt"
+	writeAt(t, src, k, bytes.ToUpper(files[k]), time.Unix(1700000002, 0)) // same size, same mtime
+	before = filesHashed.Load()
+	if r := run(t, c, src, "s3://bkt/cache", Options{}); r.Copied != 1 || r.Ops[0].Key != k {
+		t.Fatalf("after a rewrite that kept size and mtime: %+v", r)
+	}
+	if n := filesHashed.Load() - before; n != 1 {
+		t.Errorf("read %d files, want only the rewritten one", n)
 	}
 }

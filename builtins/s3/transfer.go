@@ -16,6 +16,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -64,11 +65,11 @@ func (c *Client) same(ctx context.Context, s, d *side, key string) (bool, error)
 		if se.mtime.Equal(de.mtime) {
 			return true, nil
 		}
-		a, err := fileMD5(s.fs, s.name(key))
+		a, err := localMD5(s, key)
 		if err != nil {
 			return false, err
 		}
-		b, err := fileMD5(d.fs, d.name(key))
+		b, err := localMD5(d, key)
 		return err == nil && a == b, err
 	}
 	obj, file, fsys, name := d, s, s.fs, s.name(key)
@@ -77,7 +78,7 @@ func (c *Client) same(ctx context.Context, s, d *side, key string) (bool, error)
 	}
 	oe, fe := obj.files[key], file.files[key]
 	if isMD5(oe.etag) {
-		sum, err := fileMD5(fsys, name)
+		sum, err := localMD5(file, key)
 		return err == nil && sum == oe.etag, err
 	}
 	crc, mtime, err := c.objectSums(ctx, obj.loc, key)
@@ -128,7 +129,25 @@ func isMD5(etag string) bool {
 	return err == nil
 }
 
+// localMD5 returns the MD5 of a file of a local side, from the side's
+// cache when the file has not changed since it was last hashed.
+func localMD5(x *side, key string) (string, error) {
+	e := x.files[key]
+	if sum, ok := x.sums.lookup(key, e.stamp); ok {
+		return sum, nil
+	}
+	sum, err := fileMD5(x.fs, x.name(key))
+	if err == nil {
+		x.sums.record(key, e.stamp, e.info, sum)
+	}
+	return sum, err
+}
+
+// filesHashed counts the files fileMD5 reads, for the tests of sumCache.
+var filesHashed atomic.Int64
+
 func fileMD5(fsys FS, name string) (string, error) {
+	filesHashed.Add(1)
 	sum, err := hashFile(fsys, name, md5.New())
 	return hex.EncodeToString(sum), err
 }
@@ -233,6 +252,8 @@ func (c *Client) upload(ctx context.Context, s, d *side, op Op, p Progress) erro
 		if etag := strings.Trim(aws.ToString(out.ETag), `"`); isMD5(etag) && out.ServerSideEncryption != types.ServerSideEncryptionAwsKms && etag != hex.EncodeToString(sum) {
 			return fmt.Errorf("upload %s: %w", op.Key, mismatch{"MD5", etag, hex.EncodeToString(sum)})
 		}
+		e := s.files[op.Key]
+		s.sums.record(op.Key, e.stamp, e.info, hex.EncodeToString(sum))
 		if p != nil {
 			p.Moved(op.Size)
 		}

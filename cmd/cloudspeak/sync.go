@@ -99,7 +99,7 @@ func init() {
 		if err != nil {
 			return usageError(io, syncVerb, "%v", err)
 		}
-		job := &daemon.SyncJob{Src: pos[0], Dst: pos[1], Dir: dir, Journal: daemon.JournalDir(state),
+		job := &daemon.SyncJob{Src: pos[0], Dst: pos[1], Dir: dir, StateDir: state,
 			Delete: *del, DryRun: *dry, Quiet: *quiet, JSON: *out == "json", S3: cfg}
 		// Ctrl-C stops the sync; its multipart uploads are aborted on the
 		// way out, and files being written are never left in place.
