@@ -22,10 +22,10 @@ type SyncJob struct {
 	// StateDir keeps what syncs remember (s3.Config.StateDir): the
 	// multipart uploads in flight, the local files' checksums.
 	StateDir string `json:"state_dir,omitempty"`
-	Delete  bool   `json:"delete,omitempty"`
-	DryRun  bool   `json:"dry_run,omitempty"`
-	Quiet   bool   `json:"quiet,omitempty"` // no progress, only the summary
-	JSON    bool   `json:"json,omitempty"`  // the result as JSON
+	Delete   bool   `json:"delete,omitempty"`
+	DryRun   bool   `json:"dry_run,omitempty"`
+	Quiet    bool   `json:"quiet,omitempty"` // no progress, only the summary
+	JSON     bool   `json:"json,omitempty"`  // the result as JSON
 	// S3 is how to reach S3: endpoint, path style, concurrency.
 	S3 s3.Config `json:"-"`
 }
