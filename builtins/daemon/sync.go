@@ -70,7 +70,12 @@ func (j *SyncJob) Run(ctx context.Context, stdout, stderr io.Writer, terminal bo
 		}
 	}
 	if err != nil {
-		if !j.JSON {
+		switch {
+		case j.JSON:
+		case ctx.Err() != nil:
+			fmt.Fprintf(stderr, "cloudspeak: sync interrupted after %d of %d changes: files being written were removed, multipart uploads aborted; run it again to finish\n",
+				res.Copied+res.Deleted, len(res.Ops))
+		default:
 			fmt.Fprintf(stderr, "cloudspeak: sync: %v\n", err)
 		}
 		return 1
