@@ -920,10 +920,11 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		cctx, cancel := e.call(ctx)
+		// Not the tick's context, which ends with the tick: the engine's.
+		cctx, cancel := e.call(e.base)
 		if a.Kind == SyncTo {
 			cancel()
-			cctx, cancel = context.WithTimeout(ctx, e.opts.SyncTimeout)
+			cctx, cancel = context.WithTimeout(e.base, e.opts.SyncTimeout)
 		}
 		err := run(cctx)
 		cancel()
@@ -1088,17 +1089,21 @@ func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role R
 // sessions have ended (bounded by the balancer's drain timeout), while the
 // engine goes on; it no longer counts toward the pool's size meanwhile.
 func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Instance) {
+	// The provider is told the state the instance was in: a failed one
+	// is not stopped as a healthy one is (its storage is not saved).
+	was := *in
 	in.State = Stopping
 	ps.dirty = true
 	delete(ps.rotation, in.ID)
 	b := e.opts.Drivers.Balancers[ps.p.Name]
 	if b == nil || in.Role != Serving {
-		if err := e.provider(ps.p).Stop(ctx, *in); err != nil {
+		if err := e.provider(ps.p).Stop(ctx, was); err != nil {
 			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: fmt.Sprintf("stop %s: %v", in.Name, err)})
+			ps.restop[in.ID] = true // asked again at the next refresh, while it is still listed
 		}
 		return
 	}
-	inst, prov := *in, e.provider(ps.p)
+	inst, prov := was, e.provider(ps.p)
 	switchover := ps.p.Primary
 	if switchover {
 		// A primary is not drained beside its successor: its place moves
@@ -1130,12 +1135,16 @@ func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Ins
 		if err := b.Remove(cctx, inst); err != nil {
 			errs = append(errs, fmt.Sprintf("balancer: take %s out: %v", inst.Name, err))
 		}
-		if err := prov.Stop(cctx, inst); err != nil {
-			errs = append(errs, fmt.Sprintf("stop %s: %v", inst.Name, err))
+		stopErr := prov.Stop(cctx, inst)
+		if stopErr != nil {
+			errs = append(errs, fmt.Sprintf("stop %s: %v", inst.Name, stopErr))
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		ps.dirty = true
+		if stopErr != nil {
+			ps.restop[inst.ID] = true // asked again at the next refresh, while it is still listed
+		}
 		for _, msg := range errs {
 			e.log(Decision{Time: e.opts.Clock.Now(), Pool: ps.p.Name, Action: "error", Instances: ps.target, Outcome: msg})
 		}

@@ -664,3 +664,118 @@ func TestScaleInDrainsInBackground(t *testing.T) {
 		t.Errorf("balancer saw: %s", ops)
 	}
 }
+
+// slowSync is a Syncer whose runs last until released.
+type slowSync struct {
+	started chan string
+	release chan struct{}
+}
+
+func (s *slowSync) Sync(ctx context.Context, src, dst, dir string) (string, error) {
+	s.started <- src + " " + dst + " " + dir
+	select {
+	case <-s.release:
+		return "3 copied", nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// A sync runs in the background, beyond the step (the tick) that started
+// it, whose context ends with it; its summary goes to the decision log.
+func TestSyncOutlivesItsStep(t *testing.T) {
+	policy := "pool web {\n  provider sim\n}\nevery 1s sync \"./www\" to \"s3://bkt/www\"\n"
+	prog := compile(t, policy, nil)
+	vc := clock.NewVirtual(t0)
+	s := &slowSync{started: make(chan string, 1), release: make(chan struct{})}
+	var mu sync.Mutex
+	var log []string
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: runtime.Drivers{Syncer: s},
+		Log: func(d runtime.Decision) {
+			mu.Lock()
+			defer mu.Unlock()
+			log = append(log, d.Action+" "+d.Outcome)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	vc.Set(t0.Add(time.Second))
+	e.Step(ctx, vc.Now())
+	cancel() // the step is over
+	if got := <-s.started; got != "./www s3://bkt/www ." {
+		t.Errorf("Sync(%s), want the policy's paths and its directory", got)
+	}
+	close(s.release)
+	e.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if last := log[len(log)-1]; last != "sync done: 3 copied" {
+		t.Errorf("last decision %q, want the sync's summary (log %q)", last, log)
+	}
+}
+
+// failOnce is a provider whose first Stop fails.
+type failOnce struct {
+	*sim.Provider
+	mu     sync.Mutex
+	stops  int
+	states []runtime.InstanceState
+}
+
+func (f *failOnce) Stop(ctx context.Context, in runtime.Instance) error {
+	f.mu.Lock()
+	f.stops++
+	n := f.stops
+	f.states = append(f.states, in.State)
+	f.mu.Unlock()
+	if n == 1 {
+		return fmt.Errorf("storage not saved")
+	}
+	return f.Provider.Stop(ctx, in)
+}
+
+// A Stop that fails is asked again at the next refresh, rather than
+// leaving the instance running unseen; the provider is told the state the
+// instance was in before it was asked to stop.
+func TestFailedStopIsRetried(t *testing.T) {
+	prog := compile(t, "pool web {\n  provider sim\n  instances 1..2\n}\n", nil)
+	vc := clock.NewVirtual(t0)
+	prov := &failOnce{Provider: sim.NewProvider(vc, 0)}
+	var errs []string
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}},
+		Log: func(d runtime.Decision) {
+			if d.Action == "error" {
+				errs = append(errs, d.Outcome)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	step := func() {
+		vc.Set(vc.Now().Add(5 * time.Second))
+		e.Step(ctx, vc.Now())
+	}
+	if _, err := e.SetTarget("web", 2, "test"); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	step()
+	if n := prov.Count("web"); n != 2 {
+		t.Fatalf("%d instances running, want 2", n)
+	}
+	e.SetTarget("web", 1, "test")
+	for range 4 {
+		step()
+	}
+	if n := prov.Count("web"); n != 1 {
+		t.Fatalf("%d instances running after a failed stop and 4 steps, want 1 (stops %d, errors %q)", n, prov.stops, errs)
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0], "storage not saved") {
+		t.Errorf("errors logged: %q", errs)
+	}
+	if prov.states[0] != runtime.Running {
+		t.Errorf("Stop was told %q, want the instance's state before the stop (running)", prov.states[0])
+	}
+}
