@@ -125,6 +125,14 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 			w.drivers.Providers[p.Name] = newProvisioner(w.drivers.Providers[p.Name], p.Name, js, d.pending, d.cfg.Log)
 		}
 	}
+	// A pool gone from the policy, or left without steps and storage,
+	// keeps no provisioning runs and pushes no storage.
+	for name, js := range d.provJobs {
+		if p := prog.Pool(name); p == nil || len(p.Install)+len(p.Configure) == 0 && p.Storage == nil {
+			js.close()
+			delete(d.provJobs, name)
+		}
+	}
 	return w, nil
 }
 

@@ -53,8 +53,13 @@ type provisionJobs struct {
 	mu   sync.Mutex
 	jobs map[string]*provisionJob // by instance ID
 	// provider is the pool's provider (under the wrapper), for the
-	// storage pusher to list its instances; set by newProvisioner.
+	// storage pusher to list its instances; pend the instances whose
+	// provisioning has not finished. Both are set by newProvisioner.
 	provider runtime.Provider
+	pend     *pending
+	// stopping are the instances whose storage is being saved before
+	// they stop (see provisioner.Stop).
+	stopping map[string]bool
 }
 
 type provisionJob struct {
@@ -65,7 +70,8 @@ type provisionJob struct {
 
 func newProvisionJobs(remote runtime.Remote, steps []runtime.Step, dir string, st *storage) *provisionJobs {
 	ctx, cancel := context.WithCancel(context.Background())
-	js := &provisionJobs{remote: remote, steps: steps, dir: dir, storage: st, ctx: ctx, cancel: cancel, jobs: map[string]*provisionJob{}}
+	js := &provisionJobs{remote: remote, steps: steps, dir: dir, storage: st, ctx: ctx, cancel: cancel,
+		jobs: map[string]*provisionJob{}, stopping: map[string]bool{}}
 	if st != nil && st.spec.Every > 0 {
 		js.wg.Add(1)
 		go func() { // owned by js: ends with close
@@ -122,12 +128,59 @@ func (js *provisionJobs) pushAll(ctx context.Context, why string) {
 }
 
 // provisioning says whether instance id's provisioning has not finished
-// well (its storage would be pushed half seeded).
+// well (its storage would be pushed half seeded), or it is being stopped.
 func (js *provisionJobs) provisioning(id string) bool {
 	js.mu.Lock()
 	defer js.mu.Unlock()
 	j := js.jobs[id]
-	return j != nil && (!j.done || j.err != nil)
+	return j != nil && (!j.done || j.err != nil) || js.stopping[id] || js.pend != nil && js.pend.has(id)
+}
+
+// stopAfterPush saves in's storage, then stops it: in the background,
+// owned by js, since a push can take minutes and the engine must not wait.
+// A push that fails is tried again, with growing pauses, until it succeeds
+// or js closes (the daemon stopping; the instance then runs on, and the
+// next daemon, which finds it stopping, stops it the same way).
+func (js *provisionJobs) stopAfterPush(p *provisioner, in runtime.Instance) {
+	js.mu.Lock()
+	if js.stopping[in.ID] {
+		js.mu.Unlock()
+		return // already under way
+	}
+	js.stopping[in.ID] = true
+	js.mu.Unlock()
+	js.wg.Add(1)
+	go func() { // owned by js: ends when the instance is stopped, or with close
+		defer js.wg.Done()
+		defer func() {
+			js.mu.Lock()
+			delete(js.stopping, in.ID)
+			js.mu.Unlock()
+		}()
+		pause := 5 * time.Second
+		for {
+			err := js.storage.push(js.ctx, in, "stop")
+			if err == nil {
+				break
+			}
+			if js.ctx.Err() != nil {
+				return
+			}
+			js.storage.log.Error("storage not saved: the instance is not stopped until it is", "pool", js.storage.pool, "instance", in.Name, "retry_in", pause, "err", err)
+			select {
+			case <-js.ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 5*time.Minute)
+		}
+		p.forget(in.ID)
+		ctx, cancel := context.WithTimeout(js.ctx, time.Minute)
+		defer cancel()
+		if err := p.Provider.Stop(ctx, in); err != nil {
+			js.storage.log.Error("stop after saving its storage", "pool", js.storage.pool, "instance", in.Name, "err", err)
+		}
+	}()
 }
 
 // close stops the steps under way (their instances stay pending, for the
@@ -139,7 +192,7 @@ func (js *provisionJobs) close() {
 
 func newProvisioner(p runtime.Provider, pool string, js *provisionJobs, pend *pending, log *slog.Logger) *provisioner {
 	js.mu.Lock()
-	js.provider = p
+	js.provider, js.pend = p, pend
 	js.mu.Unlock()
 	return &provisioner{Provider: p, provisionJobs: js, pool: pool, pend: pend, log: log}
 }
@@ -266,16 +319,15 @@ func (p *provisioner) forget(id string) {
 	p.pend.remove(id)
 }
 
-// Stop stops in gracefully; with storage, its changes are copied back
-// to S3 first, and if that fails it is not stopped (the engine tries
-// again at its next tick): stopping would lose them.
+// Stop stops in gracefully. With storage, its changes are copied back
+// to S3 first, in the background (stopAfterPush); until that succeeds it
+// is not stopped: stopping would lose them. A failed instance (fenced) or
+// one whose provisioning has not finished (its storage half seeded) is
+// stopped at once.
 func (p *provisioner) Stop(ctx context.Context, in runtime.Instance) error {
-	if p.storage != nil && (in.State == runtime.Running || in.State == runtime.Stopping) && !p.pend.has(in.ID) {
-		// The engine's call deadline is for quick calls; a push may take
-		// longer, and must not be cut by it.
-		if err := p.storage.push(context.WithoutCancel(ctx), in, "stop"); err != nil {
-			return fmt.Errorf("not stopped, so its storage is not lost: %w", err)
-		}
+	if p.storage != nil && in.State != runtime.Failed && !p.pend.has(in.ID) {
+		p.stopAfterPush(p, in)
+		return nil
 	}
 	p.forget(in.ID)
 	return p.Provider.Stop(ctx, in)
