@@ -109,6 +109,9 @@ func (st *storage) seed(ctx context.Context, in runtime.Instance) error {
 		return fmt.Errorf("%s: storage: %w", st.spec.Pos, err)
 	}
 	st.log.Info("storage seeded", "pool", st.pool, "instance", in.Name, "sync", res.String())
+	for _, w := range res.Warnings {
+		st.log.Warn("storage", "pool", st.pool, "instance", in.Name, "warning", w)
+	}
 	return nil
 }
 
@@ -135,6 +138,9 @@ func (st *storage) push(ctx context.Context, in runtime.Instance, why string) er
 	if res.Copied > 0 || why != "every" {
 		st.log.Info("storage pushed", "pool", st.pool, "instance", in.Name, "why", why, "sync", res.String())
 	}
+	for _, w := range res.Warnings {
+		st.log.Warn("storage", "pool", st.pool, "instance", in.Name, "warning", w)
+	}
 	return nil
 }
 
@@ -142,6 +148,10 @@ func (st *storage) push(ctx context.Context, in runtime.Instance, why string) er
 type sftpFS struct{ c *sftp.Client }
 
 func (f sftpFS) Walk(ctx context.Context, root string, fn func(string, fs.FileInfo) error) error {
+	// A root that is a link to a directory is walked as that directory.
+	if real, err := f.c.RealPath(root); err == nil {
+		root = real
+	}
 	w := f.c.Walk(root)
 	for w.Step() {
 		if err := w.Err(); err != nil {

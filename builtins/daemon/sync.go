@@ -68,6 +68,9 @@ func (j *SyncJob) Run(ctx context.Context, stdout, stderr io.Writer, terminal bo
 		if err == nil || res.Copied+res.Deleted > 0 {
 			fmt.Fprintln(stdout, res)
 		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(stderr, "cloudspeak: sync: warning: %s\n", w)
+		}
 	}
 	if err != nil {
 		switch {
@@ -85,22 +88,23 @@ func (j *SyncJob) Run(ctx context.Context, stdout, stderr io.Writer, terminal bo
 
 // syncResult is a sync's outcome as JSON.
 type syncResult struct {
-	Src       string  `json:"src"`
-	Dst       string  `json:"dst"`
-	DryRun    bool    `json:"dry_run,omitempty"`
-	Changes   []s3.Op `json:"changes"`
-	Copied    int     `json:"copied"`
-	Bytes     int64   `json:"bytes"`
-	Deleted   int     `json:"deleted"`
-	Unchanged int     `json:"unchanged"`
-	Kept      int     `json:"kept"`
-	Seconds   float64 `json:"seconds"`
-	Error     string  `json:"error,omitempty"`
+	Src       string   `json:"src"`
+	Dst       string   `json:"dst"`
+	DryRun    bool     `json:"dry_run,omitempty"`
+	Changes   []s3.Op  `json:"changes"`
+	Copied    int      `json:"copied"`
+	Bytes     int64    `json:"bytes"`
+	Deleted   int      `json:"deleted"`
+	Unchanged int      `json:"unchanged"`
+	Kept      int      `json:"kept"`
+	Seconds   float64  `json:"seconds"`
+	Warnings  []string `json:"warnings,omitempty"`
+	Error     string   `json:"error,omitempty"`
 }
 
 func syncJSON(r s3.Result, err error) syncResult {
 	out := syncResult{Src: r.Src, Dst: r.Dst, DryRun: r.DryRun, Changes: r.Ops, Copied: r.Copied, Bytes: r.Bytes,
-		Deleted: r.Deleted, Unchanged: r.Unchanged, Kept: r.Kept, Seconds: r.Elapsed.Seconds()}
+		Deleted: r.Deleted, Unchanged: r.Unchanged, Kept: r.Kept, Seconds: r.Elapsed.Seconds(), Warnings: r.Warnings}
 	if out.Changes == nil {
 		out.Changes = []s3.Op{}
 	}

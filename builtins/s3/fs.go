@@ -55,6 +55,11 @@ const tempPrefix = ".cloudspeak-tmp-"
 type OS struct{}
 
 func (OS) Walk(ctx context.Context, root string, fn func(string, fs.FileInfo) error) error {
+	// A root that is a link to a directory is walked as that directory
+	// (WalkDir would list the link alone).
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root {

@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,7 +45,33 @@ type upload struct {
 	Started time.Time `json:"started"`
 }
 
-func newJournal(dir string) *journal { return &journal{dir: dir, ups: map[string]upload{}} }
+// journals are this process's, one per directory: every client of a
+// process (a REPL's and its daemon's) shares one file.
+var journals = struct {
+	sync.Mutex
+	m map[string]*journal
+}{m: map[string]*journal{}}
+
+func newJournal(dir string) *journal {
+	if dir == "" {
+		return &journal{ups: map[string]upload{}}
+	}
+	journals.Lock()
+	defer journals.Unlock()
+	if j := journals.m[dir]; j != nil {
+		return j
+	}
+	j := &journal{dir: dir, ups: map[string]upload{}}
+	// A journal under this PID is an earlier process's (a container's PID
+	// 1 restarted): set it aside, for cleanup to treat as a dead one's.
+	if _, err := os.Stat(j.file()); err == nil {
+		var b [6]byte
+		rand.Read(b[:])
+		os.Rename(j.file(), filepath.Join(dir, fmt.Sprintf("%d.%s.stale.json", os.Getpid(), hex.EncodeToString(b[:]))))
+	}
+	journals.m[dir] = j
+	return j
+}
 
 func (j *journal) file() string { return filepath.Join(j.dir, strconv.Itoa(os.Getpid())+".json") }
 
@@ -123,8 +151,10 @@ func (j *journal) cleanup(ctx context.Context, cli *s3.Client, bucket string) (i
 	}
 	n := 0
 	for _, f := range files {
-		pid, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(f), ".json"))
-		if err != nil || pid == os.Getpid() || alive(pid) {
+		name := filepath.Base(f)
+		pid, err := strconv.Atoi(strings.TrimSuffix(name, ".json"))
+		stale := strings.HasSuffix(name, ".stale.json")
+		if !stale && (err != nil || pid == os.Getpid() || alive(pid)) {
 			continue
 		}
 		b, err := os.ReadFile(f)

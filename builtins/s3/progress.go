@@ -28,6 +28,7 @@ type lineProgress struct {
 
 func (*lineProgress) Start(int, int64) {}
 func (*lineProgress) Moved(int64)      {}
+func (*lineProgress) End()             {}
 
 func (l *lineProgress) Done(op Op, err error) {
 	l.mu.Lock()
@@ -85,8 +86,19 @@ func (b *barProgress) Done(op Op, err error) {
 	}
 	b.done++
 	b.bar.Describe(fmt.Sprintf("sync %d/%d", b.done, b.changes))
+}
+
+// End leaves the bar where it stopped, and the cursor on the next line,
+// for the summary or the errors.
+func (b *barProgress) End() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bar == nil {
+		return
+	}
 	if b.done == b.changes {
 		b.bar.Finish()
-		fmt.Fprintln(b.w) // the summary goes below the bar
 	}
+	fmt.Fprintln(b.w)
+	b.bar = nil
 }

@@ -30,6 +30,7 @@ func TestProgressBar(t *testing.T) {
 	p.Done(Op{Kind: Copy, Key: "a", Size: 1000}, nil)
 	p.Moved(2000)
 	p.Done(Op{Kind: Copy, Key: "b", Size: 2000}, nil)
+	p.End()
 	out := b.String()
 	for _, s := range []string{"sync 2/2", "100%", "3.0 kB"} {
 		if !strings.Contains(out, s) {

@@ -39,8 +39,12 @@ const (
 	// requestTimeout bounds a request that moves no file data: a listing
 	// page, a HEAD, a DELETE, an abort.
 	requestTimeout = 1 * time.Minute
-	// transferTimeout bounds a request that moves one file or one part.
+	// transferTimeout bounds a request that moves one file below the
+	// multipart threshold, or one part.
 	transferTimeout = 15 * time.Minute
+	// idleTimeout ends a download that has received nothing for so long;
+	// a large object may take hours, a stalled one is given up.
+	idleTimeout = 2 * time.Minute
 )
 
 // Config is how to reach S3 and how hard to push it.
@@ -72,6 +76,9 @@ type Client struct {
 	journal  *journal
 	retry    time.Duration // the first pause between tries of a file; tests shorten it
 	now      func() time.Time
+	// parts bounds the files going up in parts at once: each holds a few
+	// parts in memory (the transfer manager's buffers).
+	parts chan struct{}
 }
 
 // New makes a client from the standard AWS chain (environment, shared
@@ -122,7 +129,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if endpoint != "" {
 		u, err := url.Parse(endpoint)
 		if err != nil || u.Scheme == "" || u.Host == "" {
-			return nil, fmt.Errorf("S3 endpoint %q is not a URL like http://127.0.0.1:7070", endpoint)
+			return nil, fmt.Errorf("S3 endpoint %q is not a URL like http://127.0.0.1:7070", redact(endpoint))
 		}
 	}
 	pathStyle := endpoint != "" && !strings.Contains(endpoint, ".amazonaws.com")
@@ -140,7 +147,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &Client{cfg: cfg, s3: cli, endpoint: endpoint, journal: newJournal(journalDir(cfg.StateDir)), retry: time.Second, now: time.Now}, nil
+	return &Client{cfg: cfg, s3: cli, endpoint: endpoint, journal: newJournal(journalDir(cfg.StateDir)), retry: time.Second, now: time.Now,
+		parts: make(chan struct{}, 2)}, nil
 }
 
 // journalDir is where the journals of multipart uploads live.
@@ -197,7 +205,8 @@ func (c *Client) describe(op string, loc Location, err error) error {
 	}
 	e := &Error{Op: op, Location: loc.String(), Message: err.Error(), Err: err}
 	var ae smithy.APIError
-	var ne net.Error
+	var oe *net.OpError
+	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &ae):
 		e.Code, e.Message = ae.ErrorCode(), ae.ErrorMessage()
@@ -215,7 +224,9 @@ func (c *Client) describe(op string, loc Location, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Message = "timed out"
 		e.Hint = "the server is slow or unreachable: " + c.where()
-	case errors.As(err, &ne) || strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no such host"):
+	case errors.As(err, &oe) && oe.Op == "dial", errors.As(err, &dnsErr):
+		// Only a connection that cannot be made: one dropped midway is
+		// retried (see retryable).
 		e.Message = "cannot reach " + c.where() + ": " + rootCause(err)
 		e.Hint = "is the server up? the endpoint comes from --endpoint, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL"
 	}
@@ -224,9 +235,19 @@ func (c *Client) describe(op string, loc Location, err error) error {
 
 func (c *Client) where() string {
 	if c.endpoint != "" {
-		return c.endpoint
+		return redact(c.endpoint)
 	}
 	return "AWS S3"
+}
+
+// redact drops a URL's user information (http://user:secret@host).
+func redact(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.User == nil {
+		return endpoint
+	}
+	u.User = nil
+	return u.String()
 }
 
 // rootCause is the innermost error's text: "connection refused" rather

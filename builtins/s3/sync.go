@@ -33,11 +33,13 @@ type Options struct {
 }
 
 // Progress follows a sync: Start once the plan is known, Moved as bytes
-// move (from several goroutines), Done as each change ends.
+// move (from several goroutines), Done as each change ends, End once
+// (some changes may not have been tried).
 type Progress interface {
 	Start(changes int, bytes int64)
 	Moved(n int64)
 	Done(op Op, err error)
+	End()
 }
 
 // OpKind is what a change does.
@@ -68,7 +70,10 @@ type Result struct {
 	Kept      int      // only at the destination, kept without Delete
 	Skipped   []string // source keys no file can be named by ("a/../b")
 	Aborted   int      // multipart uploads left by interrupted syncs, aborted
-	Elapsed   time.Duration
+	// Warnings are what went wrong beside the copies, without failing
+	// them: an old upload that could not be aborted, a cache not saved.
+	Warnings []string
+	Elapsed  time.Duration
 }
 
 // String is the one-line summary an operator reads.
@@ -145,7 +150,11 @@ func (c *Client) Sync(ctx context.Context, src, dst, dir string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	return r.String(), nil
+	s := r.String()
+	for _, w := range r.Warnings {
+		s += "; warning: " + w
+	}
+	return s, nil
 }
 
 // Run syncs src to dst, each a local path (relative to dir) or an
@@ -204,7 +213,8 @@ func (c *Client) Run(ctx context.Context, src, dst, dir string, opt Options) (Re
 		n, err := c.journal.cleanup(ctx, c.s3, dl.Bucket)
 		res.Aborted = n
 		if err != nil {
-			return res, c.describe("clean up", dl, err)
+			res.Warnings = append(res.Warnings, c.describe("abort interrupted uploads in", dl, err).Error()+
+				" (they keep their parts until aborted: the credentials need s3:AbortMultipartUpload)")
 		}
 	} else {
 		for _, t := range d.stale {
@@ -214,18 +224,21 @@ func (c *Client) Run(ctx context.Context, src, dst, dir string, opt Options) (Re
 	err = c.apply(ctx, s, d, &res, opt.Progress)
 	if err == nil {
 		// A replaced file's entry no longer matches its stamp: harmless.
-		err = errors.Join(s.sums.save(s.loc.Path), d.sums.save(d.loc.Path))
+		if serr := errors.Join(s.sums.save(s.loc.Path), d.sums.save(d.loc.Path)); serr != nil {
+			res.Warnings = append(res.Warnings, "checksums not remembered (the next sync reads every file again): "+serr.Error())
+		}
 	}
 	res.Elapsed = c.now().Sub(start)
 	return res, err
 }
 
 // unsafeKeys removes from files, and returns, the object keys that name
-// no file inside the destination ("../x", "/etc/x", "a//b"), sorted.
+// no file inside the destination ("../x", "/etc/x"), or name one another
+// key names too ("a//b", "a/../b", "./a"), sorted.
 func unsafeKeys(files map[string]entry) []string {
 	var bad []string
 	for k := range files {
-		if !filepath.IsLocal(k) || strings.Contains(k, "//") || strings.HasSuffix(k, "/") {
+		if !filepath.IsLocal(k) || path.Clean(k) != k || k == "." {
 			bad = append(bad, k)
 			delete(files, k)
 		}
@@ -307,6 +320,9 @@ func (c *Client) plan(ctx context.Context, s, d *side, del bool) (ops []Op, unch
 		eq, err := c.same(ctx, s, d, check[i])
 		differs[i], errs[i] = !eq, err
 	})
+	if err := ctx.Err(); err != nil {
+		return nil, 0, 0, err // files not compared must not count as unchanged
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, 0, 0, err
 	}
@@ -380,6 +396,7 @@ func (c *Client) apply(ctx context.Context, s, d *side, res *Result, p Progress)
 	}
 	if p != nil {
 		p.Start(len(res.Ops), total)
+		defer p.End()
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -470,13 +487,13 @@ func (c *Client) retrying(ctx context.Context, fn func(context.Context) error) e
 }
 
 func retryable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) || fatal(err) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, errChanged) || fatal(err) {
 		return false
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
-		case "BadDigest", "PreconditionFailed", "InvalidDigest", "IncompleteBody", "RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable":
+		case "BadDigest", "InvalidDigest", "IncompleteBody", "RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable":
 			return true
 		}
 		return ae.ErrorFault() == smithy.FaultServer

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,9 +251,10 @@ func TestDownloadRoundTrip(t *testing.T) {
 // written. (versitygw cleans such keys itself, so this is checked on a
 // listing.)
 func TestUnsafeKeysSkipped(t *testing.T) {
-	files := map[string]entry{"ok.txt": {}, "a/b.txt": {}, "../escape.txt": {}, "a/../../x": {}, "/etc/passwd": {}, "a//b": {}, "dir/": {}}
+	files := map[string]entry{"ok.txt": {}, "a/b.txt": {}, "../escape.txt": {}, "a/../../x": {}, "/etc/passwd": {}, "a//b": {}, "dir/": {},
+		"a/../b": {}, "./a": {}, "a/..": {}, ".": {}}
 	bad := unsafeKeys(files)
-	if want := []string{"../escape.txt", "/etc/passwd", "a/../../x", "a//b", "dir/"}; !slices.Equal(bad, want) {
+	if want := []string{".", "../escape.txt", "./a", "/etc/passwd", "a/..", "a/../../x", "a/../b", "a//b", "dir/"}; !slices.Equal(bad, want) {
 		t.Errorf("unsafe keys %q, want %q", bad, want)
 	}
 	if len(files) != 2 {
@@ -533,5 +536,67 @@ func TestChecksumCache(t *testing.T) {
 	}
 	if n := filesHashed.Load() - before; n != 1 {
 		t.Errorf("read %d files, want only the rewritten one", n)
+	}
+}
+
+// A journal left under this process's PID is an earlier process's (a
+// container's PID 1 restarted): its uploads are aborted, not adopted.
+func TestJournalOfAnEarlierProcessWithOurPID(t *testing.T) {
+	srv, _ := setup(t, Config{})
+	state := t.TempDir()
+	up, err := srv.Client().CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: aws.String("bkt"), Key: aws.String("j/big.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []upload{{Bucket: "bkt", Key: "j/big.bin", ID: aws.ToString(up.UploadId), Started: time.Now()}}
+	if err := writeJSON(filepath.Join(state, "s3-uploads", fmt.Sprintf("%d.json", os.Getpid())), old); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(context.Background(), Config{StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	tree(t, src, 2)
+	r, err := c.Run(context.Background(), src, "s3://bkt/j", "", Options{})
+	if err != nil || r.Aborted != 1 {
+		t.Fatalf("sync: %v, %+v", err, r)
+	}
+	if got := pending(t, srv); len(got) != 0 {
+		t.Errorf("uploads left: %v", got)
+	}
+}
+
+// A local root that is a link to a directory is synced as the directory.
+func TestSymlinkedRoot(t *testing.T) {
+	_, c := setup(t, Config{})
+	dir := t.TempDir()
+	tree(t, filepath.Join(dir, "real"), 5)
+	if err := os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, c, filepath.Join(dir, "link"), "s3://bkt/l", Options{}); r.Copied != 5 {
+		t.Fatalf("from a linked root: %+v", r)
+	}
+	if r := run(t, c, "s3://bkt/l", filepath.Join(dir, "link"), Options{}); r.Copied != 0 || r.Unchanged != 5 {
+		t.Fatalf("into a linked root: %+v", r)
+	}
+}
+
+// A connection that cannot be made stops the sync at once; one dropped
+// midway is tried again.
+func TestDialFailuresAreFatalDropsAreNot(t *testing.T) {
+	c := &Client{endpoint: "http://user:pw@127.0.0.1:1"}
+	loc := Location{Bucket: "bkt"}
+	dial := c.describe("list", loc, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+	if !fatal(dial) || retryable(dial) || !strings.Contains(dial.Error(), "cannot reach http://127.0.0.1:1") {
+		t.Errorf("dial error: fatal %v retryable %v: %v", fatal(dial), retryable(dial), dial)
+	}
+	if strings.Contains(dial.Error(), "pw") {
+		t.Errorf("the endpoint's password shows: %v", dial)
+	}
+	reset := c.describe("download x from", loc, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET})
+	if fatal(reset) || !retryable(reset) {
+		t.Errorf("connection reset: fatal %v retryable %v: %v", fatal(reset), retryable(reset), reset)
 	}
 }

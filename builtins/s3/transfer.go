@@ -35,7 +35,7 @@ const (
 )
 
 // errChanged is a file that changed while it was being copied.
-var errChanged = errors.New("changed while it was being copied; will try again")
+var errChanged = errors.New("changed while it was being copied: sync again once it is still")
 
 // mismatch is content whose checksum is not what it should be.
 type mismatch struct{ what, got, want string }
@@ -84,6 +84,12 @@ func (c *Client) same(ctx context.Context, s, d *side, key string) (bool, error)
 	crc, mtime, err := c.objectSums(ctx, obj.loc, key)
 	if err != nil {
 		return false, err
+	}
+	if mtime.IsZero() && s.loc.IsS3() {
+		// Written by another tool, without our metadata: a download
+		// gives the file the object's last-modified time, so the same
+		// time (to the second, as S3 keeps it) says this is that copy.
+		mtime = oe.mtime
 	}
 	if !mtime.IsZero() && sameTime(mtime, fe.mtime) {
 		return true, nil
@@ -268,6 +274,12 @@ func (c *Client) upload(ctx context.Context, s, d *side, op Op, p Progress) erro
 	if p != nil {
 		body = &progressReader{r: f, p: p}
 	}
+	select {
+	case c.parts <- struct{}{}:
+		defer func() { <-c.parts }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	up := tm.New(journaled{c.s3, c.journal}, func(o *tm.Options) {
 		o.PartSizeBytes = c.cfg.PartSize
 		o.MultipartUploadThreshold = c.cfg.Threshold
@@ -289,6 +301,18 @@ func (c *Client) upload(ctx context.Context, s, d *side, op Op, p Progress) erro
 		return fmt.Errorf("upload %s: %w", op.Key, mismatch{"CRC32", got, crc})
 	}
 	return nil
+}
+
+// idleReader restarts a timer at each read: the timer ends the download
+// when nothing has come for idleTimeout.
+type idleReader struct {
+	r io.Reader
+	t *time.Timer
+}
+
+func (r idleReader) Read(b []byte) (int, error) {
+	r.t.Reset(idleTimeout)
+	return r.r.Read(b)
 }
 
 // progressReader tells a Progress of the bytes read through it.
@@ -315,8 +339,12 @@ func (c *Client) download(ctx context.Context, s, d *side, op Op, p Progress) er
 	if !isMD5(se.etag) {
 		in.ChecksumMode = types.ChecksumModeEnabled
 	}
-	tctx, cancel := context.WithTimeout(ctx, transferTimeout)
+	// No deadline for the whole object, which may be large: one for the
+	// answer, then one for each silence while the body streams.
+	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	idle := time.AfterFunc(requestTimeout, cancel)
+	defer idle.Stop()
 	out, err := c.s3.GetObject(tctx, in)
 	if err != nil {
 		return c.describe("download "+op.Key+" from", s.loc, err)
@@ -333,7 +361,7 @@ func (c *Client) download(ctx context.Context, s, d *side, op Op, p Progress) er
 	if t, ok := parseMtime(out.Metadata[metaMtime]); ok {
 		mtime = t
 	}
-	var r io.Reader = out.Body
+	var r io.Reader = idleReader{out.Body, idle}
 	if p != nil {
 		r = &progressReader{r: r, p: p}
 	}

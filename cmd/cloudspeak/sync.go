@@ -81,8 +81,8 @@ func init() {
 			cfg.PathStyle = &b
 		}
 		size, err := lang.Interpret(&lang.Value{Number: *part}, lang.Size)
-		if err != nil || size.Value < 5<<20 {
-			return usageError(io, syncVerb, "--part-size must be a size of at least 5MiB, like 16MiB")
+		if err != nil || size.Value < 5<<20 || size.Value > 5<<30 {
+			return usageError(io, syncVerb, "--part-size must be a size from 5MiB to 5GiB (S3's limits for a part), like 16MiB")
 		}
 		cfg.PartSize, cfg.Threshold = int64(size.Value), int64(size.Value)
 		dir, err := os.Getwd()
@@ -119,13 +119,13 @@ func parseInterspersed(fs *flag.FlagSet, args []string, io stdio) ([]string, int
 		if st := parseFlags(fs, syncVerb, args, io); st >= 0 {
 			return nil, st
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), -1 // no flags after --
+		}
+		if len(rest) == 0 {
 			return pos, -1
 		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), -1
-		}
-		pos, args = append(pos, args[0]), args[1:]
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
 }
