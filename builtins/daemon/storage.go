@@ -131,7 +131,7 @@ func (st *storage) push(ctx context.Context, in runtime.Instance, why string) er
 	if err != nil {
 		return err
 	}
-	res, err := c.Run(ctx, root, st.spec.Source, "", s3.Options{SrcFS: fsys})
+	res, err := c.Run(ctx, root, st.spec.Source, "", s3.Options{SrcFS: fsys, NewerOnly: true})
 	if err != nil {
 		return fmt.Errorf("%s: storage push from %s: %w", st.spec.Pos, in.Name, err)
 	}

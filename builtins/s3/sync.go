@@ -25,6 +25,11 @@ type Options struct {
 	Delete bool
 	// DryRun works out what would change and changes nothing.
 	DryRun bool
+	// NewerOnly copies a file over an object only when the file was
+	// modified since the object was written (its mtime is not before the
+	// object's last-modified time): instances that share a prefix then
+	// copy back their own changes, and do not undo one another's.
+	NewerOnly bool
 	// Progress hears of each change; nil for none.
 	Progress Progress
 	// SrcFS and DstFS are the file systems of local sides; nil is this
@@ -68,6 +73,7 @@ type Result struct {
 	Deleted   int
 	Unchanged int
 	Kept      int      // only at the destination, kept without Delete
+	Older     int      // with NewerOnly: not copied, older than the destination's
 	Skipped   []string // source keys no file can be named by ("a/../b")
 	Aborted   int      // multipart uploads left by interrupted syncs, aborted
 	// Warnings are what went wrong beside the copies, without failing
@@ -93,6 +99,9 @@ func (r Result) String() string {
 		fmt.Fprintf(&b, "dry run: would copy %d (%s) and delete %d; %d unchanged", copies, Bytes(bytes), deletes, r.Unchanged)
 	} else {
 		fmt.Fprintf(&b, "%d copied (%s), %d deleted, %d unchanged", r.Copied, Bytes(r.Bytes), r.Deleted, r.Unchanged)
+	}
+	if r.Older > 0 {
+		fmt.Fprintf(&b, ", %d older than the destination's copy kept", r.Older)
 	}
 	if r.Kept > 0 {
 		fmt.Fprintf(&b, ", %d only at the destination kept (--delete removes them)", r.Kept)
@@ -198,6 +207,9 @@ func (c *Client) Run(ctx context.Context, src, dst, dir string, opt Options) (Re
 	if !sl.IsS3() || !dl.IsS3() {
 		res.Skipped = unsafeKeys(s.files)
 	}
+	if opt.NewerOnly && dl.IsS3() {
+		res.Older = olderFiles(s, d)
+	}
 	ops, unchanged, kept, err := c.plan(ctx, s, d, opt.Delete)
 	if err != nil {
 		return res, err
@@ -230,6 +242,21 @@ func (c *Client) Run(ctx context.Context, src, dst, dir string, opt Options) (Re
 	}
 	res.Elapsed = c.now().Sub(start)
 	return res, err
+}
+
+// olderFiles removes from the source, and counts, the files last modified
+// before the destination's objects were written (to the second, as S3
+// keeps time): with NewerOnly they are not copied, and not deleted.
+func olderFiles(s, d *side) int {
+	n := 0
+	for k, se := range s.files {
+		if de, ok := d.files[k]; ok && se.mtime.Unix() < de.mtime.Unix() {
+			delete(s.files, k)
+			delete(d.files, k)
+			n++
+		}
+	}
+	return n
 }
 
 // unsafeKeys removes from files, and returns, the object keys that name

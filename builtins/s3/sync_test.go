@@ -600,3 +600,26 @@ func TestDialFailuresAreFatalDropsAreNot(t *testing.T) {
 		t.Errorf("connection reset: fatal %v retryable %v: %v", fatal(reset), retryable(reset), reset)
 	}
 }
+
+// Two instances sharing a prefix: with NewerOnly (storage pushes), one
+// holding an older copy of a file does not undo the other's change, and a
+// change made after the object was written is copied.
+func TestNewerOnly(t *testing.T) {
+	srv, c := setup(t, Config{})
+	a, b := t.TempDir(), t.TempDir()
+	writeAt(t, b, "conf.txt", []byte("seeded"), time.Unix(1700000000, 0)) // as seeded, long ago
+	writeAt(t, a, "conf.txt", []byte("changed by A"), time.Now().Add(-time.Minute))
+	run(t, c, a, "s3://bkt/shared", Options{NewerOnly: true})
+
+	r := run(t, c, b, "s3://bkt/shared", Options{NewerOnly: true})
+	if r.Copied != 0 || r.Older != 1 || !strings.Contains(r.String(), "1 older than the destination's copy kept") {
+		t.Fatalf("B's older copy: %+v", r)
+	}
+	if got := witness(t, srv, "shared/"); got["conf.txt"] != md5hex([]byte("changed by A")) {
+		t.Fatalf("A's change was undone: %v", got)
+	}
+	writeAt(t, b, "conf.txt", []byte("changed by B later"), time.Now().Add(time.Second))
+	if r := run(t, c, b, "s3://bkt/shared", Options{NewerOnly: true}); r.Copied != 1 {
+		t.Fatalf("B's newer change: %+v", r)
+	}
+}
