@@ -8,13 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
+	"github.com/cloudspeak/cloudspeak/internal/atomicfile"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -403,9 +403,5 @@ func (p *pending) set(id string, on bool) error {
 		ids = append(ids, id)
 	}
 	data, _ := json.Marshal(ids)
-	tmp := p.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Clean(p.path))
+	return atomicfile.WriteFile(p.path, data, 0o600)
 }

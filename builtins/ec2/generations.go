@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/cloudspeak/cloudspeak/internal/atomicfile"
 )
 
 // Every launch carries a ClientToken derived from the pool, the slot's name
@@ -89,25 +91,7 @@ func (g *generations) save() error {
 	if err := os.MkdirAll(filepath.Dir(g.path), 0o700); err != nil {
 		return fmt.Errorf("save launch generations: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(g.path), generationsFile+".*")
-	if err != nil {
-		return fmt.Errorf("save launch generations: %w", err)
-	}
-	defer os.Remove(f.Name()) // once renamed, this fails harmlessly
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), g.path)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(g.path, data, 0o600); err != nil {
 		return fmt.Errorf("save launch generations to %s: %w", g.path, err)
 	}
 	return nil
