@@ -49,7 +49,7 @@ type Response struct {
 	// Exec, when set, is an interactive session the client runs itself on
 	// its terminal (`instance ssh`).
 	Exec *Exec `json:"exec,omitempty"`
-	// Sync, when set, is a sync the client runs itself (RunSync); Rest
+	// Sync, when set, is a sync the client runs itself (SyncJob.Run); Rest
 	// is the statements after it, for the client to send once it is done.
 	Sync *SyncJob `json:"sync,omitempty"`
 	Rest string   `json:"rest,omitempty"`

@@ -453,11 +453,10 @@ func (c *Client) apply(ctx context.Context, s, d *side, res *Result, p Progress)
 		err := c.retrying(ctx, func(ctx context.Context) error { return c.copy(ctx, s, d, op, p) })
 		done(op, err)
 	})
-	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-		if errors.Is(cause, context.Canceled) {
-			return cause
-		}
-		return cause // one error says it for all
+	if ctx.Err() != nil {
+		// A fatal error, which says it for every file, or the caller's
+		// cancellation.
+		return context.Cause(ctx)
 	}
 	if len(failed) == 0 && len(deletes) > 0 {
 		c.remove(ctx, d, deletes, done)
