@@ -237,6 +237,13 @@ func TestDownloadRoundTrip(t *testing.T) {
 	if r.Copied != 1 {
 		t.Fatalf("after a local change: %+v", r)
 	}
+	// Between prefixes, on the server (CopyObject).
+	if r := run(t, c, "s3://bkt/data", "s3://bkt/copy", Options{}); r.Copied != 50 {
+		t.Fatalf("s3 to s3: %+v", r)
+	}
+	if r := run(t, c, "s3://bkt/data", "s3://bkt/copy", Options{}); r.Copied != 0 || r.Unchanged != 50 {
+		t.Fatalf("s3 to s3 resync: %+v", r)
+	}
 	// And local to local.
 	other := t.TempDir()
 	if r := run(t, c, dst, other, Options{}); r.Copied != 50 {
