@@ -28,6 +28,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cloudspeak/cloudspeak/internal/testproc"
 )
 
 // Version is the versitygw release the tests run.
@@ -75,14 +77,8 @@ type Server struct {
 
 	client *s3.Client
 	mu     sync.Mutex
-	proc   *proc // nil once stopped
-	exited chan struct{}
-}
-
-// proc is the versitygw process; exited is closed once it has been reaped.
-type proc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc   *testproc.Proc // nil once stopped
+	exited <-chan struct{}
 }
 
 // Start starts versitygw, keeping its files in dir (which must exist). It
@@ -115,7 +111,7 @@ func Start(dir string) (*Server, error) {
 	// binds it, so a failed start is tried again on another port.
 	for range 3 {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = testproc.FreePort(); err != nil {
 			return nil, err
 		}
 		if err = s.start(bin, port); err == nil {
@@ -130,15 +126,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b) // never fails (crypto/rand)
 	return hex.EncodeToString(b)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("s3test: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // start runs versitygw on port until it answers, logging to s.Log.
@@ -159,19 +146,18 @@ func (s *Server) start(bin string, port int) error {
 	// The server dies with the process that started it: a test killed by
 	// its timeout runs no cleanup, and must not leave versitygw behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("s3test: start versitygw: %w", err)
 	}
-	p := &proc{cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.exited) }() // the reaper
 	endpoint := "http://" + addr
-	if err := waitReady(endpoint, p.exited, 15*time.Second); err != nil {
-		stop(p)
+	if err := waitReady(endpoint, p.Exited(), 15*time.Second); err != nil {
+		p.Stop()
 		log, _ := os.ReadFile(s.Log)
-		return fmt.Errorf("s3test: versitygw on %s: %w; log %s:\n%s", addr, err, s.Log, tail(log))
+		return fmt.Errorf("s3test: versitygw on %s: %w; log %s:\n%s", addr, err, s.Log, testproc.Tail(log))
 	}
 	s.mu.Lock()
-	s.Endpoint, s.proc, s.exited = endpoint, p, p.exited
+	s.Endpoint, s.proc, s.exited = endpoint, p, p.Exited()
 	s.mu.Unlock()
 	return nil
 }
@@ -203,15 +189,6 @@ func waitReady(endpoint string, exited <-chan struct{}, limit time.Duration) err
 	}
 }
 
-// tail returns the end of a log, enough to see why a server stopped.
-func tail(b []byte) string {
-	const max = 2000
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return string(b)
-}
-
 // Done is closed once versitygw has exited, whether stopped or not.
 func (s *Server) Done() <-chan struct{} { return s.exited }
 
@@ -222,20 +199,7 @@ func (s *Server) Stop() {
 	p := s.proc
 	s.proc = nil
 	s.mu.Unlock()
-	stop(p)
-}
-
-func stop(p *proc) {
-	if p == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
+	p.Stop()
 }
 
 // Env returns the environment an AWS SDK or CLI needs to reach the server

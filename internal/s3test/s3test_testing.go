@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/internal/testproc"
 )
 
 // StartT starts a server for a test, skipping it when versitygw is not
@@ -22,7 +23,7 @@ func StartT(t testing.TB) *Server {
 		s.Stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(s.Log)
-			t.Logf("%s:\n%s", s.Log, tail(b))
+			t.Logf("%s:\n%s", s.Log, testproc.Tail(b))
 		}
 	})
 	return s

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/cloudspeak/cloudspeak/internal/testproc"
 )
 
 // SSHD is where sshd is: it must be run by its absolute path (sshd
@@ -48,13 +50,7 @@ type Cluster struct {
 	User       string // who logs in: the current user
 
 	mu    sync.Mutex
-	procs []*proc // by index of Ports; nil once stopped
-}
-
-// proc is one sshd; exited is closed once it has been reaped.
-type proc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
+	procs []*testproc.Proc // by index of Ports; nil once stopped
 }
 
 // Start starts n sshd processes, keeping their files in dir (which must
@@ -152,10 +148,10 @@ func (c *Cluster) add() (int, error) {
 	var err error
 	for range 3 {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = testproc.FreePort(); err != nil {
 			return 0, err
 		}
-		var p *proc
+		var p *testproc.Proc
 		if p, err = c.startSSHD(len(c.Ports), port, c.HostKey); err == nil {
 			c.mu.Lock()
 			c.Ports = append(c.Ports, port)
@@ -167,18 +163,9 @@ func (c *Cluster) add() (int, error) {
 	return 0, err
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("sshdtest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startSSHD writes sshd-I.conf, checks it with sshd -t and runs sshd in the
 // foreground, logging to sshd-I.log, until it shows its banner.
-func (c *Cluster) startSSHD(i, port int, hostKey string) (*proc, error) {
+func (c *Cluster) startSSHD(i, port int, hostKey string) (*testproc.Proc, error) {
 	name := fmt.Sprintf("sshd-%d", i)
 	conf := filepath.Join(c.Dir, name+".conf")
 	text := fmt.Sprintf(`ListenAddress 127.0.0.1
@@ -212,15 +199,14 @@ MaxStartups 200:30:400
 	cmd := exec.Command(SSHD, "-D", "-e", "-f", conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = orphanGuard()
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("sshdtest: start sshd: %w", err)
 	}
-	p := &proc{cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.exited) }() // the reaper
-	if err := waitBanner(port, p.exited, 10*time.Second); err != nil {
+	if err := waitBanner(port, p.Exited(), 10*time.Second); err != nil {
 		stop(p)
 		log, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("sshdtest: sshd on port %d: %w; log %s:\n%s", port, err, logPath, tail(log))
+		return nil, fmt.Errorf("sshdtest: sshd on port %d: %w; log %s:\n%s", port, err, logPath, testproc.Tail(log))
 	}
 	return p, nil
 }
@@ -250,14 +236,6 @@ func waitBanner(port int, exited <-chan struct{}, limit time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond) // polling a port that is not up yet
 	}
-}
-
-func tail(b []byte) string {
-	const max = 2000
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return string(b)
 }
 
 // StopOne stops the i'th sshd (its port then refuses connections) and
@@ -294,7 +272,7 @@ func (c *Cluster) Restart(i int, hostKey string) error {
 func (c *Cluster) Stop() {
 	c.mu.Lock()
 	procs := c.procs
-	c.procs = make([]*proc, len(procs))
+	c.procs = make([]*testproc.Proc, len(procs))
 	c.mu.Unlock()
 	for _, p := range procs {
 		stop(p)
@@ -304,20 +282,9 @@ func (c *Cluster) Stop() {
 // stop ends one sshd and its connections, as a machine going down would,
 // and waits until the listener is reaped. sshd puts each connection's
 // process in a session of its own, so they are found by parent pid.
-func stop(p *proc) {
-	if p == nil {
-		return
-	}
-	children := childrenOf(p.cmd.Process.Pid)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	for _, pid := range children {
-		syscall.Kill(pid, syscall.SIGTERM)
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
+func stop(p *testproc.Proc) {
+	if p != nil {
+		p.Stop(childrenOf(p.Cmd.Process.Pid)...)
 	}
 }
 

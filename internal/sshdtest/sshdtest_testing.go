@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/internal/testproc"
 )
 
 // StartT starts n sshd processes for a test, skipping it when sshd is not
@@ -25,7 +26,7 @@ func StartT(t testing.TB, n int) *Cluster {
 			logs, _ := filepath.Glob(filepath.Join(dir, "sshd-*.log"))
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
-				t.Logf("%s:\n%s", l, tail(b))
+				t.Logf("%s:\n%s", l, testproc.Tail(b))
 			}
 		}
 	})
