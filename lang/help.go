@@ -91,7 +91,7 @@ func HelpText(topic string) (string, error) {
 		return b.String(), nil
 	}
 	if !slices.Contains(HelpTopics(), topic) {
-		return "", fmt.Errorf("no help for %q; %s", topic, didYouMean(topic, HelpTopics()))
+		return "", fmt.Errorf("no help for %q; %s", topic, DidYouMean(topic, HelpTopics()))
 	}
 	if d, ok := declHelp[topic]; ok {
 		b.WriteString(d)

@@ -1,10 +1,7 @@
 package lang
 
 import (
-	"errors"
-	"fmt"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 
@@ -232,112 +229,145 @@ func splitStatements(toks []lexer.Token, bad map[int]bool, diags *Diagnostics) [
 		}
 	}
 	resync := depth > 0
-	var (
-		chunks  []chunk
-		start   = 0
-		opens   []lexer.Token // open braces, innermost last
-		parens  int
-		lexBad  bool
-		last    = -1            // index of the last significant token of this statement
-		indent  = map[int]int{} // line → column of its first token
-		suspect *lexer.Token    // a '{' closed by a '}' indented unlike its line
-	)
-	flush := func(end int) {
-		if last >= 0 {
-			chunks = append(chunks, chunk{start: start, end: end, lexErr: lexBad})
-		}
-		start, last, lexBad, parens, suspect = end+1, -1, false, 0, nil
-	}
-	unclosed := func(end int) {
-		if !lexBad { // else an unterminated string swallowed the '}': its error says it
-			d := &Diagnostic{
-				Range:   tokenRange(opens[0]),
-				Message: "unclosed '{': this block is never closed",
-				Hint:    "add '}' where the block should end",
-			}
-			if suspect != nil && suspect.Pos.Offset != opens[0].Pos.Offset {
-				d.Notes = append(d.Notes, Note{Range: tokenRange(*suspect),
-					Message: "is this block's '}' missing? the '}' that closes it is indented unlike this line"})
-			}
-			*diags = append(*diags, d)
-		}
-		// Not parsed (that would only say the same), but a pool declared
-		// here still counts as declared.
-		lexBad = true
-		opens = nil
-		flush(end)
-		start = end // the token at end starts the next statement
-	}
+	s := &splitter{toks: toks, diags: diags, last: -1, indent: map[int]int{}}
 	for i := range toks {
 		t := &toks[i]
 		if t.Type != tokSpace && t.Type != tokTerm {
-			if _, ok := indent[t.Pos.Line]; !ok {
-				indent[t.Pos.Line] = t.Pos.Column
+			if _, ok := s.indent[t.Pos.Line]; !ok {
+				s.indent[t.Pos.Line] = t.Pos.Column
 			}
 		}
 		if bad[t.Pos.Offset] {
-			lexBad = true
+			s.lexBad = true
 		}
 		switch t.Type {
 		case tokEOF:
-			if len(opens) > 0 {
-				unclosed(i)
+			if len(s.opens) > 0 {
+				s.unclosed(i)
 			} else {
-				flush(i)
+				s.flush(i)
 			}
-			return chunks
+			return s.chunks
 		case tokSpace:
 			continue
 		case tokTerm:
-			if len(opens) == 0 && parens == 0 && (last < 0 || !continues(toks[last])) {
-				flush(i)
-				continue
-			}
-			if last < 0 || parens > 0 || continues(toks[last]) {
-				t.Type = tokSpace
+			if s.term(i) {
 				continue
 			}
 		case tokIdent:
-			if resync && len(opens) > 0 && t.Pos.Column == 1 && contains(statementKeywords, t.Value) {
-				unclosed(i)
+			if resync && len(s.opens) > 0 && t.Pos.Column == 1 && contains(statementKeywords, t.Value) {
+				s.unclosed(i)
 			}
 		case tokPunct:
-			switch t.Value {
-			case "{":
-				opens = append(opens, *t)
-			case "}":
-				if len(opens) == 0 {
-					*diags = append(*diags, &Diagnostic{
-						Range:   tokenRange(*t),
-						Message: "unexpected '}': no block is open here",
-						Hint:    "remove it, or look for a '{' missing above",
-					})
-					t.Type = tokSpace
-					continue
-				}
-				open := opens[len(opens)-1]
-				opens = opens[:len(opens)-1]
-				if indent[t.Pos.Line] == t.Pos.Column && indent[open.Pos.Line] != t.Pos.Column {
-					suspect = &open
-				}
-				parens = 0
-				if last >= 0 && toks[last].Type == tokTerm {
-					toks[last].Type = tokSpace // no terminator before '}'
-				}
-			case "(":
-				parens++
-			case ")":
-				if parens > 0 {
-					parens--
-				}
-				if last >= 0 && toks[last].Type == tokTerm {
-					toks[last].Type = tokSpace
-				}
+			if s.punct(i) {
+				continue
 			}
 		}
-		last = i
+		s.last = i
 	}
-	return chunks
+	return s.chunks
+}
+
+// splitter is splitStatements' state as it walks the tokens.
+type splitter struct {
+	toks    []lexer.Token
+	diags   *Diagnostics
+	chunks  []chunk
+	start   int           // the first token of this statement
+	opens   []lexer.Token // open braces, innermost last
+	parens  int
+	lexBad  bool
+	last    int          // index of the last significant token of this statement, or -1
+	indent  map[int]int  // line → column of its first token
+	suspect *lexer.Token // a '{' closed by a '}' indented unlike its line
+}
+
+// flush ends the statement before the token at end.
+func (s *splitter) flush(end int) {
+	if s.last >= 0 {
+		s.chunks = append(s.chunks, chunk{start: s.start, end: end, lexErr: s.lexBad})
+	}
+	s.start, s.last, s.lexBad, s.parens, s.suspect = end+1, -1, false, 0, nil
+}
+
+// unclosed ends a statement whose block is never closed at the token at
+// end, which starts the next statement.
+func (s *splitter) unclosed(end int) {
+	if !s.lexBad { // else an unterminated string swallowed the '}': its error says it
+		d := &Diagnostic{
+			Range:   tokenRange(s.opens[0]),
+			Message: "unclosed '{': this block is never closed",
+			Hint:    "add '}' where the block should end",
+		}
+		if s.suspect != nil && s.suspect.Pos.Offset != s.opens[0].Pos.Offset {
+			d.Notes = append(d.Notes, Note{Range: tokenRange(*s.suspect),
+				Message: "is this block's '}' missing? the '}' that closes it is indented unlike this line"})
+		}
+		*s.diags = append(*s.diags, d)
+	}
+	// Not parsed (that would only say the same), but a pool declared
+	// here still counts as declared.
+	s.lexBad = true
+	s.opens = nil
+	s.flush(end)
+	s.start = end
+}
+
+// term takes a line end or ';' at i: it ends the statement at top level,
+// unless the last token continues the line. It says whether the token
+// counts for nothing (ended the statement, or became space).
+func (s *splitter) term(i int) bool {
+	if len(s.opens) == 0 && s.parens == 0 && (s.last < 0 || !continues(s.toks[s.last])) {
+		s.flush(i)
+		return true
+	}
+	if s.last < 0 || s.parens > 0 || continues(s.toks[s.last]) {
+		s.toks[i].Type = tokSpace
+		return true
+	}
+	return false
+}
+
+// punct takes a brace or parenthesis at i; it says whether the token
+// counts for nothing (a '}' with no block open, reported).
+func (s *splitter) punct(i int) bool {
+	t := &s.toks[i]
+	switch t.Value {
+	case "{":
+		s.opens = append(s.opens, *t)
+	case "}":
+		if len(s.opens) == 0 {
+			*s.diags = append(*s.diags, &Diagnostic{
+				Range:   tokenRange(*t),
+				Message: "unexpected '}': no block is open here",
+				Hint:    "remove it, or look for a '{' missing above",
+			})
+			t.Type = tokSpace
+			return true
+		}
+		open := s.opens[len(s.opens)-1]
+		s.opens = s.opens[:len(s.opens)-1]
+		if s.indent[t.Pos.Line] == t.Pos.Column && s.indent[open.Pos.Line] != t.Pos.Column {
+			s.suspect = &open
+		}
+		s.parens = 0
+		s.noTermBefore()
+	case "(":
+		s.parens++
+	case ")":
+		if s.parens > 0 {
+			s.parens--
+		}
+		s.noTermBefore()
+	}
+	return false
+}
+
+// noTermBefore makes a line end just before a closing '}' or ')' space.
+func (s *splitter) noTermBefore() {
+	if s.last >= 0 && s.toks[s.last].Type == tokTerm {
+		s.toks[s.last].Type = tokSpace
+	}
 }
 
 // continues reports whether a line break after t continues the statement.
@@ -524,186 +554,6 @@ func firstSignificant(toks []lexer.Token, from int) int {
 		}
 	}
 	return len(toks) - 1
-}
-
-// syntaxError turns a participle error into a diagnostic an operator can act
-// on: it names the offending token in words, and where a word was expected
-// at the start of a statement, suggests the nearest keyword.
-func syntaxError(toks []lexer.Token, start, end int, err error) *Diagnostic {
-	var perr participle.Error
-	if !errors.As(err, &perr) {
-		return &Diagnostic{Range: tokenRange(toks[start]), Message: err.Error()}
-	}
-	// The token the error is at; past the statement's end means the
-	// statement stopped short.
-	off := perr.Position().Offset
-	idx := start + sort.Search(end-start, func(i int) bool { return toks[start+i].Pos.Offset >= off })
-	for idx < end && toks[idx].Type == tokSpace {
-		idx++
-	}
-	t := toks[idx]
-	var ut *participle.UnexpectedTokenError
-	expect := ""
-	if errors.As(err, &ut) {
-		expect = ut.Expect
-		if expect == "" {
-			if m := perr.Message(); strings.Contains(m, "(expected ") {
-				expect = strings.TrimSuffix(m[strings.Index(m, "(expected ")+len("(expected "):], ")")
-			}
-		}
-	}
-	prev := previousSignificant(toks[start:], idx-start)
-	d := &Diagnostic{Range: tokenRange(t)}
-	if idx >= end {
-		d.Message = "incomplete statement"
-		if prev != nil {
-			d.Range = Range{Start: endOf(*prev), End: endOf(*prev)}
-		}
-	} else {
-		d.Message = "unexpected " + describe(t)
-	}
-	if idx >= end && prev != nil && prev.Type == tokIdent && valueKeywords[prev.Value] {
-		d.Message += fmt.Sprintf(": expected a value after %q", prev.Value)
-		return d
-	}
-	if what, ok := expectNames[expect]; ok {
-		d.Message += ": expected " + what
-		if expect == "Action" {
-			d.Hint = "a rule ends with what to do, e.g. add instance"
-		}
-	} else if words := expectedWords(expect); len(words) > 0 {
-		d.Message += ": expected " + joinOr(words)
-		if t.Type == tokIdent && idx < end {
-			if s := nearest(t.Value, words); s != "" {
-				d.Hint = fmt.Sprintf("did you mean %q?", s)
-			}
-		}
-	} else if expect != "" {
-		d.Message += ": expected " + expect
-	} else if idx == firstSignificant(toks, start) {
-		d.Message += ": a statement starts with one of " + strings.Join(statementKeywords, ", ")
-	} else if idx < end {
-		d.Message += " after the end of the statement"
-		d.Hint = "put each statement on a line of its own, or separate them with ';'"
-	}
-	return d
-}
-
-// expectNames says in words what a grammar node that participle expected
-// is.
-var expectNames = map[string]string{
-	"Action":       "an action (add, remove, replace, promote, sync, exec or set)",
-	"Value":        "a value",
-	"Verb":         "a command word",
-	"Ident":        "a name",
-	"Expr":         "a condition",
-	"Condition":    "a condition",
-	"Operand":      "a metric or a value",
-	"Ref":          "a metric",
-	"MapEntry":     "NAME = VALUE",
-	"Setting":      "a setting",
-	"PoolItem":     "a pool setting or rule",
-	"Operator":     "a comparison (< <= > >= == !=)",
-	"Scale":        "instance, instances or a count",
-	"(Map | Arg+)": "a value",
-	"Value Action": "a value",
-}
-
-// valueKeywords are the words a value must follow, so a statement that
-// stops after one is missing exactly that.
-var valueKeywords = map[string]bool{"instances": true, "port": true, "every": true, "cooldown": true, "standby": true,
-	"timeout": true, "recover": true, "at": true, "for": true, "exec": true, "storage": true, "sync": true, "to": true}
-
-func previousSignificant(toks []lexer.Token, idx int) *lexer.Token {
-	for i := idx - 1; i >= 0; i-- {
-		if toks[i].Type != tokSpace {
-			return &toks[i]
-		}
-	}
-	return nil
-}
-
-// expectedWords picks the quoted literals out of participle's "expected"
-// text, e.g. `"instance" | "instances"` or `"when" ...`.
-func expectedWords(expect string) []string {
-	var words []string
-	seen := map[string]bool{}
-	for {
-		i := strings.IndexByte(expect, '"')
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(expect[i+1:], '"')
-		if j < 0 {
-			break
-		}
-		w := expect[i+1 : i+1+j]
-		expect = expect[i+j+2:]
-		if !seen[w] {
-			seen[w] = true
-			words = append(words, w)
-		}
-	}
-	return words
-}
-
-func unknownWord(t lexer.Token, what string, keywords []string) *Diagnostic {
-	d := &Diagnostic{Range: tokenRange(t), Message: fmt.Sprintf("unknown %s %q", what, t.Value)}
-	if s := nearest(t.Value, keywords); s != "" {
-		d.Hint = fmt.Sprintf("did you mean %q?", s)
-	} else {
-		d.Hint = "a " + what + " starts with one of: " + strings.Join(keywords, ", ")
-	}
-	return d
-}
-
-func describe(t lexer.Token) string {
-	switch t.Type {
-	case tokEOF:
-		return "end of input"
-	case tokTerm:
-		if t.Value == ";" {
-			return "';'"
-		}
-		return "end of line"
-	case tokIdent:
-		return fmt.Sprintf("word %q", t.Value)
-	case tokNumber:
-		return "number " + t.Value
-	case tokTime:
-		return "time " + t.Value
-	case tokString:
-		return "string " + t.Value
-	}
-	return fmt.Sprintf("'%s'", t.Value)
-}
-
-func tokenRange(t lexer.Token) Range {
-	return Range{Start: t.Pos, End: endOf(t)}
-}
-
-// endOf returns the position just after t. Tokens never span lines;
-// terminators are placed at the end of the token before them (see scan)
-// and take no room.
-func endOf(t lexer.Token) Pos {
-	e := t.Pos
-	if t.Type == tokTerm || t.Type == tokEOF {
-		return e
-	}
-	e.Offset += len(t.Value)
-	e.Column += len([]rune(t.Value))
-	return e
-}
-
-func joinOr(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = fmt.Sprintf("%q", w)
-	}
-	if len(q) == 1 {
-		return q[0]
-	}
-	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
 func contains(list []string, s string) bool {

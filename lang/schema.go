@@ -1,5 +1,10 @@
 package lang
 
+import (
+	"fmt"
+	"strings"
+)
+
 // BlockSchema says which settings a `provider KIND { … }` or
 // `balancer KIND { … }` block takes. The language itself knows no cloud: the
 // kinds and their settings are data, handed to the checker in Options.
@@ -32,129 +37,173 @@ type SettingSchema struct {
 	Check func(c *Checker, s *Setting)
 }
 
-// Options configures the checker.
+// Options configures the checker with the provider and balancer kinds it
+// knows. The language itself knows no kind: each driver package declares
+// its block's settings (see builtins/daemon's table of kinds), and whoever
+// checks a policy for running hands them over here. Nil maps check the
+// language alone: a block of any kind is taken, with any settings, and only
+// its values are checked (lang's own tests, and tools that need no drivers).
 type Options struct {
 	Providers map[string]*BlockSchema
 	Balancers map[string]*BlockSchema
 }
 
-// StandardOptions returns the provider and balancer kinds that CloudSpeak
-// ships, as the spec describes them.
-func StandardOptions() *Options {
-	return &Options{
-		Providers: map[string]*BlockSchema{
-			"local": {
-				Settings: map[string]SettingSchema{
-					"run":   {Type: String},
-					"env":   {Map: true},
-					"dir":   {Type: String},
-					"grace": {Type: Duration},
-				},
-				Required: []string{"run"},
-			},
-			"ec2": {
-				Settings: map[string]SettingSchema{
-					"region":         {Type: String},
-					"image":          {Type: String},
-					"type":           {Type: String},
-					"keypair":        {Type: String},
-					"subnet":         {Type: String},
-					"security_group": {Type: String},
-					"user_data":      {Type: String},
-					"tags":           {Map: true},
-					"endpoint":       {Type: String},
-					"elastic_ip":     {Type: String},
-					"boot_timeout":   {Type: Duration},
-					"user":           {Type: String},
-					"ssh_port":       {Check: checkPort},
-					"key":            {Type: String},
-				},
-				Required: []string{"image", "type"},
-				Address:  "elastic_ip",
-			},
-			"ssh": {
-				Settings: map[string]SettingSchema{
-					"hosts":    {Type: String, List: true},
-					"user":     {Type: String},
-					"ssh_port": {Check: checkPort},
-					"key":      {Type: String},
-				},
-				Required: []string{"hosts"},
-			},
-			"sim": {
-				Settings: map[string]SettingSchema{
-					"boot": {Type: Duration},
-				},
-			},
-		},
-		Balancers: map[string]*BlockSchema{
-			"haproxy": {
-				Settings: map[string]SettingSchema{
-					"listen":    {Type: String},
-					"mode":      {Words: []string{"http", "tcp"}},
-					"algorithm": {Words: []string{"roundrobin", "leastconn", "source"}},
-					"health":    {Check: checkHealth},
-					"retries":   {Check: checkRetries},
-					"drain":     {Type: Duration},
-					"timeout":   {Type: Duration},
-					"socket":    {Type: String},
-					"backend":   {Type: String},
-				},
-				Required: []string{"listen|socket"},
-			},
-		},
-	}
-}
-
-// checkHealth validates `health http "/path" every D` and `health tcp every D`.
-func checkHealth(c *Checker, s *Setting) {
-	args := s.Args
-	const shape = `write health http "/healthz" every 2s, or health tcp every 2s`
-	if s.Map != nil || len(args) == 0 || args[0].Word == nil {
-		c.errorf(s.Key, shape, "health needs a check kind, http or tcp")
-		return
-	}
-	kind := args[0].Word
-	rest := args[1:]
-	switch kind.Name {
-	case "http":
-		if len(rest) == 0 || rest[0].Value == nil || rest[0].Value.String == "" {
-			c.errorf(kind, shape, "health http needs the path to request, as a string")
-			return
-		}
-		if q, ok := c.value(rest[0].Value, String); ok && (len(q.Str) == 0 || q.Str[0] != '/') {
-			c.errorf(rest[0].Value, `write the path from the root, e.g. "/healthz"`, "health check path must start with '/'")
-		}
-		rest = rest[1:]
-	case "tcp":
-	default:
-		c.errorf(kind, didYouMean(kind.Name, []string{"http", "tcp"}), "unknown health check kind %q", kind.Name)
-		return
-	}
-	if len(rest) == 0 {
-		return // the balancer's default interval
-	}
-	if rest[0].Word == nil || rest[0].Word.Name != "every" || len(rest) != 2 || rest[1].Value == nil {
-		c.errorf(rest[0], shape, "unexpected argument to health")
-		return
-	}
-	c.positiveDuration(rest[1].Value, "health check interval")
-}
+// PortNumber is the schema of a setting that takes one TCP port number
+// (`ssh_port 2222`).
+var PortNumber = SettingSchema{Check: checkPort}
 
 // checkPort validates a port number setting.
 func checkPort(c *Checker, s *Setting) {
 	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil || s.Args[0].Comma {
-		c.errorf(s.Key, "write e.g. "+s.Key.Name+" 22", "%s takes one port number", s.Key.Name)
+		c.Errorf(s.Key, "write e.g. "+s.Key.Name+" 22", "%s takes one port number", s.Key.Name)
 		return
 	}
-	c.whole(s.Args[0].Value, s.Key.Name, 1, 65535)
+	c.Whole(s.Args[0].Value, s.Key.Name, 1, 65535)
 }
 
-// checkRetries validates `retries N`: a whole number of further attempts.
-func checkRetries(c *Checker, s *Setting) {
-	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil {
-		c.errorf(s.Key, "write retries 3", "retries takes one whole number")
+// block checks a provider or balancer block against its kind's schema.
+func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema) {
+	if kinds == nil {
+		c.unchecked(b)
 		return
 	}
-	c.whole(s.Args[0].Value, "retries", 0, 100)
+	schema, ok := kinds[b.Kind.Name]
+	if !ok {
+		names := sortedKeys(kinds)
+		c.Errorf(b.Kind, DidYouMean(b.Kind.Name, names), "unknown %s %q", what, b.Kind.Name)
+		return
+	}
+	seen := map[string]*Setting{}
+	misspelt := map[string]bool{}
+	keys := sortedKeys(schema.Settings)
+	for _, s := range b.Settings {
+		key := s.Key.Name
+		ss, ok := schema.Settings[key]
+		if !ok {
+			c.Errorf(s.Key, DidYouMean(key, keys), "unknown %s %s setting %q", b.Kind.Name, what, key)
+			misspelt[nearest(key, keys)] = true // its hint says what is missing
+			continue
+		}
+		if first, dup := seen[key]; dup {
+			c.report(&Diagnostic{Range: s.Key.Range(), Message: fmt.Sprintf("%s is set twice", key),
+				Hint: "keep one", Notes: []Note{{Range: first.Key.Range(), Message: "first set here"}}})
+			continue
+		}
+		seen[key] = s
+		c.setting(s, ss)
+	}
+	for _, req := range schema.Required {
+		// "a|b" is a choice: exactly one of a and b.
+		alts := strings.Split(req, "|")
+		var set []*Setting
+		for _, a := range alts {
+			if seen[a] != nil {
+				set = append(set, seen[a])
+			}
+			if misspelt[a] {
+				set = append(set, nil) // its own error says what is missing
+			}
+		}
+		switch {
+		case len(set) == 0:
+			hint := fmt.Sprintf("add %s to the %s block", alts[0], b.Kind.Name)
+			if len(alts) > 1 {
+				hint += fmt.Sprintf(" (or %s)", strings.Join(alts[1:], " or "))
+			}
+			c.Errorf(b.Kind, hint, "%s %s needs the setting %q", b.Kind.Name, what, alts[0])
+		case len(set) > 1 && set[0] != nil && set[1] != nil:
+			c.report(&Diagnostic{Range: set[1].Key.Range(), Message: fmt.Sprintf("%s and %s cannot both be set", set[0].Key.Name, set[1].Key.Name),
+				Hint: "keep one", Notes: []Note{{Range: set[0].Key.Range(), Message: set[0].Key.Name + " set here"}}})
+		}
+	}
+}
+
+func (c *Checker) setting(s *Setting, ss SettingSchema) {
+	key := s.Key.Name
+	for i, a := range s.Args {
+		if a.Comma && (i == 0 || !ss.List) {
+			hint := "remove the ','"
+			if i > 0 {
+				hint = fmt.Sprintf("%s takes one value; commas separate the values of a list setting such as hosts", key)
+			}
+			c.Errorf(a, hint, "unexpected ',' in %s", key)
+			return
+		}
+	}
+	switch {
+	case ss.Check != nil:
+		ss.Check(c, s)
+	case ss.Map:
+		if s.Map == nil {
+			c.Errorf(s.Key, fmt.Sprintf(`write %s { NAME = "value", … }`, key), "%s takes a map", key)
+			return
+		}
+		seen := map[string]bool{}
+		for _, e := range s.Map.Entries {
+			if seen[e.Key.Name] {
+				c.Errorf(e.Key, "keep one", "%q appears twice in %s", e.Key.Name, key)
+			}
+			seen[e.Key.Name] = true
+			c.Value(e.Value, String)
+		}
+	case s.Map != nil:
+		c.Errorf(s.Map, "", "%s does not take a map", key)
+	case ss.List:
+		for i, a := range s.Args {
+			if a.Value == nil {
+				c.Errorf(a.Word, typeHint(ss.Type), "%s takes %s, not the word %q", key, ss.Type.article(), a.Word.Name)
+				continue
+			}
+			if q, ok := c.Value(a.Value, ss.Type); ok && ss.Type == String && strings.TrimSpace(q.Str) == "" {
+				c.Errorf(a.Value, "", "%s: a value is empty", key)
+			}
+			if i > 0 && !a.Comma {
+				c.Errorf(a.Value, fmt.Sprintf("separate the values with commas: %s \"a\", \"b\"", key), "missing ',' between the values of %s", key)
+			}
+		}
+	case len(s.Args) != 1:
+		c.Errorf(s, "", "%s takes one value, not %d", key, len(s.Args))
+	case ss.Words != nil:
+		a := s.Args[0]
+		if a.Word == nil || !contains(ss.Words, a.Word.Name) {
+			c.Errorf(a, DidYouMean(argText(a), ss.Words), "%s must be one of %s", key, strings.Join(ss.Words, ", "))
+		}
+	default:
+		a := s.Args[0]
+		if a.Value == nil {
+			c.Errorf(a, typeHint(ss.Type), "%s takes %s, not the word %q", key, ss.Type.article(), a.Word.Name)
+			return
+		}
+		q, ok := c.Value(a.Value, ss.Type)
+		switch {
+		case ok && ss.Type == Duration && q.Value <= 0:
+			c.Errorf(a, "durations must be greater than zero", "%s must be positive", key)
+		case ok && ss.Type == String && strings.TrimSpace(q.Str) == "":
+			c.Errorf(a, "", "%s is empty", key)
+		}
+	}
+}
+
+func argText(a *Arg) string {
+	if a.Word != nil {
+		return a.Word.Name
+	}
+	return a.Value.text()
+}
+
+// unchecked checks a block of a kind the checker was given no schema for:
+// only its values, which must be well-formed literals.
+func (c *Checker) unchecked(b *BlockDecl) {
+	for _, s := range b.Settings {
+		for _, a := range s.Args {
+			if a.Value != nil {
+				c.Value(a.Value, Invalid)
+			}
+		}
+		if s.Map != nil {
+			for _, e := range s.Map.Entries {
+				c.Value(e.Value, Invalid)
+			}
+		}
+	}
 }

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
@@ -147,7 +147,7 @@ func lastStatement(pending, before string) (words []string, partial string, dept
 // names are the running pools and instances, asked of the daemon at most
 // every namesTTL: Tab pressed twice asks once.
 type names struct {
-	client daemon.Client
+	client control.Client
 
 	mu        sync.Mutex
 	at        time.Time
@@ -160,7 +160,7 @@ const (
 	namesTimeout = time.Second // a busy daemon costs a completion, not the prompt
 )
 
-func newNames(c daemon.Client) *names { return &names{client: c} }
+func newNames(c control.Client) *names { return &names{client: c} }
 
 func (n *names) get() (pools, instances []string) {
 	if n == nil {
@@ -173,7 +173,7 @@ func (n *names) get() (pools, instances []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), namesTimeout)
 	defer cancel()
-	resp := n.client.Execute(ctx, daemon.Request{Statements: "pool list", JSON: true})
+	resp := n.client.Execute(ctx, control.Request{Statements: "pool list", JSON: true})
 	var list []struct {
 		Name      string `json:"name"`
 		Instances []struct {

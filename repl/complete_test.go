@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 )
 
 // fakeDaemon answers `pool list -o json` for the completer.
 type fakeDaemon struct{ calls int }
 
-func (f *fakeDaemon) Execute(ctx context.Context, req daemon.Request) daemon.Response {
+func (f *fakeDaemon) Execute(ctx context.Context, req control.Request) control.Response {
 	f.calls++
-	return daemon.Response{Output: `[{"name":"web","instances":[{"name":"node0"},{"name":"node1"}]},
+	return control.Response{Output: `[{"name":"web","instances":[{"name":"node0"},{"name":"node1"}]},
 		{"name":"worker","instances":[{"name":"node0"}]}]`}
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 )
 
 // blockingDaemon runs its first statement until it is cancelled.
@@ -21,7 +21,7 @@ type blockingDaemon struct {
 	started chan struct{}
 }
 
-func (b *blockingDaemon) Execute(ctx context.Context, req daemon.Request) daemon.Response {
+func (b *blockingDaemon) Execute(ctx context.Context, req control.Request) control.Response {
 	b.mu.Lock()
 	b.calls = append(b.calls, strings.TrimSpace(req.Statements))
 	first := len(b.calls) == 1
@@ -29,9 +29,9 @@ func (b *blockingDaemon) Execute(ctx context.Context, req daemon.Request) daemon
 	if first {
 		close(b.started)
 		<-ctx.Done()
-		return daemon.Response{Error: ctx.Err().Error(), Status: 1}
+		return control.Response{Error: ctx.Err().Error(), Status: 1}
 	}
-	return daemon.Response{Output: "ran\n"}
+	return control.Response{Output: "ran\n"}
 }
 
 // Ctrl-C while a piped session runs a statement stops the statement and

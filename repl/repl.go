@@ -7,6 +7,9 @@
 // clients, as the one-liners are. With none, it runs one in its own
 // process, so that a pool declared at the prompt is scheduled at once; that
 // daemon, and its pools' instances, stop when the REPL ends.
+//
+// It knows the language's syntax (for completion and continuation lines) and
+// the control protocol, not what the statements do: a daemon runs them.
 package repl
 
 import (
@@ -24,6 +27,7 @@ import (
 	"time"
 
 	"github.com/chzyer/readline"
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/mattn/go-isatty"
@@ -43,7 +47,7 @@ type Options struct {
 	Color bool
 	// Client runs the statements. nil: the daemon running on StateDir, or,
 	// with none, one this session starts and stops.
-	Client daemon.Client
+	Client control.Client
 }
 
 const (
@@ -120,7 +124,7 @@ func terminal(r io.Reader) bool {
 type session struct {
 	o         Options
 	out, errw io.Writer
-	client    daemon.Client
+	client    control.Client
 	own       *daemon.Daemon // the daemon this session runs, if any
 	line      int            // lines read: a statement's diagnostics count from its first
 	cwd       string
@@ -167,13 +171,13 @@ func (s *session) connect(logw io.Writer) error {
 		s.client = s.o.Client
 		return nil
 	}
-	c, err := daemon.Dial(s.o.StateDir)
+	c, err := control.Dial(s.o.StateDir)
 	if err == nil {
 		s.client = c
 		fmt.Fprintf(s.errw, "(connected to the daemon running on %s)\n", s.o.StateDir)
 		return nil
 	}
-	if !errors.Is(err, daemon.ErrNoDaemon) {
+	if !errors.Is(err, control.ErrNoDaemon) {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{ReplaceAttr: shortTime}))
@@ -368,7 +372,7 @@ func (s *session) execute(ctx context.Context, text string) {
 	s.mu.Lock()
 	s.stopStatement = stop
 	s.mu.Unlock()
-	req := daemon.Request{
+	req := control.Request{
 		Statements: strings.Repeat("\n", first-1) + text, Source: "repl", Session: s.id,
 		Dir: s.cwd, Color: s.o.Color,
 	}
@@ -391,7 +395,7 @@ func (s *session) execute(ctx context.Context, text string) {
 
 // answer sends one request and prints the answer, running the shell it
 // asks for (instance ssh).
-func (s *session) answer(ctx context.Context, req daemon.Request) daemon.Response {
+func (s *session) answer(ctx context.Context, req control.Request) control.Response {
 	resp := s.client.Execute(ctx, req)
 	if ctx.Err() != nil && resp.Status != 0 {
 		resp.Error = "interrupted: " + resp.Error

@@ -11,6 +11,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 // weekTrace is a week of 1-second samples for three pools: a daily cycle
@@ -70,7 +71,7 @@ func BenchmarkSimulateWeek(b *testing.B) {
 		prov := sim.NewProvider(vc, 30*time.Second)
 		drivers := runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov, "api": prov, "worker": prov}, Metrics: tr.Metrics(prov.Count)}
 		n := 0
-		e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, CallTimeout: -1, Log: func(runtime.Decision) { n++ }})
+		e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, CallTimeout: -1, Log: func(decision.Decision) { n++ }})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,6 +3,8 @@ package runtime
 import (
 	"context"
 	"fmt"
+
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 // The commands operators give a running engine (PoolParty's pool and
@@ -18,14 +20,9 @@ func (e *Engine) SetTarget(pool string, n int, why string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	old := ps.target
-	ps.target = min(max(n, ps.min), ps.max)
-	outcome := fmt.Sprintf("%d → %d", old, ps.target)
-	if ps.target != n {
-		outcome += fmt.Sprintf(" (clamped from %d to %d..%d)", n, ps.min, ps.max)
-	}
+	outcome := ps.setTarget(n)
 	now := e.opts.Clock.Now()
-	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: outcome})
+	e.log(ps.decide(now, decision.Set).ByCommand(why).Says(outcome))
 	e.save(now) // a command the operator was told is done survives a crash
 	return ps.target, nil
 }
@@ -41,7 +38,7 @@ func (e *Engine) StopPool(pool, why string) error {
 	}
 	ps.stopped = true
 	now := e.opts.Clock.Now()
-	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: 0, Rule: why, Outcome: "pool stopped"})
+	e.log(decision.New(now, pool, decision.Stop, 0).ByCommand(why).Says("pool stopped"))
 	e.save(now)
 	return nil
 }
@@ -65,7 +62,7 @@ func (e *Engine) StartPool(pool, why string) error {
 	ps.stopped, ps.maintain = false, false
 	ps.dirty = true // list at the next tick: things may have changed meanwhile
 	now := e.opts.Clock.Now()
-	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: outcome})
+	e.log(ps.decide(now, decision.Start).ByCommand(why).Says(outcome))
 	e.save(now)
 	return nil
 }
@@ -85,8 +82,7 @@ func (e *Engine) MaintainPool(pool, why string) error {
 	}
 	ps.maintain, ps.dirty = true, true
 	now := e.opts.Clock.Now()
-	e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why,
-		Outcome: "in maintenance: no instance started, stopped or replaced until pool start " + pool})
+	e.log(ps.decide(now, decision.Maintain).ByCommand(why).Says("in maintenance: no instance started, stopped or replaced until pool start " + pool))
 	e.save(now)
 	return nil
 }
@@ -108,7 +104,7 @@ func (e *Engine) RestartPool(pool, why string) (int, error) {
 	now := e.opts.Clock.Now()
 	if ps.stopped {
 		ps.stopped = false
-		e.log(Decision{Time: now, Pool: pool, Action: "set", Instances: ps.target, Rule: why, Outcome: "pool was stopped: started"})
+		e.log(ps.decide(now, decision.Start).ByCommand(why).Says("pool was stopped: started"))
 		e.save(now)
 		return 0, nil
 	}
@@ -128,7 +124,7 @@ func (e *Engine) RestartPool(pool, why string) (int, error) {
 	if kept > 0 {
 		outcome += fmt.Sprintf(" (%d under maintenance left alone)", kept)
 	}
-	e.log(Decision{Time: now, Pool: pool, Action: "restart", Instances: ps.target, Rule: why, Outcome: outcome})
+	e.log(ps.decide(now, decision.Restart).ByCommand(why).Says(outcome))
 	e.save(now)
 	return n, nil
 }
@@ -180,7 +176,7 @@ func (e *Engine) MaintainInstance(ctx context.Context, name string, on bool, why
 		outcome += ", " + drain
 	}
 	e.mu.Lock()
-	e.log(Decision{Time: e.opts.Clock.Now(), Pool: pool, Action: "maintain", Instances: ps.target, Rule: why, Outcome: outcome})
+	e.log(ps.decide(e.opts.Clock.Now(), decision.Maintain).ByCommand(why).Says(outcome))
 	e.mu.Unlock()
 	return pool, drain, nil
 }
@@ -215,7 +211,7 @@ func (e *Engine) StopInstance(ctx context.Context, pool, name, why string) error
 		if in.Role == Serving && ps.target > ps.min {
 			ps.target--
 		}
-		e.log(Decision{Time: now, Pool: pool, Action: "remove", Instances: ps.target, Rule: why, Outcome: "stopping " + name})
+		e.log(ps.decide(now, decision.Remove).ByCommand(why).Says("stopping " + name))
 		e.stop(ctx, ps, now, in)
 		e.save(now)
 		return nil

@@ -8,6 +8,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 )
@@ -145,4 +146,42 @@ type Drivers struct {
 	Executor  Executor
 	Probers   map[string]Prober // by pool: used by heartbeat
 	Remote    Remote            // used by instance cmd and scp
+}
+
+// Balancers drives several balancers of one pool together (an HAProxy
+// and an Elastic IP): each call goes to each, and their errors are joined.
+type Balancers []Balancer
+
+func (bs Balancers) each(f func(Balancer) error) error {
+	var errs []error
+	for _, b := range bs {
+		errs = append(errs, f(b))
+	}
+	return errors.Join(errs...)
+}
+
+func (bs Balancers) Add(ctx context.Context, in Instance) error {
+	return bs.each(func(b Balancer) error { return b.Add(ctx, in) })
+}
+
+func (bs Balancers) Drain(ctx context.Context, in Instance) error {
+	return bs.each(func(b Balancer) error { return b.Drain(ctx, in) })
+}
+
+func (bs Balancers) Fence(ctx context.Context, in Instance) error {
+	return bs.each(func(b Balancer) error { return b.Fence(ctx, in) })
+}
+
+func (bs Balancers) Remove(ctx context.Context, in Instance) error {
+	return bs.each(func(b Balancer) error { return b.Remove(ctx, in) })
+}
+
+// Switch switches each; one that cannot is fenced from and given to.
+func (bs Balancers) Switch(ctx context.Context, from, to Instance) error {
+	return bs.each(func(b Balancer) error {
+		if sw, ok := b.(Switcher); ok {
+			return sw.Switch(ctx, from, to)
+		}
+		return errors.Join(b.Fence(ctx, from), b.Add(ctx, to))
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 var t0 = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC) // a Monday
@@ -80,7 +81,7 @@ func (r run) do(t *testing.T) ([]string, *runtime.Engine) {
 		drivers.Metrics = tr.Metrics(prov.Count)
 	}
 	var log []string
-	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, Log: func(d runtime.Decision) {
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, Log: func(d decision.Decision) {
 		line := fmt.Sprintf("%g %s %s %d", d.Time.Sub(start).Seconds(), d.Pool, d.Action, d.Instances)
 		if d.Action == "suppressed" || d.Action == "held" || d.Action == "failed" || d.Action == "promote" {
 			line += ": " + d.Outcome
@@ -273,7 +274,7 @@ func TestRestartResumes(t *testing.T) {
 		defer st.Close()
 		e, err := runtime.New(prog, runtime.Options{Clock: vc, Store: st, CallTimeout: -1,
 			Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov.Count)},
-			Log: func(d runtime.Decision) {
+			Log: func(d decision.Decision) {
 				log = append(log, fmt.Sprintf("%g %s %d %s", d.Time.Sub(t0).Seconds(), d.Action, d.Instances, d.Rule))
 			}})
 		if err != nil {
@@ -323,7 +324,7 @@ func TestEveryNeverOverlaps(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: runtime.Drivers{Executor: x},
-		Log: func(d runtime.Decision) {
+		Log: func(d decision.Decision) {
 			mu.Lock()
 			defer mu.Unlock()
 			log = append(log, fmt.Sprintf("%g %s %s", d.Time.Sub(t0).Seconds(), d.Action, d.Outcome))
@@ -416,7 +417,7 @@ func TestAdoptsInstancesItDidNotRecord(t *testing.T) {
 	var log []string
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
 		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}},
-		Log:     func(d runtime.Decision) { log = append(log, d.Action+": "+d.Outcome) }})
+		Log:     func(d decision.Decision) { log = append(log, string(d.Action)+": "+d.Outcome) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +483,7 @@ func TestRollingRestart(t *testing.T) {
 	var log []string
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
 		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}},
-		Log: func(d runtime.Decision) {
+		Log: func(d decision.Decision) {
 			if d.Action == "restart" {
 				log = append(log, d.Outcome)
 			}
@@ -691,10 +692,10 @@ func TestSyncOutlivesItsStep(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: runtime.Drivers{Syncer: s},
-		Log: func(d runtime.Decision) {
+		Log: func(d decision.Decision) {
 			mu.Lock()
 			defer mu.Unlock()
-			log = append(log, d.Action+" "+d.Outcome)
+			log = append(log, string(d.Action)+" "+d.Outcome)
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -744,7 +745,7 @@ func TestFailedStopIsRetried(t *testing.T) {
 	prov := &failOnce{Provider: sim.NewProvider(vc, 0)}
 	var errs []string
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}},
-		Log: func(d runtime.Decision) {
+		Log: func(d decision.Decision) {
 			if d.Action == "error" {
 				errs = append(errs, d.Outcome)
 			}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 // ErrGone is what a Prober's error matches (errors.Is) when the instance
@@ -120,24 +122,57 @@ func (e *Engine) watch(ctx context.Context, ps *poolState) {
 // instances and acts on what it finds. Run calls it every heartbeat
 // interval; tests call it directly.
 func (e *Engine) Beat(ctx context.Context, pool string) {
+	ps, prober, probes := e.toProbe(pool)
+	if prober == nil {
+		return
+	}
+	// Probe every instance at once, each bounded by the interval, so one
+	// that hangs costs one interval, not one per instance.
+	var wg sync.WaitGroup
+	for _, pr := range probes {
+		wg.Add(1)
+		go func() { // owned by this round: it waits for all of them
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, ps.p.Heartbeat.Every)
+			defer cancel()
+			pr.err = prober.Probe(pctx, pr.inst)
+		}()
+	}
+	wg.Wait()
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ctx.Err() != nil {
+		for _, pr := range probes {
+			pr.st.inflight = false
+		}
+		return // stopping: a probe cut short says nothing of the instance
+	}
+	e.judge(ctx, ps, probes)
+}
+
+// probe is one probe of a heartbeat round.
+type probe struct {
+	inst Instance
+	st   *probeState
+	err  error
+}
+
+// toProbe returns the pool's prober and the instances to probe this round
+// (the running ones, and the failed ones kept for recovery), marked in
+// flight; a nil prober says the pool is not probed now.
+func (e *Engine) toProbe(pool string) (*poolState, Prober, []*probe) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	p := e.prog.pools[pool]
 	if p == nil || p.Heartbeat == nil {
-		e.mu.Unlock()
-		return
+		return nil, nil, nil
 	}
 	ps := e.pools[p.Index]
 	prober := e.opts.Drivers.Probers[pool]
 	if prober == nil || ps.stopped || ps.maintain {
-		e.mu.Unlock()
-		return
+		return nil, nil, nil
 	}
 	now := e.opts.Clock.Now()
-	type probe struct {
-		inst Instance
-		st   *probeState
-		err  error
-	}
 	var probes []*probe
 	for _, in := range ps.insts {
 		kept := in.State == Failed && ps.kept[in.ID]
@@ -155,33 +190,15 @@ func (e *Engine) Beat(ctx context.Context, pool string) {
 		st.inflight = true
 		probes = append(probes, &probe{inst: *in, st: st})
 	}
-	e.mu.Unlock()
+	return ps, prober, probes
+}
 
-	// Probe every instance at once, each bounded by the interval, so one
-	// that hangs costs one interval, not one per instance.
-	var wg sync.WaitGroup
-	for _, pr := range probes {
-		wg.Add(1)
-		go func() { // owned by this round: it waits for all of them
-			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, p.Heartbeat.Every)
-			defer cancel()
-			pr.err = prober.Probe(pctx, pr.inst)
-		}()
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		e.mu.Lock()
-		for _, pr := range probes {
-			pr.st.inflight = false
-		}
-		e.mu.Unlock()
-		return // stopping: a probe cut short says nothing of the instance
-	}
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	now = e.opts.Clock.Now()
+// judge records a round's probes: an instance that has not answered for the
+// timeout (or is gone) fails, and the pool's failure handlers run at once;
+// one kept for recovery comes back after enough successes. The caller holds
+// e.mu.
+func (e *Engine) judge(ctx context.Context, ps *poolState, probes []*probe) {
+	now := e.opts.Clock.Now()
 	h := ps.p.Heartbeat
 	failed := false
 	for _, pr := range probes {
@@ -220,8 +237,8 @@ func (e *Engine) Beat(ctx context.Context, pool string) {
 			delete(ps.kept, in.ID)
 			delete(ps.handled, in.ID)
 			st.recovered, st.reason = now, ""
-			e.log(Decision{Time: now, Pool: ps.p.Name, Action: "recovered", Instances: ps.target, Probes: st.results,
-				Outcome: fmt.Sprintf("%s recovered after %d successful probes in a row: back in rotation", in.Name, st.okRun)})
+			e.log(ps.decide(now, decision.Recovered).Probing(st.results).
+				Sayf("%s recovered after %d successful probes in a row: back in rotation", in.Name, st.okRun))
 			e.balance(ctx, ps, now)
 		}
 	}
@@ -279,9 +296,7 @@ func (e *Engine) failedStart(ps *poolState, now time.Time, in *Instance, why str
 	wait := firstBackoff << min(ps.failedStarts-maxFailedStarts, 10)
 	wait = min(wait, maxBackoff)
 	ps.startAfter = now.Add(wait)
-	e.log(Decision{Time: now, Pool: ps.p.Name, Action: "backoff", Instances: ps.target,
-		Outcome: fmt.Sprintf("%d instances in a row failed within %v of starting (last: %s, %s): no new instance until %s",
-			ps.failedStarts, ps.p.settle(), in.Name, why, ps.startAfter.Format("15:04:05"))})
+	e.log(ps.decide(now, decision.Backoff).Sayf("%d instances in a row failed within %v of starting (last: %s, %s): no new instance until %s", ps.failedStarts, ps.p.settle(), in.Name, why, ps.startAfter.Format("15:04:05")))
 }
 
 // settled resets the failed-start count once an instance started since the

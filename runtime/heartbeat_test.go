@@ -13,6 +13,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 // fakeProbes answers probes from a table: an instance's error, or success.
@@ -96,7 +97,7 @@ type hb struct {
 	bal   *rotation
 	probe *fakeProbes
 	mu    sync.Mutex
-	log   []runtime.Decision
+	log   []decision.Decision
 	every time.Duration
 	// execEnv is the environment of the last exec
 	execEnv map[string]string
@@ -109,7 +110,7 @@ func newHB(t *testing.T, policy string, every time.Duration) *hb {
 	h.prov = sim.NewProvider(h.vc, 0)
 	var err error
 	h.e, err = runtime.New(prog, runtime.Options{Clock: h.vc, CallTimeout: -1,
-		Log: func(d runtime.Decision) { h.mu.Lock(); h.log = append(h.log, d); h.mu.Unlock() },
+		Log: func(d decision.Decision) { h.mu.Lock(); h.log = append(h.log, d); h.mu.Unlock() },
 		Drivers: runtime.Drivers{
 			Providers: map[string]runtime.Provider{prog.Pools[0].Name: h.prov},
 			Balancers: map[string]runtime.Balancer{prog.Pools[0].Name: h.bal},
@@ -152,7 +153,7 @@ func (h *hb) decisions(actions ...string) []string {
 	var out []string
 	for _, d := range h.log {
 		for _, a := range actions {
-			if d.Action == a {
+			if string(d.Action) == a {
 				out = append(out, fmt.Sprintf("%.1f %s: %s", d.Time.Sub(t0).Seconds(), d.Action, d.Outcome))
 			}
 		}

@@ -1,6 +1,10 @@
 package runtime
 
-import "time"
+import (
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
+)
 
 // Status is a snapshot of the engine for /status, `explain` and `pool
 // list`.
@@ -42,13 +46,13 @@ type PoolStatus struct {
 
 // RuleStatus is one rule's state.
 type RuleStatus struct {
-	Text         string        `json:"text"`
-	Pos          string        `json:"pos"`
-	For          time.Duration `json:"for,omitempty"`
-	PendingSince time.Time     `json:"pending_since,omitzero"`
-	Held         bool          `json:"held,omitempty"`
-	Suppressed   string        `json:"suppressed,omitempty"`
-	Values       []Reading     `json:"values,omitempty"` // at the last tick
+	Text         string             `json:"text"`
+	Pos          string             `json:"pos"`
+	For          time.Duration      `json:"for,omitempty"`
+	PendingSince time.Time          `json:"pending_since,omitzero"`
+	Held         bool               `json:"held,omitempty"`
+	Suppressed   string             `json:"suppressed,omitempty"`
+	Values       []decision.Reading `json:"values,omitempty"` // at the last tick
 }
 
 // Status returns the engine's state now.

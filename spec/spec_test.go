@@ -34,6 +34,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudspeak/cloudspeak/builtins/daemon"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
@@ -114,7 +115,7 @@ func extract(src string) ([]block, []string) {
 
 // load parses and checks a block as the policy file example.cloud.
 func load(text string) ([]*lang.File, lang.Diagnostics) {
-	files, _, diags := lang.Load([]lang.Source{{Name: exampleName, Src: []byte(text)}}, nil)
+	files, _, diags := lang.Load([]lang.Source{{Name: exampleName, Src: []byte(text)}}, daemon.CheckOptions())
 	return files, diags
 }
 

@@ -1,16 +1,16 @@
 // Package daemon runs policies for real: it loads them, wires each pool to
-// its provider, runs the runtime's engine on the wall clock, keeps its state
-// in the state directory, reloads on request, and serves /status and
-// /metrics over HTTP.
+// its provider and balancer through the table of kinds (kinds.go), runs the
+// runtime's engine on the wall clock, keeps its state in the state
+// directory, reloads on request, answers the control socket, and serves
+// /status and /metrics over HTTP. It knows what a statement means only
+// through the commands package, the protocol only through control, and a
+// driver's settings only through the driver's own package.
 package daemon
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,17 +18,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/provision"
 	"github.com/cloudspeak/cloudspeak/builtins/s3"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 // Config is how a daemon runs.
@@ -62,9 +63,8 @@ type Daemon struct {
 	sshProviders map[string]sshPool
 	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer
 	http         *http.Server
-	control      net.Listener
+	control      *control.Server
 	met          *metrics
-	wg           sync.WaitGroup // control socket goroutines
 	// reloadMu serializes reloads (SIGHUP, declarations through Execute):
 	// each reads the session and replaces the engine.
 	reloadMu sync.Mutex
@@ -74,14 +74,14 @@ type Daemon struct {
 	cancel  context.CancelFunc // stops the engine's Run
 	running chan struct{}      // closed when Run returns
 	files   []*lang.File
-	wired   *wired   // the running engine's drivers, and how commands reach its pools
-	pending *pending // instances whose provisioning has not finished
-	sync    *syncer  // the policies' sync actions and pool storage
+	wired   *wired             // the running engine's drivers, and how commands reach its pools
+	pending *provision.Pending // instances whose provisioning has not finished
+	sync    *s3.Syncer         // the policies' sync actions and pool storage
 	// provJobs are the provisioning runs by pool, kept across reloads;
 	// only the reloading goroutine (under reloadMu) and Stop touch them.
-	provJobs map[string]*provisionJobs
-	session  session            // statements declared through Execute (the REPL, -e), kept across reloads
-	recent   []runtime.Decision // the last decisions, for /status
+	provJobs map[string]*provision.Jobs
+	session  session             // statements declared through Execute (the REPL, -e), kept across reloads
+	recent   []decision.Decision // the last decisions, for /status
 }
 
 // PolicyError is a policy that does not check; Diagnostics say why.
@@ -108,7 +108,7 @@ func Load(paths []string, extra ...lang.Source) ([]*lang.File, *lang.Info, error
 	for _, s := range srcs {
 		sources[s.Name] = s.Src
 	}
-	files, info, diags := lang.Load(srcs, nil)
+	files, info, diags := lang.Load(srcs, CheckOptions())
 	if diags.HasErrors() {
 		return nil, nil, &PolicyError{Diagnostics: diags, Sources: sources}
 	}
@@ -133,9 +133,9 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, store: store, met: newMetrics()}
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
-	d.provJobs = map[string]*provisionJobs{}
-	d.sync = &syncer{cfg: s3.Config{StateDir: cfg.StateDir}}
-	if d.pending, err = loadPending(filepath.Join(cfg.StateDir, "provisioning.json")); err != nil {
+	d.provJobs = map[string]*provision.Jobs{}
+	d.sync = s3.NewSyncer(s3.Config{StateDir: cfg.StateDir})
+	if d.pending, err = provision.LoadPending(filepath.Join(cfg.StateDir, "provisioning.json")); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func Start(cfg Config) (*Daemon, error) {
 		store.Close()
 		return nil, err
 	}
-	if err := d.serveControl(); err != nil {
+	if d.control, err = control.Listen(cfg.StateDir, d); err != nil {
 		d.Stop(context.Background())
 		return nil, err
 	}
@@ -250,18 +250,16 @@ func (d *Daemon) reload(session session) error {
 func (d *Daemon) Stop(ctx context.Context) error {
 	if d.control != nil {
 		d.control.Close()
-		os.Remove(filepath.Join(d.cfg.StateDir, SocketName))
 	}
-	d.wg.Wait()
 	d.stopEngine()
-	for _, js := range d.provJobs {
+	for pool, js := range d.provJobs {
 		// Local instances end with the daemon: their storage is copied
 		// back first, as a graceful stop does. (Machines keep running, and
 		// their storage with them, for the next daemon.)
-		if _, remote := js.remote.(*ssh.Remote); js.storage != nil && !remote && !d.cfg.Keep {
-			js.pushAll(ctx, "daemon stop")
+		if d.wired != nil && d.wired.local[pool] && !d.cfg.Keep {
+			js.PushAll(ctx, "daemon stop")
 		}
-		js.close() // cut steps stay pending: the next daemon runs them again
+		js.Close() // cut steps stay pending: the next daemon runs them again
 	}
 	// HAProxy first: it finishes the requests it has while the instances
 	// still run. With Keep it goes on serving them.
@@ -327,7 +325,7 @@ func (d *Daemon) Status() runtime.Status {
 
 const keepDecisions = 200
 
-func (d *Daemon) logDecision(dec runtime.Decision) {
+func (d *Daemon) logDecision(dec decision.Decision) {
 	d.met.observe(dec)
 	d.mu.Lock()
 	d.recent = append(d.recent, dec)
@@ -335,7 +333,7 @@ func (d *Daemon) logDecision(dec runtime.Decision) {
 		d.recent = d.recent[len(d.recent)-keepDecisions:]
 	}
 	d.mu.Unlock()
-	attrs := []any{"pool", dec.Pool, "action", dec.Action, "instances", dec.Instances}
+	attrs := []any{"pool", dec.Pool, "action", string(dec.Action), "instances", dec.Instances}
 	if dec.Rule != "" {
 		attrs = append(attrs, "rule", dec.Rule)
 	}
@@ -351,46 +349,12 @@ func (d *Daemon) logDecision(dec runtime.Decision) {
 	if len(dec.Probes) > 0 {
 		attrs = append(attrs, "probes", strings.Join(dec.Probes, "; "))
 	}
-	switch dec.Action {
-	case "error":
+	switch {
+	case dec.Action == decision.Error:
 		d.cfg.Log.Warn("decision", attrs...)
-	case "suppressed", "held":
+	case dec.Action.Quiet():
 		d.cfg.Log.Debug("decision", attrs...)
 	default:
 		d.cfg.Log.Info("decision", attrs...)
 	}
-}
-
-// serveHTTP serves /status and /metrics on cfg.Listen.
-func (d *Daemon) serveHTTP() error {
-	ln, err := net.Listen("tcp", d.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		d.mu.Lock()
-		recent := append([]runtime.Decision(nil), d.recent...)
-		d.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			Policies []string           `json:"policies"`
-			State    string             `json:"state"`
-			Status   runtime.Status     `json:"status"`
-			Recent   []runtime.Decision `json:"recent_decisions"`
-		}{d.cfg.Policies, d.cfg.StateDir, d.Status(), recent})
-	})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, &poolCollector{d: d}, d.haproxy)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { // owned by the daemon: ended by Shutdown in Stop
-		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.cfg.Log.Error("http server", "err", err)
-		}
-	}()
-	d.cfg.Log.Info("serving /status and /metrics", "addr", ln.Addr().String())
-	return nil
 }

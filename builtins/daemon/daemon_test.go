@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/control"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -48,15 +50,19 @@ func running(d *Daemon) []string {
 	return ids
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// members returns the IDs of the pool's instances in any state but
+// stopping, sorted: a start shows at once, as starting.
+func members(d *Daemon) []string {
+	var ids []string
+	for _, p := range d.Status().Pools {
+		for _, in := range p.Instances {
+			if in.State != runtime.Stopping {
+				ids = append(ids, in.ID)
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	sort.Strings(ids)
+	return ids
 }
 
 func pidAlive(id string) bool { return syscall.Kill(pidOf(id), 0) == nil }
@@ -81,7 +87,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "2 instances", func() bool { return len(running(d)) == 2 })
+	testenv.WaitFor(t, 15*time.Second, "2 instances", func() bool { return len(running(d)) == 2 })
 
 	// A broken policy is rejected and the running one goes on.
 	os.WriteFile(path, []byte("pool w { wen x }\n"), 0o644)
@@ -99,7 +105,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	if err := d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "3 instances", func() bool { return len(running(d)) == 3 })
+	testenv.WaitFor(t, 15*time.Second, "3 instances", func() bool { return len(running(d)) == 3 })
 	kept := running(d)
 	for _, id := range before {
 		if !slices.Contains(kept, id) {
@@ -123,11 +129,21 @@ func TestDaemonLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the 3 instances adopted", func() bool { return strings.Join(running(d2), " ") == strings.Join(kept, " ") })
-	time.Sleep(300 * time.Millisecond) // a few ticks: no duplicate starts
-	if got := running(d2); len(got) != 3 {
-		t.Fatalf("after adoption: %v", got)
+	// Start takes the engine's first tick (list, adopt, reconcile) before
+	// it returns, so a duplicate start would show at once; three more
+	// ticks, taken here rather than slept for, must not start one either.
+	d2.mu.Lock()
+	e := d2.engine
+	d2.mu.Unlock()
+	for tick := range 4 {
+		if tick > 0 {
+			e.Step(context.Background(), d2.clock.Now().Add(time.Duration(tick)*time.Second))
+		}
+		if got := members(d2); strings.Join(got, " ") != strings.Join(kept, " ") {
+			t.Fatalf("after adoption, tick %d: the pool has %v, want only the adopted %v", tick, got, kept)
+		}
 	}
+	testenv.WaitFor(t, 15*time.Second, "the 3 adopted instances running", func() bool { return strings.Join(running(d2), " ") == strings.Join(kept, " ") })
 	if err := d2.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +159,7 @@ func TestDaemonLifecycle(t *testing.T) {
 }
 
 // TestCmdColor: instance cmd prefixes each line with its instance, in
-// color when the client writes to a terminal (Request.Color), and plainly
+// color when the client writes to a terminal (control.Request.Color), and plainly
 // otherwise; one instance's lines stay together.
 func TestCmdColor(t *testing.T) {
 	dir := t.TempDir()
@@ -154,9 +170,9 @@ func TestCmdColor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Stop(context.Background())
-	waitFor(t, "2 running instances", func() bool { return len(running(d)) == 2 })
+	testenv.WaitFor(t, 15*time.Second, "2 running instances", func() bool { return len(running(d)) == 2 })
 	const cmd = `instance cmd w "echo one; echo two"`
-	plain := d.Execute(context.Background(), Request{Statements: cmd})
+	plain := d.Execute(context.Background(), control.Request{Statements: cmd})
 	if plain.Status != 0 || strings.Contains(plain.Output, "\x1b[") {
 		t.Fatalf("plain: status %d, output %q", plain.Status, plain.Output)
 	}
@@ -164,7 +180,7 @@ func TestCmdColor(t *testing.T) {
 	if plain.Output != want {
 		t.Errorf("plain output:\n%s\nwant:\n%s", plain.Output, want)
 	}
-	colored := d.Execute(context.Background(), Request{Statements: cmd, Color: true})
+	colored := d.Execute(context.Background(), control.Request{Statements: cmd, Color: true})
 	if !strings.Contains(colored.Output, "\x1b[36mnode0:\x1b[0m one\n") || !strings.Contains(colored.Output, "\x1b[35mnode1:\x1b[0m two\n") {
 		t.Errorf("colored output: %q", colored.Output)
 	}

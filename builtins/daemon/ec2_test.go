@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/internal/ec2test"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -144,12 +145,12 @@ func TestEC2PrimaryFailover(t *testing.T) {
 		}
 		return
 	}
-	waitFor(t, "a running primary and standby", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "a running primary and standby", func() bool {
 		p, s := roles()
 		return p.ID != "" && s.ID != ""
 	})
 	first, standby := roles()
-	waitFor(t, "the elastic IP on the primary", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "the elastic IP on the primary", func() bool {
 		id, _ := srv.Address("eipalloc-0db")
 		return id == first.ID
 	})
@@ -165,11 +166,11 @@ func TestEC2PrimaryFailover(t *testing.T) {
 
 	// EC2 terminates the primary (a failed host, a spot reclaim).
 	srv.Terminate(first.ID)
-	waitFor(t, "the standby to hold the elastic IP", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "the standby to hold the elastic IP", func() bool {
 		id, _ := srv.Address("eipalloc-0db")
 		return id == standby.ID
 	})
-	waitFor(t, "a new standby", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "a new standby", func() bool {
 		p, s := roles()
 		return p.ID == standby.ID && s.ID != "" && s.ID != first.ID
 	})
@@ -186,7 +187,7 @@ func TestEC2PrimaryFailover(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "the stranger logged", func() bool { return strings.Contains(logs.String(), "stranger instance") })
+	testenv.WaitFor(t, 15*time.Second, "the stranger logged", func() bool { return strings.Contains(logs.String(), "stranger instance") })
 	if !strings.Contains(logs.String(), stranger) {
 		t.Errorf("the stranger %s is not named in the log:\n%s", stranger, logs.String())
 	}
@@ -210,8 +211,8 @@ func TestEC2CapacityError(t *testing.T) {
 			t.Log(logs.String())
 		}
 	}()
-	waitFor(t, "the capacity error", func() bool { return strings.Contains(logs.String(), want) })
-	waitFor(t, "the backoff", func() bool { return strings.Contains(logs.String(), "action=backoff") })
+	testenv.WaitFor(t, 15*time.Second, "the capacity error", func() bool { return strings.Contains(logs.String(), want) })
+	testenv.WaitFor(t, 15*time.Second, "the backoff", func() bool { return strings.Contains(logs.String(), "action=backoff") })
 	if !strings.Contains(logs.String(), "(hint: ") {
 		t.Errorf("no hint with the error:\n%s", logs.String())
 	}
@@ -238,7 +239,7 @@ func TestRejectedReloadKeepsProviders(t *testing.T) {
 		}
 		return ""
 	}
-	waitFor(t, "an instance", func() bool { return first() != "" })
+	testenv.WaitFor(t, 15*time.Second, "an instance", func() bool { return first() != "" })
 	bad := strings.Replace(pol, "ami-11111111", "ami-22222222", 1) +
 		"pool other {\n  provider ssh { hosts \"127.0.0.1:1\"; key \"./no-such-key\" }\n}\n"
 	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
@@ -248,7 +249,7 @@ func TestRejectedReloadKeepsProviders(t *testing.T) {
 		t.Fatalf("Reload: %v, want the missing key", err)
 	}
 	srv.Terminate(first())
-	waitFor(t, "a replacement", func() bool { return srv.Count("RunInstances") == 2 && first() != "" })
+	testenv.WaitFor(t, 15*time.Second, "a replacement", func() bool { return srv.Count("RunInstances") == 2 && first() != "" })
 	in, _ := srv.Instance(first())
 	if in.Image != "ami-11111111" {
 		t.Errorf("the replacement runs %s: the rejected reload changed the running pool's image\n%s", in.Image, logs.String())

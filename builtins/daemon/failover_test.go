@@ -483,7 +483,7 @@ func TestFlappingInstance(t *testing.T) {
 	c.d.mu.Lock()
 	for _, dec := range c.d.recent {
 		if strings.HasPrefix(dec.Outcome, "node0 ") {
-			count[dec.Action]++
+			count[string(dec.Action)]++
 		}
 	}
 	c.d.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 )
 
 func startEmpty(t *testing.T) *Daemon {
@@ -24,7 +26,7 @@ func startEmpty(t *testing.T) *Daemon {
 
 const sleeper = `pool %s { provider local { run "exec sleep 60"; grace 1s }; instances 0..1 }`
 
-func declare(t *testing.T, d *Daemon, req Request) Response {
+func declare(t *testing.T, d *Daemon, req control.Request) control.Response {
 	t.Helper()
 	return d.Execute(context.Background(), req)
 }
@@ -34,7 +36,7 @@ func declare(t *testing.T, d *Daemon, req Request) Response {
 // beside the first.
 func TestSessionDeclarationsAccumulate(t *testing.T) {
 	d := startEmpty(t)
-	for _, req := range []Request{
+	for _, req := range []control.Request{
 		{Statements: fmt.Sprintf(sleeper, "a"), Source: "-e"},
 		{Statements: fmt.Sprintf(sleeper, "b"), Source: "-e"},
 		{Statements: fmt.Sprintf(sleeper, "c"), Source: "repl", Session: "s1"},
@@ -58,7 +60,7 @@ func TestSessionDeclarationsAccumulate(t *testing.T) {
 
 	// A name declared again is an error that says where it was first,
 	// and the session's lines are its own.
-	resp := declare(t, d, Request{Statements: "\n\n" + fmt.Sprintf(sleeper, "c"), Source: "repl", Session: "s1"})
+	resp := declare(t, d, control.Request{Statements: "\n\n" + fmt.Sprintf(sleeper, "c"), Source: "repl", Session: "s1"})
 	if resp.Status != 2 || !strings.Contains(resp.Error, `repl:3:6: error: duplicate pool "c"`) || !strings.Contains(resp.Error, `repl:1:6: note: pool "c" is first declared here`) {
 		t.Errorf("a duplicate: %d %s", resp.Status, resp.Error)
 	}
@@ -71,7 +73,7 @@ func TestConcurrentDeclarations(t *testing.T) {
 	const n = 12
 	for i := range n {
 		wg.Go(func() {
-			if resp := declare(t, d, Request{Statements: fmt.Sprintf("let x%d = 1", i), Source: "-e"}); resp.Status != 0 {
+			if resp := declare(t, d, control.Request{Statements: fmt.Sprintf("let x%d = 1", i), Source: "-e"}); resp.Status != 0 {
 				t.Errorf("let x%d: %s", i, resp.Error)
 			}
 		})

@@ -2,61 +2,11 @@ package daemon
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
-	"github.com/cloudspeak/cloudspeak/lang"
-	"github.com/cloudspeak/cloudspeak/runtime"
 )
-
-// sshSettings reads the SSH settings of a provider block (user, ssh_port,
-// key) and, for provider ssh, its hosts. A relative key path is taken in
-// dir, the policy file's directory; ~/ is the home directory.
-func sshSettings(b *lang.BlockDecl, dir string) (ssh.Config, []string, error) {
-	var cfg ssh.Config
-	var hosts []string
-	for _, set := range b.Settings {
-		switch set.Key.Name {
-		case "user", "ssh_port", "key":
-			q, err := lang.Interpret(set.Args[0].Value, lang.Invalid)
-			if err != nil {
-				return cfg, nil, err
-			}
-			switch set.Key.Name {
-			case "user":
-				cfg.User = q.Str
-			case "ssh_port":
-				cfg.Port = int(q.Value)
-			case "key":
-				cfg.KeyFiles = []string{expandPath(q.Str, dir)}
-			}
-		case "hosts":
-			for _, a := range set.Args {
-				q, err := lang.Interpret(a.Value, lang.String)
-				if err != nil {
-					return cfg, nil, err
-				}
-				hosts = append(hosts, q.Str)
-			}
-		}
-	}
-	return cfg, hosts, nil
-}
-
-// expandPath resolves ~/ and a path relative to dir.
-func expandPath(p, dir string) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, rest)
-		}
-	}
-	if !filepath.IsAbs(p) {
-		return filepath.Join(dir, p)
-	}
-	return p
-}
 
 // dialer returns the daemon's SSH dialer for cfg, with the daemon's known
 // hosts; dialers (and their connections) are shared by the pools that log
@@ -91,8 +41,8 @@ func (d *Daemon) dialer(cfg ssh.Config) (*ssh.Dialer, error) {
 
 // login says how the client logs in to a pool's instances for `instance
 // ssh` (it dials itself, so the shell has its terminal).
-func (d *Daemon) login(cfg ssh.Config) *SSHLogin {
-	return &SSHLogin{User: cfg.User, Port: cfg.Port, KeyFiles: cfg.KeyFiles, KnownHosts: d.cfg.KnownHosts, AcceptNew: d.cfg.AcceptNew}
+func (d *Daemon) login(cfg ssh.Config) *control.SSHLogin {
+	return &control.SSHLogin{User: cfg.User, Port: cfg.Port, KeyFiles: cfg.KeyFiles, KnownHosts: d.cfg.KnownHosts, AcceptNew: d.cfg.AcceptNew}
 }
 
 // sshProvider returns the provider of an ssh pool, and commit, which
@@ -137,15 +87,4 @@ func (d *Daemon) sshProvider(pool string, dl *ssh.Dialer, spec ssh.Spec) (prov *
 type sshPool struct {
 	*ssh.Provider
 	dialer *ssh.Dialer
-}
-
-// ec2Target is where SSH reaches an ec2 instance: its address's host.
-func ec2Target(cfg ssh.Config) func(runtime.Instance) (ssh.Target, error) {
-	return func(in runtime.Instance) (ssh.Target, error) {
-		host, err := instanceHost(in)
-		if err != nil {
-			return ssh.Target{}, err
-		}
-		return ssh.Target{Host: host, Port: cfg.Port, User: cfg.User}, nil
-	}
 }

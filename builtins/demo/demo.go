@@ -1,6 +1,8 @@
 // Package demo is the small HTTP workload that `cloudspeak demo-server`
 // runs, so examples and tests have something real to scale on any machine:
 // /health answers, /work?ms=N burns N ms of CPU, /fail makes it exit.
+//
+// It knows nothing of CloudSpeak: it is any program a pool might run.
 package demo
 
 import (

@@ -9,6 +9,9 @@
 // (environment, shared files, AWS_PROFILE, AWS_ENDPOINT_URL_EC2), or the
 // pool's own region and endpoint settings. Throttling and transient errors
 // are retried by the SDK; what EC2 refuses is an *Error with a hint.
+//
+// It knows the EC2 API and its block's settings (settings.go), not the engine's
+// decisions: it starts, lists and stops what it is asked to.
 package ec2
 
 import (
@@ -354,112 +357,6 @@ func filter(name string, values ...string) types.Filter {
 	return types.Filter{Name: aws.String(name), Values: values}
 }
 
-// watchBoot waits in the background, within the pool's boot timeout from
-// the instance's launch, for it to run; one that does not is Failed.
-func (p *Provider) watchBoot(pl *pool, poolName string, in types.Instance) {
-	id := aws.ToString(in.InstanceId)
-	p.mu.Lock()
-	if p.boots[id] != nil {
-		p.mu.Unlock()
-		return
-	}
-	b := &boot{pool: poolName}
-	p.boots[id] = b
-	p.mu.Unlock()
-
-	launched := time.Now()
-	if in.LaunchTime != nil {
-		launched = *in.LaunchTime
-	}
-	deadline := launched.Add(pl.spec.BootTimeout)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		err := p.waitRunning(pl.client, id, deadline, pl.spec.BootTimeout)
-		if p.ctx.Err() != nil {
-			return // closing: no verdict
-		}
-		p.mu.Lock()
-		b.done, b.failed = true, err
-		p.mu.Unlock()
-		if err != nil {
-			p.logf("ec2: pool %s: %s failed to boot: %v", poolName, id, err)
-		}
-	}()
-}
-
-func (p *Provider) waitRunning(c *client, id string, deadline time.Time, timeout time.Duration) error {
-	ctx, cancel := context.WithDeadline(p.ctx, deadline)
-	defer cancel()
-	w := ec2.NewInstanceRunningWaiter(c, func(o *ec2.InstanceRunningWaiterOptions) {
-		o.MinDelay, o.MaxDelay = p.opts.WaiterMinDelay, p.opts.WaiterMaxDelay
-	})
-	input := &ec2.DescribeInstancesInput{InstanceIds: []string{id}}
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			break
-		}
-		err := w.Wait(ctx, input, left)
-		switch {
-		case err == nil:
-			return nil
-		case p.ctx.Err() != nil:
-			return p.ctx.Err()
-		case strings.Contains(err.Error(), "transitioned to Failure"):
-			return errors.New("stopped or terminated while booting")
-		case strings.Contains(err.Error(), "exceeded max wait time") || !time.Now().Before(deadline):
-			// The waiter gives up once less than MinDelay is left: wait
-			// out the rest, then look once more.
-			if !sleep(ctx, time.Until(deadline)) && p.ctx.Err() != nil {
-				return p.ctx.Err()
-			}
-			continue
-		}
-		// Anything else (the network, throttling past the retryer's
-		// patience) is no verdict on the instance: wait again.
-		p.logf("ec2: waiting for %s to run: %v", id, err)
-		sleep(ctx, min(p.opts.WaiterMinDelay, time.Until(deadline)))
-	}
-	if p.ctx.Err() != nil {
-		return p.ctx.Err()
-	}
-	if p.runningNow(c, input) {
-		return nil
-	}
-	return fmt.Errorf("not running %v after its launch (the boot timeout)", timeout)
-}
-
-// runningNow is one look at whether the instance runs.
-func (p *Provider) runningNow(c *client, input *ec2.DescribeInstancesInput) bool {
-	ctx, cancel := p.call(p.ctx)
-	defer cancel()
-	out, err := c.DescribeInstances(ctx, input)
-	if err != nil {
-		return false
-	}
-	for _, r := range out.Reservations {
-		for _, in := range r.Instances {
-			if in.State == nil || in.State.Name != types.InstanceStateNameRunning {
-				return false
-			}
-		}
-	}
-	return len(out.Reservations) > 0
-}
-
-// sleep waits for d or until ctx ends; it says whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // instance converts an EC2 instance into the runtime's view.
 func (p *Provider) instance(s Spec, in types.Instance) runtime.Instance {
 	tags := map[string]string{}
@@ -671,80 +568,6 @@ func (p *Provider) invalidate(poolName string) {
 		c.at = time.Time{}
 		c.mu.Unlock()
 	}
-}
-
-// Stranger is an instance tagged as CloudSpeak's whose pool the policy
-// does not declare: reported, never touched.
-type Stranger struct {
-	ID, Pool, Name, State, Region string
-	Launched                      time.Time
-}
-
-// Strangers returns the live instances, in the regions and endpoints of
-// the pools set so far, tagged cloudspeak:pool with a pool not in pools.
-// Instances without the tag are never looked at.
-func (p *Provider) Strangers(ctx context.Context, pools []string) ([]Stranger, error) {
-	declared := map[string]bool{}
-	for _, name := range pools {
-		declared[name] = true
-	}
-	p.mu.Lock()
-	clients := make([]*client, 0, len(p.clients))
-	for _, c := range p.clients {
-		clients = append(clients, c)
-	}
-	p.mu.Unlock()
-	var out []Stranger
-	seen := map[string]bool{}
-	for _, c := range clients {
-		ins, err := p.describe(ctx, c, []types.Filter{filter("tag-key", TagPool), filter("instance-state-name", listed...)})
-		if err != nil {
-			return nil, fmt.Errorf("look for stranger instances in %s: %w", c.region, err)
-		}
-		for _, in := range ins {
-			inst := p.instance(Spec{}, in)
-			if declared[inst.Pool] || seen[inst.ID] {
-				continue
-			}
-			seen[inst.ID] = true
-			out = append(out, Stranger{ID: inst.ID, Pool: inst.Pool, Name: inst.Name,
-				State: string(in.State.Name), Region: c.region, Launched: inst.Started})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Launched.Before(out[j].Launched) })
-	return out, nil
-}
-
-// MoveAddress associates pool's Elastic IP with to, taking it from
-// whichever instance has it: one AssociateAddress, so the address is never
-// on two instances and off all of them only while EC2 moves it.
-func (p *Provider) MoveAddress(ctx context.Context, poolName string, to runtime.Instance) error {
-	pl, err := p.pool(poolName)
-	if err != nil {
-		return err
-	}
-	eip := pl.spec.ElasticIP
-	if eip == "" {
-		return fmt.Errorf("pool %s has no elastic_ip to move", poolName)
-	}
-	in := &ec2.AssociateAddressInput{InstanceId: aws.String(to.ID), AllowReassociation: aws.Bool(true)}
-	if strings.HasPrefix(eip, "eipalloc-") {
-		in.AllocationId = aws.String(eip)
-	} else {
-		in.PublicIp = aws.String(eip)
-	}
-	cctx, cancel := p.call(ctx)
-	defer cancel()
-	if _, err := pl.client.AssociateAddress(cctx, in); err != nil {
-		return fmt.Errorf("move %s's elastic IP %s to %s (%s): %w", poolName, eip, to.Name, to.ID, wrap("AssociateAddress", pl.client.region, err))
-	}
-	p.logf("ec2: pool %s: elastic IP %s → %s (%s)", poolName, eip, to.Name, to.ID)
-	return nil
-}
-
-// Switch moves the pool's Elastic IP from from to to: runtime.Switcher.
-func (p *Provider) Switch(ctx context.Context, from, to runtime.Instance) error {
-	return p.MoveAddress(ctx, to.Pool, to)
 }
 
 var (

@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden files from the curre
 // does.
 func loadPools(t *testing.T, src string) []Pool {
 	t.Helper()
-	files, _, diags := lang.Load([]lang.Source{{Name: "web.cloud", Src: []byte(src)}}, nil)
+	files, _, diags := lang.Load([]lang.Source{{Name: "web.cloud", Src: []byte(src)}}, checkOptions)
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}

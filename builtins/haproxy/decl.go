@@ -2,65 +2,123 @@ package haproxy
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/cloudspeak/cloudspeak/lang"
 )
+
+// Settings are what a `balancer haproxy { … }` block takes: the checker
+// uses them, and FromDecl reads a block that passed.
+var Settings = &lang.BlockSchema{
+	Settings: map[string]lang.SettingSchema{
+		"listen":    {Type: lang.String},
+		"mode":      {Words: []string{"http", "tcp"}},
+		"algorithm": {Words: []string{"roundrobin", "leastconn", "source"}},
+		"health":    {Check: checkHealth},
+		"retries":   {Check: checkRetries},
+		"drain":     {Type: lang.Duration},
+		"timeout":   {Type: lang.Duration},
+		"socket":    {Type: lang.String},
+		"backend":   {Type: lang.String},
+	},
+	Required: []string{"listen|socket"},
+}
+
+// checkHealth validates `health http "/path" every D` and `health tcp every D`.
+func checkHealth(c *lang.Checker, s *lang.Setting) {
+	args := s.Args
+	const shape = `write health http "/healthz" every 2s, or health tcp every 2s`
+	if s.Map != nil || len(args) == 0 || args[0].Word == nil {
+		c.Errorf(s.Key, shape, "health needs a check kind, http or tcp")
+		return
+	}
+	kind := args[0].Word
+	rest := args[1:]
+	switch kind.Name {
+	case "http":
+		if len(rest) == 0 || rest[0].Value == nil || rest[0].Value.String == "" {
+			c.Errorf(kind, shape, "health http needs the path to request, as a string")
+			return
+		}
+		if q, ok := c.Value(rest[0].Value, lang.String); ok && (len(q.Str) == 0 || q.Str[0] != '/') {
+			c.Errorf(rest[0].Value, `write the path from the root, e.g. "/healthz"`, "health check path must start with '/'")
+		}
+		rest = rest[1:]
+	case "tcp":
+	default:
+		c.Errorf(kind, lang.DidYouMean(kind.Name, []string{"http", "tcp"}), "unknown health check kind %q", kind.Name)
+		return
+	}
+	if len(rest) == 0 {
+		return // the balancer's default interval
+	}
+	if rest[0].Word == nil || rest[0].Word.Name != "every" || len(rest) != 2 || rest[1].Value == nil {
+		c.Errorf(rest[0], shape, "unexpected argument to health")
+		return
+	}
+	c.PositiveDuration(rest[1].Value, "health check interval")
+}
+
+// checkRetries validates `retries N`: a whole number of further attempts.
+func checkRetries(c *lang.Checker, s *lang.Setting) {
+	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil {
+		c.Errorf(s.Key, "write retries 3", "retries takes one whole number")
+		return
+	}
+	c.Whole(s.Args[0].Value, "retries", 0, 100)
+}
 
 // FromDecl reads a pool's `balancer haproxy { … }` block, which the checker
 // has passed.
 func FromDecl(pool string, b *lang.BlockDecl) (Pool, error) {
 	p := Pool{Name: pool, Range: b.Kind.Range(), Retries: DefaultRetries}
 	for _, set := range b.Settings {
-		var word string
-		var q lang.Quantity
-		if len(set.Args) > 0 {
-			if a := set.Args[0]; a.Word != nil {
-				word = a.Word.Name
-			} else if a.Value != nil {
-				var err error
-				if q, err = lang.Interpret(a.Value, lang.Invalid); err != nil {
-					return p, fmt.Errorf("%s: %w", set.Pos, err)
-				}
-			}
-		}
-		seconds := time.Duration(q.Value * float64(time.Second))
+		var err error
 		switch set.Key.Name {
 		case "listen":
-			p.Listen, p.ListenAt = q.Str, set.Args[0].Range()
+			p.Listen, err = set.Str()
+			p.ListenAt = set.Args[0].Range()
 		case "mode":
-			p.Mode = word
+			p.Mode = set.Word()
 		case "algorithm":
-			p.Algorithm = word
+			p.Algorithm = set.Word()
 		case "retries":
-			p.Retries = int(q.Value)
+			p.Retries, err = set.Int()
 		case "drain":
-			p.Drain = seconds
+			p.Drain, err = set.Duration()
 		case "timeout":
-			p.Timeout = seconds
+			p.Timeout, err = set.Duration()
 		case "socket":
-			p.Socket = q.Str
+			p.Socket, err = set.Str()
 		case "backend":
-			p.Backend = q.Str
+			p.Backend, err = set.Str()
 		case "health":
-			p.Health.Kind = word
-			rest := set.Args[1:]
-			if word == "http" && len(rest) > 0 {
-				path, err := lang.Interpret(rest[0].Value, lang.String)
-				if err != nil {
-					return p, err
-				}
-				p.Health.Path = path.Str
-				rest = rest[1:]
-			}
-			if len(rest) == 2 { // every D
-				every, err := lang.Interpret(rest[1].Value, lang.Duration)
-				if err != nil {
-					return p, err
-				}
-				p.Health.Every = time.Duration(every.Value * float64(time.Second))
-			}
+			p.Health, err = healthFrom(set)
+		}
+		if err != nil {
+			return p, err
 		}
 	}
 	return p, nil
+}
+
+// healthFrom reads `health http "/path" [every D]` or `health tcp [every D]`.
+func healthFrom(set *lang.Setting) (Health, error) {
+	h := Health{Kind: set.Word()}
+	rest := set.Args[1:]
+	if h.Kind == "http" && len(rest) > 0 {
+		path, err := lang.Interpret(rest[0].Value, lang.String)
+		if err != nil {
+			return h, fmt.Errorf("%s: %w", rest[0].Pos, err)
+		}
+		h.Path = path.Str
+		rest = rest[1:]
+	}
+	if len(rest) == 2 { // every D
+		every, err := lang.Interpret(rest[1].Value, lang.Duration)
+		if err != nil {
+			return h, fmt.Errorf("%s: %w", rest[1].Pos, err)
+		}
+		h.Every = every.Duration()
+	}
+	return h, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/internal/loadgen"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
@@ -232,7 +233,7 @@ func TestDrainWaitsForSessions(t *testing.T) {
 		}
 		got <- err
 	}()
-	eventually(t, "the slow request reaches node0", func() bool { return slow.hits.Load() == 1 })
+	testenv.WaitFor(t, 20*time.Second, "the slow request reaches node0", func() bool { return slow.hits.Load() == 1 })
 	start := time.Now()
 	if err := bal.Drain(ctx, slow.instance()); err != nil {
 		t.Fatal(err)
@@ -253,7 +254,7 @@ func TestDrainWaitsForSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	go get("http://" + pool.Listen + "/?sleep=1s")
-	eventually(t, "the second slow request reaches node0", func() bool { return slow.hits.Load() == 2 })
+	testenv.WaitFor(t, 20*time.Second, "the second slow request reaches node0", func() bool { return slow.hits.Load() == 2 })
 	err := bal.Drain(ctx, slow.instance())
 	if err == nil || !strings.Contains(err.Error(), "1 sessions still open after 100ms") {
 		t.Errorf("Drain with a short timeout: %v, want it to say 1 session is left", err)
@@ -343,7 +344,7 @@ func TestRestartAfterKill(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "HAProxy restarted after the "+which+" was killed", func() bool {
+		testenv.WaitFor(t, 20*time.Second, "HAProxy restarted after the "+which+" was killed", func() bool {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			return m.events.restarts == i+1 && m.proc != nil
@@ -390,7 +391,7 @@ func TestTakeover(t *testing.T) {
 	if f := g.Figures(""); f.Failed > 0 || f.OK == 0 {
 		t.Errorf("during the takeover: %d served, %d failed (%q)", f.OK, f.Failed, g.FailureSample(""))
 	}
-	eventually(t, "the old master exits", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the old master exits", func() bool {
 		return syscall.Kill(oldPID, 0) != nil
 	})
 	if second.proc.pid() == oldPID {
@@ -424,7 +425,7 @@ backend app
 	}
 	theirs := startTheirHAProxy(t, dir+"/their.cfg")
 	defer theirs()
-	eventually(t, "their HAProxy answers", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "their HAProxy answers", func() bool {
 		_, err := command(context.Background(), dir+"/admin.sock", "show info")
 		return err == nil
 	})

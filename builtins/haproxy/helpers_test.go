@@ -96,15 +96,3 @@ func (b *backend) instance() runtime.Instance {
 
 // get requests url once and returns the answer's body.
 func get(url string) (string, error) { return loadgen.Get(url) }
-
-// eventually polls cond every 20ms until it holds, failing after 20s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 20s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

@@ -12,6 +12,9 @@
 // states (drain, maint, health) to the server-state-file just before, which
 // the new worker loads. Membership changes never reload; a reload happens
 // only when a frontend, backend or global setting changes.
+//
+// It knows HAProxy and its block's settings (decl.go); when an instance goes
+// into or out of rotation is the engine's decision, never its own.
 package haproxy
 
 import (

@@ -4,6 +4,9 @@
 // 127.0.0.N) and port ($PORT), working directory and log file. A file in the
 // instance's directory records which process it is, so a restarted daemon
 // finds and adopts the processes the last one left: none is ever orphaned.
+//
+// It knows processes, not policies: what to start and stop is the engine's
+// decision.
 package local
 
 import (

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
 )
@@ -31,18 +32,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-// waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func list(t *testing.T, p *Provider, pool string) []runtime.Instance {
@@ -82,7 +71,7 @@ func TestStartEnvDirAndLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "web", "node0")
-	waitFor(t, "output", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "output", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "output.log"))
 		return strings.Contains(string(b), "hi")
 	})
@@ -125,7 +114,7 @@ func TestReadyWhenPortAccepts(t *testing.T) {
 	if st := state(t, p, "web", in.ID); st != runtime.Starting {
 		t.Fatalf("before it listens: %s", st)
 	}
-	waitFor(t, "running", func() bool { return state(t, p, "web", in.ID) == runtime.Running })
+	testenv.WaitFor(t, 10*time.Second, "running", func() bool { return state(t, p, "web", in.ID) == runtime.Running })
 }
 
 func TestStopEscalatesAndKillsTheGroup(t *testing.T) {
@@ -137,16 +126,16 @@ func TestStopEscalatesAndKillsTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgid := pidOf(t, in)
-	waitFor(t, "the child", func() bool { return len(groupMembers(pgid)) >= 2 })
+	testenv.WaitFor(t, 10*time.Second, "the child", func() bool { return len(groupMembers(pgid)) >= 2 })
 	start := time.Now()
 	if err := p.Stop(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the group to die", func() bool { return len(groupMembers(pgid)) == 0 })
+	testenv.WaitFor(t, 10*time.Second, "the group to die", func() bool { return len(groupMembers(pgid)) == 0 })
 	if took := time.Since(start); took < 250*time.Millisecond {
 		t.Fatalf("killed after %v: the grace period was not given", took)
 	}
-	waitFor(t, "gone from the list", func() bool { return state(t, p, "w", in.ID) == "gone" })
+	testenv.WaitFor(t, 10*time.Second, "gone from the list", func() bool { return state(t, p, "w", in.ID) == "gone" })
 	p.Wait()
 }
 
@@ -159,7 +148,7 @@ func TestCrashIsFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	syscall.Kill(pidOf(t, in), syscall.SIGKILL)
-	waitFor(t, "failed", func() bool { return state(t, p, "w", in.ID) == runtime.Failed })
+	testenv.WaitFor(t, 10*time.Second, "failed", func() bool { return state(t, p, "w", in.ID) == runtime.Failed })
 }
 
 // TestAdoptAfterRestart: a new provider over the same directory (a
@@ -178,7 +167,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	syscall.Kill(pidOf(t, dead), syscall.SIGKILL)
-	waitFor(t, "node1 to die", func() bool { return state(t, old, "w", dead.ID) == runtime.Failed })
+	testenv.WaitFor(t, 10*time.Second, "node1 to die", func() bool { return state(t, old, "w", dead.ID) == runtime.Failed })
 
 	p := New(root, clock.Real{})
 	p.SetSpec("w", Spec{Run: "exec sleep 30", Grace: time.Second})
@@ -192,7 +181,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 	if err := p.Stop(context.Background(), got[0]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the adopted process to stop", func() bool { return !alive(pidOf(t, in), 0) && len(groupMembers(pidOf(t, in))) == 0 })
+	testenv.WaitFor(t, 10*time.Second, "the adopted process to stop", func() bool { return !alive(pidOf(t, in), 0) && len(groupMembers(pidOf(t, in))) == 0 })
 	p.Wait()
 	old.Wait() // its waiter reaps the child it started
 }
@@ -267,7 +256,7 @@ func TestAliveAndKill(t *testing.T) {
 	}
 	pid := p.procs[in.ID].pid
 	syscall.Kill(pid, syscall.SIGSTOP)
-	waitFor(t, "Alive to see the stop", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "Alive to see the stop", func() bool {
 		err := p.Alive(ctx, in)
 		return err != nil && strings.Contains(err.Error(), "stopped") && !errors.Is(err, runtime.ErrGone)
 	})
@@ -275,7 +264,7 @@ func TestAliveAndKill(t *testing.T) {
 	if err := p.Kill(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the killed process to be gone", func() bool { return errors.Is(p.Alive(ctx, in), runtime.ErrGone) })
+	testenv.WaitFor(t, 10*time.Second, "the killed process to be gone", func() bool { return errors.Is(p.Alive(ctx, in), runtime.ErrGone) })
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("Kill took %v: it must not wait for the grace (1m)", took)
 	}

@@ -5,6 +5,9 @@
 // verified by checksum; a local file is replaced only once its new
 // content is whole; nothing is ever deleted on the source side. The
 // rules are in spec/language.md, "Sync".
+//
+// It knows S3 and file trees, not pools or schedules: when to sync, and
+// what, is its callers' business.
 package s3
 
 import (

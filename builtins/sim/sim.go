@@ -2,6 +2,9 @@
 // `cloudspeak simulate`: instances start after a set boot time, their
 // metrics come from a trace, and they can be made to fail at given times.
 // Everything it does is driven by the runtime's clock.
+//
+// It knows no real machine; the engine sees it only through runtime's
+// interfaces, as it sees any provider.
 package sim
 
 import (

@@ -4,6 +4,9 @@
 // checked against known_hosts as OpenSSH does; keys come from files or
 // from ssh-agent. One connection per target is kept and shared by every
 // session to it.
+//
+// It knows SSH and its blocks' login settings (settings.go), not which pool
+// a host serves or why a command runs.
 package ssh
 
 import (

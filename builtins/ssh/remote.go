@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
@@ -39,3 +40,28 @@ func (r *Remote) Copy(ctx context.Context, inst runtime.Instance, local, remote 
 }
 
 var _ runtime.Remote = (*Remote)(nil)
+
+// Unreachable is the Remote of a pool whose SSH login cannot be set up (no
+// usable key, say): the pool still runs, and every command and copy fails
+// with Err, which says why.
+type Unreachable struct{ Err error }
+
+func (r Unreachable) Run(context.Context, runtime.Instance, string, io.Writer) error { return r.Err }
+func (r Unreachable) Copy(context.Context, runtime.Instance, string, string, bool) error {
+	return r.Err
+}
+
+// AtAddress returns where SSH reaches an instance that has no host of its
+// own (an ec2 machine): its address's host, with cfg's port and user.
+func AtAddress(cfg Config) func(runtime.Instance) (Target, error) {
+	return func(in runtime.Instance) (Target, error) {
+		if in.Addr == "" {
+			return Target{}, fmt.Errorf("%s has no address yet", in.Name)
+		}
+		host := in.Addr
+		if h, _, err := net.SplitHostPort(in.Addr); err == nil {
+			host = h
+		}
+		return Target{Host: host, Port: cfg.Port, User: cfg.User}, nil
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cloudspeak/cloudspeak/builtins/daemon"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
@@ -31,20 +32,20 @@ bad usage or an unreadable file.`,
 }
 
 func init() {
-	checkVerb.run = func(args []string, io stdio) int {
-		fs := flags(checkVerb, io)
+	checkVerb.run = func(args []string, std stdio) int {
+		fs := flags(checkVerb, std)
 		quiet := fs.Bool("q", false, "print nothing when a policy is clean")
 		var exprs multiFlag
 		fs.Var(&exprs, "e", "check `STATEMENTS` given on the command line (repeatable)")
-		if st := parseFlags(fs, checkVerb, args, io); st >= 0 {
+		if st := parseFlags(fs, checkVerb, args, std); st >= 0 {
 			return st
 		}
 		if fs.NArg() == 0 && len(exprs) == 0 {
-			return usageError(io, checkVerb, "no policy given: name files, directories, - or use -e")
+			return usageError(std, checkVerb, "no policy given: name files, directories, - or use -e")
 		}
 		policies, err := expandPolicies(fs.Args())
 		if err != nil {
-			return usageError(io, checkVerb, "%v", err)
+			return usageError(std, checkVerb, "%v", err)
 		}
 		if len(exprs) > 0 {
 			if len(policies) == 0 {
@@ -59,24 +60,24 @@ func init() {
 			}
 		}
 		status := exitOK
-		printer := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(io.err)}
+		printer := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(std.err)}
 		for _, p := range policies {
-			srcs, err := p.read(io.in)
+			srcs, err := p.read(std.in)
 			if err != nil {
-				fmt.Fprintf(io.err, "cloudspeak check: %v\n", err)
+				fmt.Fprintf(std.err, "cloudspeak check: %v\n", err)
 				return exitUsage
 			}
 			for _, s := range srcs {
 				printer.Sources[s.Name] = s.Src
 			}
-			files, _, diags := lang.Load(srcs, nil)
-			printer.Write(io.err, diags)
+			files, _, diags := lang.Load(srcs, daemon.CheckOptions())
+			printer.Write(std.err, diags)
 			if diags.HasErrors() {
 				status = exitFail
 				continue
 			}
 			if !*quiet {
-				fmt.Fprintf(io.out, "ok  %s (%s)\n", p.names(), summary(files))
+				fmt.Fprintf(std.out, "ok  %s (%s)\n", p.names(), summary(files))
 			}
 		}
 		return status

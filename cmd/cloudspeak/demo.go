@@ -25,25 +25,25 @@ The default address is $IP:$PORT as the local provider sets them, else
 }
 
 func init() {
-	demoVerb.run = func(args []string, io stdio) int {
-		fs := flags(demoVerb, io)
+	demoVerb.run = func(args []string, std stdio) int {
+		fs := flags(demoVerb, std)
 		def := "127.0.0.1:8080"
 		if ip, port := os.Getenv("IP"), os.Getenv("PORT"); ip != "" && port != "" {
 			def = ip + ":" + port
 		}
 		listen := fs.String("listen", def, "the `ADDR` to serve on")
 		name := fs.String("name", os.Getenv("CLOUDSPEAK_INSTANCE"), "the name /health reports")
-		if st := parseFlags(fs, demoVerb, args, io); st >= 0 {
+		if st := parseFlags(fs, demoVerb, args, std); st >= 0 {
 			return st
 		}
 		if fs.NArg() > 0 {
-			return usageError(io, demoVerb, "takes no arguments")
+			return usageError(std, demoVerb, "takes no arguments")
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
-		fmt.Fprintf(io.err, "demo-server listening on %s\n", *listen)
+		fmt.Fprintf(std.err, "demo-server listening on %s\n", *listen)
 		if err := demo.Serve(ctx, *listen, *name); err != nil {
-			fmt.Fprintf(io.err, "cloudspeak demo-server: %v\n", err)
+			fmt.Fprintf(std.err, "cloudspeak demo-server: %v\n", err)
 			return exitFail
 		}
 		return exitOK

@@ -24,34 +24,34 @@ is not formatted), 2 on bad usage or an unreadable file.`,
 }
 
 func init() {
-	fmtVerb.run = func(args []string, io stdio) int {
-		fs := flags(fmtVerb, io)
+	fmtVerb.run = func(args []string, std stdio) int {
+		fs := flags(fmtVerb, std)
 		write := fs.Bool("w", false, "write the result back to each file instead of printing it")
 		list := fs.Bool("l", false, "list the files whose formatting differs, and print nothing else")
-		if st := parseFlags(fs, fmtVerb, args, io); st >= 0 {
+		if st := parseFlags(fs, fmtVerb, args, std); st >= 0 {
 			return st
 		}
 		if fs.NArg() == 0 {
-			return usageError(io, fmtVerb, "no file given (use - for standard input)")
+			return usageError(std, fmtVerb, "no file given (use - for standard input)")
 		}
 		if *write && *list {
-			return usageError(io, fmtVerb, "-w and -l cannot be used together")
+			return usageError(std, fmtVerb, "-w and -l cannot be used together")
 		}
 		status := exitOK
-		printer := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(io.err)}
+		printer := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(std.err)}
 		for _, name := range fs.Args() {
 			if name == "-" && *write {
-				return usageError(io, fmtVerb, "-w cannot rewrite standard input")
+				return usageError(std, fmtVerb, "-w cannot rewrite standard input")
 			}
-			src, err := readPolicyFile(name, io.in)
+			src, err := readPolicyFile(name, std.in)
 			if err != nil {
-				fmt.Fprintf(io.err, "cloudspeak fmt: %v\n", err)
+				fmt.Fprintf(std.err, "cloudspeak fmt: %v\n", err)
 				return exitUsage
 			}
 			f, diags := lang.Parse(name, src)
 			if diags.HasErrors() {
 				printer.Sources[name] = src
-				printer.Write(io.err, diags)
+				printer.Write(std.err, diags)
 				status = exitFail
 				continue
 			}
@@ -59,7 +59,7 @@ func init() {
 			switch {
 			case *list:
 				if !bytes.Equal(src, out) {
-					fmt.Fprintln(io.out, name)
+					fmt.Fprintln(std.out, name)
 					status = exitFail
 				}
 			case *write:
@@ -67,11 +67,11 @@ func init() {
 					continue
 				}
 				if err := writeFileAtomic(name, out); err != nil {
-					fmt.Fprintf(io.err, "cloudspeak fmt: %v\n", err)
+					fmt.Fprintf(std.err, "cloudspeak fmt: %v\n", err)
 					return exitFail
 				}
 			default:
-				io.out.Write(out)
+				std.out.Write(out)
 			}
 		}
 		return status

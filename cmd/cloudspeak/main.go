@@ -1,5 +1,10 @@
-// Command cloudspeak checks, formats and (in later versions) runs
-// CloudSpeak policies. See `cloudspeak help`.
+// Command cloudspeak checks, formats, simulates and runs CloudSpeak
+// policies, and acts on running pools from one-liners and the REPL. See
+// `cloudspeak help`.
+//
+// It is a thin main: each verb reads its flags and hands the work to the
+// packages below it (repl, builtins, runtime, lang); what a statement means
+// is never decided here.
 package main
 
 import (
@@ -11,7 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/internal/spell"
 	"github.com/mattn/go-isatty"
 )
@@ -40,7 +45,7 @@ type verb struct {
 	name    string
 	summary string
 	usage   string // the synopsis and details shown by --help
-	run     func(args []string, io stdio) int
+	run     func(args []string, std stdio) int
 }
 
 var verbs []*verb
@@ -58,73 +63,73 @@ func findVerb(name string) *verb {
 	return nil
 }
 
-func run(args []string, io stdio) int {
-	if len(args) == 0 && onTerminal(io) {
-		return runREPL(io, "")
+func run(args []string, std stdio) int {
+	if len(args) == 0 && onTerminal(std) {
+		return runREPL(std, "")
 	}
 	if len(args) == 0 {
-		mainUsage(io.err)
+		mainUsage(std.err)
 		return exitUsage
 	}
 	// Options before the verb: --state DIR and -e STATEMENTS.
 	for len(args) >= 2 && (args[0] == "--state" || args[0] == "-state" || args[0] == "-e") {
 		if args[0] == "-e" {
 			if len(args) > 2 {
-				fmt.Fprintf(io.err, "cloudspeak: -e takes one argument, the statements (got %q after it); quote them: cloudspeak -e 'pool list; explain'\n", args[2])
+				fmt.Fprintf(std.err, "cloudspeak: -e takes one argument, the statements (got %q after it); quote them: cloudspeak -e 'pool list; explain'\n", args[2])
 				return exitUsage
 			}
-			return sendStatements(io, io.state, daemon.Request{Statements: args[1], Source: "-e"})
+			return sendStatements(std, std.state, control.Request{Statements: args[1], Source: "-e"})
 		}
-		io.state, args = args[1], args[2:]
+		std.state, args = args[1], args[2:]
 	}
-	if len(args) == 0 && onTerminal(io) {
-		return runREPL(io, io.state)
+	if len(args) == 0 && onTerminal(std) {
+		return runREPL(std, std.state)
 	}
 	if len(args) == 0 {
-		mainUsage(io.err)
+		mainUsage(std.err)
 		return exitUsage
 	}
 	name := args[0]
 	switch name {
 	case "-h", "-help", "--help":
-		mainUsage(io.out)
+		mainUsage(std.out)
 		return exitOK
 	case "-version", "--version":
 		name = "version"
 	}
 	v := findVerb(name)
 	if v == nil && strings.HasSuffix(name, ".cloud") {
-		return runFile(io, args)
+		return runFile(std, args)
 	}
 	if v == nil {
-		fmt.Fprintf(io.err, "cloudspeak: unknown command %q\n", name)
+		fmt.Fprintf(std.err, "cloudspeak: unknown command %q\n", name)
 		names := make([]string, len(verbs))
 		for i, v := range verbs {
 			names[i] = v.name
 		}
 		if s := spell.Nearest(name, names); s != "" {
-			fmt.Fprintf(io.err, "hint: did you mean %q?\n", s)
+			fmt.Fprintf(std.err, "hint: did you mean %q?\n", s)
 		}
-		fmt.Fprintln(io.err, "Run 'cloudspeak help' for the list of commands.")
+		fmt.Fprintln(std.err, "Run 'cloudspeak help' for the list of commands.")
 		return exitUsage
 	}
-	return v.run(args[1:], io)
+	return v.run(args[1:], std)
 }
 
 // runFile runs FILE.cloud's statements once, in order, as -e would: its
 // commands act on the running daemon's pools (or the state dir), its
 // declarations join the running policy until the daemon stops.
-func runFile(io stdio, args []string) int {
+func runFile(std stdio, args []string) int {
 	if len(args) > 1 {
-		fmt.Fprintf(io.err, "cloudspeak: %s: one file at a time (to run policies: cloudspeak run %s)\n", args[0], strings.Join(args, " "))
+		fmt.Fprintf(std.err, "cloudspeak: %s: one file at a time (to run policies: cloudspeak run %s)\n", args[0], strings.Join(args, " "))
 		return exitUsage
 	}
 	src, err := os.ReadFile(args[0])
 	if err != nil {
-		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
+		fmt.Fprintf(std.err, "cloudspeak: %v\n", err)
 		return exitUsage
 	}
-	return sendStatements(io, io.state, daemon.Request{Statements: string(src), Source: args[0]})
+	return sendStatements(std, std.state, control.Request{Statements: string(src), Source: args[0]})
 }
 
 func mainUsage(w io.Writer) {
@@ -149,23 +154,23 @@ Exit status: 0 success, 1 problems found or an action failed, 2 bad usage.
 
 // flags makes a flag set for a verb whose errors and --help go where they
 // should: --help to stdout with status 0, mistakes to stderr with status 2.
-func flags(v *verb, io stdio) *flag.FlagSet {
+func flags(v *verb, std stdio) *flag.FlagSet {
 	fs := flag.NewFlagSet("cloudspeak "+v.name, flag.ContinueOnError)
-	fs.SetOutput(io.err)
+	fs.SetOutput(std.err)
 	fs.Usage = func() {}
 	return fs
 }
 
 // parseFlags parses args and returns the status to exit with, or -1 to go on.
-func parseFlags(fs *flag.FlagSet, v *verb, args []string, io stdio) int {
+func parseFlags(fs *flag.FlagSet, v *verb, args []string, std stdio) int {
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		printVerbUsage(io.out, v, fs)
+		printVerbUsage(std.out, v, fs)
 		return exitOK
 	case err != nil:
 		// flag has printed the problem; add how to get help.
-		fmt.Fprintf(io.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
+		fmt.Fprintf(std.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
 		return exitUsage
 	}
 	return -1
@@ -185,9 +190,9 @@ func printVerbUsage(w io.Writer, v *verb, fs *flag.FlagSet) {
 }
 
 // usageError reports a misuse of a verb and returns exitUsage.
-func usageError(io stdio, v *verb, format string, args ...any) int {
-	fmt.Fprintf(io.err, "cloudspeak %s: %s\n", v.name, fmt.Sprintf(format, args...))
-	fmt.Fprintf(io.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
+func usageError(std stdio, v *verb, format string, args ...any) int {
+	fmt.Fprintf(std.err, "cloudspeak %s: %s\n", v.name, fmt.Sprintf(format, args...))
+	fmt.Fprintf(std.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
 	return exitUsage
 }
 
@@ -210,23 +215,23 @@ Shows the list of commands, or one command's usage and options.`,
 }
 
 func init() {
-	helpVerb.run = func(args []string, io stdio) int {
-		fs := flags(helpVerb, io)
-		if st := parseFlags(fs, helpVerb, args, io); st >= 0 {
+	helpVerb.run = func(args []string, std stdio) int {
+		fs := flags(helpVerb, std)
+		if st := parseFlags(fs, helpVerb, args, std); st >= 0 {
 			return st
 		}
 		switch fs.NArg() {
 		case 0:
-			mainUsage(io.out)
+			mainUsage(std.out)
 			return exitOK
 		case 1:
 			v := findVerb(fs.Arg(0))
 			if v == nil {
-				return usageError(io, helpVerb, "unknown command %q", fs.Arg(0))
+				return usageError(std, helpVerb, "unknown command %q", fs.Arg(0))
 			}
-			return v.run([]string{"--help"}, io)
+			return v.run([]string{"--help"}, std)
 		}
-		return usageError(io, helpVerb, "too many arguments")
+		return usageError(std, helpVerb, "too many arguments")
 	}
 }
 
@@ -239,13 +244,13 @@ Prints CloudSpeak's version and the Go version it was built with.`,
 }
 
 func init() {
-	versionVerb.run = func(args []string, io stdio) int {
-		fs := flags(versionVerb, io)
-		if st := parseFlags(fs, versionVerb, args, io); st >= 0 {
+	versionVerb.run = func(args []string, std stdio) int {
+		fs := flags(versionVerb, std)
+		if st := parseFlags(fs, versionVerb, args, std); st >= 0 {
 			return st
 		}
 		if fs.NArg() > 0 {
-			return usageError(io, versionVerb, "takes no arguments")
+			return usageError(std, versionVerb, "takes no arguments")
 		}
 		version, goVersion := "(devel)", "unknown"
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -259,7 +264,7 @@ func init() {
 				}
 			}
 		}
-		fmt.Fprintf(io.out, "cloudspeak %s (%s)\n", version, goVersion)
+		fmt.Fprintf(std.out, "cloudspeak %s (%s)\n", version, goVersion)
 		return exitOK
 	}
 }

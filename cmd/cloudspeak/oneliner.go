@@ -10,7 +10,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/builtins/commands"
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 )
 
 // The one-liners: `cloudspeak pool list`, `cloudspeak instance stop node3`,
@@ -29,22 +30,22 @@ pool stop, instance stop, cmd, scp and ssh work; what needs the policy
 (starting instances, restart, maintenance, explain) says so and fails.
 
 Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, args, name, args)
-	v.run = func(args []string, io stdio) int {
+	v.run = func(args []string, std stdio) int {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			printVerbUsage(io.out, v, nil)
+			printVerbUsage(std.out, v, nil)
 			return exitOK
 		}
 		asJSON := false
 		if n := len(args); n >= 2 && args[n-2] == "-o" {
 			if args[n-1] != "json" && args[n-1] != "text" {
-				return usageError(io, v, "-o must be text or json")
+				return usageError(std, v, "-o must be text or json")
 			}
 			asJSON, args = args[n-1] == "json", args[:n-2]
 		}
 		if len(args) == 0 && name != "explain" && name != "why" {
-			return usageError(io, v, "which %s command? see --help", name)
+			return usageError(std, v, "which %s command? see --help", name)
 		}
-		return sendStatements(io, io.state, daemon.Request{Statements: name + " " + joinWords(args, quoted(name, args)), JSON: asJSON})
+		return sendStatements(std, std.state, control.Request{Statements: name + " " + joinWords(args, quoted(name, args)), JSON: asJSON})
 	}
 	return v
 }
@@ -113,47 +114,47 @@ func plainWord(w string) bool {
 
 // sendStatements sends statements to the daemon running on the state
 // directory, or, with none, acts on the state the last one left (see
-// daemon.Offline), and prints the answer.
-func sendStatements(io stdio, stateFlag string, req daemon.Request) int {
+// commands.Offline), and prints the answer.
+func sendStatements(std stdio, stateFlag string, req control.Request) int {
 	dir, err := stateDir(stateFlag)
 	if err != nil {
-		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
+		fmt.Fprintf(std.err, "cloudspeak: %v\n", err)
 		return exitUsage
 	}
-	req.Color = colorFor(io.err)
+	req.Color = colorFor(std.err)
 	if req.Dir, err = os.Getwd(); err != nil {
-		fmt.Fprintf(io.err, "cloudspeak: %v\n", err)
+		fmt.Fprintf(std.err, "cloudspeak: %v\n", err)
 		return exitFail
 	}
 	// Ctrl-C stops what the command runs (instance cmd), here or in the
 	// daemon, rather than leaving it behind.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	client, err := daemon.Dial(dir)
-	if errors.Is(err, daemon.ErrNoDaemon) {
-		client = daemon.Offline{StateDir: dir}
+	client, err := control.Dial(dir)
+	if errors.Is(err, control.ErrNoDaemon) {
+		client = commands.Offline{StateDir: dir}
 	}
 	for {
 		resp := client.Execute(ctx, req)
-		fmt.Fprint(io.out, resp.Output)
+		fmt.Fprint(std.out, resp.Output)
 		if resp.Notice != "" {
-			fmt.Fprintln(io.err, resp.Notice)
+			fmt.Fprintln(std.err, resp.Notice)
 		}
 		if resp.Error != "" {
 			msg := resp.Error
 			if !strings.HasSuffix(msg, "\n") {
 				msg = "cloudspeak: " + msg + "\n"
 			}
-			fmt.Fprint(io.err, msg)
+			fmt.Fprint(std.err, msg)
 		}
 		if resp.Exec != nil && resp.Status == exitOK {
 			stop() // the shell gets Ctrl-C, not us
-			return resp.Exec.Run(io.in, io.out, io.err)
+			return resp.Exec.Run(std.in, std.out, std.err)
 		}
 		if resp.Sync == nil || resp.Status != exitOK {
 			return resp.Status
 		}
-		if st := resp.Sync.Run(ctx, io.out, io.err, colorFor(io.err)); st != exitOK || resp.Rest == "" {
+		if st := resp.Sync.Run(ctx, std.out, std.err, colorFor(std.err)); st != exitOK || resp.Rest == "" {
 			return st
 		}
 		req.Statements = resp.Rest // what followed the sync

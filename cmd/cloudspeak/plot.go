@@ -36,7 +36,7 @@ func drawPlot(path string, prog *runtime.Program, trace *sim.Trace, res *simResu
 			}
 			m, _ := runtime.MetricByName(name)
 			times, values := trace.Series(pool, m)
-			scale, unit := displayUnit(lang.Metrics[name].Type)
+			scale, unit := displayUnit(m.Type())
 			pl := plot.New()
 			pl.Title.Text = fmt.Sprintf("%s.%s", pool, name)
 			pl.X.Label.Text = "hours"

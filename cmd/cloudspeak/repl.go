@@ -34,16 +34,16 @@ errors.`,
 }
 
 func init() {
-	replVerb.run = func(args []string, io stdio) int {
-		fs := flags(replVerb, io)
-		state := fs.String("state", io.state, "the state `DIR` (see above)")
-		if st := parseFlags(fs, replVerb, args, io); st >= 0 {
+	replVerb.run = func(args []string, std stdio) int {
+		fs := flags(replVerb, std)
+		state := fs.String("state", std.state, "the state `DIR` (see above)")
+		if st := parseFlags(fs, replVerb, args, std); st >= 0 {
 			return st
 		}
 		if fs.NArg() > 0 {
-			return usageError(io, replVerb, "takes no arguments (to run a file's statements: cloudspeak %s)", fs.Arg(0))
+			return usageError(std, replVerb, "takes no arguments (to run a file's statements: cloudspeak %s)", fs.Arg(0))
 		}
-		return runREPL(io, *state)
+		return runREPL(std, *state)
 	}
 }
 

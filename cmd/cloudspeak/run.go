@@ -47,8 +47,8 @@ or policy errors.`,
 }
 
 func init() {
-	runVerb.run = func(args []string, io stdio) int {
-		fs := flags(runVerb, io)
+	runVerb.run = func(args []string, std stdio) int {
+		fs := flags(runVerb, std)
 		state := fs.String("state", "", "the state `DIR` (see above)")
 		listen := fs.String("listen", "127.0.0.1:9464", "serve /status and /metrics on `ADDR` (\"\" for none)")
 		keep := fs.Bool("keep", false, "on stop, leave instances (and HAProxy) running for the next start to adopt")
@@ -57,28 +57,28 @@ func init() {
 		acceptNew := fs.Bool("accept-new", false, "record the key of an SSH host seen for the first time (a changed key is still refused)")
 		format := fs.String("log-format", "", "text or json (default: text)")
 		level := fs.String("log-level", "info", "debug, info, warn or error")
-		if st := parseFlags(fs, runVerb, args, io); st >= 0 {
+		if st := parseFlags(fs, runVerb, args, std); st >= 0 {
 			return st
 		}
 		if fs.NArg() == 0 {
-			return usageError(io, runVerb, "no policy file given")
+			return usageError(std, runVerb, "no policy file given")
 		}
 		dir, err := stateDir(*state)
 		if err != nil {
-			return usageError(io, runVerb, "%v", err)
+			return usageError(std, runVerb, "%v", err)
 		}
 		var lv slog.Level
 		if err := lv.UnmarshalText([]byte(*level)); err != nil {
-			return usageError(io, runVerb, "--log-level %q: want debug, info, warn or error", *level)
+			return usageError(std, runVerb, "--log-level %q: want debug, info, warn or error", *level)
 		}
 		var handler slog.Handler
 		switch *format {
 		case "", "text":
-			handler = slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: lv})
+			handler = slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: lv})
 		case "json":
-			handler = slog.NewJSONHandler(io.err, &slog.HandlerOptions{Level: lv})
+			handler = slog.NewJSONHandler(std.err, &slog.HandlerOptions{Level: lv})
 		default:
-			return usageError(io, runVerb, "--log-format must be text or json, not %q", *format)
+			return usageError(std, runVerb, "--log-format must be text or json, not %q", *format)
 		}
 		log := slog.New(handler)
 		// Take the signals before starting, so none is lost.
@@ -89,18 +89,18 @@ func init() {
 		if *knownHosts != "" {
 			abs, err := filepath.Abs(*knownHosts)
 			if err != nil {
-				return usageError(io, runVerb, "--known-hosts: %v", err)
+				return usageError(std, runVerb, "--known-hosts: %v", err)
 			}
 			cfg.KnownHosts = []string{abs}
 		}
 		d, err := daemon.Start(cfg)
 		if err != nil {
-			return reportRunError(io, err)
+			return reportRunError(std, err)
 		}
 		for sig := range sigs {
 			if sig == syscall.SIGHUP {
 				if err := d.Reload(); err != nil {
-					reportRunError(io, err)
+					reportRunError(std, err)
 				}
 				continue
 			}
@@ -120,13 +120,13 @@ func init() {
 
 // reportRunError prints a policy's diagnostics, or the error; it returns
 // the exit status for it.
-func reportRunError(io stdio, err error) int {
+func reportRunError(std stdio, err error) int {
 	var perr *daemon.PolicyError
 	if errors.As(err, &perr) {
-		(&lang.Printer{Sources: perr.Sources, Color: colorFor(io.err)}).Write(io.err, perr.Diagnostics)
+		(&lang.Printer{Sources: perr.Sources, Color: colorFor(std.err)}).Write(std.err, perr.Diagnostics)
 		return exitUsage
 	}
-	fmt.Fprintf(io.err, "cloudspeak run: %v\n", err)
+	fmt.Fprintf(std.err, "cloudspeak run: %v\n", err)
 	return exitFail
 }
 

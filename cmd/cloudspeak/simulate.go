@@ -10,10 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/daemon"
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 var simulateVerb = &verb{
@@ -40,111 +42,148 @@ Exit status: 0 on success, 1 if the trace cannot be read, 2 on bad usage
 or policy errors.`,
 }
 
-func init() {
-	simulateVerb.run = func(args []string, io stdio) int {
-		fs := flags(simulateVerb, io)
-		tracePath := fs.String("trace", "", "the metric trace, CSV (required)")
-		startFlag := fs.String("start", "2026-01-05T00:00", "when the simulation starts: RFC 3339, or YYYY-MM-DDTHH:MM in the policy's time zone")
-		boot := fs.Duration("boot", 30*time.Second, "how long a simulated instance takes to start")
-		forFlag := fs.Duration("for", 0, "how long to simulate (default: to the trace's last row)")
-		plot := fs.String("plot", "", "draw metrics, thresholds and instance counts to `FILE` (.svg or .png)")
-		output := fs.String("o", "text", "output format: text or json (one decision per line)")
-		tz := fs.String("tz", "", "the policy's time zone for at schedules (default: local)")
-		var fails multiFlag
-		fs.Var(&fails, "fail", "make the oldest running instance of `POOL@OFFSET` fail then, e.g. web@10m (repeatable)")
-		if st := parseFlags(fs, simulateVerb, args, io); st >= 0 {
-			return st
-		}
-		if *tracePath == "" || fs.NArg() == 0 {
-			return usageError(io, simulateVerb, "need --trace and at least one policy file")
-		}
-		if *output != "text" && *output != "json" {
-			return usageError(io, simulateVerb, "-o must be text or json, not %q", *output)
-		}
-		loc := time.Local
-		if *tz != "" {
-			l, err := time.LoadLocation(*tz)
-			if err != nil {
-				return usageError(io, simulateVerb, "--tz: %v", err)
-			}
-			loc = l
-		}
-		start, err := parseStart(*startFlag, loc)
-		if err != nil {
-			return usageError(io, simulateVerb, "--start: %v", err)
-		}
-		policies, err := expandPolicies(fs.Args())
-		if err != nil || len(policies) != 1 {
-			if err == nil {
-				err = fmt.Errorf("DIR/... is not a policy here: name its files")
-			}
-			return usageError(io, simulateVerb, "%v", err)
-		}
-		srcs, err := policies[0].read(io.in)
-		if err != nil {
-			fmt.Fprintf(io.err, "cloudspeak simulate: %v\n", err)
-			return exitUsage
-		}
-		files, info, diags := lang.Load(srcs, nil)
-		if diags.HasErrors() {
-			p := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(io.err)}
-			for _, s := range srcs {
-				p.Sources[s.Name] = s.Src
-			}
-			p.Write(io.err, diags)
-			return exitUsage
-		}
-		prog, err := runtime.Compile(files, info, loc)
-		if err != nil {
-			fmt.Fprintf(io.err, "cloudspeak simulate: %v\n", err)
-			return exitUsage
-		}
-		f, err := os.Open(*tracePath)
-		if err != nil {
-			fmt.Fprintf(io.err, "cloudspeak simulate: %v\n", err)
-			return exitFail
-		}
-		trace, err := sim.ReadTrace(f, start)
-		f.Close()
-		if err != nil {
-			fmt.Fprintf(io.err, "cloudspeak simulate: %s: %v\n", *tracePath, err)
-			return exitFail
-		}
-		for _, col := range trace.Columns() {
-			pool, _, _ := strings.Cut(col, ".")
-			if prog.Pool(pool) == nil {
-				fmt.Fprintf(io.err, "cloudspeak simulate: %s: column %s names no pool of the policy\n", *tracePath, col)
-				return exitFail
-			}
-		}
-		until := trace.End
-		if *forFlag > 0 {
-			until = start.Add(*forFlag)
-		}
-		var failures []simFailure
-		for _, f := range fails {
-			pool, off, ok := strings.Cut(f, "@")
-			d, err := time.ParseDuration(off)
-			if !ok || err != nil || prog.Pool(pool) == nil {
-				return usageError(io, simulateVerb, "--fail %q: want POOL@OFFSET with a pool of the policy, e.g. web@10m", f)
-			}
-			failures = append(failures, simFailure{pool, start.Add(d)})
-		}
-		res := simulate(prog, trace, start, until, *boot, failures...)
-		switch *output {
-		case "json":
-			writeJSON(io.out, res.decisions, start)
-		default:
-			writeTable(io.out, res.decisions, start)
-		}
-		if *plot != "" {
-			if err := drawPlot(*plot, prog, trace, res, start, until); err != nil {
-				fmt.Fprintf(io.err, "cloudspeak simulate: plot: %v\n", err)
-				return exitFail
-			}
-		}
-		return exitOK
+func init() { simulateVerb.run = runSimulate }
+
+// simOptions are simulate's flags.
+type simOptions struct {
+	trace, plot, output string
+	start               time.Time
+	loc                 *time.Location
+	boot, span          time.Duration
+	fails               multiFlag
+}
+
+// runSimulate is `cloudspeak simulate`.
+func runSimulate(args []string, std stdio) int {
+	o, policy, st := simulateFlags(args, std)
+	if st >= 0 {
+		return st
 	}
+	prog, st := compilePolicy(std, policy, o.loc)
+	if st >= 0 {
+		return st
+	}
+	trace, err := readTrace(o.trace, o.start, prog)
+	if err != nil {
+		fmt.Fprintf(std.err, "cloudspeak simulate: %v\n", err)
+		return exitFail
+	}
+	until := trace.End
+	if o.span > 0 {
+		until = o.start.Add(o.span)
+	}
+	var failures []simFailure
+	for _, f := range o.fails {
+		pool, off, ok := strings.Cut(f, "@")
+		d, err := time.ParseDuration(off)
+		if !ok || err != nil || prog.Pool(pool) == nil {
+			return usageError(std, simulateVerb, "--fail %q: want POOL@OFFSET with a pool of the policy, e.g. web@10m", f)
+		}
+		failures = append(failures, simFailure{pool, o.start.Add(d)})
+	}
+	res := simulate(prog, trace, o.start, until, o.boot, failures...)
+	switch o.output {
+	case "json":
+		writeJSON(std.out, res.decisions, o.start)
+	default:
+		writeTable(std.out, res.decisions, o.start)
+	}
+	if o.plot != "" {
+		if err := drawPlot(o.plot, prog, trace, res, o.start, until); err != nil {
+			fmt.Fprintf(std.err, "cloudspeak simulate: plot: %v\n", err)
+			return exitFail
+		}
+	}
+	return exitOK
+}
+
+// simulateFlags reads simulate's flags and its one policy; st is the exit
+// status when they are wrong (or --help), else -1.
+func simulateFlags(args []string, std stdio) (o simOptions, p policy, st int) {
+	fs := flags(simulateVerb, std)
+	fs.StringVar(&o.trace, "trace", "", "the metric trace, CSV (required)")
+	startFlag := fs.String("start", "2026-01-05T00:00", "when the simulation starts: RFC 3339, or YYYY-MM-DDTHH:MM in the policy's time zone")
+	fs.DurationVar(&o.boot, "boot", 30*time.Second, "how long a simulated instance takes to start")
+	fs.DurationVar(&o.span, "for", 0, "how long to simulate (default: to the trace's last row)")
+	fs.StringVar(&o.plot, "plot", "", "draw metrics, thresholds and instance counts to `FILE` (.svg or .png)")
+	fs.StringVar(&o.output, "o", "text", "output format: text or json (one decision per line)")
+	tz := fs.String("tz", "", "the policy's time zone for at schedules (default: local)")
+	fs.Var(&o.fails, "fail", "make the oldest running instance of `POOL@OFFSET` fail then, e.g. web@10m (repeatable)")
+	if st := parseFlags(fs, simulateVerb, args, std); st >= 0 {
+		return o, p, st
+	}
+	if o.trace == "" || fs.NArg() == 0 {
+		return o, p, usageError(std, simulateVerb, "need --trace and at least one policy file")
+	}
+	if o.output != "text" && o.output != "json" {
+		return o, p, usageError(std, simulateVerb, "-o must be text or json, not %q", o.output)
+	}
+	o.loc = time.Local
+	if *tz != "" {
+		l, err := time.LoadLocation(*tz)
+		if err != nil {
+			return o, p, usageError(std, simulateVerb, "--tz: %v", err)
+		}
+		o.loc = l
+	}
+	var err error
+	if o.start, err = parseStart(*startFlag, o.loc); err != nil {
+		return o, p, usageError(std, simulateVerb, "--start: %v", err)
+	}
+	policies, err := expandPolicies(fs.Args())
+	if err != nil || len(policies) != 1 {
+		if err == nil {
+			err = fmt.Errorf("DIR/... is not a policy here: name its files")
+		}
+		return o, p, usageError(std, simulateVerb, "%v", err)
+	}
+	return o, policies[0], -1
+}
+
+// compilePolicy reads, checks and compiles a policy to simulate; st is the
+// exit status when it does not check (its diagnostics printed), else -1.
+func compilePolicy(std stdio, p policy, loc *time.Location) (prog *runtime.Program, st int) {
+	srcs, err := p.read(std.in)
+	if err != nil {
+		fmt.Fprintf(std.err, "cloudspeak simulate: %v\n", err)
+		return nil, exitUsage
+	}
+	files, info, diags := lang.Load(srcs, daemon.CheckOptions())
+	if diags.HasErrors() {
+		pr := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(std.err)}
+		for _, s := range srcs {
+			pr.Sources[s.Name] = s.Src
+		}
+		pr.Write(std.err, diags)
+		return nil, exitUsage
+	}
+	prog, err = runtime.Compile(files, info, loc)
+	if err != nil {
+		fmt.Fprintf(std.err, "cloudspeak simulate: %v\n", err)
+		return nil, exitUsage
+	}
+	return prog, -1
+}
+
+// readTrace reads the trace at path, whose every column must name a pool
+// of prog.
+func readTrace(path string, start time.Time, prog *runtime.Program) (*sim.Trace, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	trace, err := sim.ReadTrace(f, start)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, col := range trace.Columns() {
+		pool, _, _ := strings.Cut(col, ".")
+		if prog.Pool(pool) == nil {
+			return nil, fmt.Errorf("%s: column %s names no pool of the policy", path, col)
+		}
+	}
+	return trace, nil
 }
 
 func parseStart(s string, loc *time.Location) (time.Time, error) {
@@ -161,7 +200,7 @@ func parseStart(s string, loc *time.Location) (time.Time, error) {
 
 // simResult is what a simulation produced.
 type simResult struct {
-	decisions []runtime.Decision
+	decisions []decision.Decision
 	sizes     map[string][]sizeAt // each pool's target over time
 }
 
@@ -188,7 +227,7 @@ func simulate(prog *runtime.Program, trace *sim.Trace, start, until time.Time, b
 		drivers.Providers[p.Name] = prov
 		res.sizes[p.Name] = []sizeAt{{start, p.Min}}
 	}
-	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, CallTimeout: -1, Log: func(d runtime.Decision) {
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, CallTimeout: -1, Log: func(d decision.Decision) {
 		res.decisions = append(res.decisions, d)
 		if d.Pool != "" {
 			res.sizes[d.Pool] = append(res.sizes[d.Pool], sizeAt{d.Time, d.Instances})
@@ -201,14 +240,14 @@ func simulate(prog *runtime.Program, trace *sim.Trace, start, until time.Time, b
 	return res
 }
 
-func position(d runtime.Decision) string {
+func position(d decision.Decision) string {
 	if d.Pos.Line == 0 {
 		return ""
 	}
 	return fmt.Sprintf("%s:%d:%d", d.Pos.Filename, d.Pos.Line, d.Pos.Column)
 }
 
-func writeTable(w io.Writer, ds []runtime.Decision, start time.Time) {
+func writeTable(w io.Writer, ds []decision.Decision, start time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tPOOL\tACTION\tINSTANCES\tRULE\tVALUES\tOUTCOME")
 	for _, d := range ds {
@@ -250,11 +289,11 @@ type jsonDecision struct {
 	Outcome   string             `json:"outcome,omitempty"`
 }
 
-func writeJSON(w io.Writer, ds []runtime.Decision, start time.Time) {
+func writeJSON(w io.Writer, ds []decision.Decision, start time.Time) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // rules hold '<' and '>'
 	for _, d := range ds {
-		j := jsonDecision{T: d.Time.Sub(start).Seconds(), Time: d.Time.Format(time.RFC3339), Pool: d.Pool, Action: d.Action,
+		j := jsonDecision{T: d.Time.Sub(start).Seconds(), Time: d.Time.Format(time.RFC3339), Pool: d.Pool, Action: string(d.Action),
 			Instances: d.Instances, Rule: position(d), Text: d.Rule, Outcome: d.Outcome}
 		if len(d.Values) > 0 {
 			j.Values = map[string]float64{}

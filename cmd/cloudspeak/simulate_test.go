@@ -11,6 +11,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 var simStart = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
@@ -45,8 +46,8 @@ func simulateExample(t *testing.T, trace string) (*runtime.Program, *simResult) 
 }
 
 // scaling returns the pool's add and remove decisions.
-func scaling(res *simResult, pool string) []runtime.Decision {
-	var out []runtime.Decision
+func scaling(res *simResult, pool string) []decision.Decision {
+	var out []decision.Decision
 	for _, d := range res.decisions {
 		if d.Pool == pool && (d.Action == "add" || d.Action == "remove") {
 			out = append(out, d)
@@ -55,7 +56,7 @@ func scaling(res *simResult, pool string) []runtime.Decision {
 	return out
 }
 
-func at(d runtime.Decision) time.Duration { return d.Time.Sub(simStart) }
+func at(d decision.Decision) time.Duration { return d.Time.Sub(simStart) }
 
 func TestTraceFlashCrowd(t *testing.T) {
 	_, res := simulateExample(t, "flash-crowd.csv")
@@ -81,7 +82,7 @@ func TestTraceFlashCrowd(t *testing.T) {
 	}
 	// It leaves at 50:00; scale-in needs 10 quiet minutes, then one
 	// instance per window.
-	var ins []runtime.Decision
+	var ins []decision.Decision
 	for _, d := range web {
 		if d.Action == "remove" {
 			ins = append(ins, d)

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/s3"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
@@ -45,8 +45,8 @@ bad usage.`,
 }
 
 func init() {
-	syncVerb.run = func(args []string, io stdio) int {
-		fs := flags(syncVerb, io)
+	syncVerb.run = func(args []string, std stdio) int {
+		fs := flags(syncVerb, std)
 		del := fs.Bool("delete", false, "remove at DST the files SRC does not have")
 		dry := fs.Bool("dry-run", false, "list what would change, and change nothing")
 		quiet := fs.Bool("q", false, "print only the summary")
@@ -56,7 +56,7 @@ func init() {
 		region := fs.String("region", "", "the bucket's region (default $AWS_REGION, the profile's, else us-east-1)")
 		conc := fs.Int("concurrency", s3.DefaultConcurrency, "files copied at once")
 		part := fs.String("part-size", "16MiB", "multipart part size, and the size from which files go up in parts (at least 5MiB)")
-		pos, st := parseInterspersed(fs, args, io)
+		pos, st := parseInterspersed(fs, args, std)
 		if st >= 0 {
 			return st
 		}
@@ -64,48 +64,48 @@ func init() {
 			pos = []string{pos[0], pos[2]}
 		}
 		if len(pos) != 2 {
-			return usageError(io, syncVerb, "want SRC and DST, got %d arguments", len(pos))
+			return usageError(std, syncVerb, "want SRC and DST, got %d arguments", len(pos))
 		}
 		if *out != "text" && *out != "json" {
-			return usageError(io, syncVerb, "-o must be text or json")
+			return usageError(std, syncVerb, "-o must be text or json")
 		}
 		if *conc < 1 || *conc > 512 {
-			return usageError(io, syncVerb, "--concurrency must be 1 to 512")
+			return usageError(std, syncVerb, "--concurrency must be 1 to 512")
 		}
 		cfg := s3.Config{Endpoint: *endpoint, Region: *region, Concurrency: *conc}
 		if *pathStyle != "auto" {
 			b, err := strconv.ParseBool(*pathStyle)
 			if err != nil {
-				return usageError(io, syncVerb, "--path-style must be auto, true or false")
+				return usageError(std, syncVerb, "--path-style must be auto, true or false")
 			}
 			cfg.PathStyle = &b
 		}
 		size, err := lang.Interpret(&lang.Value{Number: *part}, lang.Size)
 		if err != nil || size.Value < 5<<20 || size.Value > 5<<30 {
-			return usageError(io, syncVerb, "--part-size must be a size from 5MiB to 5GiB (S3's limits for a part), like 16MiB")
+			return usageError(std, syncVerb, "--part-size must be a size from 5MiB to 5GiB (S3's limits for a part), like 16MiB")
 		}
 		cfg.PartSize, cfg.Threshold = int64(size.Value), int64(size.Value)
 		dir, err := os.Getwd()
 		if err != nil {
-			fmt.Fprintf(io.err, "cloudspeak sync: %v\n", err)
+			fmt.Fprintf(std.err, "cloudspeak sync: %v\n", err)
 			return exitFail
 		}
 		for _, p := range pos {
 			if _, err := s3.ParseLocation(p, dir); err != nil {
-				return usageError(io, syncVerb, "%v", err)
+				return usageError(std, syncVerb, "%v", err)
 			}
 		}
-		state, err := stateDir(io.state)
+		state, err := stateDir(std.state)
 		if err != nil {
-			return usageError(io, syncVerb, "%v", err)
+			return usageError(std, syncVerb, "%v", err)
 		}
-		job := &daemon.SyncJob{Src: pos[0], Dst: pos[1], Dir: dir, StateDir: state,
+		job := &control.SyncJob{Src: pos[0], Dst: pos[1], Dir: dir, StateDir: state,
 			Delete: *del, DryRun: *dry, Quiet: *quiet, JSON: *out == "json", S3: cfg}
 		// Ctrl-C stops the sync; its multipart uploads are aborted on the
 		// way out, and files being written are never left in place.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return job.Run(ctx, io.out, io.err, colorFor(io.err))
+		return job.Run(ctx, std.out, std.err, colorFor(std.err))
 	}
 }
 
@@ -113,10 +113,10 @@ func init() {
 // positional arguments (cloudspeak sync SRC DST --delete), as operators
 // type them. It returns the positional arguments, and the status to exit
 // with or -1 to go on.
-func parseInterspersed(fs *flag.FlagSet, args []string, io stdio) ([]string, int) {
+func parseInterspersed(fs *flag.FlagSet, args []string, std stdio) ([]string, int) {
 	var pos []string
 	for {
-		if st := parseFlags(fs, syncVerb, args, io); st >= 0 {
+		if st := parseFlags(fs, syncVerb, args, std); st >= 0 {
 			return nil, st
 		}
 		rest := fs.Args()

@@ -1,6 +1,8 @@
 // Package atomicfile writes a file so that a reader, or the next start
 // after a crash, sees either its old content or its new content whole,
 // never half of it: the state files of the daemon and its drivers.
+//
+// It knows files, not what is in them.
 package atomicfile
 
 import (

@@ -10,6 +10,9 @@
 // Its wire compatibility is witnessed by the AWS CLI (TestAWSCLIWitness):
 // what the CLI and the Go SDK both accept is what EC2 sends. Nothing here
 // is a cloud: every instance's address is 127.0.0.1 (Options.PublicIP).
+//
+// It knows nothing of the code under test: any client that speaks EC2's
+// wire format is served alike.
 package ec2test
 
 import (

@@ -1,6 +1,8 @@
 // Package loadgen sends HTTP GET requests at a steady rate, for the tests
 // and benchmarks that must show what clients see while pools change: how
 // many requests failed, how long the others took, and who answered.
+//
+// It knows HTTP only: the tests say what the answers mean.
 package loadgen
 
 import (

@@ -5,6 +5,8 @@
 //
 // versitygw is pinned (Version) and built with go install into a cache
 // directory (scripts/test does it); Binary says where it was found.
+//
+// It knows nothing of the code under test.
 package s3test
 
 import (

@@ -1,5 +1,7 @@
 // Package spell suggests the nearest known word for a misspelt one, for
 // "did you mean …?" hints.
+//
+// It knows words only.
 package spell
 
 import "strings"

@@ -6,6 +6,8 @@
 // The configuration follows /work/shared/RECIPE.md with two additions the
 // driver needs: an sftp subsystem (pkg/sftp) and a high MaxStartups (the
 // default 10:30:100 drops concurrent dials past 10).
+//
+// It knows nothing of the code under test.
 package sshdtest
 
 import (

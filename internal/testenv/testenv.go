@@ -2,6 +2,9 @@
 // components (HAProxy, sshd, …) are used where a user would meet them, a
 // test skips with a clear message when one is missing on a laptop, and
 // under CI=true a missing component fails the test instead.
+//
+// It knows no component's workings: each harness (sshdtest, s3test,
+// ec2test) knows its own.
 package testenv
 
 import (

@@ -1,6 +1,8 @@
 // Package testproc holds what the harnesses that run real servers for
 // tests (internal/sshdtest, internal/s3test) share: a process reaped as
 // it exits and stopped politely, a free loopback port, a log's tail.
+//
+// It knows processes and ports, not the servers they run.
 package testproc
 
 import (

@@ -1,5 +1,7 @@
 // Package boltstore keeps the runtime's state in an embedded bbolt
 // database, a single file readable only by its owner.
+//
+// It knows bbolt and the State's encoding, not what the state means.
 package boltstore
 
 import (

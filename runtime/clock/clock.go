@@ -2,6 +2,8 @@
 // daemon uses Real; tests and `cloudspeak simulate` use a Virtual clock that
 // moves only when told to, so a week of scheduling runs in a second and
 // every decision can be replayed exactly.
+//
+// It knows nothing of what is scheduled.
 package clock
 
 import (

@@ -1,4 +1,9 @@
-package daemon
+// Package provision runs a pool's install and configure steps on each new
+// instance before it counts as running, seeds its storage first and saves
+// it before the instance stops, and remembers (in a file) the instances
+// whose steps a restart cut short. It wraps the pool's provider
+// (runtime.Provider) and knows nothing of which provider that is.
+package provision
 
 import (
 	"context"
@@ -14,82 +19,86 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
+	"github.com/cloudspeak/cloudspeak/builtins/storage"
 	"github.com/cloudspeak/cloudspeak/internal/atomicfile"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
-// provisionTimeout bounds one instance's install and configure steps.
-const provisionTimeout = 30 * time.Minute
+// stepsTimeout bounds one instance's install and configure steps.
+const stepsTimeout = 30 * time.Minute
 
-// provisioner wraps a pool's provider so a new instance runs the pool's
+// Provisioner wraps a pool's provider so a new instance runs the pool's
 // install and configure steps before it counts as running: List reports it
 // starting until its steps are done, and failed if one fails (the engine
 // then handles it as a failed start). Only instances started through the
 // wrapper are provisioned, so a daemon restart does not reinstall the
 // instances it adopts; one whose steps a restart interrupted is recorded
 // in the pending file and provisioned again by the next daemon.
-type provisioner struct {
+type Provisioner struct {
 	runtime.Provider
-	*provisionJobs
-	pool string
-	log  *slog.Logger
-	pend *pending
+	*Jobs
+	pend *Pending // the Jobs' too, but read here without their lock
 }
 
-// provisionJobs are a pool's provisioning runs. They outlive the
+// Jobs are a pool's provisioning runs. They outlive the
 // provisioner of one engine: a reload (a REPL declaration is one) hands
 // them to the next, so steps under way are not cut and run again, unless
 // the pool's steps changed.
-type provisionJobs struct {
+type Jobs struct {
+	pool    string
+	log     *slog.Logger
 	remote  runtime.Remote
 	steps   []runtime.Step
-	dir     string   // the policy file's directory: copy sources are relative to it
-	storage *storage // the pool's storage, seeded first; nil for none
+	dir     string         // the policy file's directory: copy sources are relative to it
+	storage *storage.Store // the pool's storage, seeded first; nil for none
 
 	ctx    context.Context // canceled by close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu   sync.Mutex
-	jobs map[string]*provisionJob // by instance ID
+	jobs map[string]*job // by instance ID
 	// provider is the pool's provider (under the wrapper), for the
 	// storage pusher to list its instances; pend the instances whose
 	// provisioning has not finished. Both are set by newProvisioner.
 	provider runtime.Provider
-	pend     *pending
+	pend     *Pending
 	// stopping are the instances whose storage is being saved before
 	// they stop (see provisioner.Stop).
 	stopping map[string]bool
 }
 
-type provisionJob struct {
+type job struct {
 	cancel context.CancelFunc
 	done   bool
 	err    error
 }
 
-func newProvisionJobs(remote runtime.Remote, steps []runtime.Step, dir string, st *storage) *provisionJobs {
+// NewJobs returns pool's provisioning runs: steps run on each new instance
+// through remote, a copy's relative source taken in dir; st, if not nil,
+// is the pool's storage.
+func NewJobs(pool string, remote runtime.Remote, steps []runtime.Step, dir string, st *storage.Store, log *slog.Logger) *Jobs {
 	ctx, cancel := context.WithCancel(context.Background())
-	js := &provisionJobs{remote: remote, steps: steps, dir: dir, storage: st, ctx: ctx, cancel: cancel,
-		jobs: map[string]*provisionJob{}, stopping: map[string]bool{}}
-	if st != nil && st.spec.Every > 0 {
+	js := &Jobs{pool: pool, log: log, remote: remote, steps: steps, dir: dir, storage: st, ctx: ctx, cancel: cancel,
+		jobs: map[string]*job{}, stopping: map[string]bool{}}
+	if st != nil && st.Every() > 0 {
 		js.wg.Add(1)
 		go func() { // owned by js: ends with close
 			defer js.wg.Done()
-			js.pushEvery(st.spec.Every)
+			js.pushEvery(st.Every())
 		}()
 	}
 	return js
 }
 
-// same says js runs these steps, and this storage.
-func (js *provisionJobs) same(steps []runtime.Step, dir string, st *runtime.Storage) bool {
-	return js.dir == dir && slices.Equal(js.steps, steps) && js.storage.same(st)
+// Same says js runs these steps, and this storage.
+func (js *Jobs) Same(steps []runtime.Step, dir string, st *runtime.Storage) bool {
+	return js.dir == dir && slices.Equal(js.steps, steps) && js.storage.Same(st)
 }
 
 // pushEvery copies each provisioned instance's storage back to S3 every
 // d, until close.
-func (js *provisionJobs) pushEvery(d time.Duration) {
+func (js *Jobs) pushEvery(d time.Duration) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
@@ -97,13 +106,14 @@ func (js *provisionJobs) pushEvery(d time.Duration) {
 		case <-js.ctx.Done():
 			return
 		case <-t.C:
-			js.pushAll(js.ctx, "every")
+			js.PushAll(js.ctx, "every")
 		}
 	}
 }
 
-// pushAll pushes the storage of every running, provisioned instance.
-func (js *provisionJobs) pushAll(ctx context.Context, why string) {
+// PushAll pushes the storage of every running, provisioned instance; why
+// says what asked, for the log.
+func (js *Jobs) PushAll(ctx context.Context, why string) {
 	js.mu.Lock()
 	prov := js.provider
 	js.mu.Unlock()
@@ -111,25 +121,25 @@ func (js *provisionJobs) pushAll(ctx context.Context, why string) {
 		return
 	}
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
-	list, err := prov.List(lctx, js.storage.pool)
+	list, err := prov.List(lctx, js.pool)
 	cancel()
 	if err != nil {
-		js.storage.log.Error("storage push: list instances", "pool", js.storage.pool, "err", err)
+		js.log.Error("storage push: list instances", "pool", js.pool, "err", err)
 		return
 	}
 	for _, in := range list {
 		if in.State != runtime.Running || js.provisioning(in.ID) {
 			continue
 		}
-		if err := js.storage.push(ctx, in, why); err != nil {
-			js.storage.log.Error("storage push failed", "pool", js.storage.pool, "instance", in.Name, "err", err)
+		if err := js.storage.Push(ctx, in, why); err != nil {
+			js.log.Error("storage push failed", "pool", js.pool, "instance", in.Name, "err", err)
 		}
 	}
 }
 
 // provisioning says whether instance id's provisioning has not finished
 // well (its storage would be pushed half seeded), or it is being stopped.
-func (js *provisionJobs) provisioning(id string) bool {
+func (js *Jobs) provisioning(id string) bool {
 	js.mu.Lock()
 	defer js.mu.Unlock()
 	j := js.jobs[id]
@@ -141,7 +151,7 @@ func (js *provisionJobs) provisioning(id string) bool {
 // A push that fails is tried again, with growing pauses, until it succeeds
 // or js closes (the daemon stopping; the instance then runs on, and the
 // next daemon, which finds it stopping, stops it the same way).
-func (js *provisionJobs) stopAfterPush(p *provisioner, in runtime.Instance) {
+func (js *Jobs) stopAfterPush(p *Provisioner, in runtime.Instance) {
 	js.mu.Lock()
 	if js.stopping[in.ID] {
 		js.mu.Unlock()
@@ -159,14 +169,14 @@ func (js *provisionJobs) stopAfterPush(p *provisioner, in runtime.Instance) {
 		}()
 		pause := 5 * time.Second
 		for {
-			err := js.storage.push(js.ctx, in, "stop")
+			err := js.storage.Push(js.ctx, in, "stop")
 			if err == nil {
 				break
 			}
 			if js.ctx.Err() != nil {
 				return
 			}
-			js.storage.log.Error("storage not saved: the instance is not stopped until it is", "pool", js.storage.pool, "instance", in.Name, "retry_in", pause, "err", err)
+			js.log.Error("storage not saved: the instance is not stopped until it is", "pool", js.pool, "instance", in.Name, "retry_in", pause, "err", err)
 			select {
 			case <-js.ctx.Done():
 				return
@@ -178,26 +188,28 @@ func (js *provisionJobs) stopAfterPush(p *provisioner, in runtime.Instance) {
 		ctx, cancel := context.WithTimeout(js.ctx, time.Minute)
 		defer cancel()
 		if err := p.Provider.Stop(ctx, in); err != nil {
-			js.storage.log.Error("stop after saving its storage", "pool", js.storage.pool, "instance", in.Name, "err", err)
+			js.log.Error("stop after saving its storage", "pool", js.pool, "instance", in.Name, "err", err)
 		}
 	}()
 }
 
-// close stops the steps under way (their instances stay pending, for the
+// Close stops the steps under way (their instances stay pending, for the
 // next daemon or the pool's new steps) and waits for them.
-func (js *provisionJobs) close() {
+func (js *Jobs) Close() {
 	js.cancel()
 	js.wg.Wait()
 }
 
-func newProvisioner(p runtime.Provider, pool string, js *provisionJobs, pend *pending, log *slog.Logger) *provisioner {
+// Wrap returns the pool's provider p wrapped to provision the instances it
+// starts with js; pend records those not provisioned yet.
+func Wrap(p runtime.Provider, js *Jobs, pend *Pending) *Provisioner {
 	js.mu.Lock()
 	js.provider, js.pend = p, pend
 	js.mu.Unlock()
-	return &provisioner{Provider: p, provisionJobs: js, pool: pool, pend: pend, log: log}
+	return &Provisioner{Provider: p, Jobs: js, pend: pend}
 }
 
-func (p *provisioner) Start(ctx context.Context, pool, name string) (runtime.Instance, error) {
+func (p *Provisioner) Start(ctx context.Context, pool, name string) (runtime.Instance, error) {
 	in, err := p.Provider.Start(ctx, pool, name)
 	if err != nil {
 		return in, err
@@ -211,7 +223,7 @@ func (p *provisioner) Start(ctx context.Context, pool, name string) (runtime.Ins
 	return in, nil
 }
 
-func (p *provisioner) List(ctx context.Context, pool string) ([]runtime.Instance, error) {
+func (p *Provisioner) List(ctx context.Context, pool string) ([]runtime.Instance, error) {
 	list, err := p.Provider.List(ctx, pool)
 	if err != nil {
 		return list, err
@@ -239,9 +251,9 @@ func (p *provisioner) List(ctx context.Context, pool string) ([]runtime.Instance
 }
 
 // run starts provisioning in; the caller holds p.mu.
-func (p *provisioner) run(in runtime.Instance) *provisionJob {
-	ctx, cancel := context.WithTimeout(p.ctx, provisionTimeout)
-	j := &provisionJob{cancel: cancel}
+func (p *Provisioner) run(in runtime.Instance) *job {
+	ctx, cancel := context.WithTimeout(p.ctx, stepsTimeout)
+	j := &job{cancel: cancel}
 	p.jobs[in.ID] = j
 	p.wg.Add(1)
 	go func() { // owned by the provisioner: canceled by close or Stop, awaited in close
@@ -251,7 +263,7 @@ func (p *provisioner) run(in runtime.Instance) *provisionJob {
 		var out strings.Builder
 		err := p.reachable(ctx, in)
 		if err == nil && p.storage != nil {
-			err = p.storage.seed(ctx, in)
+			err = p.storage.Seed(ctx, in)
 		}
 		if err == nil {
 			err = runtime.Provision(ctx, p.remote, in, p.steps, p.dir, &out)
@@ -281,13 +293,13 @@ const reachWait = 5 * time.Minute
 // reachable waits until a command runs on in, trying every few seconds
 // within reachWait. A refusal that waiting cannot cure (an unknown or
 // changed host key, no accepted SSH key) fails at once.
-func (p *provisioner) reachable(ctx context.Context, in runtime.Instance) error {
+func (p *Provisioner) reachable(ctx context.Context, in runtime.Instance) error {
 	ctx, cancel := context.WithTimeout(ctx, reachWait)
 	defer cancel()
 	for {
 		err := p.remote.Run(ctx, in, "true", io.Discard)
 		var hk *ssh.HostKeyError
-		_, unreachable := p.remote.(failingRemote)
+		_, unreachable := p.remote.(ssh.Unreachable)
 		switch {
 		case err == nil:
 			return nil
@@ -303,13 +315,13 @@ func (p *provisioner) reachable(ctx context.Context, in runtime.Instance) error 
 }
 
 // current says j is still the job of instance id (not forgotten).
-func (p *provisioner) current(id string, j *provisionJob) bool {
+func (p *Provisioner) current(id string, j *job) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.jobs[id] == j
 }
 
-func (p *provisioner) forget(id string) {
+func (p *Provisioner) forget(id string) {
 	p.mu.Lock()
 	if j := p.jobs[id]; j != nil {
 		j.cancel()
@@ -324,7 +336,7 @@ func (p *provisioner) forget(id string) {
 // is not stopped: stopping would lose them. A failed instance (fenced) or
 // one whose provisioning has not finished (its storage half seeded) is
 // stopped at once.
-func (p *provisioner) Stop(ctx context.Context, in runtime.Instance) error {
+func (p *Provisioner) Stop(ctx context.Context, in runtime.Instance) error {
 	if p.storage != nil && in.State != runtime.Failed && !p.pend.has(in.ID) {
 		p.stopAfterPush(p, in)
 		return nil
@@ -335,7 +347,7 @@ func (p *provisioner) Stop(ctx context.Context, in runtime.Instance) error {
 
 // Kill fences in at once when the provider can (runtime.Killer), else
 // stops it.
-func (p *provisioner) Kill(ctx context.Context, in runtime.Instance) error {
+func (p *Provisioner) Kill(ctx context.Context, in runtime.Instance) error {
 	p.forget(in.ID)
 	if k, ok := p.Provider.(runtime.Killer); ok {
 		return k.Kill(ctx, in)
@@ -351,16 +363,17 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
-// pending is the set of instances whose provisioning has not finished,
+// Pending is the set of instances whose provisioning has not finished,
 // kept in a file (0600) so a restart finishes it.
-type pending struct {
+type Pending struct {
 	path string
 	mu   sync.Mutex
 	ids  map[string]bool
 }
 
-func loadPending(path string) (*pending, error) {
-	p := &pending{path: path, ids: map[string]bool{}}
+// LoadPending reads the set kept in path (none yet if it does not exist).
+func LoadPending(path string) (*Pending, error) {
+	p := &Pending{path: path, ids: map[string]bool{}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return p, nil
@@ -378,16 +391,16 @@ func loadPending(path string) (*pending, error) {
 	return p, nil
 }
 
-func (p *pending) has(id string) bool {
+func (p *Pending) has(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ids[id]
 }
 
-func (p *pending) add(id string) error    { return p.set(id, true) }
-func (p *pending) remove(id string) error { return p.set(id, false) }
+func (p *Pending) add(id string) error    { return p.set(id, true) }
+func (p *Pending) remove(id string) error { return p.set(id, false) }
 
-func (p *pending) set(id string, on bool) error {
+func (p *Pending) set(id string, on bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ids[id] == on {

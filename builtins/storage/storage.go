@@ -1,4 +1,9 @@
-package daemon
+// Package storage keeps a pool's data in S3 (PoolParty's S3-backed pool
+// storage, `storage "s3://…" at "PATH" [every D]`): a new instance's PATH
+// is filled from S3 before it serves, and what changed there is copied
+// back. It reaches an instance's files directly (local instances) or over
+// SFTP; when to seed and push is the provision package's business.
+package storage
 
 import (
 	"context"
@@ -22,27 +27,37 @@ import (
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
-// storage is a pool's `storage "s3://…" at "PATH" [every D]`, PoolParty's
-// S3-backed pool data: a new instance's PATH is filled from S3 before it
+// Store is a pool's `storage "s3://…" at "PATH" [every D]`: a new instance's PATH is filled from S3 before it
 // serves (its first provisioning step), what changed there is copied back
 // every D, and once more when the instance is stopped gracefully (scale-in,
 // pool stop, a rolling restart; not a failed instance being fenced). Pushes
 // never delete in S3: several instances share the prefix, and what one
 // lacks another may have just written.
-type storage struct {
+type Store struct {
 	spec   runtime.Storage
-	sync   *syncer
+	sync   *s3.Syncer
 	remote runtime.Remote  // how the pool's instances are reached
 	local  *local.Provider // for local instances: their working directories
 	log    *slog.Logger
 	pool   string
 }
 
-// storageTimeout bounds one seeding or push.
-const storageTimeout = 30 * time.Minute
+// New returns pool's storage as spec says, copied with sync; its instances
+// are reached through remote (over SSH: their files over SFTP) or, for
+// local instances, in their directories under local.
+func New(pool string, spec runtime.Storage, sync *s3.Syncer, remote runtime.Remote, local *local.Provider, log *slog.Logger) *Store {
+	return &Store{spec: spec, sync: sync, remote: remote, local: local, log: log, pool: pool}
+}
 
-// same says s is the storage spec.
-func (st *storage) same(spec *runtime.Storage) bool {
+// Every is how often an instance's changes are pushed (0: only when it
+// stops).
+func (st *Store) Every() time.Duration { return st.spec.Every }
+
+// timeout bounds one seeding or push.
+const timeout = 30 * time.Minute
+
+// Same says st is the storage spec asks for.
+func (st *Store) Same(spec *runtime.Storage) bool {
 	if st == nil || spec == nil {
 		return st == nil && spec == nil
 	}
@@ -51,7 +66,7 @@ func (st *storage) same(spec *runtime.Storage) bool {
 
 // instanceFS returns the instance's file system, the storage path's
 // absolute name on it, and what to call when done with them.
-func (st *storage) instanceFS(ctx context.Context, in runtime.Instance) (s3.FS, string, func(), error) {
+func (st *Store) instanceFS(ctx context.Context, in runtime.Instance) (s3.FS, string, func(), error) {
 	switch r := st.remote.(type) {
 	case *ssh.Remote:
 		t, err := r.Target(in)
@@ -74,8 +89,8 @@ func (st *storage) instanceFS(ctx context.Context, in runtime.Instance) (s3.FS, 
 			root = path.Join(wd, root)
 		}
 		return sftpFS{sc}, root, done, nil
-	case failingRemote:
-		return nil, "", nil, r.err
+	case ssh.Unreachable:
+		return nil, "", nil, r.Err
 	}
 	dir, _, err := st.local.Shell(in)
 	if err != nil {
@@ -88,16 +103,16 @@ func (st *storage) instanceFS(ctx context.Context, in runtime.Instance) (s3.FS, 
 	return s3.OS{}, root, func() {}, nil
 }
 
-// seed fills a new instance's path from S3.
-func (st *storage) seed(ctx context.Context, in runtime.Instance) error {
-	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+// Seed fills a new instance's path from S3.
+func (st *Store) Seed(ctx context.Context, in runtime.Instance) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	fsys, root, done, err := st.instanceFS(ctx, in)
 	if err != nil {
 		return err
 	}
 	defer done()
-	c, err := st.sync.client(ctx)
+	c, err := st.sync.Client(ctx)
 	if err != nil {
 		return err
 	}
@@ -115,9 +130,10 @@ func (st *storage) seed(ctx context.Context, in runtime.Instance) error {
 	return nil
 }
 
-// push copies what changed at the instance's path back to S3.
-func (st *storage) push(ctx context.Context, in runtime.Instance, why string) error {
-	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+// Push copies what changed at the instance's path back to S3; why says
+// what asked (every, stop, daemon stop) for the log.
+func (st *Store) Push(ctx context.Context, in runtime.Instance, why string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	fsys, root, done, err := st.instanceFS(ctx, in)
 	if err != nil {
@@ -127,7 +143,7 @@ func (st *storage) push(ctx context.Context, in runtime.Instance, why string) er
 	if _, err := fsys.Stat(root); errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing was ever written there
 	}
-	c, err := st.sync.client(ctx)
+	c, err := st.sync.Client(ctx)
 	if err != nil {
 		return err
 	}

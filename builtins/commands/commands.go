@@ -1,4 +1,9 @@
-package daemon
+// Package commands carries out the statements operators type: PoolParty's
+// pool and instance commands, show, explain (why), sync and help, against
+// a running engine or, with no daemon (Offline), the state the last one
+// left. It knows nothing of how a daemon runs, reloads or serves: the daemon
+// hands it the engine and how to reach each pool's instances (Env).
+package commands
 
 import (
 	"bytes"
@@ -6,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -16,19 +20,21 @@ import (
 
 	"github.com/fatih/color"
 
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 // usageErr is a command used wrong (a pool or instance that does not
 // exist): exit status 2 rather than 1.
 type usageErr struct{ error }
 
-// engine is what commands act on: the running *runtime.Engine, or, with
-// no daemon, the state the last one left (offlineEngine).
-type engine interface {
+// Engine is what commands act on: the running *runtime.Engine, or, with
+// no daemon, the state the last one left (see Offline).
+type Engine interface {
 	Status() runtime.Status
 	Pools() []string
 	SetTarget(pool string, n int, why string) (int, error)
@@ -40,32 +46,37 @@ type engine interface {
 	MaintainInstance(ctx context.Context, name string, on bool, why string) (pool, drain string, err error)
 }
 
-// poolAccess is how commands reach a pool's instances, and the pool's
+// Access is how commands reach a pool's instances, and the pool's
 // provisioning steps.
-type poolAccess struct {
-	remote    runtime.Remote // commands and copies: local exec, or SSH
-	install   []runtime.Step
-	configure []runtime.Step
-	dir       string    // the declaring policy file's directory: copy sources are relative to it
-	login     *SSHLogin // for instance ssh over SSH; nil for a local pool
-	target    func(runtime.Instance) (ssh.Target, error)
+type Access struct {
+	Remote    runtime.Remote // commands and copies: local exec, or SSH
+	Install   []runtime.Step
+	Configure []runtime.Step
+	Dir       string            // the declaring policy file's directory: copy sources are relative to it
+	Login     *control.SSHLogin // for instance ssh over SSH; nil for a local pool
+	Target    func(runtime.Instance) (ssh.Target, error)
+}
+
+// Env is what a request's commands act on.
+type Env struct {
+	Engine Engine
+	Local  *local.Provider     // shells, commands and copies on local instances
+	Access map[string]*Access  // by pool; nil without a daemon (local only)
+	Recent []decision.Decision // the last decisions, for explain
+	// StateDir is the daemon's (or, offline, the client's) state
+	// directory: syncs journal their multipart uploads there.
+	StateDir string
+	// offline is the state directory when no daemon runs (see Offline).
+	offline string
 }
 
 // commander carries out the commands of one request.
 type commander struct {
-	e      engine
-	local  *local.Provider        // shells, commands and copies on local instances
-	access map[string]*poolAccess // by pool; nil without a daemon (local only)
-	req    Request
-	recent []runtime.Decision
-	out    *strings.Builder
-	exec   *Exec    // set by instance ssh
-	sync   *SyncJob // set by sync
-	// stateDir is the daemon's (or, offline, the client's) state
-	// directory: syncs journal their multipart uploads there.
-	stateDir string
-	// offline is the state directory when no daemon runs (see Offline).
-	offline string
+	Env
+	req  control.Request
+	out  *strings.Builder
+	exec *control.Exec    // set by instance ssh
+	sync *control.SyncJob // set by sync
 }
 
 // cmdParallel bounds how many instances `instance cmd` runs on at once:
@@ -75,10 +86,10 @@ const cmdParallel = 32
 
 // remote returns how to reach the instances of pool.
 func (x *commander) remote(pool string) runtime.Remote {
-	if a := x.access[pool]; a != nil && a.remote != nil {
-		return a.remote
+	if a := x.Access[pool]; a != nil && a.Remote != nil {
+		return a.Remote
 	}
-	return x.local
+	return x.Local
 }
 
 func (x *commander) run(ctx context.Context, c *lang.Command) error {
@@ -118,20 +129,20 @@ func (x *commander) run(ctx context.Context, c *lang.Command) error {
 		if x.req.Dir == "" && (!strings.HasPrefix(src.Str, "s3://") && !filepath.IsAbs(src.Str) || !strings.HasPrefix(dst.Str, "s3://") && !filepath.IsAbs(dst.Str)) {
 			return usageErr{fmt.Errorf("sync: a relative path needs the client's directory; give an absolute path")}
 		}
-		x.sync = &SyncJob{Src: src.Str, Dst: dst.Str, Dir: x.req.Dir, StateDir: x.stateDir, JSON: x.req.JSON}
+		x.sync = &control.SyncJob{Src: src.Str, Dst: dst.Str, Dir: x.req.Dir, StateDir: x.StateDir, JSON: x.req.JSON}
 		return nil
 	case c.Explain != nil:
 		if x.offline != "" {
 			return errNeedsDaemon{x.offline, "explain"}
 		}
-		names := x.e.Pools()
+		names := x.Engine.Pools()
 		if c.Explain.Pool != nil {
 			if _, err := x.status(c.Explain.Pool.Name); err != nil {
 				return err
 			}
 			names = []string{c.Explain.Pool.Name}
 		}
-		return explain(x.e, names, x.recent, x.out)
+		return explain(x.Engine, names, x.Recent, x.out)
 	}
 	return fmt.Errorf("%s: not available in this release", why)
 }
@@ -151,7 +162,7 @@ func words(v *lang.Verb) []string {
 func (x *commander) pools(v *lang.Verb) ([]string, error) {
 	a := words(v)
 	if len(a) == 0 {
-		return x.e.Pools(), nil
+		return x.Engine.Pools(), nil
 	}
 	if _, err := x.status(a[0]); err != nil {
 		return nil, err
@@ -160,12 +171,12 @@ func (x *commander) pools(v *lang.Verb) ([]string, error) {
 }
 
 func (x *commander) status(pool string) (runtime.PoolStatus, error) {
-	for _, p := range x.e.Status().Pools {
+	for _, p := range x.Engine.Status().Pools {
 		if p.Name == pool {
 			return p, nil
 		}
 	}
-	return runtime.PoolStatus{}, usageErr{fmt.Errorf("no pool %q (pools: %s)", pool, strings.Join(x.e.Pools(), ", "))}
+	return runtime.PoolStatus{}, usageErr{fmt.Errorf("no pool %q (pools: %s)", pool, strings.Join(x.Engine.Pools(), ", "))}
 }
 
 func (x *commander) pool(verb string, names []string, why string) error {
@@ -173,22 +184,22 @@ func (x *commander) pool(verb string, names []string, why string) error {
 		var err error
 		switch verb {
 		case "list":
-			return list(x.e, names, x.req.JSON, x.out)
+			return list(x.Engine, names, x.req.JSON, x.out)
 		case "start":
-			if err = x.e.StartPool(p, why); err == nil {
+			if err = x.Engine.StartPool(p, why); err == nil {
 				fmt.Fprintf(x.out, "pool %s: started: rules and failure handling run (watch: pool list %s)\n", p, p)
 			}
 		case "stop":
-			if err = x.e.StopPool(p, why); err == nil {
+			if err = x.Engine.StopPool(p, why); err == nil {
 				fmt.Fprintf(x.out, "pool %s: stopping its instances; it stays declared (pool start %s resumes)\n", p, p)
 			}
 		case "maintain":
-			if err = x.e.MaintainPool(p, why); err == nil {
+			if err = x.Engine.MaintainPool(p, why); err == nil {
 				fmt.Fprintf(x.out, "pool %s: in maintenance; nothing is started, stopped or replaced until: pool start %s\n", p, p)
 			}
 		case "restart":
 			var n int
-			if n, err = x.e.RestartPool(p, why); err == nil {
+			if n, err = x.Engine.RestartPool(p, why); err == nil {
 				fmt.Fprintf(x.out, "pool %s: restarting %d instances, one at a time (watch: pool list %s)\n", p, n, p)
 			}
 		}
@@ -202,7 +213,7 @@ func (x *commander) pool(verb string, names []string, why string) error {
 // instances returns the running instances a word names: all, a pool's, or
 // one by name or ID.
 func (x *commander) instances(word string) ([]runtime.Instance, error) {
-	st := x.e.Status()
+	st := x.Engine.Status()
 	var out []runtime.Instance
 	for _, p := range st.Pools {
 		for _, in := range p.Instances {
@@ -240,20 +251,20 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		if err != nil {
 			return err
 		}
-		_, err = x.e.SetTarget(pool, p.Target+1, why)
+		_, err = x.Engine.SetTarget(pool, p.Target+1, why)
 		return err
 	case "stop":
 		in, err := x.one(a[0])
 		if err != nil {
 			return err
 		}
-		return x.e.StopInstance(ctx, in.Pool, in.Name, why)
+		return x.Engine.StopInstance(ctx, in.Pool, in.Name, why)
 	case "start_maintain", "stop_maintain":
 		on := v.Name.Name == "start_maintain"
 		if _, err := x.one(a[0]); err != nil {
 			return err
 		}
-		pool, drain, err := x.e.MaintainInstance(ctx, a[0], on, why)
+		pool, drain, err := x.Engine.MaintainInstance(ctx, a[0], on, why)
 		if err != nil {
 			return err
 		}
@@ -275,9 +286,9 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		if err != nil {
 			return err
 		}
-		if acc := x.access[in.Pool]; acc != nil && acc.login != nil {
-			login := *acc.login
-			t, err := acc.target(in)
+		if acc := x.Access[in.Pool]; acc != nil && acc.Login != nil {
+			login := *acc.Login
+			t, err := acc.Target(in)
 			if err != nil {
 				return err
 			}
@@ -288,14 +299,14 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 			if t.User != "" {
 				login.User = t.User
 			}
-			x.exec = &Exec{Instance: in.Name, SSH: &login}
+			x.exec = &control.Exec{Instance: in.Name, SSH: &login}
 			return nil
 		}
-		dir, env, err := x.local.Shell(in)
+		dir, env, err := x.Local.Shell(in)
 		if err != nil {
 			return err
 		}
-		x.exec = &Exec{Instance: in.Name, Dir: dir, Env: env}
+		x.exec = &control.Exec{Instance: in.Name, Dir: dir, Env: env}
 		return nil
 	case "install", "reconfigure":
 		return x.provision(ctx, v.Name.Name, a[0])
@@ -395,16 +406,16 @@ func (x *commander) provision(ctx context.Context, verb, word string) error {
 	if err != nil {
 		return err
 	}
-	acc := x.access[in.Pool]
+	acc := x.Access[in.Pool]
 	if acc == nil {
 		if x.offline != "" {
 			return errNeedsDaemon{x.offline, "instance " + verb}
 		}
 		return fmt.Errorf("pool %s: no provisioning steps", in.Pool)
 	}
-	steps := acc.configure
+	steps := acc.Configure
 	if verb == "install" {
-		steps = append(append([]runtime.Step(nil), acc.install...), acc.configure...)
+		steps = append(append([]runtime.Step(nil), acc.Install...), acc.Configure...)
 	}
 	if len(steps) == 0 {
 		block := "configure"
@@ -413,7 +424,7 @@ func (x *commander) provision(ctx context.Context, verb, word string) error {
 		}
 		return usageErr{fmt.Errorf("pool %s has no %s steps: add e.g. %s { copy \"./site\" to \"/srv/www\"; run \"…\" } to it", in.Pool, block, strings.Fields(block)[0])}
 	}
-	if err := runtime.Provision(ctx, acc.remote, in, steps, acc.dir, x.out); err != nil {
+	if err := runtime.Provision(ctx, acc.Remote, in, steps, acc.Dir, x.out); err != nil {
 		return err
 	}
 	unit := "steps"
@@ -456,9 +467,9 @@ func (x *commander) scp(ctx context.Context, v *lang.Verb) error {
 func (x *commander) show(topic string, names []string) error {
 	switch topic {
 	case "pools":
-		return list(x.e, names, x.req.JSON, x.out)
+		return list(x.Engine, names, x.req.JSON, x.out)
 	case "instances":
-		st := x.e.Status()
+		st := x.Engine.Status()
 		if x.req.JSON {
 			var all []runtime.Instance
 			for _, p := range st.Pools {
@@ -486,7 +497,7 @@ func (x *commander) show(topic string, names []string) error {
 			}
 		}
 	case "rules":
-		st := x.e.Status()
+		st := x.Engine.Status()
 		if x.req.JSON {
 			rules := map[string][]runtime.RuleStatus{}
 			for _, p := range st.Pools {
@@ -505,7 +516,7 @@ func (x *commander) show(topic string, names []string) error {
 			}
 		}
 	case "schedules":
-		st := x.e.Status()
+		st := x.Engine.Status()
 		jobs := st.Jobs[:0:0]
 		for _, j := range st.Jobs {
 			if j.Pool == "" || slices.Contains(names, j.Pool) {
@@ -538,16 +549,4 @@ func (x *commander) json(v any) error {
 	x.out.Write(b)
 	x.out.WriteByte('\n')
 	return nil
-}
-
-// instanceHost returns the host part of an instance's address: where SSH
-// reaches it.
-func instanceHost(in runtime.Instance) (string, error) {
-	if in.Addr == "" {
-		return "", fmt.Errorf("%s has no address yet", in.Name)
-	}
-	if host, _, err := net.SplitHostPort(in.Addr); err == nil {
-		return host, nil
-	}
-	return in.Addr, nil
 }

@@ -1,15 +1,12 @@
-package daemon
+package control
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
-	"sync"
 
 	"github.com/cloudspeak/cloudspeak/builtins/s3"
-	"github.com/cloudspeak/cloudspeak/lang"
 )
 
 // SyncJob is a `sync SRC to DST` for the client to run itself, as it
@@ -112,61 +109,4 @@ func syncJSON(r s3.Result, err error) syncResult {
 		out.Error = err.Error()
 	}
 	return out
-}
-
-// rest returns the statements of src after stmt, with everything before
-// them blanked (newlines kept), so their diagnostics keep their lines
-// and columns.
-func rest(src string, f *lang.File, stmt *lang.Stmt) string {
-	for i, s := range f.Stmts {
-		if s != stmt || i+1 == len(f.Stmts) {
-			continue
-		}
-		off := f.Stmts[i+1].Pos.Offset
-		if off <= 0 || off > len(src) {
-			return ""
-		}
-		var b strings.Builder
-		for _, c := range src[:off] {
-			if c == '\n' {
-				b.WriteByte('\n')
-			} else {
-				b.WriteByte(' ')
-			}
-		}
-		b.WriteString(src[off:])
-		return b.String()
-	}
-	return ""
-}
-
-// syncer is the daemon's runtime.Syncer, for `sync` actions in policies:
-// one S3 client, made at the first sync from the standard AWS chain (the
-// daemon's environment), its uploads journaled in the state directory.
-type syncer struct {
-	cfg s3.Config
-	mu  sync.Mutex
-	c   *s3.Client
-}
-
-func (s *syncer) Sync(ctx context.Context, src, dst, dir string) (string, error) {
-	c, err := s.client(ctx)
-	if err != nil {
-		return "", err
-	}
-	return c.Sync(ctx, src, dst, dir)
-}
-
-// client returns the S3 client, made at first use.
-func (s *syncer) client(ctx context.Context) (*s3.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.c == nil {
-		c, err := s3.New(ctx, s.cfg)
-		if err != nil {
-			return nil, err
-		}
-		s.c = c
-	}
-	return s.c, nil
 }

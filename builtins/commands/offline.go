@@ -1,4 +1,4 @@
-package daemon
+package commands
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
@@ -34,28 +35,28 @@ func (e errNeedsDaemon) Error() string {
 
 // Execute runs the request's commands against the state directory. It
 // holds the state file, so a daemon starting meanwhile waits for it.
-func (o Offline) Execute(ctx context.Context, req Request) Response {
-	f, src, diags := parseRequest(req)
+func (o Offline) Execute(ctx context.Context, req control.Request) control.Response {
+	f, src, diags := Parse(req)
 	if diags.HasErrors() {
-		return diagnosticsResponse(diags, map[string][]byte{src.Name: src.Src}, req.Color)
+		return DiagnosticsResponse(diags, map[string][]byte{src.Name: src.Src}, req.Color)
 	}
 	for _, s := range f.Stmts {
 		if s.Command == nil {
 			err := errNeedsDaemon{o.StateDir, "declaring pools, rules and jobs"}
-			return Response{Error: fmt.Sprintf("%s: %v", s.Pos, err), Status: 1}
+			return control.Response{Error: fmt.Sprintf("%s: %v", s.Pos, err), Status: 1}
 		}
 	}
 	if !needsState(f) { // sync and help work without any daemon, ever
-		return runCommands(ctx, f, &commander{req: req, offline: o.StateDir, stateDir: o.StateDir})
+		return Run(ctx, f, req, Env{offline: o.StateDir, StateDir: o.StateDir})
 	}
 	path := filepath.Join(o.StateDir, "state.db")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return Response{Error: fmt.Sprintf("%v on %s, and none has run there: start one with: cloudspeak run --state %s POLICY.cloud",
-			ErrNoDaemon, o.StateDir, o.StateDir), Status: 1}
+		return control.Response{Error: fmt.Sprintf("%v on %s, and none has run there: start one with: cloudspeak run --state %s POLICY.cloud",
+			control.ErrNoDaemon, o.StateDir, o.StateDir), Status: 1}
 	}
 	store, err := boltstore.Open(path)
 	if err != nil {
-		return Response{Error: fmt.Sprintf("%v (is a daemon starting on %s?)", err, o.StateDir), Status: 1}
+		return control.Response{Error: fmt.Sprintf("%v (is a daemon starting on %s?)", err, o.StateDir), Status: 1}
 	}
 	defer store.Close()
 	st, err := store.Load()
@@ -63,11 +64,11 @@ func (o Offline) Execute(ctx context.Context, req Request) Response {
 		err = fmt.Errorf("no state in %s: no daemon has run there", o.StateDir)
 	}
 	if err != nil {
-		return Response{Error: err.Error(), Status: 1}
+		return control.Response{Error: err.Error(), Status: 1}
 	}
 	prov := local.New(filepath.Join(o.StateDir, "instances"), clock.Real{})
 	e := &offlineEngine{dir: o.StateDir, st: st, local: prov}
-	resp := runCommands(ctx, f, &commander{e: e, local: prov, req: req, offline: o.StateDir, stateDir: o.StateDir})
+	resp := Run(ctx, f, req, Env{Engine: e, Local: prov, offline: o.StateDir, StateDir: o.StateDir})
 	resp.Notice = fmt.Sprintf("(no daemon runs on %s: acting on the instances the last one left)", o.StateDir)
 	prov.Wait() // the stoppers: SIGTERM, then SIGKILL after the grace period
 	if e.changed {

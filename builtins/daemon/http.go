@@ -1,8 +1,17 @@
 package daemon
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
 	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 type metrics struct {
@@ -25,9 +34,9 @@ func newMetrics() *metrics {
 	}
 }
 
-func (m *metrics) observe(d runtime.Decision) {
-	m.actions.WithLabelValues(d.Pool, d.Action).Inc()
-	if d.Action == "error" {
+func (m *metrics) observe(d decision.Decision) {
+	m.actions.WithLabelValues(d.Pool, string(d.Action)).Inc()
+	if d.Action == decision.Error {
 		m.errors.WithLabelValues(d.Pool).Inc()
 	}
 }
@@ -69,4 +78,38 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, v, p.Name, r.Text, r.Pos)
 		}
 	}
+}
+
+// serveHTTP serves /status and /metrics on cfg.Listen.
+func (d *Daemon) serveHTTP() error {
+	ln, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		recent := append([]decision.Decision(nil), d.recent...)
+		d.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			Policies []string            `json:"policies"`
+			State    string              `json:"state"`
+			Status   runtime.Status      `json:"status"`
+			Recent   []decision.Decision `json:"recent_decisions"`
+		}{d.cfg.Policies, d.cfg.StateDir, d.Status(), recent})
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, &poolCollector{d: d}, d.haproxy)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { // owned by the daemon: ended by Shutdown in Stop
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.cfg.Log.Error("http server", "err", err)
+		}
+	}()
+	d.cfg.Log.Info("serving /status and /metrics", "addr", ln.Addr().String())
+	return nil
 }

@@ -1,0 +1,195 @@
+package commands
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
+)
+
+// list prints pools' instances in PoolParty's format, one line each:
+//
+//	0: INSTANCE: node0 - 127.0.0.2 - node0-4242-99 - 2026-11-23T00:12:05Z
+//
+// or, as JSON, the pools' status.
+func list(e Engine, names []string, asJSON bool, out *strings.Builder) error {
+	st := e.Status()
+	var sel []runtime.PoolStatus
+	for _, n := range names {
+		found := false
+		for _, p := range st.Pools {
+			if p.Name == n {
+				sel = append(sel, p)
+				found = true
+			}
+		}
+		if !found {
+			return usageErr{fmt.Errorf("no pool %q", n)}
+		}
+	}
+	if asJSON {
+		b, err := json.MarshalIndent(sel, "", "  ")
+		if err != nil {
+			return err
+		}
+		out.Write(b)
+		out.WriteByte('\n')
+		return nil
+	}
+	for _, p := range sel {
+		if len(sel) > 1 {
+			fmt.Fprintf(out, "%s:\n", p.Name)
+		}
+		for i, in := range p.Instances {
+			host := in.Addr
+			if h, _, err := net.SplitHostPort(in.Addr); err == nil {
+				host = h
+			}
+			fmt.Fprintf(out, "%d: INSTANCE: %s - %s - %s - %s", i, in.Name, host, in.ID, in.Started.UTC().Format(time.RFC3339))
+			var notes []string
+			if in.State != runtime.Running {
+				notes = append(notes, string(in.State))
+			}
+			if in.Role == runtime.Standby {
+				notes = append(notes, "standby")
+			} else if p.Primary && in.State == runtime.Running {
+				notes = append(notes, "primary")
+			}
+			if in.Maintain {
+				notes = append(notes, "maintenance")
+			}
+			if len(notes) > 0 {
+				fmt.Fprintf(out, " (%s)", strings.Join(notes, ", "))
+			}
+			out.WriteByte('\n')
+		}
+	}
+	return nil
+}
+
+// lastActions is how many of a pool's last actions explain shows.
+const lastActions = 5
+
+// explain says, for each rule of the pools, what it sees and waits for,
+// and shows each pool's last actions.
+func explain(e Engine, names []string, recent []decision.Decision, out *strings.Builder) error {
+	now := time.Now()
+	st := e.Status()
+	for _, name := range names {
+		i := slices.IndexFunc(st.Pools, func(p runtime.PoolStatus) bool { return p.Name == name })
+		if i < 0 {
+			return usageErr{fmt.Errorf("no pool %q", name)}
+		}
+		p := &st.Pools[i]
+		explainPool(p, now, out)
+		for _, r := range p.Rules {
+			explainRule(r, now, out)
+		}
+		if !p.StartAfter.IsZero() && p.StartAfter.After(now) {
+			fmt.Fprintf(out, "  backing off: instances failed soon after starting; no new instance until %s\n", p.StartAfter.Format(time.TimeOnly))
+		}
+		explainActions(name, recent, out)
+	}
+	return nil
+}
+
+// explainPool writes the pool's line: its size and range, whether it is
+// stopped, in maintenance or restarting, and the cooldowns left.
+func explainPool(p *runtime.PoolStatus, now time.Time, out *strings.Builder) {
+	live := 0
+	var maint []string
+	for _, in := range p.Instances {
+		if in.State == runtime.Running || in.State == runtime.Starting {
+			live++
+		}
+		if in.Maintain {
+			maint = append(maint, in.Name)
+		}
+	}
+	fmt.Fprintf(out, "pool %s: %d instances, target %d in %d..%d", p.Name, live, p.Target, p.Min, p.Max)
+	switch {
+	case p.Stopped:
+		out.WriteString(", stopped (pool start to resume)")
+	case p.Maintain:
+		out.WriteString(", in maintenance: nothing started, stopped or replaced (pool start to resume)")
+	}
+	if p.Restart > 0 {
+		fmt.Fprintf(out, "; rolling restart: %d left", p.Restart)
+	}
+	for _, cd := range []struct {
+		dir   string
+		until time.Time
+	}{{"scale-out", p.OutUntil}, {"scale-in", p.InUntil}} {
+		if left := cd.until.Sub(now); left > 0 {
+			fmt.Fprintf(out, "; %s cooldown %s left", cd.dir, left.Round(time.Second))
+		}
+	}
+	out.WriteString("\n")
+	if len(maint) > 0 {
+		fmt.Fprintf(out, "  under maintenance (drained, still running): %s\n", strings.Join(maint, ", "))
+	}
+}
+
+// explainRule writes a rule, the values it sees now and what it waits for.
+func explainRule(r runtime.RuleStatus, now time.Time, out *strings.Builder) {
+	fmt.Fprintf(out, "  %s  %s\n", r.Pos, r.Text)
+	seen := "no data"
+	if len(r.Values) > 0 {
+		seen = decision.Readings(r.Values)
+	}
+	state := "not holding"
+	switch {
+	case r.Held:
+		state = "held: a metric has no data"
+	case !r.PendingSince.IsZero() && r.For > 0:
+		state = fmt.Sprintf("pending since %s (%s of %s)", r.PendingSince.Format(time.TimeOnly),
+			now.Sub(r.PendingSince).Round(time.Second), r.For)
+	case !r.PendingSince.IsZero():
+		state = "holding"
+	}
+	if r.Suppressed != "" {
+		state += "; suppressed: " + r.Suppressed
+	}
+	fmt.Fprintf(out, "      now: %s; %s\n", seen, state)
+}
+
+// explainActions writes the pool's last actions (not its decisions not to
+// act), oldest first.
+func explainActions(pool string, recent []decision.Decision, out *strings.Builder) {
+	var acts []decision.Decision
+	for _, d := range recent {
+		if d.Pool == pool && !d.Action.Quiet() {
+			acts = append(acts, d)
+		}
+	}
+	if len(acts) > lastActions {
+		acts = acts[len(acts)-lastActions:]
+	}
+	if len(acts) > 0 {
+		out.WriteString("  last actions:\n")
+	}
+	for _, d := range acts {
+		fmt.Fprintf(out, "    %s %s → %d", d.Time.Format(time.TimeOnly), d.Action, d.Instances)
+		if d.Rule != "" {
+			fmt.Fprintf(out, "  %s", d.Rule)
+			if d.Pos.Line > 0 {
+				fmt.Fprintf(out, " (%s)", d.Pos)
+			}
+		}
+		for _, v := range d.Values {
+			out.WriteString(" " + v.String())
+		}
+		if d.Outcome != "" {
+			out.WriteString(": " + d.Outcome)
+		}
+		if len(d.Probes) > 0 {
+			out.WriteString(" [probes: " + strings.Join(d.Probes, "; ") + "]")
+		}
+		out.WriteString("\n")
+	}
+}

@@ -1,0 +1,254 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/commands"
+	"github.com/cloudspeak/cloudspeak/builtins/ec2"
+	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
+	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/sim"
+	"github.com/cloudspeak/cloudspeak/builtins/ssh"
+	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// The kinds of provider and balancer: each row is a driver package's
+// settings (what its block takes, for the checker) and how the daemon
+// wires a pool of that kind. Adding a provider is adding its package and a
+// row here.
+
+// providerKind is a kind of `provider KIND { … }`.
+type providerKind struct {
+	name     string
+	settings *lang.BlockSchema
+	// wire makes pool p's provider from its block b, and what else the
+	// kind gives the pool (metrics, how commands reach its instances, a
+	// balancer for its address), into w. Nil for a kind the daemon does
+	// not run.
+	wire func(d *Daemon, ctx context.Context, w *wiring, p *runtime.Pool, b *lang.BlockDecl) error
+}
+
+var providerKinds = []providerKind{
+	{"local", local.Settings, (*Daemon).wireLocal},
+	{"ec2", ec2.Settings, (*Daemon).wireEC2},
+	{"ssh", ssh.Settings, (*Daemon).wireSSH},
+	{"sim", sim.Settings, nil}, // `cloudspeak simulate` only
+}
+
+// balancerKind is a kind of `balancer KIND { … }`.
+type balancerKind struct {
+	name     string
+	settings *lang.BlockSchema
+	// wire puts the pools that have this kind of balancer behind it, all
+	// at once (one HAProxy serves them all), before their providers are
+	// wired.
+	wire func(d *Daemon, ctx context.Context, w *wiring, pools []*runtime.Pool) error
+}
+
+var balancerKinds = []balancerKind{
+	{"haproxy", haproxy.Settings, (*Daemon).wireHAProxy},
+}
+
+// CheckOptions returns the provider and balancer kinds, with their
+// settings, for the checker: the daemon, `cloudspeak check`, `simulate` and
+// the REPL check policies with them.
+func CheckOptions() *lang.Options {
+	opts := &lang.Options{Providers: map[string]*lang.BlockSchema{}, Balancers: map[string]*lang.BlockSchema{}}
+	for _, k := range providerKinds {
+		opts.Providers[k.name] = k.settings
+	}
+	for _, k := range balancerKinds {
+		opts.Balancers[k.name] = k.settings
+	}
+	return opts
+}
+
+// providerKindOf returns the row of a provider kind.
+func providerKindOf(name string) (providerKind, bool) {
+	for _, k := range providerKinds {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return providerKind{}, false
+}
+
+// runnable says which provider kinds the daemon runs: "local, ec2 and ssh".
+func runnable() string {
+	var names []string
+	for _, k := range providerKinds {
+		if k.wire != nil {
+			names = append(names, k.name)
+		}
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// wireLocal: the daemon's local provider runs the pool's processes; their
+// metrics come from /proc.
+func (d *Daemon) wireLocal(ctx context.Context, w *wiring, p *runtime.Pool, b *lang.BlockDecl) error {
+	spec, err := local.SpecFrom(b, p.Port)
+	if err != nil {
+		return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+	}
+	w.commits = append(w.commits, func() error { d.local.SetSpec(p.Name, spec); return nil })
+	w.drivers.Providers[p.Name] = d.local
+	w.sources[p.Name] = append(w.sources[p.Name], d.local)
+	w.local[p.Name] = true
+	return nil
+}
+
+// wireEC2: the daemon's ec2 provider launches the pool's machines;
+// commands, copies, provisioning and metrics reach them over SSH, and an
+// Elastic IP, if any, follows the primary.
+func (d *Daemon) wireEC2(ctx context.Context, w *wiring, p *runtime.Pool, b *lang.BlockDecl) error {
+	dir := policyDir(p.Decl.Pos.Filename)
+	spec, err := ec2.SpecFrom(b, p.Port, dir)
+	if err != nil {
+		return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+	}
+	prov := d.ec2Provider()
+	w.commits = append(w.commits, func() error {
+		if err := prov.SetSpec(p.Name, spec); err != nil {
+			return fmt.Errorf("%s: %w", b.Pos, err)
+		}
+		return nil
+	})
+	w.finally["ec2 strangers"] = func() {
+		declared := w.prog.Names()
+		w.goroutine(func(ctx context.Context) { d.watchStrangers(ctx, prov, declared) })
+	}
+	w.drivers.Providers[p.Name] = ec2.PoolProvider{Provider: prov, Pos: b.Pos}
+	// A pool with no usable SSH key still runs: commands, copies,
+	// provisioning and metrics fail, saying why.
+	cfg, err := ssh.ConfigFrom(b, dir)
+	if err != nil {
+		return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+	}
+	if dl, err := d.dialer(cfg); err != nil {
+		d.cfg.Log.Warn("ec2 pool without SSH: instance cmd, scp, ssh, provisioning and cpu/load/memory metrics will fail", "pool", p.Name, "pos", b.Pos.String(), "err", err)
+		w.access[p.Name] = &commands.Access{Remote: ssh.Unreachable{Err: fmt.Errorf("pool %s: %w", p.Name, err)}}
+	} else {
+		target := ssh.AtAddress(dl.Config())
+		w.access[p.Name] = &commands.Access{Remote: &ssh.Remote{Dialer: dl, Target: target}, Login: d.login(dl.Config()), Target: target}
+		w.sources[p.Name] = append(w.sources[p.Name], ssh.NewMetrics(dl, listVia(w.drivers.Providers), target))
+	}
+	if spec.ElasticIP != "" {
+		eip := ec2.ElasticIP{Provider: prov, Pool: p.Name}
+		if hb := w.drivers.Balancers[p.Name]; hb != nil {
+			w.drivers.Balancers[p.Name] = runtime.Balancers{hb, eip}
+		} else {
+			w.drivers.Balancers[p.Name] = eip
+		}
+	}
+	return nil
+}
+
+// wireSSH: the pool's instances are machines that already run, logged in
+// to over SSH; the provider is kept across reloads, with its hosts'
+// assignments.
+func (d *Daemon) wireSSH(ctx context.Context, w *wiring, p *runtime.Pool, b *lang.BlockDecl) error {
+	cfg, err := ssh.ConfigFrom(b, policyDir(p.Decl.Pos.Filename))
+	if err != nil {
+		return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+	}
+	dl, err := d.dialer(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: pool %s: provider ssh: %w", b.Pos, p.Name, err)
+	}
+	spec, err := ssh.SpecFrom(b, p.Port)
+	if err != nil {
+		return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+	}
+	prov, commit, err := d.sshProvider(p.Name, dl, spec)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.Pos, err)
+	}
+	w.commits = append(w.commits, commit)
+	w.drivers.Providers[p.Name] = prov
+	w.access[p.Name] = &commands.Access{Remote: &ssh.Remote{Dialer: dl, Target: prov.Target}, Login: d.login(dl.Config()), Target: prov.Target}
+	w.sources[p.Name] = append(w.sources[p.Name], ssh.NewMetrics(dl, listVia(w.drivers.Providers), prov.Target))
+	return nil
+}
+
+// wireHAProxy makes the daemon's HAProxy serve the pools with a balancer
+// haproxy block, with their requests, sessions, queue, latency and health
+// as metrics. A config HAProxy refuses is the policy's error, at the pool's
+// block.
+func (d *Daemon) wireHAProxy(ctx context.Context, w *wiring, pools []*runtime.Pool) error {
+	var balanced []haproxy.Pool
+	for _, p := range pools {
+		b := balancerBlock(p.Decl)
+		hp, err := haproxy.FromDecl(p.Name, b)
+		if err != nil {
+			return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
+		}
+		balanced = append(balanced, hp)
+		w.drivers.Balancers[p.Name] = d.haproxy.Balancer(p.Name)
+		if hp.Health.Kind == "http" {
+			w.health[p.Name] = hp.Health.Path
+		}
+	}
+	if err := d.haproxy.Apply(ctx, balanced); err != nil {
+		var pe *haproxy.PoolError
+		if errors.As(err, &pe) {
+			sources := map[string][]byte{}
+			for _, f := range w.files {
+				sources[f.Name] = f.Src
+			}
+			return &PolicyError{Sources: sources, Diagnostics: lang.Diagnostics{{
+				Severity: lang.Error, Range: pe.Range, Hint: pe.Hint,
+				Message: fmt.Sprintf("pool %s: balancer haproxy: %v", pe.Pool, pe.Err)}}}
+		}
+		return err
+	}
+	// After the providers' sources: the balancer knows better which
+	// instances are healthy.
+	w.finally["haproxy metrics"] = func() {
+		for _, p := range pools {
+			w.sources[p.Name] = append(w.sources[p.Name], d.haproxy)
+		}
+	}
+	return nil
+}
+
+// strangerInterval is how often the daemon looks for instances tagged for
+// pools the policy does not declare.
+const strangerInterval = 5 * time.Minute
+
+// watchStrangers logs, once each, the ec2 instances tagged for a pool the
+// policy does not declare: never touched, but an operator should know
+// (another deployment, a pool removed from the policy). It runs until ctx
+// ends.
+func (d *Daemon) watchStrangers(ctx context.Context, prov *ec2.Provider, pools []string) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		list, err := prov.Strangers(cctx, pools)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			d.cfg.Log.Warn("ec2: look for stranger instances", "err", err)
+		}
+		for _, s := range list {
+			if _, said := d.strangers.LoadOrStore(s.ID, true); !said { // once per daemon, not per reload
+				d.cfg.Log.Warn("ec2: stranger instance: tagged for a pool this policy does not declare; left alone",
+					"id", s.ID, "pool", s.Pool, "name", s.Name, "state", s.State, "region", s.Region)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(strangerInterval):
+		}
+	}
+}

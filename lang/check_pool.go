@@ -1,0 +1,267 @@
+package lang
+
+import (
+	"fmt"
+	"strings"
+)
+
+// poolDecl checks a pool's items, each set at most once, then what they
+// need of each other.
+func (c *Checker) poolDecl(p *PoolDecl) {
+	c.pool = p
+	defer func() { c.pool = nil }()
+	seen := map[string]*PoolItem{} // the settings' items, by what they set
+	for _, it := range p.Items {
+		key := c.poolItem(it)
+		if key == "" {
+			continue
+		}
+		if first, dup := seen[key]; dup {
+			c.report(&Diagnostic{
+				Range:   it.Range(),
+				Message: fmt.Sprintf("%s is set twice in pool %q", key, p.Name.Name),
+				Hint:    "keep one",
+				Notes:   []Note{{Range: first.Range(), Message: "first set here"}},
+			})
+			continue
+		}
+		seen[key] = it
+		c.poolSetting(it)
+	}
+	if p.broken {
+		return // the missing piece may be in the item that did not parse
+	}
+	c.poolNeeds(p, seen)
+}
+
+// poolItem checks a rule or job of a pool, and returns "" for them; for a
+// setting it returns what it sets, which a pool sets once.
+func (c *Checker) poolItem(it *PoolItem) string {
+	switch {
+	case it.When != nil:
+		c.when(&it.When.WhenRule)
+	case it.OnFailure != nil:
+		c.failureAction(it.OnFailure.Action)
+	case it.Every != nil:
+		c.every(it.Every)
+	case it.At != nil:
+		c.at(it.At)
+	case it.Provider != nil:
+		return "provider"
+	case it.Balancer != nil:
+		return "balancer"
+	case it.Instances != nil:
+		return "instances"
+	case it.Port != nil:
+		return "port"
+	case it.Check != nil:
+		return "check every"
+	case it.Cooldown != nil:
+		return "cooldown"
+	case it.Standby != nil:
+		return "standby"
+	case it.Heartbeat != nil:
+		return "heartbeat"
+	case it.Storage != nil:
+		return "storage"
+	case it.Primary:
+		return "primary"
+	case it.Install != nil:
+		return "install"
+	case it.Configure != nil:
+		return "configure"
+	}
+	return ""
+}
+
+// poolSetting checks a pool's setting on its own.
+func (c *Checker) poolSetting(it *PoolItem) {
+	switch {
+	case it.Provider != nil:
+		c.block(it.Provider, "provider", c.opts.Providers)
+	case it.Balancer != nil:
+		c.block(it.Balancer, "balancer", c.opts.Balancers)
+	case it.Instances != nil:
+		c.instances(it.Instances)
+	case it.Port != nil:
+		c.Whole(it.Port, "port", 1, 65535)
+	case it.Check != nil:
+		c.PositiveDuration(it.Check, "check interval")
+	case it.Cooldown != nil:
+		if q, ok := c.Value(it.Cooldown, Duration); ok && q.Value < 0 {
+			c.Errorf(it.Cooldown, "write cooldown 0s for none", "cooldown cannot be negative")
+		}
+	case it.Standby != nil:
+		c.Whole(it.Standby, "standby", 0, maxInstances)
+	case it.Heartbeat != nil:
+		c.heartbeat(it.Heartbeat)
+	case it.Storage != nil:
+		c.storage(it.Storage)
+	case it.Install != nil:
+		c.provision("install", it.Install)
+	case it.Configure != nil:
+		c.provision("configure", it.Configure)
+	}
+}
+
+// poolNeeds checks what a pool's settings need of each other: a provider,
+// a heartbeat for standbys, what a primary needs, and a primary for an
+// address that moves.
+func (c *Checker) poolNeeds(p *PoolDecl, seen map[string]*PoolItem) {
+	if seen["provider"] == nil {
+		c.Errorf(p.Name, `add e.g. provider local { run "./server --port $PORT" }`, "pool %q has no provider", p.Name.Name)
+	}
+	if standby := seen["standby"]; standby != nil && seen["heartbeat"] == nil && c.poolHas[p].standby > 0 {
+		c.Errorf(standby, "standbys take over when heartbeat finds a failure: add e.g. heartbeat every 1s timeout 4s",
+			"standby needs heartbeat in pool %q", p.Name.Name)
+	}
+	if primary := seen["primary"]; primary != nil {
+		c.primary(p, primary, seen["instances"], seen["heartbeat"])
+	}
+	if f := c.poolHas[p]; f.movable && !f.primary {
+		prov := seen["provider"].Provider
+		bs := c.opts.Providers[prov.Kind.Name]
+		for _, set := range prov.Settings {
+			if bs != nil && set.Key.Name == bs.Address {
+				c.Errorf(set.Key, "add primary to the pool (with a heartbeat and standby 1), or leave "+set.Key.Name+" out",
+					"%s is for a primary pool: only one instance can hold the address", set.Key.Name)
+			}
+		}
+	}
+}
+
+// primary checks a primary pool: one serving instance, which holds the
+// pool's address (its balancer's), watched by a heartbeat so that a
+// standby can take the address over.
+func (c *Checker) primary(p *PoolDecl, primary, instances, heartbeat *PoolItem) {
+	f := c.poolHas[p]
+	if instances != nil && (f.min != 1 || f.max != 1) {
+		c.Errorf(instances, "leave instances out: a primary pool runs one primary, and standby N keeps its spares",
+			"pool %q has a primary: it runs exactly one serving instance", p.Name.Name)
+	}
+	if !f.balancer && !f.movable {
+		c.Errorf(primary, `add e.g. balancer haproxy { listen "127.0.0.1:5432"; mode tcp } (or, on ec2, an elastic_ip)`,
+			"primary needs an address to move in pool %q: the balancer's", p.Name.Name)
+	}
+	if heartbeat == nil {
+		c.Errorf(primary, "the address moves when heartbeat finds the primary failed: add e.g. heartbeat every 1s timeout 3s",
+			"primary needs heartbeat in pool %q", p.Name.Name)
+	}
+}
+
+func (c *Checker) instances(in *Instances) {
+	lo, ok1 := c.Whole(in.Min, "instances", 0, maxInstances)
+	if in.Max == nil {
+		if ok1 && lo == 0 {
+			c.Errorf(in.Min, "write instances 0..N to allow scaling to zero", "a pool of 0 instances never runs anything")
+		}
+		return
+	}
+	hi, ok2 := c.Whole(in.Max, "instances", 0, maxInstances)
+	if ok1 && ok2 {
+		if lo > hi {
+			c.report(&Diagnostic{
+				Range:   Range{Start: in.Min.Pos, End: in.Max.EndPos},
+				Message: fmt.Sprintf("instances %s..%s: MIN is greater than MAX", in.Min.Number, in.Max.Number),
+				Hint:    fmt.Sprintf("write instances %s..%s", in.Max.Number, in.Min.Number),
+			})
+		} else if hi == 0 {
+			c.Errorf(in.Max, "", "MAX must be at least 1")
+		}
+	}
+}
+
+func (c *Checker) heartbeat(h *Heartbeat) {
+	every, ok1 := c.PositiveDuration(h.Every, "heartbeat interval")
+	if h.Recover != nil {
+		c.Whole(h.Recover, "recover", 1, 100)
+	}
+	if h.Timeout == nil {
+		return
+	}
+	timeout, ok2 := c.PositiveDuration(h.Timeout, "heartbeat timeout")
+	if ok1 && ok2 && timeout.Value < every.Value {
+		c.Errorf(h.Timeout, fmt.Sprintf("make the timeout at least the interval; %s is common", FormatQuantity(Quantity{Type: Duration, Value: every.Value * 3})),
+			"heartbeat timeout %s is shorter than its interval %s: every instance would look failed",
+			h.Timeout.text(), h.Every.text())
+	}
+}
+
+// provision checks an install or configure block's steps.
+func (c *Checker) provision(what string, p *Provision) {
+	if len(p.Steps) == 0 {
+		c.Errorf(p, fmt.Sprintf(`add steps, e.g. %s { copy "./site" to "/srv/www"; run "systemctl reload nginx" }, or leave %s out`, what, what),
+			"%s has no steps", what)
+	}
+	nonEmpty := func(v *Value, what string) {
+		if q, ok := c.Value(v, String); ok && strings.TrimSpace(q.Str) == "" {
+			c.Errorf(v, "", "%s is empty", what)
+		}
+	}
+	for _, st := range p.Steps {
+		switch {
+		case st.Copy != nil:
+			nonEmpty(st.Copy.Src, "copy source")
+			if st.Copy.Dst == nil {
+				c.Errorf(st.Copy, fmt.Sprintf(`write copy %s to "/path/on/the/instance"`, st.Copy.Src.text()), "copy needs a destination")
+				continue
+			}
+			nonEmpty(st.Copy.Dst, "copy destination")
+		case st.Other != nil && (st.Other.Word.Name == "run" || st.Other.Word.Name == "copy"):
+			shape := map[string]string{"run": `run "COMMAND"`, "copy": `copy "LOCAL" to "REMOTE"`}[st.Other.Word.Name]
+			c.Errorf(st.Other, "write "+shape+", with strings", "%s takes %s", st.Other.Word.Name, shape)
+		case st.Other != nil:
+			hint := `the steps are copy "LOCAL" to "REMOTE" and run "COMMAND"`
+			if s := nearest(st.Other.Word.Name, []string{"copy", "run"}); s != "" {
+				hint = fmt.Sprintf("did you mean %q? %s", s, hint)
+			}
+			c.Errorf(st.Other.Word, hint, "unknown %s step %q", what, st.Other.Word.Name)
+		case st.Run != nil:
+			nonEmpty(st.Run, "run command")
+		}
+	}
+}
+
+func (c *Checker) storage(s *Storage) {
+	if q, ok := c.Value(s.Source, String); ok {
+		c.s3URL(s.Source, q.Str, true)
+	}
+	if q, ok := c.Value(s.Path, String); ok && q.Str == "" {
+		c.Errorf(s.Path, "", "storage path is empty")
+	}
+	if s.Every != nil {
+		c.PositiveDuration(s.Every, "storage sync interval")
+	}
+}
+
+// s3URL checks an s3:// URL; must says it has to be one.
+func (c *Checker) s3URL(v *Value, s string, must bool) {
+	rest, isS3 := strings.CutPrefix(s, "s3://")
+	if !isS3 {
+		if must {
+			c.Errorf(v, `write s3://BUCKET/PREFIX`, "expected an s3:// URL, found %s", v.String)
+		} else if strings.Contains(s, "://") {
+			c.Errorf(v, "sync copies between local paths and s3://BUCKET/PREFIX", "unsupported URL %s", v.String)
+		} else if s == "" {
+			c.Errorf(v, "", "empty path")
+		}
+		return
+	}
+	bucket, _, _ := strings.Cut(rest, "/")
+	if !validBucket(bucket) {
+		c.Errorf(v, "bucket names are 3 to 63 lowercase letters, digits, '.' and '-'", "invalid S3 bucket name %q", bucket)
+	}
+}
+
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		ch := b[i]
+		if !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '.' || ch == '-') {
+			return false
+		}
+	}
+	return b[0] != '.' && b[0] != '-' && b[len(b)-1] != '.' && b[len(b)-1] != '-'
+}

@@ -1,0 +1,189 @@
+// Package decision is the decision log's vocabulary: what the runtime did,
+// or chose not to do, and why. The engine writes decisions; explain, the
+// daemon's log and /metrics, and simulate's table read them. It knows
+// nothing of how pools are run, only how their decisions are told.
+package decision
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/lang"
+)
+
+// Action is what a decision did. These are all the actions there are:
+//
+// What a rule, a job or an operator's command did to a pool:
+//
+//	add       raised the pool's target size
+//	remove    lowered it (instance stop: and stopped that instance)
+//	set       set a pool's min or max (set POOL min N), or its target (instance start in POOL)
+//	start     pool start: rules and failure handling run again, or maintenance ended
+//	stop      pool stop: its instances stop, and it stays stopped
+//	maintain  pool maintain, instance start_maintain and stop_maintain
+//	restart   pool restart, and each instance it replaces
+//	sync      a sync action started, or finished
+//	exec      an exec action started, or finished
+//
+// What failure handling did:
+//
+//	failed     an instance failed (the outcome says why)
+//	replace    a failed instance is being replaced
+//	promote    a standby took a failed instance's place
+//	recovered  a failed instance kept for recovery is back in rotation
+//	stopped    a failed instance kept for recovery exited: it will not recover
+//	backoff    instances in a row failed soon after starting: starts wait
+//	adopted    an instance found running was taken into its pool
+//
+// Why nothing was done:
+//
+//	suppressed  a rule's condition held, but it could not act (cooldown, at MAX, …)
+//	held        a rule has no data for a metric: it waits, its window kept
+//	error       a driver call failed (the outcome says which and why)
+type Action string
+
+const (
+	Add      Action = "add"
+	Remove   Action = "remove"
+	Set      Action = "set"
+	Start    Action = "start"
+	Stop     Action = "stop"
+	Maintain Action = "maintain"
+	Restart  Action = "restart"
+	Sync     Action = "sync"
+	Exec     Action = "exec"
+
+	Failed    Action = "failed"
+	Replace   Action = "replace"
+	Promote   Action = "promote"
+	Recovered Action = "recovered"
+	Stopped   Action = "stopped"
+	Backoff   Action = "backoff"
+	Adopted   Action = "adopted"
+
+	Suppressed Action = "suppressed"
+	Held       Action = "held"
+	Error      Action = "error"
+)
+
+// Actions returns every action, in the order the package comment lists them.
+func Actions() []Action {
+	return []Action{Add, Remove, Set, Start, Stop, Maintain, Restart, Sync, Exec,
+		Failed, Replace, Promote, Recovered, Stopped, Backoff, Adopted,
+		Suppressed, Held, Error}
+}
+
+// Quiet says the decision was not to act (suppressed, held): the daemon
+// logs it at debug level, and explain's last actions leave it out.
+func (a Action) Quiet() bool { return a == Suppressed || a == Held }
+
+// Decision is one entry of the decision log: something the runtime did, or
+// chose not to do, and why. `explain`, `simulate` and the plots read it.
+type Decision struct {
+	Time      time.Time
+	Pool      string
+	Action    Action
+	Instances int    // the pool's target size after it
+	Rule      string // the rule, job or command that made it ("" for the runtime's own)
+	Pos       lang.Pos
+	Values    []Reading // the metric values that fired it
+	Outcome   string    // what happened, in words
+	Probes    []string  `json:",omitempty"` // for failed and recovered: the last probe results
+}
+
+// New starts a decision about pool at t, whose target is now target; the
+// methods below fill in the rest. The engine makes each of its decisions
+// this way.
+func New(t time.Time, pool string, a Action, target int) Decision {
+	return Decision{Time: t, Pool: pool, Action: a, Instances: target}
+}
+
+// By says which rule, job or command made the decision (pos is zero for a
+// command).
+func (d Decision) By(text string, pos lang.Pos) Decision {
+	d.Rule, d.Pos = text, pos
+	return d
+}
+
+// ByCommand says which operator's command made the decision.
+func (d Decision) ByCommand(text string) Decision {
+	d.Rule = text
+	return d
+}
+
+// Seeing records the metric values the rule saw.
+func (d Decision) Seeing(values []Reading) Decision {
+	d.Values = values
+	return d
+}
+
+// Probing records the heartbeat's last probe results.
+func (d Decision) Probing(results []string) Decision {
+	d.Probes = results
+	return d
+}
+
+// Says sets what happened.
+func (d Decision) Says(outcome string) Decision {
+	d.Outcome = outcome
+	return d
+}
+
+// Sayf sets what happened, formatted.
+func (d Decision) Sayf(format string, args ...any) Decision {
+	d.Outcome = fmt.Sprintf(format, args...)
+	return d
+}
+
+// Reading is a metric's value as a rule saw it, in base units.
+type Reading struct {
+	Name  string
+	Value float64
+	Type  lang.Type
+}
+
+// String writes the value in the metric's unit, to four significant
+// digits: 90%, 300ms, 20/s.
+func (r Reading) String() string {
+	v := r.Value
+	switch r.Type {
+	case lang.Percent:
+		return fmt.Sprintf("%s=%.4g%%", r.Name, v*100)
+	case lang.Rate:
+		return fmt.Sprintf("%s=%.4g/s", r.Name, v)
+	case lang.Duration:
+		if v < 1 {
+			return fmt.Sprintf("%s=%.4gms", r.Name, v*1000)
+		}
+		return fmt.Sprintf("%s=%.4gs", r.Name, v)
+	}
+	return fmt.Sprintf("%s=%.4g", r.Name, v)
+}
+
+// Readings writes values as String does, separated by spaces.
+func Readings(values []Reading) string {
+	s := make([]string, len(values))
+	for i, r := range values {
+		s[i] = r.String()
+	}
+	return strings.Join(s, " ")
+}
+
+func (d Decision) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s → %d", d.Time.Format(time.RFC3339), d.Pool, d.Action, d.Instances)
+	if d.Rule != "" {
+		fmt.Fprintf(&b, " [%s: %s]", d.Pos, d.Rule)
+	}
+	for _, r := range d.Values {
+		b.WriteString(" " + r.String())
+	}
+	if d.Outcome != "" {
+		b.WriteString(": " + d.Outcome)
+	}
+	if len(d.Probes) > 0 {
+		b.WriteString(" [probes: " + strings.Join(d.Probes, "; ") + "]")
+	}
+	return b.String()
+}

@@ -1,0 +1,100 @@
+package runtime
+
+import (
+	"fmt"
+
+	"github.com/cloudspeak/cloudspeak/lang"
+)
+
+// Metric identifies a metric the language knows: its index in lang.Metrics,
+// the one table of the metrics' names and units.
+type Metric int
+
+// The metrics drivers observe, by their names in lang.Metrics. A name not
+// there stops the program at start, so any test finds it.
+var (
+	Load          = metricNamed("load")
+	CPU           = metricNamed("cpu")
+	Memory        = metricNamed("memory")
+	Requests      = metricNamed("requests")
+	Sessions      = metricNamed("sessions")
+	Latency       = metricNamed("latency")
+	Queue         = metricNamed("queue")
+	InstanceCount = metricNamed("instances")
+	Healthy       = metricNamed("healthy")
+)
+
+// numMetrics is how many metrics an Observation holds: one per lang.Metrics.
+const numMetrics = len(lang.Metrics)
+
+func metricNamed(name string) Metric {
+	_, i, ok := lang.LookupMetric(name)
+	if !ok {
+		panic(fmt.Sprintf("runtime: lang.Metrics has no metric %q", name))
+	}
+	return Metric(i)
+}
+
+// MetricByName returns the metric a name stands for.
+func MetricByName(name string) (Metric, bool) {
+	_, i, ok := lang.LookupMetric(name)
+	return Metric(i), ok
+}
+
+func (m Metric) String() string {
+	if m < 0 || int(m) >= numMetrics {
+		return fmt.Sprintf("metric(%d)", int(m))
+	}
+	return lang.Metrics[m].Name
+}
+
+// Type returns the metric's unit.
+func (m Metric) Type() lang.Type { return lang.Metrics[m].Type }
+
+// Value is a metric over a pool's instances, in base units (fractions for
+// percentages, seconds for durations, per second for rates).
+type Value struct {
+	Avg, Max, Min, Sum float64
+	OK                 bool // false: no data
+}
+
+// Of returns the value an aggregate (one of lang.Aggregates) takes of v:
+// the average for avg, or for a bare metric.
+func (v Value) Of(agg string) float64 {
+	switch agg {
+	case "max":
+		return v.Max
+	case "min":
+		return v.Min
+	case "sum":
+		return v.Sum
+	}
+	return v.Avg
+}
+
+// Observation is everything a pool observes at one tick.
+type Observation struct {
+	Values [numMetrics]Value
+}
+
+// SetValues records a metric from its value on each instance: their
+// average, maximum, minimum and sum. No values leaves it with no data.
+func (o *Observation) SetValues(m Metric, vs []float64) {
+	if len(vs) == 0 {
+		return
+	}
+	v := Value{Max: vs[0], Min: vs[0], OK: true}
+	for _, x := range vs {
+		v.Sum += x
+		v.Max = max(v.Max, x)
+		v.Min = min(v.Min, x)
+	}
+	v.Avg = v.Sum / float64(len(vs))
+	o.Values[m] = v
+}
+
+// Set records a metric whose every instance shows v (as a trace gives
+// them): avg, max and min are v, and sum is v times n instances.
+func (o *Observation) Set(m Metric, v float64, n int) {
+	o.Values[m] = Value{Avg: v, Max: v, Min: v, Sum: v * float64(n), OK: true}
+}
