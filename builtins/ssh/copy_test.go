@@ -187,23 +187,36 @@ func TestFailedCopyKeepsOldFile(t *testing.T) {
 	}
 }
 
+// As root the login is sshdtest.TestUser: root writes into read-only
+// directories.
 func TestUploadReadOnlyDirFailsCleanly(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root writes into read-only directories; TestFailedCopyKeepsOldFile covers a failed copy")
-	}
-	c := sshdtest.StartT(t, 1)
+	c := sshdtest.StartUnprivilegedT(t, 1)
 	d := newDialer(t, c, nil)
-	src := filepath.Join(t.TempDir(), "src")
+	ctx := testContext(t)
+	dir := t.TempDir()
+	old, src := filepath.Join(dir, "old"), filepath.Join(dir, "new")
+	os.WriteFile(old, []byte("old\n"), 0o644)
 	os.WriteFile(src, []byte("new\n"), 0o644)
-	remote := t.TempDir()
+	// The login user's directory and file, the file put there by an earlier
+	// upload; then the directory made one it can enter and read but not write.
+	remote := c.UserDirT(t)
 	dst := filepath.Join(remote, "config")
-	os.WriteFile(dst, []byte("old\n"), 0o644)
+	if err := d.Upload(ctx, target(c, 0), old, dst); err != nil {
+		t.Fatal(err)
+	}
 	os.Chmod(remote, 0o555)
 	t.Cleanup(func() { os.Chmod(remote, 0o755) })
-	if err := d.Upload(testContext(t), target(c, 0), src, dst); err == nil {
+	err := d.Upload(ctx, target(c, 0), src, dst)
+	if err == nil {
 		t.Fatal("upload into a read-only directory succeeded")
+	}
+	if !strings.Contains(err.Error(), dst) {
+		t.Errorf("the error does not name the destination: %v", err)
 	}
 	if b, _ := os.ReadFile(dst); string(b) != "old\n" {
 		t.Fatalf("old file became %q", b)
+	}
+	if entries, _ := os.ReadDir(remote); len(entries) != 1 {
+		t.Fatalf("a temporary file was left: %v", entries)
 	}
 }

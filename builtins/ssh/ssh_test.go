@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,14 +104,34 @@ func TestRunExitStatus(t *testing.T) {
 	}
 }
 
+// As root the login is sshdtest.TestUser: OpenSSH runs a root login's
+// session without privilege separation, and there refuses to deliver
+// signals ("session signalling requires privilege separation").
 func TestRunCancelKillsCommand(t *testing.T) {
-	c := sshdtest.StartT(t, 1)
+	c := sshdtest.StartUnprivilegedT(t, 1)
 	d := newDialer(t, c, nil)
 	ctx, cancel := context.WithCancel(testContext(t))
+	// A failed run may have left its sleep 3917: this run's is the new one.
+	before := processPIDs("sleep 3917")
 	var out safeBuffer
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, target(c, 0), "echo started; exec sleep 3917", &out, &out) }()
 	waitFor(t, "the command to start", func() bool { return strings.Contains(out.String(), "started") })
+	pid := 0
+	waitFor(t, "sleep 3917 to run", func() bool {
+		for _, p := range processPIDs("sleep 3917") {
+			if !slices.Contains(before, p) {
+				pid = p
+				return true
+			}
+		}
+		return false
+	})
+	t.Cleanup(func() { // when the test failed, the command outlives it
+		if slices.Contains(processPIDs("sleep 3917"), pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	cancel()
 	select {
 	case err := <-done:
@@ -120,18 +141,9 @@ func TestRunCancelKillsCommand(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	// The sshd is on this machine: the remote command must be gone. But
-	// OpenSSH refuses signals in a root login's session ("session
-	// signalling requires privilege separation"), and without a pty
-	// closing the session does not end the command.
-	if os.Geteuid() == 0 {
-		if pid := processPID("sleep 3917"); pid > 0 {
-			syscall.Kill(pid, syscall.SIGKILL) // the test's own leftover
-		}
-		t.Log("logged in as root: sshd does not deliver the KILL; not checking that the command ended")
-		return
-	}
-	waitFor(t, "sleep 3917 to be killed", func() bool { return !processRunning("sleep 3917") })
+	// The sshd is on this machine: the remote command must be gone (without
+	// a pty, closing the session alone would not end it).
+	waitFor(t, "sleep 3917 to be killed", func() bool { return !slices.Contains(processPIDs("sleep 3917"), pid) })
 }
 
 // waitFor polls cond until it holds, failing the test after 10s.
@@ -146,17 +158,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func processRunning(cmdline string) bool { return processPID(cmdline) > 0 }
-
-// processPID returns the pid of a process whose command line is cmdline.
-func processPID(cmdline string) int {
+// processPIDs returns the pids of the processes whose command line is
+// cmdline.
+func processPIDs(cmdline string) []int {
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err == nil && strings.Join(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), " ") == cmdline {
 			pid, _ := strconv.Atoi(e.Name())
-			return pid
+			pids = append(pids, pid)
 		}
 	}
-	return 0
+	return pids
 }

@@ -40,6 +40,13 @@ const SSHD = "/usr/sbin/sshd"
 // SFTPServer is Debian's sftp-server, named in each sshd's Subsystem line.
 const SFTPServer = "/usr/lib/openssh/sftp-server"
 
+// TestUser is the unprivileged user the tests log in as when they run as
+// root and must not log in as root: root writes into read-only
+// directories, and OpenSSH runs a root login's session without privilege
+// separation, where it delivers no signals to the command. scripts/test
+// makes it (as root).
+const TestUser = "cloudspeak-test"
+
 // Cluster is a set of sshd processes sharing keys.
 type Cluster struct {
 	Ports      []int  // one sshd per port, on 127.0.0.1
@@ -49,7 +56,9 @@ type Cluster struct {
 	UserKey    string // the user's private key file (no passphrase)
 	UserKeyPub string // the user key in authorized_keys form
 	KnownHosts string // lists [127.0.0.1]:PORT for every port
-	User       string // who logs in: the current user
+	User       string // who logs in: the current user, or StartAs's login
+
+	uid, gid int // User's ids
 
 	mu    sync.Mutex
 	procs []*testproc.Proc // by index of Ports; nil once stopped
@@ -63,6 +72,27 @@ func Start(dir string, n int) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshdtest: current user: %w", err)
 	}
+	return start(dir, n, u)
+}
+
+// StartAs is Start with login, not the current user, logging in, which
+// only root can arrange. sshd reads authorized_keys as the login user, so
+// dir becomes searchable by everyone (not listable) and authorized_keys
+// readable; the private keys in it stay unreadable to the login user.
+// (The configuration's StrictModes no lets authorized_keys lie under
+// /tmp, which is world-writable.)
+func StartAs(dir string, n int, login string) (*Cluster, error) {
+	u, err := user.Lookup(login)
+	if err != nil {
+		return nil, fmt.Errorf("sshdtest: login user: %w", err)
+	}
+	if os.Geteuid() != 0 && u.Uid != strconv.Itoa(os.Geteuid()) {
+		return nil, fmt.Errorf("sshdtest: only root can start sshd for another login (%s)", login)
+	}
+	return start(dir, n, u)
+}
+
+func start(dir string, n int, u *user.User) (*Cluster, error) {
 	c := &Cluster{
 		Dir:        dir,
 		HostKey:    filepath.Join(dir, "host_ed25519"),
@@ -70,14 +100,27 @@ func Start(dir string, n int) (*Cluster, error) {
 		KnownHosts: filepath.Join(dir, "known_hosts"),
 		User:       u.Username,
 	}
+	var err error
+	if c.uid, err = strconv.Atoi(u.Uid); err != nil {
+		return nil, fmt.Errorf("sshdtest: user %s: uid %q: %w", u.Username, u.Uid, err)
+	}
+	if c.gid, err = strconv.Atoi(u.Gid); err != nil {
+		return nil, fmt.Errorf("sshdtest: user %s: gid %q: %w", u.Username, u.Gid, err)
+	}
 	if c.HostKeyPub, err = writeKey(c.HostKey); err != nil {
 		return nil, err
 	}
 	if c.UserKeyPub, err = writeKey(c.UserKey); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), []byte(c.UserKeyPub+"\n"), 0o600); err != nil {
+	authorized := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(authorized, []byte(c.UserKeyPub+"\n"), 0o600); err != nil {
 		return nil, err
+	}
+	if c.uid != os.Geteuid() {
+		if err := openTo(c.uid, c.gid, dir, authorized); err != nil {
+			return nil, fmt.Errorf("sshdtest: login %s: %w", c.User, err)
+		}
 	}
 	if os.Geteuid() == 0 {
 		// sshd running as root wants its privilege separation directory.
@@ -97,6 +140,50 @@ func Start(dir string, n int) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// openTo lets the user uid (group gid) read authorized (in dir, a
+// directory of our own), and checks that it can reach dir: a TMPDIR
+// under root's 0700 home would make sshd refuse every key with no more
+// than "Permission denied" in its log.
+func openTo(uid, gid int, dir, authorized string) error {
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(authorized, 0o644); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if !searchable(fi, uid, gid) {
+			return fmt.Errorf("%s (mode %#o) is not searchable by uid %d, which must read %s; set TMPDIR to a directory it can enter", d, uint32(fi.Mode().Perm()), uid, authorized)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// searchable says whether the user uid (group gid) may enter the
+// directory fi, its supplementary groups aside.
+func searchable(fi os.FileInfo, uid, gid int) bool {
+	perm := fi.Mode().Perm()
+	st := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case int(st.Uid) == uid:
+		return perm&0o100 != 0
+	case int(st.Gid) == gid:
+		return perm&0o010 != 0
+	default:
+		return perm&0o001 != 0
+	}
 }
 
 // writeKey writes a new ed25519 private key to path (0600) and its public

@@ -1,7 +1,9 @@
 package sshdtest
 
 import (
+	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"testing"
 
@@ -14,9 +16,38 @@ import (
 // the test failed, the sshd logs are shown.
 func StartT(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return startT(t, n, "")
+}
+
+// StartUnprivilegedT is StartT for a test whose login must not be root
+// (see TestUser). Run as root, it logs in as TestUser, skipping the test
+// when that user is missing (failing it under CI=true); otherwise as the
+// current user, as StartT does.
+func StartUnprivilegedT(t testing.TB, n int) *Cluster {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return startT(t, n, "")
+	}
+	if _, err := user.Lookup(TestUser); err != nil {
+		testenv.NeedFound(t, fmt.Errorf("the unprivileged login for tests run as root: %w "+
+			"(scripts/test, run as root, makes it: useradd --system --create-home --shell /bin/sh --password '*' %s)", err, TestUser))
+	}
+	return startT(t, n, TestUser)
+}
+
+// startT starts a cluster whose login is login, or the current user's
+// when login is "".
+func startT(t testing.TB, n int, login string) *Cluster {
+	t.Helper()
 	testenv.Need(t, SSHD, "apt-get install openssh-server")
 	dir := testenv.ShortDir(t) // short: the agent's socket lives there
-	c, err := Start(dir, n)
+	var c *Cluster
+	var err error
+	if login == "" {
+		c, err = Start(dir, n)
+	} else {
+		c, err = StartAs(dir, n, login)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +62,23 @@ func StartT(t testing.TB, n int) *Cluster {
 		}
 	})
 	return c
+}
+
+// UserDirT returns a new, empty directory in c.Dir that the login user
+// owns: the remote side of a copy, which the test then checks through the
+// local file system. It goes when c.Dir does, at the test's end.
+func (c *Cluster) UserDirT(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(c.Dir, "home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.uid != os.Geteuid() {
+		if err := os.Chown(dir, c.uid, c.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // AgentT starts an ssh-agent holding the cluster's user key for the test's
