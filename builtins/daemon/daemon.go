@@ -45,6 +45,11 @@ type Config struct {
 	// (OpenSSH's StrictHostKeyChecking=accept-new).
 	KnownHosts []string
 	AcceptNew  bool
+
+	// observe, if set, is given every decision after it is logged: tests
+	// read the whole decision log through it, not the last few /status
+	// keeps. It must not block.
+	observe func(decision.Decision)
 }
 
 // Daemon is a running policy.
@@ -327,6 +332,9 @@ const keepDecisions = 200
 
 func (d *Daemon) logDecision(dec decision.Decision) {
 	d.met.observe(dec)
+	if d.cfg.observe != nil {
+		d.cfg.observe(dec)
+	}
 	d.mu.Lock()
 	d.recent = append(d.recent, dec)
 	if len(d.recent) > keepDecisions {

@@ -204,23 +204,28 @@ func TestMetricsFromProc(t *testing.T) {
 		}
 		return obs
 	}
+	// CPU and load are rates since the last observation. On a shared
+	// machine a window may not show the busy loop at its full core, so
+	// windows are taken until one does, within a deadline; the values of
+	// the last are reported if none does.
 	observe("busy")
 	observe("idle")
-	time.Sleep(500 * time.Millisecond)
-	busy, idle := observe("busy"), observe("idle")
-	if !busy.Values[runtime.CPU].OK || !busy.Values[runtime.Load].OK || !busy.Values[runtime.Memory].OK {
-		t.Fatalf("missing metrics: %+v", busy.Values)
+	var busy, idle runtime.Observation
+	shows := func() bool {
+		time.Sleep(100 * time.Millisecond) // the window the next observation measures
+		busy, idle = observe("busy"), observe("idle")
+		b, i := busy.Values[runtime.Load], idle.Values[runtime.Load]
+		return b.OK && i.OK && b.Avg >= 0.3 && b.Avg <= 1.2 && i.Avg <= 0.05 &&
+			busy.Values[runtime.CPU].Avg > idle.Values[runtime.CPU].Avg
 	}
-	// A busy loop uses about one core; an idle sleep none. The machine is
-	// shared, so only the order and rough sizes are checked.
-	if l := busy.Values[runtime.Load].Avg; l < 0.3 || l > 1.2 {
-		t.Errorf("busy load %.2f cores", l)
+	deadline := time.Now().Add(10 * time.Second)
+	for !shows() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no window showed a busy loop at about one core and an idle sleep at none: busy %+v, idle %+v", busy.Values, idle.Values)
+		}
 	}
-	if l := idle.Values[runtime.Load].Avg; l > 0.05 {
-		t.Errorf("idle load %.2f cores", l)
-	}
-	if busy.Values[runtime.CPU].Avg <= idle.Values[runtime.CPU].Avg {
-		t.Errorf("cpu busy %.2f ≤ idle %.2f", busy.Values[runtime.CPU].Avg, idle.Values[runtime.CPU].Avg)
+	if !busy.Values[runtime.Memory].OK {
+		t.Errorf("no memory reading: %+v", busy.Values)
 	}
 }
 

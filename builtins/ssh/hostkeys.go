@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -153,17 +154,12 @@ func (h *hostKeys) verdict(addr string, key gossh.PublicKey, err error) error {
 }
 
 // accept records the key of an unknown host in the first file, once: a
-// parallel dial to the same host may have recorded it a moment ago, so the
-// files are read again under the lock before appending.
+// parallel dial to the same host may have recorded it a moment ago, here or
+// in another Dialer or process sharing the file, so the file is locked
+// (flock) and read again before appending.
 func (h *hostKeys) accept(addr string, remote net.Addr, key gossh.PublicKey) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.reload(); err != nil {
-		return err
-	}
-	if err := h.cb(addr, remote, key); !isUnknown(err) {
-		return h.verdict(addr, key, err) // decided meanwhile: judge as usual
-	}
 	file := h.files[0]
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return fmt.Errorf("accept host key of %s: %w", addr, err)
@@ -172,8 +168,19 @@ func (h *hostKeys) accept(addr string, remote net.Addr, key gossh.PublicKey) err
 	if err != nil {
 		return fmt.Errorf("accept host key of %s: %w", addr, err)
 	}
-	_, werr := f.WriteString(knownhosts.Line([]string{addr}, key) + "\n")
-	if err := errors.Join(werr, f.Close()); err != nil {
+	defer f.Close()
+	// Held briefly by whoever holds it (a read and one line's write), so
+	// waiting for it needs no deadline of its own.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("accept host key of %s: lock %s: %w", addr, file, err)
+	}
+	if err := h.reload(); err != nil {
+		return err
+	}
+	if err := h.cb(addr, remote, key); !isUnknown(err) {
+		return h.verdict(addr, key, err) // decided meanwhile: judge as usual
+	}
+	if _, err := f.WriteString(knownhosts.Line([]string{addr}, key) + "\n"); err != nil {
 		return fmt.Errorf("accept host key of %s: write %s: %w", addr, file, err)
 	}
 	return h.reload()

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/internal/sshdtest"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/creack/pty"
 	"golang.org/x/term"
 )
@@ -18,7 +20,7 @@ func TestShellPtyResize(t *testing.T) {
 	d := newDialer(t, c, nil)
 	ptmx, tty, err := pty.Open()
 	if err != nil {
-		t.Skipf("no pty: %v", err)
+		testenv.NeedFound(t, fmt.Errorf("no pseudo-terminal to test with: %w", err))
 	}
 	defer ptmx.Close()
 	defer tty.Close()
@@ -40,7 +42,7 @@ func TestShellPtyResize(t *testing.T) {
 		status, err := d.Shell(testContext(t), target(c, 0), cmd, tty, &out, &out)
 		done <- result{status, err}
 	}()
-	waitFor(t, "the first size", func() bool { return strings.Contains(out.String(), "24 80") })
+	testenv.WaitFor(t, 10*time.Second, "the first size", func() bool { return strings.Contains(out.String(), "24 80") })
 	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 50, Cols: 132}); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/internal/sshdtest"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 )
 
 // newDialer returns a Dialer for c's sshds with its user key and
@@ -116,9 +117,9 @@ func TestRunCancelKillsCommand(t *testing.T) {
 	var out safeBuffer
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, target(c, 0), "echo started; exec sleep 3917", &out, &out) }()
-	waitFor(t, "the command to start", func() bool { return strings.Contains(out.String(), "started") })
+	testenv.WaitFor(t, 10*time.Second, "the command to start", func() bool { return strings.Contains(out.String(), "started") })
 	pid := 0
-	waitFor(t, "sleep 3917 to run", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "sleep 3917 to run", func() bool {
 		for _, p := range processPIDs("sleep 3917") {
 			if !slices.Contains(before, p) {
 				pid = p
@@ -143,19 +144,7 @@ func TestRunCancelKillsCommand(t *testing.T) {
 	}
 	// The sshd is on this machine: the remote command must be gone (without
 	// a pty, closing the session alone would not end it).
-	waitFor(t, "sleep 3917 to be killed", func() bool { return !slices.Contains(processPIDs("sleep 3917"), pid) })
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling an outside process
-	}
+	testenv.WaitFor(t, 10*time.Second, "sleep 3917 to be killed", func() bool { return !slices.Contains(processPIDs("sleep 3917"), pid) })
 }
 
 // processPIDs returns the pids of the processes whose command line is

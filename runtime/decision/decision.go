@@ -12,35 +12,36 @@ import (
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
-// Action is what a decision did. These are all the actions there are:
+// Action is what a decision did. These are all the actions there are
+// (Actions lists them, and a test holds this comment to it):
 //
 // What a rule, a job or an operator's command did to a pool:
 //
-//	add       raised the pool's target size
-//	remove    lowered it (instance stop: and stopped that instance)
-//	set       set a pool's min or max (set POOL min N), or its target (instance start in POOL)
-//	start     pool start: rules and failure handling run again, or maintenance ended
-//	stop      pool stop: its instances stop, and it stays stopped
-//	maintain  pool maintain, instance start_maintain and stop_maintain
-//	restart   pool restart, and each instance it replaces
-//	sync      a sync action started, or finished
-//	exec      an exec action started, or finished
+//	add       a rule or job raised the pool's target size
+//	remove    a rule or job lowered it, or instance stop stopped an instance and lowered it
+//	set       set POOL min|max changed the pool's range, or instance start in POOL its target
+//	start     pool start: the pool's rules and failure handling run again (or its maintenance ended)
+//	stop      pool stop: the pool's instances stop, and it stays stopped
+//	maintain  pool maintain, or instance start_maintain or stop_maintain
+//	restart   pool restart began, or replaced one more instance
+//	sync      a sync action started or finished (simulate records it)
+//	exec      an exec action started or finished (simulate records it)
 //
 // What failure handling did:
 //
-//	failed     an instance failed (the outcome says why)
+//	failed     an instance failed: the outcome says why, with its last probes
 //	replace    a failed instance is being replaced
 //	promote    a standby took a failed instance's place
 //	recovered  a failed instance kept for recovery is back in rotation
 //	stopped    a failed instance kept for recovery exited: it will not recover
-//	backoff    instances in a row failed soon after starting: starts wait
+//	backoff    instances in a row failed soon after starting: new ones wait
 //	adopted    an instance found running was taken into its pool
 //
 // Why nothing was done:
 //
-//	suppressed  a rule's condition held, but it could not act (cooldown, at MAX, …)
-//	held        a rule has no data for a metric: it waits, its window kept
-//	error       a driver call failed (the outcome says which and why)
+//	suppressed  a rule would act but may not: cooldown, instances starting, already at MIN or MAX
+//	held        a rule has no data for a metric, or a failed instance is kept out of rotation until it recovers
+//	error       a driver call failed: the outcome says which, and why
 type Action string
 
 const (
@@ -67,11 +68,51 @@ const (
 	Error      Action = "error"
 )
 
-// Actions returns every action, in the order the package comment lists them.
+// meanings says what each action records, in the order of the package
+// comment.
+var meanings = []struct {
+	a       Action
+	meaning string
+}{
+	{Add, "a rule or job raised the pool's target size"},
+	{Remove, "a rule or job lowered it, or instance stop stopped an instance and lowered it"},
+	{Set, "set POOL min|max changed the pool's range, or instance start in POOL its target"},
+	{Start, "pool start: the pool's rules and failure handling run again (or its maintenance ended)"},
+	{Stop, "pool stop: the pool's instances stop, and it stays stopped"},
+	{Maintain, "pool maintain, or instance start_maintain or stop_maintain"},
+	{Restart, "pool restart began, or replaced one more instance"},
+	{Sync, "a sync action started or finished (simulate records it)"},
+	{Exec, "an exec action started or finished (simulate records it)"},
+	{Failed, "an instance failed: the outcome says why, with its last probes"},
+	{Replace, "a failed instance is being replaced"},
+	{Promote, "a standby took a failed instance's place"},
+	{Recovered, "a failed instance kept for recovery is back in rotation"},
+	{Stopped, "a failed instance kept for recovery exited: it will not recover"},
+	{Backoff, "instances in a row failed soon after starting: new ones wait"},
+	{Adopted, "an instance found running was taken into its pool"},
+	{Suppressed, "a rule would act but may not: cooldown, instances starting, already at MIN or MAX"},
+	{Held, "a rule has no data for a metric, or a failed instance is kept out of rotation until it recovers"},
+	{Error, "a driver call failed: the outcome says which, and why"},
+}
+
+// Actions returns every action, in the order the package comment lists
+// them.
 func Actions() []Action {
-	return []Action{Add, Remove, Set, Start, Stop, Maintain, Restart, Sync, Exec,
-		Failed, Replace, Promote, Recovered, Stopped, Backoff, Adopted,
-		Suppressed, Held, Error}
+	out := make([]Action, len(meanings))
+	for i, m := range meanings {
+		out[i] = m.a
+	}
+	return out
+}
+
+// Meaning says what a decision with the action records.
+func (a Action) Meaning() string {
+	for _, m := range meanings {
+		if m.a == a {
+			return m.meaning
+		}
+	}
+	return ""
 }
 
 // Quiet says the decision was not to act (suppressed, held): the daemon
