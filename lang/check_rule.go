@@ -54,8 +54,8 @@ func needsPool(a *Action) bool {
 	return a.Add != nil || a.Remove != nil || a.Replace || a.Promote
 }
 
-// cond checks a condition and returns its type; pools collects the pools
-// its metrics belong to.
+// cond checks a condition, reporting what is wrong in it; pools collects
+// the pools its metrics belong to.
 func (c *Checker) cond(e *Expr, pools map[string]bool) {
 	for _, and := range append([]*AndExpr{e.Left}, e.Right...) {
 		for _, n := range append([]*NotExpr{and.Left}, and.Right...) {

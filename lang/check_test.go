@@ -8,8 +8,9 @@ import (
 
 // TestCheckErrors runs testdata/errors.cloud, a chunked file (see
 // internal/chunkedfile) of the language's own errors. It checks the
-// language alone, with no provider or balancer kinds: each driver package
-// tests its block's settings against its own schema.
+// language alone, with no provider or balancer kinds: the errors of each
+// driver's block are in its package's testdata/settings.cloud, which
+// builtins/daemon's TestKindsCheck runs with the table of kinds.
 func TestCheckErrors(t *testing.T) {
 	chunks := chunkedfile.Read(t, "testdata/errors.cloud")
 	if len(chunks) < 40 {

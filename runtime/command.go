@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
@@ -11,122 +12,110 @@ import (
 // instance commands). Each is logged as a decision, like the rules'
 // actions, and saved at once; the pool acts on it at its next tick.
 
-// SetTarget sets a pool's target size, within its range; the next tick
-// starts or stops instances to match.
-func (e *Engine) SetTarget(pool string, n int, why string) (int, error) {
+// command carries out an operator's command on a pool, under the engine's
+// lock: do changes the pool's state and returns the decision to log, or an
+// error that refuses the command. The state is saved at once: a command the
+// operator was told is done survives a crash.
+func (e *Engine) command(pool string, do func(ps *poolState, now time.Time) (decision.Decision, error)) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ps, err := e.pool(pool)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	outcome := ps.setTarget(n)
 	now := e.opts.Clock.Now()
-	e.log(ps.decide(now, decision.Set).ByCommand(why).Says(outcome))
-	e.save(now) // a command the operator was told is done survives a crash
-	return ps.target, nil
+	d, err := do(ps, now)
+	if err != nil {
+		return err
+	}
+	e.log(d)
+	e.save(now)
+	return nil
+}
+
+// SetTarget sets a pool's target size, within its range; the next tick
+// starts or stops instances to match.
+func (e *Engine) SetTarget(pool string, n int, why string) (target int, err error) {
+	err = e.command(pool, func(ps *poolState, now time.Time) (decision.Decision, error) {
+		outcome := ps.setTarget(n)
+		target = ps.target
+		return ps.decide(now, decision.Set).ByCommand(why).Says(outcome), nil
+	})
+	return target, err
 }
 
 // StopPool stops every instance of a pool and holds it stopped (its rules
 // do not act) until StartPool.
 func (e *Engine) StopPool(pool, why string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ps, err := e.pool(pool)
-	if err != nil {
-		return err
-	}
-	ps.stopped = true
-	now := e.opts.Clock.Now()
-	e.log(decision.New(now, pool, decision.Stop, 0).ByCommand(why).Says("pool stopped"))
-	e.save(now)
-	return nil
+	return e.command(pool, func(ps *poolState, now time.Time) (decision.Decision, error) {
+		ps.stopped = true
+		return decision.New(now, pool, decision.Stop, 0).ByCommand(why).Says("pool stopped"), nil
+	})
 }
 
 // StartPool starts a stopped pool again at its target, or ends its
 // maintenance.
 func (e *Engine) StartPool(pool, why string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ps, err := e.pool(pool)
-	if err != nil {
-		return err
-	}
-	outcome := "pool started"
-	switch {
-	case ps.maintain:
-		outcome = "maintenance over: rules and failure handling resume"
-	case !ps.stopped:
-		outcome = "pool already running"
-	}
-	ps.stopped, ps.maintain = false, false
-	ps.dirty = true // list at the next tick: things may have changed meanwhile
-	now := e.opts.Clock.Now()
-	e.log(ps.decide(now, decision.Start).ByCommand(why).Says(outcome))
-	e.save(now)
-	return nil
+	return e.command(pool, func(ps *poolState, now time.Time) (decision.Decision, error) {
+		outcome := "pool started"
+		switch {
+		case ps.maintain:
+			outcome = "maintenance over: rules and failure handling resume"
+		case !ps.stopped:
+			outcome = "pool already running"
+		}
+		ps.stopped, ps.maintain = false, false
+		ps.dirty = true // list at the next tick: things may have changed meanwhile
+		return ps.decide(now, decision.Start).ByCommand(why).Says(outcome), nil
+	})
 }
 
 // MaintainPool puts a pool into maintenance: its instances keep running as
 // they are, but nothing is started, stopped or replaced (rules do not act,
 // failures wait) until StartPool.
 func (e *Engine) MaintainPool(pool, why string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ps, err := e.pool(pool)
-	if err != nil {
-		return err
-	}
-	if ps.stopped {
-		return fmt.Errorf("pool %s is stopped: pool start %s first", pool, pool)
-	}
-	ps.maintain, ps.dirty = true, true
-	now := e.opts.Clock.Now()
-	e.log(ps.decide(now, decision.Maintain).ByCommand(why).Says("in maintenance: no instance started, stopped or replaced until pool start " + pool))
-	e.save(now)
-	return nil
+	return e.command(pool, func(ps *poolState, now time.Time) (decision.Decision, error) {
+		if ps.stopped {
+			return decision.Decision{}, fmt.Errorf("pool %s is stopped: pool start %s first", pool, pool)
+		}
+		ps.maintain, ps.dirty = true, true
+		return ps.decide(now, decision.Maintain).ByCommand(why).
+			Says("in maintenance: no instance started, stopped or replaced until pool start " + pool), nil
+	})
 }
 
 // RestartPool replaces every running instance of a pool, one at a time: a
 // new one is started and running before an old one stops, so the pool
 // keeps its size (a rolling restart). Instances under maintenance are left
 // alone. A stopped pool is simply started.
-func (e *Engine) RestartPool(pool, why string) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ps, err := e.pool(pool)
-	if err != nil {
-		return 0, err
-	}
-	if ps.maintain {
-		return 0, fmt.Errorf("pool %s is in maintenance: pool start %s first", pool, pool)
-	}
-	now := e.opts.Clock.Now()
-	if ps.stopped {
-		ps.stopped = false
-		e.log(ps.decide(now, decision.Start).ByCommand(why).Says("pool was stopped: started"))
-		e.save(now)
-		return 0, nil
-	}
-	n, kept := 0, 0
-	for _, in := range ps.insts {
-		if in.State != Starting && in.State != Running {
-			continue
+func (e *Engine) RestartPool(pool, why string) (n int, err error) {
+	err = e.command(pool, func(ps *poolState, now time.Time) (decision.Decision, error) {
+		if ps.maintain {
+			return decision.Decision{}, fmt.Errorf("pool %s is in maintenance: pool start %s first", pool, pool)
 		}
-		if in.Maintain {
-			kept++
-			continue
+		if ps.stopped {
+			ps.stopped = false
+			return ps.decide(now, decision.Start).ByCommand(why).Says("pool was stopped: started"), nil
 		}
-		ps.restart[in.ID] = true
-		n++
-	}
-	outcome := fmt.Sprintf("rolling restart of %d instances, one at a time", n)
-	if kept > 0 {
-		outcome += fmt.Sprintf(" (%d under maintenance left alone)", kept)
-	}
-	e.log(ps.decide(now, decision.Restart).ByCommand(why).Says(outcome))
-	e.save(now)
-	return n, nil
+		kept := 0
+		for _, in := range ps.insts {
+			if in.State != Starting && in.State != Running {
+				continue
+			}
+			if in.Maintain {
+				kept++
+				continue
+			}
+			ps.restart[in.ID] = true
+			n++
+		}
+		outcome := fmt.Sprintf("rolling restart of %d instances, one at a time", n)
+		if kept > 0 {
+			outcome += fmt.Sprintf(" (%d under maintenance left alone)", kept)
+		}
+		return ps.decide(now, decision.Restart).ByCommand(why).Says(outcome), nil
+	})
+	return n, err
 }
 
 // MaintainInstance takes an instance out of rotation for maintenance (on)

@@ -41,22 +41,7 @@ func (cc *condCompiler) expr(e *lang.Expr) condition {
 	for _, r := range e.Right {
 		terms = append(terms, cc.and(r))
 	}
-	if len(terms) == 1 {
-		return terms[0]
-	}
-	// or: true if any term is true; no data only if no term is true and
-	// some term had none.
-	return func(obs []Observation) (bool, bool) {
-		allOK := true
-		for _, t := range terms {
-			v, ok := t(obs)
-			if ok && v {
-				return true, true
-			}
-			allOK = allOK && ok
-		}
-		return false, allOK
-	}
+	return combine(terms, true) // or
 }
 
 func (cc *condCompiler) and(a *lang.AndExpr) condition {
@@ -64,21 +49,27 @@ func (cc *condCompiler) and(a *lang.AndExpr) condition {
 	for _, r := range a.Right {
 		terms = append(terms, cc.not(r))
 	}
+	return combine(terms, false) // and
+}
+
+// combine joins terms with or (decides true: true if any term is true) or
+// with and (decides false: false if any term is false). A term with no
+// data decides nothing: the whole has no data only if no term decided and
+// some term had none. Its value then means nothing.
+func combine(terms []condition, decides bool) condition {
 	if len(terms) == 1 {
 		return terms[0]
 	}
-	// and: false if any term is false; no data only if none is false and
-	// some term had none.
 	return func(obs []Observation) (bool, bool) {
 		allOK := true
 		for _, t := range terms {
 			v, ok := t(obs)
-			if ok && !v {
-				return false, true
+			if ok && v == decides {
+				return decides, true
 			}
 			allOK = allOK && ok
 		}
-		return allOK, allOK
+		return !decides, allOK
 	}
 }
 

@@ -23,35 +23,39 @@ func commandTable() string {
 	return b.String()
 }
 
-func TestCommandTable(t *testing.T) {
+func TestCommandTable(t *testing.T) { checkGenerated(t, commandsMarker, commandTable()) }
+
+// checkGenerated checks that the text after marker in language.md, up to
+// the next blank line, is want; -update rewrites it.
+func checkGenerated(t *testing.T, marker, want string) {
+	t.Helper()
 	const name = "language.md"
 	data, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := string(data)
-	i := strings.Index(src, commandsMarker)
+	i := strings.Index(src, marker)
 	if i < 0 {
-		t.Fatalf("%s: no %q before the command table", name, strings.TrimSpace(commandsMarker))
+		t.Fatalf("%s: no %q before the table it marks", name, strings.TrimSpace(marker))
 	}
-	start := i + len(commandsMarker)
+	start := i + len(marker)
 	if strings.HasPrefix(src[start:], "\n") {
 		start++
 	}
 	end := strings.Index(src[start:], "\n\n")
 	if end < 0 {
-		t.Fatalf("%s: the command table does not end", name)
+		t.Fatalf("%s: the table after %q does not end", name, strings.TrimSpace(marker))
 	}
 	end += start + 1
-	want := commandTable()
 	switch {
 	case src[start:end] == want:
 	case *update:
 		if err := os.WriteFile(name, []byte(src[:start]+want+src[end:]), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: rewrote the command table", name)
+		t.Logf("%s: rewrote the table after %s", name, strings.TrimSpace(marker))
 	default:
-		t.Errorf("%s: the command table differs from lang.Commands() (go test ./spec -update rewrites it):\n%s", name, diffLines(src[start:end], want))
+		t.Errorf("%s: the table after %s differs from the code (go test ./spec -update rewrites it):\n%s", name, strings.TrimSpace(marker), diffLines(src[start:end], want))
 	}
 }

@@ -181,15 +181,6 @@ func explainActions(pool string, recent []decision.Decision, out *strings.Builde
 				fmt.Fprintf(out, " (%s)", d.Pos)
 			}
 		}
-		for _, v := range d.Values {
-			out.WriteString(" " + v.String())
-		}
-		if d.Outcome != "" {
-			out.WriteString(": " + d.Outcome)
-		}
-		if len(d.Probes) > 0 {
-			out.WriteString(" [probes: " + strings.Join(d.Probes, "; ") + "]")
-		}
-		out.WriteString("\n")
+		out.WriteString(d.Details() + "\n")
 	}
 }

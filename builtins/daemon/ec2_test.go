@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,32 +48,14 @@ func startEC2(t *testing.T, opts ec2test.Options) *ec2test.Server {
 	return srv
 }
 
-// syncBuffer is a log the daemon writes while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startLogged writes policy to path and runs a daemon on it (its state
 // beside it) until the test ends, its log kept for the test to read.
-func startLogged(t *testing.T, path, policy string) (*Daemon, *syncBuffer) {
+func startLogged(t *testing.T, path, policy string) (*Daemon, *testenv.Buffer) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(filepath.Dir(path), "state"), Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

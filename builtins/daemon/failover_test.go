@@ -472,23 +472,13 @@ func serversUp(sock, backend string) ([]string, error) {
 // health gives at one probe every 250ms, so it stays out. The whole
 // decision log says so, and /metrics counts what it says.
 func TestFlappingInstance(t *testing.T) {
-	c := startCluster(t, `pool web {
-  provider local {
-    run "exec \"BIN\""
-    env { CLOUDSPEAK_TEST_SERVE = "1", CLOUDSPEAK_TEST_FLAP = "node0" }
-    grace 2s
-  }
-  balancer haproxy {
-    listen "LISTEN"
-    health http "/health" every 1s
-  }
-  instances 2
-  standby 1
-  check every 250ms
-  heartbeat every 250ms timeout 750ms recover 3
-  on failure exec "true"
-}
-`, 50)
+	// servingPolicy, with node0 flapping, faster heartbeats, and failed
+	// instances kept (no replace or promote).
+	c := startCluster(t, strings.NewReplacer(
+		`CLOUDSPEAK_TEST_SERVE = "1"`, `CLOUDSPEAK_TEST_SERVE = "1", CLOUDSPEAK_TEST_FLAP = "node0"`,
+		"heartbeat every 500ms timeout 1500ms", "heartbeat every 250ms timeout 750ms recover 3",
+		"on failure promote standby", `on failure exec "true"`,
+	).Replace(servingPolicy), 50)
 	node0 := func() []string {
 		c.mu.Lock()
 		defer c.mu.Unlock()

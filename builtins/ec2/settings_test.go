@@ -13,19 +13,9 @@ import (
 
 var checkOptions = &lang.Options{Providers: map[string]*lang.BlockSchema{"ec2": Settings}}
 
-// TestSettingsErrors runs testdata/settings.cloud: the diagnostics of the
-// block's settings.
-func TestSettingsErrors(t *testing.T) {
-	chunkedfile.Check(t, chunkedfile.Read(t, "testdata/settings.cloud"), checkOptions)
-}
-
 func block(t *testing.T, src string) *lang.BlockDecl {
 	t.Helper()
-	files, _, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(src)}}, checkOptions)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	return files[0].Stmts[0].Pool.Items[0].Provider
+	return chunkedfile.Load(t, src, checkOptions)[0].Stmts[0].Pool.Items[0].Provider
 }
 
 // TestSpecFrom reads a block as the daemon does; a user_data naming a file

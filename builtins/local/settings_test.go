@@ -10,21 +10,12 @@ import (
 
 var checkOptions = &lang.Options{Providers: map[string]*lang.BlockSchema{"local": Settings}}
 
-// TestSettingsErrors runs testdata/settings.cloud: the diagnostics of the
-// block's settings.
-func TestSettingsErrors(t *testing.T) {
-	chunkedfile.Check(t, chunkedfile.Read(t, "testdata/settings.cloud"), checkOptions)
-}
-
 // TestSpecFrom reads a block as the daemon does.
 func TestSpecFrom(t *testing.T) {
 	src := `pool api {
   provider local { run "./s --port $PORT"; dir "/srv"; grace 1500ms; env { A = "1", B = "two" } }
 }`
-	files, _, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(src)}}, checkOptions)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
+	files := chunkedfile.Load(t, src, checkOptions)
 	s, err := SpecFrom(files[0].Stmts[0].Pool.Items[0].Provider, 8080)
 	if err != nil {
 		t.Fatal(err)

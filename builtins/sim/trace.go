@@ -110,7 +110,7 @@ func parseTime(s string, start time.Time) (time.Time, error) {
 
 func parseValue(cell string, m runtime.Metric) (float64, error) {
 	if f, err := strconv.ParseFloat(cell, 64); err == nil {
-		if m == runtime.CPU || m == runtime.Memory {
+		if m.Type() == lang.Percent { // a bare number for a percentage metric is in %
 			return f / 100, nil
 		}
 		return f, nil

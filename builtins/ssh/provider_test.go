@@ -6,6 +6,7 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/builtins/heartbeat"
 	"github.com/cloudspeak/cloudspeak/internal/sshdtest"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -92,7 +93,7 @@ func TestProvider(t *testing.T) {
 
 	// Remote reaches instances through the provider's targets.
 	r := &Remote{Dialer: d, Target: p2.Target}
-	var out safeBuffer
+	var out testenv.Buffer
 	if err := r.Run(ctx, list2[0], "echo $SSH_CONNECTION >&2", &out); err != nil {
 		t.Fatal(err)
 	}

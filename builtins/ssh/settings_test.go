@@ -12,24 +12,15 @@ import (
 
 var checkOptions = &lang.Options{Providers: map[string]*lang.BlockSchema{"ssh": Settings}}
 
-// TestSettingsErrors runs testdata/settings.cloud: the diagnostics of the
-// block's settings.
-func TestSettingsErrors(t *testing.T) {
-	chunkedfile.Check(t, chunkedfile.Read(t, "testdata/settings.cloud"), checkOptions)
-}
-
 // TestSettingsFrom reads a block as the daemon does: a relative key is
 // taken beside the policy, ~/ in the home directory.
 func TestSettingsFrom(t *testing.T) {
-	files, _, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(`pool web {
+	files := chunkedfile.Load(t, `pool web {
   provider ssh { hosts "web1", "deploy@web2:2222"; user "ops"; ssh_port 2200; key "keys/id" }
 }
 pool api {
   provider ssh { hosts "api1"; key "~/.ssh/id" }
-}`)}}, checkOptions)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
+}`, checkOptions)
 	web := files[0].Stmts[0].Pool.Items[0].Provider
 	cfg, err := ConfigFrom(web, "/etc/cloudspeak")
 	if err != nil {

@@ -29,7 +29,7 @@ func TestShellPtyResize(t *testing.T) {
 	}
 	fd, _ := fileFD(tty)
 	before, _ := term.GetState(fd)
-	var out safeBuffer
+	var out testenv.Buffer
 	// Print the size, wait until it changes, print it again.
 	cmd := `stty size; while [ "$(stty size)" = "24 80" ]; do sleep 0.05; done; stty size; echo "term=$TERM"; exit 5`
 	type result struct {
@@ -75,7 +75,7 @@ func TestShellPipedStdin(t *testing.T) {
 	defer r.Close()
 	w.WriteString("echo hello from stdin\nexit 4\n")
 	w.Close()
-	var out safeBuffer
+	var out testenv.Buffer
 	status, err := d.Shell(testContext(t), target(c, 0), "", r, &out, &out) // a login shell
 	if err != nil || status != 4 {
 		t.Fatalf("Shell: %d, %v", status, err)

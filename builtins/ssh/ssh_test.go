@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,24 +42,6 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// safeBuffer is a bytes.Buffer for concurrent writers and readers.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestRunExitStatus(t *testing.T) {
@@ -114,7 +95,7 @@ func TestRunCancelKillsCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(testContext(t))
 	// A failed run may have left its sleep 3917: this run's is the new one.
 	before := processPIDs("sleep 3917")
-	var out safeBuffer
+	var out testenv.Buffer
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, target(c, 0), "echo started; exec sleep 3917", &out, &out) }()
 	testenv.WaitFor(t, 10*time.Second, "the command to start", func() bool { return strings.Contains(out.String(), "started") })

@@ -105,59 +105,71 @@ func (st *Store) instanceFS(ctx context.Context, in runtime.Instance) (s3.FS, st
 
 // Seed fills a new instance's path from S3.
 func (st *Store) Seed(ctx context.Context, in runtime.Instance) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	fsys, root, done, err := st.instanceFS(ctx, in)
-	if err != nil {
-		return err
-	}
-	defer done()
-	c, err := st.sync.Client(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := c.Run(ctx, st.spec.Source, root, "", s3.Options{DstFS: fsys})
+	res, err := st.transfer(ctx, in, func(ctx context.Context, fsys s3.FS, root string) (s3.Result, error) {
+		c, err := st.sync.Client(ctx)
+		if err != nil {
+			return s3.Result{}, err
+		}
+		res, err := c.Run(ctx, st.spec.Source, root, "", s3.Options{DstFS: fsys})
+		if err == nil {
+			err = fsys.MkdirAll(root) // the path exists even when S3 has nothing yet
+		}
+		if err != nil {
+			err = fmt.Errorf("%s: storage: %w", st.spec.Pos, err)
+		}
+		return res, err
+	})
 	if err == nil {
-		err = fsys.MkdirAll(root) // the path exists even when S3 has nothing yet
+		st.log.Info("storage seeded", "pool", st.pool, "instance", in.Name, "sync", res.String())
 	}
-	if err != nil {
-		return fmt.Errorf("%s: storage: %w", st.spec.Pos, err)
-	}
-	st.log.Info("storage seeded", "pool", st.pool, "instance", in.Name, "sync", res.String())
-	for _, w := range res.Warnings {
-		st.log.Warn("storage", "pool", st.pool, "instance", in.Name, "warning", w)
-	}
-	return nil
+	return err
 }
 
 // Push copies what changed at the instance's path back to S3; why says
 // what asked (every, stop, daemon stop) for the log.
 func (st *Store) Push(ctx context.Context, in runtime.Instance, why string) error {
+	res, err := st.transfer(ctx, in, func(ctx context.Context, fsys s3.FS, root string) (s3.Result, error) {
+		if _, err := fsys.Stat(root); errors.Is(err, fs.ErrNotExist) {
+			return s3.Result{}, errNothing
+		}
+		c, err := st.sync.Client(ctx)
+		if err != nil {
+			return s3.Result{}, err
+		}
+		res, err := c.Run(ctx, root, st.spec.Source, "", s3.Options{SrcFS: fsys, NewerOnly: true})
+		if err != nil {
+			err = fmt.Errorf("%s: storage push from %s: %w", st.spec.Pos, in.Name, err)
+		}
+		return res, err
+	})
+	if errors.Is(err, errNothing) {
+		return nil
+	}
+	if err == nil && (res.Copied > 0 || why != "every") {
+		st.log.Info("storage pushed", "pool", st.pool, "instance", in.Name, "why", why, "sync", res.String())
+	}
+	return err
+}
+
+// errNothing says an instance's path was never written: nothing to push.
+var errNothing = errors.New("nothing at the storage path")
+
+// transfer runs one sync between S3 and the instance's path, bounded by
+// timeout: run is given the instance's file system and the path's absolute
+// name on it. The sync's warnings are logged.
+func (st *Store) transfer(ctx context.Context, in runtime.Instance, run func(ctx context.Context, fsys s3.FS, root string) (s3.Result, error)) (s3.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	fsys, root, done, err := st.instanceFS(ctx, in)
 	if err != nil {
-		return err
+		return s3.Result{}, err
 	}
 	defer done()
-	if _, err := fsys.Stat(root); errors.Is(err, fs.ErrNotExist) {
-		return nil // nothing was ever written there
-	}
-	c, err := st.sync.Client(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := c.Run(ctx, root, st.spec.Source, "", s3.Options{SrcFS: fsys, NewerOnly: true})
-	if err != nil {
-		return fmt.Errorf("%s: storage push from %s: %w", st.spec.Pos, in.Name, err)
-	}
-	if res.Copied > 0 || why != "every" {
-		st.log.Info("storage pushed", "pool", st.pool, "instance", in.Name, "why", why, "sync", res.String())
-	}
+	res, err := run(ctx, fsys, root)
 	for _, w := range res.Warnings {
 		st.log.Warn("storage", "pool", st.pool, "instance", in.Name, "warning", w)
 	}
-	return nil
+	return res, err
 }
 
 // sftpFS is an instance's file system over SFTP, for s3.Run.

@@ -8,7 +8,8 @@
 // (they are comments to CloudSpeak too), so line numbers are unchanged.
 //
 // The language's own errors are in lang/testdata/errors.cloud; each driver
-// package keeps the errors of its block's settings beside it.
+// package keeps the errors of its block's settings beside it
+// (testdata/settings.cloud), run by builtins/daemon's TestKindsCheck.
 //
 // It knows the file format and lang's diagnostics, no driver: callers
 // pass the kinds the chunks are checked with.
@@ -102,4 +103,21 @@ func Check(t testing.TB, chunks []Chunk, opts *lang.Options) {
 			t.Errorf("%s: chunk line %d: expected error matching %q was not reported", ch.Name, w.line, w.re)
 		}
 	}
+}
+
+// CheckFile runs the chunked file at path: Check of what Read reads.
+func CheckFile(t testing.TB, path string, opts *lang.Options) {
+	t.Helper()
+	Check(t, Read(t, path), opts)
+}
+
+// Load loads one policy, src, with opts, failing the test unless it checks
+// clean: for tests that read a checked block as a driver does.
+func Load(t testing.TB, src string, opts *lang.Options) []*lang.File {
+	t.Helper()
+	files, _, diags := lang.Load([]lang.Source{{Name: "p.cloud", Src: []byte(src)}}, opts)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return files
 }

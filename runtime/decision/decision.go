@@ -217,6 +217,15 @@ func (d Decision) String() string {
 	if d.Rule != "" {
 		fmt.Fprintf(&b, " [%s: %s]", d.Pos, d.Rule)
 	}
+	b.WriteString(d.Details())
+	return b.String()
+}
+
+// Details writes what follows a decision's action and rule: the values the
+// rule saw, the outcome, and the last probes, each with the space or colon
+// that sets it off (" cpu=90%: 2 → 3").
+func (d Decision) Details() string {
+	var b strings.Builder
 	for _, r := range d.Values {
 		b.WriteString(" " + r.String())
 	}
