@@ -375,10 +375,14 @@ func TestPrimarySplitBrain(t *testing.T) {
 	}
 	t.Logf("the primary hung; %s served %v later", spare.Name, at.Sub(hung).Round(time.Millisecond))
 	// The old primary resumed: load goes on until it is certainly dead
-	// (fenced: killed) and the new one has answered many more requests,
-	// so an answer from the old one would have been seen.
-	testenv.WaitFor(t, 15*time.Second, "the old primary gone and 200 more answers from the new one", func() bool {
-		return syscall.Kill(pid(victim), 0) != nil && c.answersFrom(spare.Name, at) >= 200
+	// (fenced: killed), the pool has forgotten it, and the new one has
+	// answered many more requests, so an answer from the old one would
+	// have been seen.
+	inPool := func() bool {
+		return slices.ContainsFunc(c.d.Status().Pools[0].Instances, func(in runtime.Instance) bool { return in.ID == victim.ID })
+	}
+	testenv.WaitFor(t, 15*time.Second, "the old primary dead and forgotten, and 200 more answers from the new one", func() bool {
+		return syscall.Kill(pid(victim), 0) != nil && !inPool() && c.answersFrom(spare.Name, at) >= 200
 	})
 	c.stopLoad()
 	stop()
