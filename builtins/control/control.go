@@ -39,7 +39,7 @@ type Request struct {
 	// terminal.
 	Color bool `json:"color,omitempty"`
 	// Session identifies a REPL session: its declarations are kept as one
-	// source (see addSession).
+	// source (the daemon lays a session's entries over each other).
 	Session string `json:"session,omitempty"`
 }
 

@@ -23,7 +23,7 @@ type metrics struct {
 func newMetrics() *metrics {
 	return &metrics{
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cloudspeak_decisions_total", Help: "Decisions taken, by pool and action (add, remove, suppressed, …).",
+			Name: "cloudspeak_decisions_total", Help: "Decisions taken, by pool and action (add, remove, start, stop, failed, suppressed, …: spec/language.md §14 lists them).",
 		}, []string{"pool", "action"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloudspeak_errors_total", Help: "Errors from drivers, by pool.",

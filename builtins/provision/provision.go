@@ -52,7 +52,7 @@ type Jobs struct {
 	dir     string         // the policy file's directory: copy sources are relative to it
 	storage *storage.Store // the pool's storage, seeded first; nil for none
 
-	ctx    context.Context // canceled by close
+	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -60,11 +60,11 @@ type Jobs struct {
 	jobs map[string]*job // by instance ID
 	// provider is the pool's provider (under the wrapper), for the
 	// storage pusher to list its instances; pend the instances whose
-	// provisioning has not finished. Both are set by newProvisioner.
+	// provisioning has not finished. Both are set by Wrap.
 	provider runtime.Provider
 	pend     *Pending
 	// stopping are the instances whose storage is being saved before
-	// they stop (see provisioner.Stop).
+	// they stop (see Provisioner.Stop).
 	stopping map[string]bool
 }
 
@@ -83,7 +83,7 @@ func NewJobs(pool string, remote runtime.Remote, steps []runtime.Step, dir strin
 		jobs: map[string]*job{}, stopping: map[string]bool{}}
 	if st != nil && st.Every() > 0 {
 		js.wg.Add(1)
-		go func() { // owned by js: ends with close
+		go func() { // owned by js: ends with Close
 			defer js.wg.Done()
 			js.pushEvery(st.Every())
 		}()
@@ -97,7 +97,7 @@ func (js *Jobs) Same(steps []runtime.Step, dir string, st *runtime.Storage) bool
 }
 
 // pushEvery copies each provisioned instance's storage back to S3 every
-// d, until close.
+// d, until Close.
 func (js *Jobs) pushEvery(d time.Duration) {
 	t := time.NewTicker(d)
 	defer t.Stop()
@@ -160,7 +160,7 @@ func (js *Jobs) stopAfterPush(p *Provisioner, in runtime.Instance) {
 	js.stopping[in.ID] = true
 	js.mu.Unlock()
 	js.wg.Add(1)
-	go func() { // owned by js: ends when the instance is stopped, or with close
+	go func() { // owned by js: ends when the instance is stopped, or with Close
 		defer js.wg.Done()
 		defer func() {
 			js.mu.Lock()
@@ -256,7 +256,7 @@ func (p *Provisioner) run(in runtime.Instance) *job {
 	j := &job{cancel: cancel}
 	p.jobs[in.ID] = j
 	p.wg.Add(1)
-	go func() { // owned by the provisioner: canceled by close or Stop, awaited in close
+	go func() { // owned by the provisioner: canceled by Close or Stop, awaited in Close
 		defer p.wg.Done()
 		defer cancel()
 		start := time.Now()
