@@ -5,14 +5,14 @@ import (
 	"strings"
 )
 
-// poolDecl checks a pool's items, each set at most once, then what they
-// need of each other.
+// poolDecl checks a pool's items, each setting set at most once, then
+// what they need of each other.
 func (c *Checker) poolDecl(p *PoolDecl) {
 	c.pool = p
 	defer func() { c.pool = nil }()
 	seen := map[string]*PoolItem{} // the settings' items, by what they set
 	for _, it := range p.Items {
-		key := c.poolItem(it)
+		key, check := c.poolItem(it)
 		if key == "" {
 			continue
 		}
@@ -26,7 +26,7 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 			continue
 		}
 		seen[key] = it
-		c.poolSetting(it)
+		check()
 	}
 	if p.broken {
 		return // the missing piece may be in the item that did not parse
@@ -34,9 +34,10 @@ func (c *Checker) poolDecl(p *PoolDecl) {
 	c.poolNeeds(p, seen)
 }
 
-// poolItem checks a rule or job of a pool, and returns "" for them; for a
-// setting it returns what it sets, which a pool sets once.
-func (c *Checker) poolItem(it *PoolItem) string {
+// poolItem checks a rule or job of a pool at once, and returns "" for it;
+// for a setting it returns what it sets (a pool sets each once) and the
+// check of the setting on its own, for the first time it is set.
+func (c *Checker) poolItem(it *PoolItem) (key string, check func()) {
 	switch {
 	case it.When != nil:
 		c.when(&it.When.WhenRule)
@@ -47,61 +48,35 @@ func (c *Checker) poolItem(it *PoolItem) string {
 	case it.At != nil:
 		c.at(it.At)
 	case it.Provider != nil:
-		return "provider"
+		return "provider", func() { c.block(it.Provider, "provider", c.opts.Providers) }
 	case it.Balancer != nil:
-		return "balancer"
+		return "balancer", func() { c.block(it.Balancer, "balancer", c.opts.Balancers) }
 	case it.Instances != nil:
-		return "instances"
+		return "instances", func() { c.instances(it.Instances) }
 	case it.Port != nil:
-		return "port"
+		return "port", func() { c.Whole(it.Port, "port", 1, 65535) }
 	case it.Check != nil:
-		return "check every"
+		return "check every", func() { c.PositiveDuration(it.Check, "check interval") }
 	case it.Cooldown != nil:
-		return "cooldown"
-	case it.Standby != nil:
-		return "standby"
-	case it.Heartbeat != nil:
-		return "heartbeat"
-	case it.Storage != nil:
-		return "storage"
-	case it.Primary:
-		return "primary"
-	case it.Install != nil:
-		return "install"
-	case it.Configure != nil:
-		return "configure"
-	}
-	return ""
-}
-
-// poolSetting checks a pool's setting on its own.
-func (c *Checker) poolSetting(it *PoolItem) {
-	switch {
-	case it.Provider != nil:
-		c.block(it.Provider, "provider", c.opts.Providers)
-	case it.Balancer != nil:
-		c.block(it.Balancer, "balancer", c.opts.Balancers)
-	case it.Instances != nil:
-		c.instances(it.Instances)
-	case it.Port != nil:
-		c.Whole(it.Port, "port", 1, 65535)
-	case it.Check != nil:
-		c.PositiveDuration(it.Check, "check interval")
-	case it.Cooldown != nil:
-		if q, ok := c.Value(it.Cooldown, Duration); ok && q.Value < 0 {
-			c.Errorf(it.Cooldown, "write cooldown 0s for none", "cooldown cannot be negative")
+		return "cooldown", func() {
+			if q, ok := c.Value(it.Cooldown, Duration); ok && q.Value < 0 {
+				c.Errorf(it.Cooldown, "write cooldown 0s for none", "cooldown cannot be negative")
+			}
 		}
 	case it.Standby != nil:
-		c.Whole(it.Standby, "standby", 0, maxInstances)
+		return "standby", func() { c.Whole(it.Standby, "standby", 0, maxInstances) }
 	case it.Heartbeat != nil:
-		c.heartbeat(it.Heartbeat)
+		return "heartbeat", func() { c.heartbeat(it.Heartbeat) }
 	case it.Storage != nil:
-		c.storage(it.Storage)
+		return "storage", func() { c.storage(it.Storage) }
+	case it.Primary:
+		return "primary", func() {}
 	case it.Install != nil:
-		c.provision("install", it.Install)
+		return "install", func() { c.provision("install", it.Install) }
 	case it.Configure != nil:
-		c.provision("configure", it.Configure)
+		return "configure", func() { c.provision("configure", it.Configure) }
 	}
+	return "", nil
 }
 
 // poolNeeds checks what a pool's settings need of each other: a provider,
