@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 )
 
 // The REPL is tested as a user meets it: the test binary runs it (see
@@ -95,6 +97,17 @@ func (s *screen) send(keys string) {
 	if _, err := s.pty.WriteString(keys); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// waitSignals waits until the terminal turns Ctrl-C into a signal (ISIG):
+// readline has left raw mode, as it does while a statement runs. On Linux
+// the pty's master reports the terminal's modes.
+func (s *screen) waitSignals() {
+	s.t.Helper()
+	testenv.WaitFor(s.t, expectTimeout, "the terminal out of raw mode", func() bool {
+		tio, err := unix.IoctlGetTermios(int(s.pty.Fd()), unix.TCGETS)
+		return err == nil && tio.Lflag&unix.ISIG != 0
+	})
 }
 
 // ansi matches the terminal control sequences readline writes.
@@ -214,7 +227,7 @@ func TestREPL(t *testing.T) {
 
 	// Ctrl-C stops a statement that runs, and the session goes on.
 	s.send("instance cmd node0 \"sleep 120\"\r")
-	time.Sleep(500 * time.Millisecond) // readline has left raw mode: Ctrl-C is a signal now
+	s.waitSignals() // readline has left raw mode: Ctrl-C is a signal now
 	s.send("\x03")
 	s.expect(`interrupted: `)
 	s.expect(`cloudspeak> `)

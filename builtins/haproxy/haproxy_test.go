@@ -119,7 +119,12 @@ func TestZeroFailedRequests(t *testing.T) {
 	}
 	took := time.Since(start)
 	g.SetPhase("after")
-	time.Sleep(500 * time.Millisecond)
+	// Load goes on after the last event until 100 more requests have
+	// ended, so a failure the events left behind would show.
+	testenv.WaitFor(t, 20*time.Second, "100 requests after the events", func() bool {
+		f := g.Figures("after")
+		return f.OK+f.Failed >= 100
+	})
 	stopLoad()
 	<-loadDone
 
@@ -378,14 +383,18 @@ func TestTakeover(t *testing.T) {
 	lctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); g.Run(lctx) }()
-	time.Sleep(300 * time.Millisecond)
+	answered := func(n int) func() bool {
+		return func() bool { f := g.Figures(""); return f.OK+f.Failed >= n }
+	}
+	testenv.WaitFor(t, 20*time.Second, "50 requests served by the kept HAProxy", answered(50))
 	second := New(Options{Dir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	defer second.Close(false)
 	second.Seed("web", []runtime.Instance{be.instance()})
 	if err := second.Apply(ctx, []Pool{pool}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	n := g.Figures("").OK + g.Figures("").Failed
+	testenv.WaitFor(t, 20*time.Second, "50 more requests after the takeover", answered(n+50))
 	stop()
 	<-done
 	if f := g.Figures(""); f.Failed > 0 || f.OK == 0 {
