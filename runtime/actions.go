@@ -28,13 +28,12 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 			ps.max = a.N
 		}
 		old := ps.target
-		ps.target = min(max(ps.target, ps.min), ps.max)
-		e.log(decision.New(now, a.Pool, decision.Set, ps.target).By(text, pos).Sayf("%s %d; target %d → %d", a.Limit, a.N, old, ps.target))
+		ps.target = ps.clamp(ps.target)
+		e.log(ps.decide(now, decision.Set).By(text, pos).Sayf("%s %d; target %d → %d", a.Limit, a.N, old, ps.target))
 		return
 	case decision.Add, decision.Remove:
 		ps := e.pools[p.Index]
-		_, want := a.resize(ps.target, ps.min, ps.max)
-		outcome := ps.setTarget(want)
+		outcome := ps.setTarget(a.resize(ps.target))
 		e.log(ps.decide(now, a.Kind).By(text, pos).Says(outcome))
 		return
 	}
@@ -100,10 +99,13 @@ var errNoDriver = errors.New("no driver")
 // commands change a pool's size through it.
 func (ps *poolState) setTarget(n int) string {
 	old := ps.target
-	ps.target = min(max(n, ps.min), ps.max)
+	ps.target = ps.clamp(n)
 	outcome := fmt.Sprintf("%d → %d", old, ps.target)
 	if ps.target != n {
 		outcome += fmt.Sprintf(" (clamped from %d to %d..%d)", n, ps.min, ps.max)
 	}
 	return outcome
 }
+
+// clamp returns n within the pool's range (as set changed it).
+func (ps *poolState) clamp(n int) int { return min(max(n, ps.min), ps.max) }

@@ -251,12 +251,15 @@ func (c *compiler) job(p *Pool, n lang.Node, every *lang.Value, at *lang.AtSched
 		if at.UTC {
 			s.Loc = time.UTC
 		}
-		words := at.Days
-		if len(words) == 0 {
-			words = []*lang.Ident{{Name: "daily"}}
+		var days []string
+		for _, d := range at.Days {
+			days = append(days, d.Name)
 		}
-		for _, d := range words {
-			for _, wd := range lang.Weekdays(d.Name) {
+		if len(days) == 0 {
+			days = []string{"daily"} // no days: every day
+		}
+		for _, d := range days {
+			for _, wd := range lang.Weekdays(d) {
 				s.Days[wd] = true
 			}
 		}

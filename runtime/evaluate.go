@@ -30,9 +30,10 @@ func (e *Engine) observe(ctx context.Context, ps *poolState, now time.Time) {
 			e.log(ps.decide(now, decision.Error).Says("metrics: " + err.Error()))
 		}
 	}
-	obs.Values[InstanceCount] = Value{Avg: float64(serving), Max: float64(serving), Min: float64(serving), Sum: float64(serving), OK: true}
+	// Both are one number for the pool: as one instance's, summed once.
+	obs.Set(InstanceCount, float64(serving), 1)
 	if !obs.Values[Healthy].OK { // a balancer's health checks know better
-		obs.Values[Healthy] = Value{Avg: float64(healthy), Max: float64(healthy), Min: float64(healthy), Sum: float64(healthy), OK: true}
+		obs.Set(Healthy, float64(healthy), 1)
 	}
 }
 
@@ -132,8 +133,8 @@ func (e *Engine) fire(ctx context.Context, ps *poolState, now time.Time, r *Rule
 	}
 	switch a.Direction() {
 	case Out, In:
-		got, want := a.resize(target.target, target.min, target.max)
-		if got == target.target {
+		want := a.resize(target.target)
+		if got := target.clamp(want); got == target.target {
 			suppress(fmt.Sprintf("already at %s %d", map[Direction]string{Out: "max", In: "min"}[a.Direction()], got))
 			st.pendingSince = now // a new window before trying again
 			return

@@ -152,16 +152,14 @@ const (
 	DefaultCooldown = 5 * time.Minute
 )
 
-// resize returns the target an add or remove makes of a pool's target n,
-// within lo..hi, and the size it asked for before that clamp. Rules and jobs
-// scale through it.
-func (a *Action) resize(n, lo, hi int) (got, want int) {
-	by := a.scaleBy(n)
-	want = n + by
+// resize returns the size an add or remove asks of a pool of n, before
+// the pool's range clamps it (poolState.setTarget). Rules and jobs scale
+// through it.
+func (a *Action) resize(n int) int {
 	if a.Kind == decision.Remove {
-		want = n - by
+		return n - a.scaleBy(n)
 	}
-	return min(max(want, lo), hi), want
+	return n + a.scaleBy(n)
 }
 
 // scaleBy returns how many instances an add or remove changes, for a pool

@@ -154,8 +154,7 @@ func (m *Manager) Observe(ctx context.Context, pool string, now time.Time, obs *
 	obs.SetValues(runtime.Sessions, ses)
 	obs.SetValues(runtime.Queue, queue)
 	obs.SetValues(runtime.Latency, lat)
-	h := float64(healthy)
-	obs.Values[runtime.Healthy] = runtime.Value{Avg: h, Max: h, Min: h, Sum: h, OK: true}
+	obs.Set(runtime.Healthy, float64(healthy), 1) // one number for the pool
 	return nil
 }
 
