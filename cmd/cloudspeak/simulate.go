@@ -251,16 +251,12 @@ func writeTable(w io.Writer, ds []decision.Decision, start time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tPOOL\tACTION\tINSTANCES\tRULE\tVALUES\tOUTCOME")
 	for _, d := range ds {
-		var vals []string
-		for _, r := range d.Values {
-			vals = append(vals, r.String())
-		}
 		rule := position(d)
 		if d.Rule != "" {
 			rule += " " + d.Rule
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", simTime(d.Time.Sub(start)), d.Pool, d.Action, d.Instances,
-			rule, strings.Join(vals, " "), d.Outcome)
+			rule, decision.Readings(d.Values), d.Outcome)
 	}
 	tw.Flush()
 }

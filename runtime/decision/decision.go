@@ -226,8 +226,8 @@ func (d Decision) String() string {
 // that sets it off (" cpu=90%: 2 → 3").
 func (d Decision) Details() string {
 	var b strings.Builder
-	for _, r := range d.Values {
-		b.WriteString(" " + r.String())
+	if len(d.Values) > 0 {
+		b.WriteString(" " + Readings(d.Values))
 	}
 	if d.Outcome != "" {
 		b.WriteString(": " + d.Outcome)
