@@ -12,19 +12,25 @@ import (
 // converted by hand). The errors can only come from a block the checker has
 // not passed.
 
+// As interprets a literal as a value of type want (any type for Invalid):
+// a literal of another type is an error, which says where it is written.
+func (v *Value) As(want Type) (Quantity, error) {
+	q, err := Interpret(v, want)
+	if err == nil && want != Invalid && q.Type != want {
+		err = fmt.Errorf("expected %s, found %s", want.article(), q.Type.article())
+	}
+	if err != nil {
+		return q, fmt.Errorf("%s: %w", v.Pos, err)
+	}
+	return q, nil
+}
+
 // Quantity returns the setting's single value.
 func (s *Setting) Quantity(want Type) (Quantity, error) {
 	if len(s.Args) != 1 || s.Args[0].Value == nil {
 		return Quantity{}, fmt.Errorf("%s: %s takes one value", s.Pos, s.Key.Name)
 	}
-	q, err := Interpret(s.Args[0].Value, want)
-	if err != nil {
-		return q, fmt.Errorf("%s: %w", s.Args[0].Pos, err)
-	}
-	if want != Invalid && q.Type != want {
-		return q, fmt.Errorf("%s: %s takes %s, not %s", s.Args[0].Pos, s.Key.Name, want.article(), q.Type.article())
-	}
-	return q, nil
+	return s.Args[0].Value.As(want)
 }
 
 // Str returns the setting's single string.
@@ -61,12 +67,9 @@ func (s *Setting) Strings() ([]string, error) {
 		if a.Value == nil {
 			return nil, fmt.Errorf("%s: %s takes strings", a.Pos, s.Key.Name)
 		}
-		q, err := Interpret(a.Value, String)
-		if err == nil && q.Type != String {
-			err = fmt.Errorf("%s takes strings", s.Key.Name)
-		}
+		q, err := a.Value.As(String)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a.Pos, err)
+			return nil, err
 		}
 		out = append(out, q.Str)
 	}
@@ -80,12 +83,9 @@ func (s *Setting) StringMap() (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, e := range s.Map.Entries {
-		q, err := Interpret(e.Value, String)
-		if err == nil && q.Type != String {
-			err = fmt.Errorf("%s: %s is not a string", s.Key.Name, e.Key.Name)
-		}
+		q, err := e.Value.As(String)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", e.Value.Pos, err)
+			return nil, err
 		}
 		out[e.Key.Name] = q.Str
 	}

@@ -1,8 +1,6 @@
 package haproxy
 
 import (
-	"fmt"
-
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
@@ -106,17 +104,17 @@ func healthFrom(set *lang.Setting) (Health, error) {
 	h := Health{Kind: set.Word()}
 	rest := set.Args[1:]
 	if h.Kind == "http" && len(rest) > 0 {
-		path, err := lang.Interpret(rest[0].Value, lang.String)
+		path, err := rest[0].Value.As(lang.String)
 		if err != nil {
-			return h, fmt.Errorf("%s: %w", rest[0].Pos, err)
+			return h, err
 		}
 		h.Path = path.Str
 		rest = rest[1:]
 	}
 	if len(rest) == 2 { // every D
-		every, err := lang.Interpret(rest[1].Value, lang.Duration)
+		every, err := rest[1].Value.As(lang.Duration)
 		if err != nil {
-			return h, fmt.Errorf("%s: %w", rest[1].Pos, err)
+			return h, err
 		}
 		h.Every = every.Duration()
 	}
