@@ -37,11 +37,17 @@ func writePolicy(t *testing.T, path string, n int) {
 	}
 }
 
+// running returns the IDs of the pool's running instances, sorted.
 func running(d *Daemon) []string {
+	return instanceIDs(d, func(in runtime.Instance) bool { return in.State == runtime.Running })
+}
+
+// instanceIDs returns the IDs of the pool's instances that keep says, sorted.
+func instanceIDs(d *Daemon, keep func(runtime.Instance) bool) []string {
 	var ids []string
 	for _, p := range d.Status().Pools {
 		for _, in := range p.Instances {
-			if in.State == runtime.Running {
+			if keep(in) {
 				ids = append(ids, in.ID)
 			}
 		}
@@ -53,16 +59,7 @@ func running(d *Daemon) []string {
 // members returns the IDs of the pool's instances in any state but
 // stopping, sorted: a start shows at once, as starting.
 func members(d *Daemon) []string {
-	var ids []string
-	for _, p := range d.Status().Pools {
-		for _, in := range p.Instances {
-			if in.State != runtime.Stopping {
-				ids = append(ids, in.ID)
-			}
-		}
-	}
-	sort.Strings(ids)
-	return ids
+	return instanceIDs(d, func(in runtime.Instance) bool { return in.State != runtime.Stopping })
 }
 
 func pidAlive(id string) bool { return syscall.Kill(pidOf(id), 0) == nil }

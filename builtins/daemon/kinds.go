@@ -210,12 +210,8 @@ func (d *Daemon) wireHAProxy(ctx context.Context, w *wiring, pools []*runtime.Po
 		}
 		return err
 	}
-	// After the providers' sources: the balancer knows better which
-	// instances are healthy.
-	w.finally["haproxy metrics"] = func() {
-		for _, p := range pools {
-			w.sources[p.Name] = append(w.sources[p.Name], d.haproxy)
-		}
+	for _, p := range pools {
+		w.sources[p.Name] = append(w.sources[p.Name], d.haproxy)
 	}
 	return nil
 }
