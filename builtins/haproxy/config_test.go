@@ -14,12 +14,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files from the current output")
 
-// loadPools checks a policy and reads its balancer blocks, as the daemon
-// does.
 // checkOptions checks haproxy blocks against Settings, and any provider
 // block as the language alone.
 var checkOptions = &lang.Options{Balancers: map[string]*lang.BlockSchema{"haproxy": Settings}}
 
+// loadPools checks a policy and reads its balancer blocks, as the daemon
+// does.
 func loadPools(t *testing.T, src string) []Pool {
 	t.Helper()
 	files, _, diags := lang.Load([]lang.Source{{Name: "web.cloud", Src: []byte(src)}}, checkOptions)

@@ -168,7 +168,7 @@ func (h *hostKeys) accept(addr string, remote net.Addr, key gossh.PublicKey) err
 	if err != nil {
 		return fmt.Errorf("accept host key of %s: %w", addr, err)
 	}
-	defer f.Close()
+	defer f.Close() // on the early returns; the end closes it itself
 	// Held briefly by whoever holds it (a read and one line's write), so
 	// waiting for it needs no deadline of its own.
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
@@ -180,7 +180,8 @@ func (h *hostKeys) accept(addr string, remote net.Addr, key gossh.PublicKey) err
 	if err := h.cb(addr, remote, key); !isUnknown(err) {
 		return h.verdict(addr, key, err) // decided meanwhile: judge as usual
 	}
-	if _, err := f.WriteString(knownhosts.Line([]string{addr}, key) + "\n"); err != nil {
+	_, werr := f.WriteString(knownhosts.Line([]string{addr}, key) + "\n")
+	if err := errors.Join(werr, f.Close()); err != nil { // closing unlocks
 		return fmt.Errorf("accept host key of %s: write %s: %w", addr, file, err)
 	}
 	return h.reload()
