@@ -167,8 +167,11 @@ func (b *balancer) Drain(ctx context.Context, in runtime.Instance) error {
 	}
 	m.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, p.Drain)
-	defer cancel()
+	// The drain deadline bounds the waiting, not each poll: a poll cut
+	// short by the deadline would report a dial error instead of the
+	// sessions still open, which is what the operator needs to know.
+	deadline := time.NewTimer(p.Drain)
+	defer deadline.Stop()
 	for {
 		n, err := b.sessions(ctx, p.Backend, in.Name)
 		if err == nil && n == 0 {
@@ -176,6 +179,8 @@ func (b *balancer) Drain(ctx context.Context, in runtime.Instance) error {
 		}
 		select {
 		case <-ctx.Done():
+			return fmt.Errorf("drain %s: %w", in.Name, ctx.Err())
+		case <-deadline.C:
 			if err != nil {
 				return fmt.Errorf("drain %s: %w", in.Name, err)
 			}
