@@ -72,6 +72,7 @@ type PoolItem struct {
 	Primary   bool        `parser:"| @'primary'"`
 	Install   *Provision  `parser:"| 'install' @@"`
 	Configure *Provision  `parser:"| 'configure' @@"`
+	Env       *Map        `parser:"| 'env' @@"`
 }
 
 // Provision is `install { STEP… }` or `configure { STEP… }`: the steps that
@@ -216,8 +217,17 @@ type Action struct {
 	Replace bool      `parser:"| @( 'replace' 'instance' )"`
 	Promote bool      `parser:"| @( 'promote' 'standby' )"`
 	Sync    *Sync     `parser:"| @@"`
-	Exec    *Value    `parser:"| 'exec' @@"`
+	Exec    *Exec     `parser:"| @@"`
 	Set     *SetLimit `parser:"| @@"`
+}
+
+// Exec is `exec "COMMAND" [timeout D]`: a command run by /bin/sh -c from
+// the policy file's directory, killed (with its process group) after the
+// timeout.
+type Exec struct {
+	Node
+	Command *Value `parser:"'exec' @@"`
+	Timeout *Value `parser:"( 'timeout' @@ )?"`
 }
 
 // Scale is the rest of `add …` or `remove …`: `[N] instance(s)` or `N%`.

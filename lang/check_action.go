@@ -32,8 +32,11 @@ func (c *Checker) action(a *Action, target string) {
 	case a.Sync != nil:
 		c.sync(a.Sync)
 	case a.Exec != nil:
-		if q, ok := c.Value(a.Exec, String); ok && strings.TrimSpace(q.Str) == "" {
-			c.Errorf(a.Exec, "", "exec of an empty command")
+		if q, ok := c.Value(a.Exec.Command, String); ok && strings.TrimSpace(q.Str) == "" {
+			c.Errorf(a.Exec.Command, "", "exec of an empty command")
+		}
+		if a.Exec.Timeout != nil {
+			c.PositiveDuration(a.Exec.Timeout, "exec timeout")
 		}
 	case a.Set != nil:
 		c.setLimit(a.Set)

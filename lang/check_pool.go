@@ -75,6 +75,8 @@ func (c *Checker) poolItem(it *PoolItem) (key string, check func()) {
 		return "install", func() { c.provision("install", it.Install) }
 	case it.Configure != nil:
 		return "configure", func() { c.provision("configure", it.Configure) }
+	case it.Env != nil:
+		return "env", func() { c.env(it.Env) }
 	}
 	return "", nil
 }
@@ -239,4 +241,27 @@ func validBucket(b string) bool {
 		}
 	}
 	return b[0] != '.' && b[0] != '-' && b[len(b)-1] != '.' && b[len(b)-1] != '-'
+}
+
+// env checks a pool's `env { NAME = "value", … }`: variables for its exec
+// actions, so each name must be one a shell can export.
+func (c *Checker) env(m *Map) {
+	c.stringMap(m, "env")
+	for _, e := range m.Entries {
+		if !envName(e.Key.Name) {
+			c.Errorf(e.Key, "environment variable names are letters, digits and _, not starting with a digit", "%q cannot be an environment variable", e.Key.Name)
+		} else if strings.HasPrefix(e.Key.Name, "CLOUDSPEAK_") {
+			c.Errorf(e.Key, "CLOUDSPEAK_POOL, _INSTANCE, _ADDR, _ROLE and _REASON are set by the daemon; choose another name", "%s is reserved", e.Key.Name)
+		}
+	}
+}
+
+func envName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch == '_' || 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || i > 0 && '0' <= ch && ch <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }

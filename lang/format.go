@@ -263,17 +263,7 @@ func settingText(s *Setting) string {
 	var b strings.Builder
 	b.WriteString(s.Key.Name)
 	if s.Map != nil {
-		b.WriteString(" {")
-		for i, e := range s.Map.Entries {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(" " + e.Key.Name + " = " + e.Value.text())
-		}
-		if len(s.Map.Entries) > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString("}")
+		b.WriteString(" " + mapText(s.Map))
 	}
 	for _, a := range s.Args {
 		if a.Comma {
@@ -284,8 +274,27 @@ func settingText(s *Setting) string {
 	return b.String()
 }
 
+// mapText is `{ K = V, … }` on one line.
+func mapText(m *Map) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i, e := range m.Entries {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(" " + e.Key.Name + " = " + e.Value.text())
+	}
+	if len(m.Entries) > 0 {
+		b.WriteByte(' ')
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
 func itemText(it *PoolItem) string {
 	switch {
+	case it.Env != nil:
+		return "env " + mapText(it.Env)
 	case it.Instances != nil:
 		s := "instances " + it.Instances.Min.text()
 		if it.Instances.Max != nil {
@@ -397,7 +406,11 @@ func actionText(a *Action) string {
 	case a.Sync != nil:
 		return syncText(a.Sync)
 	case a.Exec != nil:
-		return "exec " + a.Exec.text()
+		s := "exec " + a.Exec.Command.text()
+		if a.Exec.Timeout != nil {
+			s += " timeout " + a.Exec.Timeout.text()
+		}
+		return s
 	case a.Set != nil:
 		return "set " + a.Set.Pool.Name + " " + a.Set.Limit.Name + " " + a.Set.Value.text()
 	}

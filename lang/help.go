@@ -47,13 +47,14 @@ var declHelp = map[string]string{
   heartbeat every D timeout T recover N, primary, balancer KIND { … },
   storage "s3://…" at "/path",
   install { copy "./site" to "/srv/www"; run "…" }, configure { … },
-  and its rules and jobs. Spec §6.`,
+  env { NAME = "value" } (for its exec actions), and its rules and jobs.
+  Spec §6.`,
 	"when": `when CONDITION [for D] ACTION
   acts when CONDITION holds (for D without a break), e.g.
   when load > 0.7 for 5m add instance. Spec §8.`,
 	"on": `on failure ACTION
   runs ACTION when an instance fails: replace instance, promote standby or
-  exec "COMMAND". Spec §9.`,
+  exec "COMMAND" [timeout D]. Spec §9, §12.`,
 	"every": `every D ACTION
   runs ACTION every D, e.g. every 1h sync "/var/www" to "s3://bucket/www".
   Spec §10.`,

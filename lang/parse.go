@@ -55,7 +55,7 @@ var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "in
 
 // poolKeywords are the words that can start a statement inside a pool block.
 var poolKeywords = []string{"provider", "balancer", "instances", "port", "check", "cooldown", "standby",
-	"heartbeat", "primary", "storage", "install", "configure", "when", "on", "every", "at"}
+	"heartbeat", "primary", "storage", "install", "configure", "env", "when", "on", "every", "at"}
 
 // StatementKeywords returns the words that can start a top-level
 // statement, and PoolKeywords those that can start a statement inside a

@@ -85,8 +85,7 @@ func (p *condParser) action() *Action {
 	case isWord(t, "sync"):
 		a.Sync = p.sync()
 	case isWord(t, "exec"):
-		p.next()
-		if a.Exec = p.expectValue(); a.Exec == nil {
+		if a.Exec = p.exec(); a.Exec.EndPos == (Pos{}) {
 			return a
 		}
 	case isWord(t, "set"):
@@ -130,6 +129,23 @@ func (p *condParser) sync() *Sync {
 	}
 	s.EndPos = p.end()
 	return s
+}
+
+// exec: "exec" Value ( "timeout" Value )?
+func (p *condParser) exec() *Exec {
+	x := &Exec{}
+	x.Pos = p.next().Pos
+	if x.Command = p.expectValue(); x.Command == nil {
+		return x
+	}
+	if isWord(p.lex.Peek(), "timeout") {
+		p.next()
+		if x.Timeout = p.expectValue(); x.Timeout == nil {
+			return x
+		}
+	}
+	x.EndPos = p.end()
+	return x
 }
 
 // setLimit: "set" Ident Ident Value

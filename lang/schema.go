@@ -138,14 +138,7 @@ func (c *Checker) setting(s *Setting, ss SettingSchema) {
 			c.Errorf(s.Key, fmt.Sprintf(`write %s { NAME = "value", … }`, key), "%s takes a map", key)
 			return
 		}
-		seen := map[string]bool{}
-		for _, e := range s.Map.Entries {
-			if seen[e.Key.Name] {
-				c.Errorf(e.Key, "keep one", "%q appears twice in %s", e.Key.Name, key)
-			}
-			seen[e.Key.Name] = true
-			c.Value(e.Value, String)
-		}
+		c.stringMap(s.Map, key)
 	case s.Map != nil:
 		c.Errorf(s.Map, "", "%s does not take a map", key)
 	case ss.List:
@@ -205,5 +198,17 @@ func (c *Checker) unchecked(b *BlockDecl) {
 				c.Value(e.Value, Invalid)
 			}
 		}
+	}
+}
+
+// stringMap checks a `{ NAME = "value", … }` map: strings, each name once.
+func (c *Checker) stringMap(m *Map, key string) {
+	seen := map[string]bool{}
+	for _, e := range m.Entries {
+		if seen[e.Key.Name] {
+			c.Errorf(e.Key, "keep one", "%q appears twice in %s", e.Key.Name, key)
+		}
+		seen[e.Key.Name] = true
+		c.Value(e.Value, String)
 	}
 }

@@ -2,8 +2,8 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"time"
 
@@ -13,8 +13,9 @@ import (
 
 // act carries out an action that is not a scaling one: set, sync, exec
 // (replace and promote belong to failures). Sync and exec run in the
-// background; onStart and onDone bracket them.
-func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, text string, pos lang.Pos, env map[string]string, onDone, onStart func()) {
+// background; onStart and onDone bracket them, and onDone is given how it
+// ended.
+func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, text string, pos lang.Pos, env map[string]string, onDone func(decision.Decision), onStart func()) {
 	pool := ""
 	if p != nil {
 		pool = p.Name
@@ -37,24 +38,19 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 		e.log(ps.decide(now, a.Kind).By(text, pos).Says(outcome))
 		return
 	}
-	var summary string // what a sync did
+	var summary, output string // what a sync did, how a command ended; its output
 	run := func(ctx context.Context) (err error) {
-		switch a.Kind {
-		case decision.Sync:
-			if s := e.opts.Drivers.Syncer; s != nil {
-				summary, err = s.Sync(ctx, a.Src, a.Dst, filepath.Dir(a.Pos.Filename))
-				return err
-			}
-		case decision.Exec:
-			if x := e.opts.Drivers.Executor; x != nil {
-				return x.Exec(ctx, a.Command, env)
-			}
+		if a.Kind == decision.Sync {
+			summary, err = e.opts.Drivers.Syncer.Sync(ctx, a.Src, a.Dst, filepath.Dir(a.Pos.Filename))
+			return err
 		}
-		return errNoDriver
+		res, err := e.opts.Drivers.Executor.Exec(ctx, e.execCommand(p, a, text, env))
+		summary, output = res.summary(), res.Output
+		return err
 	}
 	d := decision.New(now, pool, a.Kind, e.target(p)).By(text, pos)
 	if (a.Kind == decision.Sync && e.opts.Drivers.Syncer == nil) || (a.Kind == decision.Exec && e.opts.Drivers.Executor == nil) {
-		d.Outcome = "recorded (no driver)"
+		d.Outcome = "recorded, not run (no " + map[decision.Action]string{decision.Sync: "syncer", decision.Exec: "executor"}[a.Kind] + ": a simulation)"
 		e.log(d)
 		return
 	}
@@ -67,18 +63,17 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 	go func() { // owned by the engine: Run waits for it
 		defer e.wg.Done()
 		// Not the tick's context, which ends with the tick: the engine's.
-		cctx, cancel := e.call(e.base)
-		if a.Kind == decision.Sync {
-			cancel()
-			cctx, cancel = context.WithTimeout(e.base, e.opts.SyncTimeout)
+		// The executor kills a command at its own timeout; this one only
+		// bounds an executor that fails to.
+		timeout := e.opts.SyncTimeout
+		if a.Kind == decision.Exec {
+			timeout = a.Timeout + execGrace
 		}
+		cctx, cancel := context.WithTimeout(e.base, timeout)
 		err := run(cctx)
 		cancel()
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if onDone != nil {
-			onDone()
-		}
 		done := d
 		done.Time = e.opts.Clock.Now()
 		done.Outcome = "done"
@@ -87,12 +82,51 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 		}
 		if err != nil {
 			done.Action, done.Outcome = decision.Error, fmt.Sprintf("%s: %v", a.Kind, err)
+			if a.Kind == decision.Exec && output != "" {
+				done.Outcome += fmt.Sprintf("; output: %q", output)
+			}
+		}
+		if onDone != nil {
+			onDone(done)
 		}
 		e.log(done)
 	}()
 }
 
-var errNoDriver = errors.New("no driver")
+// execGrace is how long past its timeout an exec's context lasts: the
+// executor kills the command at the timeout and reports that itself.
+const execGrace = 10 * time.Second
+
+// execCommand is what an exec action runs: its line, from its file's
+// directory, with the pool's env and the documented variables (spec
+// §"Actions"): CLOUDSPEAK_POOL, CLOUDSPEAK_REASON (the rule, job or failure
+// that ran it) and, from a failure, the instance's.
+func (e *Engine) execCommand(p *Pool, a *Action, reason string, env map[string]string) Command {
+	c := Command{Line: a.Command, Dir: filepath.Dir(a.Pos.Filename), Timeout: a.Timeout, Env: map[string]string{}}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultExecTimeout
+	}
+	if p != nil {
+		maps.Copy(c.Env, p.Env)
+		c.Env["CLOUDSPEAK_POOL"] = p.Name
+	}
+	c.Env["CLOUDSPEAK_REASON"] = reason
+	maps.Copy(c.Env, env)
+	return c
+}
+
+// summary says how a command ended, for the decision log: its exit status
+// and the last of its output.
+func (r ExecResult) summary() string {
+	s := fmt.Sprintf("exit %d", r.Exit)
+	if r.Exit < 0 {
+		s = "killed"
+	}
+	if r.Output != "" {
+		s += fmt.Sprintf("; output: %q", r.Output)
+	}
+	return s
+}
 
 // setTarget sets the pool's target to n, within its range, and says how it
 // changed: "2 → 4", and the clamp when there was one. Rules, jobs and

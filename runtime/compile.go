@@ -119,6 +119,11 @@ func (c *compiler) pool(d *lang.PoolDecl) {
 			p.Install = c.steps(it.Install)
 		case it.Configure != nil:
 			p.Configure = c.steps(it.Configure)
+		case it.Env != nil:
+			p.Env = map[string]string{}
+			for _, e := range it.Env.Entries {
+				p.Env[e.Key.Name] = c.quantity(e.Value, lang.String).Str
+			}
 		case it.Heartbeat != nil:
 			h := &Heartbeat{Every: c.quantity(it.Heartbeat.Every, lang.Duration).Duration(), Recover: DefaultRecover}
 			h.Timeout = DefaultTimeoutIntervals * h.Every
@@ -226,7 +231,11 @@ func (c *compiler) action(a *lang.Action) *Action {
 		out.Dst = c.quantity(a.Sync.Dst, lang.String).Str
 	case a.Exec != nil:
 		out.Kind = decision.Exec
-		out.Command = c.quantity(a.Exec, lang.String).Str
+		out.Command = c.quantity(a.Exec.Command, lang.String).Str
+		out.Timeout = DefaultExecTimeout
+		if a.Exec.Timeout != nil {
+			out.Timeout = c.quantity(a.Exec.Timeout, lang.Duration).Duration()
+		}
 	case a.Set != nil:
 		out.Kind = decision.Set
 		out.Pool = a.Set.Pool.Name

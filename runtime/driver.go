@@ -112,11 +112,26 @@ type Syncer interface {
 	Sync(ctx context.Context, src, dst, dir string) (summary string, err error)
 }
 
-// Executor runs a command, with the variables in env added to its
-// environment (the failed instance's name, address and pool for `on failure
-// exec`).
+// Command is an `exec` action to run.
+type Command struct {
+	Line    string            // run by /bin/sh -c
+	Dir     string            // where it runs: its policy file's directory
+	Env     map[string]string // added to the daemon's environment
+	Timeout time.Duration     // then the command and its process group are killed
+}
+
+// ExecResult is how a command ended.
+type ExecResult struct {
+	Exit     int    // its exit status; -1 when it was killed or never started
+	Output   string // the tail of its output and error output
+	TimedOut bool   // killed at its timeout
+}
+
+// Executor runs `exec` actions. A command that ran has a result even when
+// it failed; the error says why it failed (an exit status, its timeout,
+// or that it could not start).
 type Executor interface {
-	Exec(ctx context.Context, command string, env map[string]string) error
+	Exec(ctx context.Context, c Command) (ExecResult, error)
 }
 
 // Prober checks that an instance is alive, for heartbeat failure detection:

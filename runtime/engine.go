@@ -85,11 +85,17 @@ type ruleState struct {
 	pendingSince time.Time // zero: inactive
 	held         bool      // the last tick had no data
 	suppressed   string    // why it last could not act, to log each spell once
+	// fired says an exec, sync or set rule has acted in this spell of its
+	// condition holding: it acts once per entry, not at every tick.
+	fired   bool
+	running bool              // its exec or sync is still going
+	last    decision.Decision // how its last exec or sync ended
 }
 
 type jobState struct {
 	next    time.Time
 	running bool
+	last    decision.Decision // how its last exec or sync ended
 }
 
 // New makes an engine for prog, starting at the clock's present, or where

@@ -305,13 +305,13 @@ type slowExec struct {
 	release chan struct{}
 }
 
-func (s *slowExec) Exec(ctx context.Context, cmd string, env map[string]string) error {
-	s.started <- cmd
+func (s *slowExec) Exec(ctx context.Context, c runtime.Command) (runtime.ExecResult, error) {
+	s.started <- c.Line
 	select {
 	case <-s.release:
-		return nil
+		return runtime.ExecResult{}, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return runtime.ExecResult{Exit: -1}, ctx.Err()
 	}
 }
 
@@ -354,9 +354,9 @@ func TestEveryNeverOverlaps(t *testing.T) {
 		"1 exec started",
 		"2 suppressed previous run still going: skipped",
 		"3 suppressed previous run still going: skipped",
-		"3 exec done",
+		"3 exec done: exit 0",
 		"4 exec started",
-		"4 exec done")
+		"4 exec done: exit 0")
 }
 
 // TestRunFollowsTheClock runs the engine as the daemon does, waiting on the
@@ -779,5 +779,40 @@ func TestFailedStopIsRetried(t *testing.T) {
 	}
 	if prov.states[0] != runtime.Running {
 		t.Errorf("Stop was told %q, want the instance's state before the stop (running)", prov.states[0])
+	}
+}
+
+// recordExec runs nothing and keeps each command it was given.
+type recordExec struct {
+	mu   sync.Mutex
+	runs []runtime.Command
+}
+
+func (x *recordExec) Exec(_ context.Context, c runtime.Command) (runtime.ExecResult, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.runs = append(x.runs, c)
+	return runtime.ExecResult{}, nil
+}
+
+// TestWhenExecFiresOncePerEntry: an exec rule runs when its condition
+// becomes true, not at every tick while it holds, and again only after the
+// condition was false; its command has the pool's env and the documented
+// variables.
+func TestWhenExecFiresOncePerEntry(t *testing.T) {
+	x := &recordExec{}
+	_, _ = run{
+		policy: fmt.Sprintf(pool, "env { TEAM = \"shop\" }\n  when load > 0.5 exec \"./page\" timeout 30s"),
+		trace:  "t,web.load\n0,0.1\n2,0.9\n6,0.1\n8,0.9\n",
+		d:      10 * time.Second,
+		exec:   x,
+	}.do(t)
+	if len(x.runs) != 2 {
+		t.Fatalf("ran %d times over two spells of load > 0.5, want 2: %+v", len(x.runs), x.runs)
+	}
+	c := x.runs[0]
+	if c.Line != "./page" || c.Timeout != 30*time.Second || c.Env["TEAM"] != "shop" || c.Env["CLOUDSPEAK_POOL"] != "web" ||
+		c.Env["CLOUDSPEAK_REASON"] != "when load > 0.5 exec \"./page\" timeout 30s" || c.Dir != "." {
+		t.Errorf("command %+v", c)
 	}
 }

@@ -63,6 +63,7 @@ func (e *Engine) evaluate(ctx context.Context, ps *poolState, now time.Time) {
 			st.held = false
 			st.pendingSince = time.Time{}
 			st.suppressed = ""
+			st.fired = false
 			continue
 		}
 		st.held = false
@@ -149,8 +150,17 @@ func (e *Engine) fire(ctx context.Context, ps *poolState, now time.Time, r *Rule
 		st.pendingSince = now // the need was met: a new window before acting again
 		e.log(target.decide(now, a.Kind).By(r.Text, r.Pos).Seeing(values).Says(outcome))
 	default:
+		// Once per entry into firing: a command or a copy is an event,
+		// not a level to hold; and never over its own previous run.
+		if st.fired {
+			return
+		}
+		st.fired = true
+		if st.running {
+			suppress("previous run still going: skipped")
+			return
+		}
 		st.suppressed = ""
-		st.pendingSince = now
-		e.act(ctx, now, r.Target, a, r.Text, r.Pos, nil, nil, nil)
+		e.act(ctx, now, ps.p, a, r.Text, r.Pos, nil, func(d decision.Decision) { st.running, st.last = false, d }, func() { st.running = true })
 	}
 }

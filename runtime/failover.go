@@ -66,7 +66,7 @@ func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
 					e.log(ps.decide(now, decision.Replace).By("on failure promote standby", a.Pos).Says("standby " + in.Name + " failed: starting another standby"))
 				}
 			case decision.Exec:
-				env := map[string]string{"CLOUDSPEAK_INSTANCE": in.Name, "CLOUDSPEAK_ADDR": in.Addr, "CLOUDSPEAK_POOL": ps.p.Name,
+				env := map[string]string{"CLOUDSPEAK_INSTANCE": in.Name, "CLOUDSPEAK_ADDR": in.Addr,
 					"CLOUDSPEAK_ROLE": role, "CLOUDSPEAK_REASON": why}
 				e.act(ctx, now, ps.p, a, "on failure exec", a.Pos, env, nil, nil)
 			case decision.Replace:

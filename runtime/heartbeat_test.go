@@ -126,11 +126,11 @@ func newHB(t *testing.T, policy string, every time.Duration) *hb {
 // nopExec runs nothing, and keeps the environment of the last command.
 type nopExec struct{ env *map[string]string }
 
-func (x nopExec) Exec(_ context.Context, _ string, env map[string]string) error {
+func (x nopExec) Exec(_ context.Context, c runtime.Command) (runtime.ExecResult, error) {
 	if x.env != nil {
-		*x.env = env
+		*x.env = c.Env
 	}
-	return nil
+	return runtime.ExecResult{}, nil
 }
 
 // run advances the clock by d, one heartbeat interval at a time: the

@@ -37,6 +37,8 @@ type Pool struct {
 	// Storage, if set, is the pool's data in object storage, kept at a
 	// path on each instance.
 	Storage *Storage
+	// Env is added to the environment of the pool's exec actions.
+	Env map[string]string
 	// Observed says some rule reads this pool's metrics (other than
 	// instances and healthy, which the engine counts itself): only then
 	// are its metrics read at each tick.
@@ -110,9 +112,10 @@ type Action struct {
 	Percent float64         // add N%, as a fraction
 	Src     string          // sync
 	Dst     string
-	Command string // exec
-	Pool    string // set POOL
-	Limit   string // min or max
+	Command string        // exec
+	Timeout time.Duration // exec: then it is killed
+	Pool    string        // set POOL
+	Limit   string        // min or max
 	N       int
 	Pos     lang.Pos
 }
@@ -150,6 +153,8 @@ type Schedule struct {
 const (
 	DefaultTick     = time.Second
 	DefaultCooldown = 5 * time.Minute
+	// DefaultExecTimeout bounds an exec action without a timeout.
+	DefaultExecTimeout = 5 * time.Minute
 )
 
 // resize returns the size an add or remove asks of a pool of n, before

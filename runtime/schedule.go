@@ -84,7 +84,7 @@ func (e *Engine) runJobs(ctx context.Context, now time.Time) {
 				Says("previous run still going: skipped"))
 			continue
 		}
-		e.act(ctx, now, j.Pool, j.Action, j.Text, j.Pos, nil, func() { js.running = false }, func() { js.running = true })
+		e.act(ctx, now, j.Pool, j.Action, j.Text, j.Pos, nil, func(d decision.Decision) { js.running, js.last = false, d }, func() { js.running = true })
 	}
 }
 

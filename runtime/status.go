@@ -20,6 +20,8 @@ type JobStatus struct {
 	Pool    string    `json:"pool,omitempty"`
 	Next    time.Time `json:"next,omitzero"`
 	Running bool      `json:"running,omitempty"`
+	// Last is how its last exec or sync ended.
+	Last *decision.Decision `json:"last,omitempty"`
 }
 
 // PoolStatus is one pool's state.
@@ -46,13 +48,19 @@ type PoolStatus struct {
 
 // RuleStatus is one rule's state.
 type RuleStatus struct {
-	Text         string             `json:"text"`
-	Pos          string             `json:"pos"`
-	For          time.Duration      `json:"for,omitempty"`
-	PendingSince time.Time          `json:"pending_since,omitzero"`
-	Held         bool               `json:"held,omitempty"`
-	Suppressed   string             `json:"suppressed,omitempty"`
-	Values       []decision.Reading `json:"values,omitempty"` // at the last tick
+	Text         string        `json:"text"`
+	Pos          string        `json:"pos"`
+	For          time.Duration `json:"for,omitempty"`
+	PendingSince time.Time     `json:"pending_since,omitzero"`
+	Held         bool          `json:"held,omitempty"`
+	Suppressed   string        `json:"suppressed,omitempty"`
+	// Fired says an exec, sync or set rule has acted in this spell of its
+	// condition holding; Running, that its command or copy is going.
+	Fired   bool `json:"fired,omitempty"`
+	Running bool `json:"running,omitempty"`
+	// Last is how its last exec or sync ended.
+	Last   *decision.Decision `json:"last,omitempty"`
+	Values []decision.Reading `json:"values,omitempty"` // at the last tick
 }
 
 // Status returns the engine's state now.
@@ -76,13 +84,20 @@ func (e *Engine) Status() Status {
 		for _, r := range ps.p.Rules {
 			st := e.rules[r]
 			p.Rules = append(p.Rules, RuleStatus{Text: r.Text, Pos: r.Pos.String(), For: r.For, PendingSince: st.pendingSince,
-				Held: st.held, Suppressed: st.suppressed, Values: e.readings(r)})
+				Held: st.held, Suppressed: st.suppressed, Fired: st.fired, Running: st.running, Last: lastRun(st.last), Values: e.readings(r)})
 		}
 		s.Pools = append(s.Pools, p)
 	}
 	for _, j := range e.prog.Jobs {
 		js := e.jobs[j]
-		s.Jobs = append(s.Jobs, JobStatus{Text: j.Text, Pos: j.Pos.String(), Pool: j.poolName(), Next: js.next, Running: js.running})
+		s.Jobs = append(s.Jobs, JobStatus{Text: j.Text, Pos: j.Pos.String(), Pool: j.poolName(), Next: js.next, Running: js.running, Last: lastRun(js.last)})
 	}
 	return s
+}
+
+func lastRun(d decision.Decision) *decision.Decision {
+	if d.Time.IsZero() {
+		return nil
+	}
+	return &d
 }

@@ -90,6 +90,7 @@ func explain(e Engine, names []string, recent []decision.Decision, out *strings.
 		for _, r := range p.Rules {
 			explainRule(r, now, out)
 		}
+		explainJobs(name, st.Jobs, out)
 		if !p.StartAfter.IsZero() && p.StartAfter.After(now) {
 			fmt.Fprintf(out, "  backing off: instances failed soon after starting; no new instance until %s\n", p.StartAfter.Format(time.TimeOnly))
 		}
@@ -146,16 +147,49 @@ func explainRule(r runtime.RuleStatus, now time.Time, out *strings.Builder) {
 	switch {
 	case r.Held:
 		state = "held: a metric has no data"
+	case r.Fired:
+		state = "holding; acted on entering it, and acts again once it has been false"
 	case !r.PendingSince.IsZero() && r.For > 0:
 		state = fmt.Sprintf("pending since %s (%s of %s)", r.PendingSince.Format(time.TimeOnly),
 			now.Sub(r.PendingSince).Round(time.Second), r.For)
 	case !r.PendingSince.IsZero():
 		state = "holding"
 	}
+	if r.Running {
+		state += "; its run is going"
+	}
 	if r.Suppressed != "" {
 		state += "; suppressed: " + r.Suppressed
 	}
 	fmt.Fprintf(out, "      now: %s; %s\n", seen, state)
+	explainLast(r.Last, out)
+}
+
+// explainLast writes how a rule's or job's last exec or sync ended.
+func explainLast(d *decision.Decision, out *strings.Builder) {
+	if d != nil {
+		fmt.Fprintf(out, "      last run: %s %s: %s\n", d.Time.Format(time.TimeOnly), d.Action, d.Outcome)
+	}
+}
+
+// explainJobs writes the pool's every and at jobs: when each runs next, and
+// how its last run ended.
+func explainJobs(pool string, jobs []runtime.JobStatus, out *strings.Builder) {
+	for _, j := range jobs {
+		if j.Pool != pool {
+			continue
+		}
+		fmt.Fprintf(out, "  %s  %s\n", j.Pos, j.Text)
+		state := "next " + j.Next.Format(time.TimeOnly)
+		if j.Next.IsZero() {
+			state = "never due"
+		}
+		if j.Running {
+			state += "; its run is going"
+		}
+		fmt.Fprintf(out, "      %s\n", state)
+		explainLast(j.Last, out)
+	}
 }
 
 // explainActions writes the pool's last actions (not its decisions not to

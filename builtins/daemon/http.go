@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ type metrics struct {
 	actions *prometheus.CounterVec
 	errors  *prometheus.CounterVec
 	reloads *prometheus.CounterVec
+	execs   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -31,7 +33,29 @@ func newMetrics() *metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloudspeak_policy_reloads_total", Help: "Policy reloads (SIGHUP, declarations), by result: ok, or rejected (the running policy went on).",
 		}, []string{"result"}),
+		execs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cloudspeak_exec_total", Help: "exec actions that ended, by pool and result: ok, failed (non-zero exit, or could not start) or timeout.",
+		}, []string{"pool", "result"}),
 	}
+}
+
+// countedExec counts each command an executor ran, by how it ended.
+type countedExec struct {
+	runtime.Executor
+	execs *prometheus.CounterVec
+}
+
+func (x countedExec) Exec(ctx context.Context, c runtime.Command) (runtime.ExecResult, error) {
+	res, err := x.Executor.Exec(ctx, c)
+	result := "ok"
+	switch {
+	case res.TimedOut:
+		result = "timeout"
+	case err != nil:
+		result = "failed"
+	}
+	x.execs.WithLabelValues(c.Env["CLOUDSPEAK_POOL"], result).Inc()
+	return res, err
 }
 
 func (m *metrics) observe(d decision.Decision) {
@@ -102,7 +126,7 @@ func (d *Daemon) serveHTTP() error {
 		}{d.cfg.Policies, d.cfg.StateDir, d.Status(), recent})
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, &poolCollector{d: d}, d.haproxy)
+	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, d.met.execs, &poolCollector{d: d}, d.haproxy)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { // owned by the daemon: ended by Shutdown in Stop

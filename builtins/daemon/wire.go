@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/commands"
+	"github.com/cloudspeak/cloudspeak/builtins/exec"
 	"github.com/cloudspeak/cloudspeak/builtins/heartbeat"
 	"github.com/cloudspeak/cloudspeak/builtins/provision"
 	"github.com/cloudspeak/cloudspeak/builtins/storage"
@@ -124,6 +125,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, w *wiring) error {
 	}
 	w.drivers.Metrics = w.sources
 	w.drivers.Syncer = d.sync
+	w.drivers.Executor = countedExec{Executor: exec.Runner{}, execs: d.met.execs}
 	return nil
 }
 

@@ -41,7 +41,7 @@ import (
 //
 //	suppressed  a rule would act but may not: cooldown, instances starting, already at MIN or MAX
 //	held        a rule has no data for a metric, or a failed instance is kept out of rotation until it recovers
-//	error       a driver call failed: the outcome says which, and why
+//	error       a driver call, sync or exec failed: the outcome says which, and why
 type Action string
 
 const (
@@ -92,7 +92,7 @@ var meanings = []struct {
 	{Adopted, "an instance found running was taken into its pool"},
 	{Suppressed, "a rule would act but may not: cooldown, instances starting, already at MIN or MAX"},
 	{Held, "a rule has no data for a metric, or a failed instance is kept out of rotation until it recovers"},
-	{Error, "a driver call failed: the outcome says which, and why"},
+	{Error, "a driver call, sync or exec failed: the outcome says which, and why"},
 }
 
 // Actions returns every action, in the order the package comment lists

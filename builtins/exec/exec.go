@@ -1,0 +1,133 @@
+// Package exec runs a policy's `exec` actions: `/bin/sh -c COMMAND` from
+// the policy file's directory, with the documented environment, in a
+// process group of its own that is killed whole at the timeout, so a
+// hook that forks cannot outlive it.
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// Runner is a runtime.Executor.
+type Runner struct {
+	// Shell runs the command line (default /bin/sh).
+	Shell string
+}
+
+// TailBytes is how much of a command's output a result keeps: its end,
+// which is where a failing script says why.
+const TailBytes = 400
+
+// waitDelay is how long Wait waits for the output pipes after the shell
+// has exited or been killed: a process that escaped the group and holds
+// them cannot hang the runner.
+const waitDelay = 2 * time.Second
+
+// Exec runs c and says how it ended. A command that could not start, exited
+// non-zero or ran past its timeout is an error; the result still holds its
+// exit status and the tail of its output.
+func (r Runner) Exec(ctx context.Context, c runtime.Command) (runtime.ExecResult, error) {
+	shell := r.Shell
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = runtime.DefaultExecTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := osexec.CommandContext(cctx, shell, "-c", c.Line)
+	cmd.Dir = c.Dir
+	cmd.Env = environ(c.Env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { // the whole group: the shell and what it started
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = waitDelay
+	out := &tail{max: 4 * TailBytes}
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	res := runtime.ExecResult{Exit: -1, Output: out.String()}
+	if cmd.ProcessState != nil {
+		res.Exit = cmd.ProcessState.ExitCode()
+	}
+	switch {
+	case err == nil, errors.Is(err, osexec.ErrWaitDelay) && res.Exit == 0:
+		// Exited well; a daemon it started in the background may still
+		// hold its output, which is no failure of the command's.
+		return res, nil
+	case cmd.ProcessState == nil: // never started
+		return res, err
+	case cctx.Err() != nil && ctx.Err() == nil:
+		res.TimedOut = true
+		return res, fmt.Errorf("killed after its %v timeout", timeout)
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("killed: %w", context.Cause(ctx))
+	case res.Exit > 0:
+		return res, fmt.Errorf("exit status %d", res.Exit)
+	}
+	var ee *osexec.ExitError
+	if errors.As(err, &ee) {
+		return res, fmt.Errorf("%v", ee.ProcessState) // "signal: killed"
+	}
+	return res, err
+}
+
+// environ is the daemon's environment with env added (env wins).
+func environ(env map[string]string) []string {
+	out := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		_, over := env[k]
+		return over
+	})
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the last lines of the output, at most TailBytes of them,
+// with its whitespace trimmed; "…" marks a cut.
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(strings.ToValidUTF8(string(t.buf), "?"))
+	if len(s) <= TailBytes {
+		return s
+	}
+	s = s[len(s)-TailBytes:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+		s = s[i+1:] // whole lines
+	}
+	return "…" + strings.ToValidUTF8(s, "")
+}
