@@ -57,6 +57,7 @@ type PoolItem struct {
 	// Rules come first: they are most of a large policy, and participle
 	// tries the alternatives in order.
 	When      *Rule       `parser:"  @@"`
+	Keep      *Keep       `parser:"| @@"`
 	OnFailure *OnFailure  `parser:"| @@"`
 	Every     *EveryJob   `parser:"| @@"`
 	At        *AtSchedule `parser:"| @@"`
@@ -178,6 +179,35 @@ type WhenRule struct {
 	Cond   *Condition `parser:"'when' @@"`
 	For    *Value     `parser:"( 'for' @@ )?"`
 	Action *Action    `parser:"@@"`
+}
+
+// Keep is target tracking: `keep METRIC at TARGET [per instance]
+// [tolerance P] [up after D] [down after D]` sizes its pool so that the
+// metric stays near the target (spec §8, "Target tracking").
+type Keep struct {
+	Node
+	Call        *Call         `parser:"'keep' ( @@"`
+	Ref         *Ref          `parser:"       | @@ )"`
+	Target      *Value        `parser:"'at' @@"`
+	PerInstance bool          `parser:"@( 'per' 'instance' )?"`
+	Options     []*KeepOption `parser:"@@*"`
+}
+
+// KeepOption is one of keep's options; exactly one field is set.
+type KeepOption struct {
+	Node
+	Tolerance *Value `parser:"  'tolerance' @@"`
+	Up        *Value `parser:"| 'up' 'after' @@"`
+	Down      *Value `parser:"| 'down' 'after' @@"`
+}
+
+// Metric returns the metric the rule keeps, as written, and its
+// aggregate ("" for a bare metric).
+func (k *Keep) Metric() (*Ref, string) {
+	if k.Call != nil {
+		return k.Call.Arg, k.Call.Func.Name
+	}
+	return k.Ref, ""
 }
 
 // OnFailure is `on failure ACTION`.

@@ -41,6 +41,8 @@ func (c *Checker) poolItem(it *PoolItem) (key string, check func()) {
 	switch {
 	case it.When != nil:
 		c.when(&it.When.WhenRule)
+	case it.Keep != nil:
+		c.keep(it.Keep)
 	case it.OnFailure != nil:
 		c.failureAction(it.OnFailure.Action)
 	case it.Every != nil:

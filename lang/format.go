@@ -328,6 +328,8 @@ func itemText(it *PoolItem) string {
 		return s
 	case it.When != nil:
 		return whenText(&it.When.WhenRule)
+	case it.Keep != nil:
+		return KeepText(it.Keep)
 	case it.OnFailure != nil:
 		return "on failure " + actionText(it.OnFailure.Action)
 	case it.Every != nil:
@@ -336,6 +338,30 @@ func itemText(it *PoolItem) string {
 		return atText(it.At)
 	}
 	return ""
+}
+
+// KeepText gives a keep rule's canonical text.
+func KeepText(k *Keep) string {
+	ref, agg := k.Metric()
+	m := ref.String()
+	if agg != "" {
+		m = agg + "(" + m + ")"
+	}
+	s := "keep " + m + " at " + k.Target.text()
+	if k.PerInstance {
+		s += " per instance"
+	}
+	for _, o := range k.Options {
+		switch {
+		case o.Tolerance != nil:
+			s += " tolerance " + o.Tolerance.text()
+		case o.Up != nil:
+			s += " up after " + o.Up.text()
+		case o.Down != nil:
+			s += " down after " + o.Down.text()
+		}
+	}
+	return s
 }
 
 func stmtText(s *Stmt) string {

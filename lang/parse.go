@@ -1,6 +1,7 @@
 package lang
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "in
 
 // poolKeywords are the words that can start a statement inside a pool block.
 var poolKeywords = []string{"provider", "balancer", "instances", "port", "check", "cooldown", "standby",
-	"heartbeat", "primary", "storage", "install", "configure", "env", "when", "on", "every", "at"}
+	"heartbeat", "primary", "storage", "install", "configure", "env", "when", "keep", "on", "every", "at"}
 
 // StatementKeywords returns the words that can start a top-level
 // statement, and PoolKeywords those that can start a statement inside a
@@ -542,6 +543,10 @@ func (s *stream) parsePool(c chunk) (*Stmt, Diagnostics) {
 func (s *stream) parseStatement(c chunk) (*Stmt, *Diagnostic) {
 	first := firstSignificant(s.toks, c.start)
 	if t := s.toks[first]; t.Type == tokIdent && !contains(statementKeywords, t.Value) {
+		if contains(poolKeywords, t.Value) {
+			return nil, &Diagnostic{Range: tokenRange(t), Message: fmt.Sprintf("%s belongs inside a pool block", t.Value),
+				Hint: fmt.Sprintf("write it in pool NAME { … }, where %s applies to that pool", t.Value)}
+		}
 		return nil, unknownWord(t, "statement", statementKeywords)
 	}
 	return parseSpan(s, stmtParser(), c.start, c.end)

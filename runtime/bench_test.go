@@ -69,7 +69,7 @@ func BenchmarkSimulateWeek(b *testing.B) {
 	for b.Loop() {
 		vc := clock.NewVirtual(t0)
 		prov := sim.NewProvider(vc, 30*time.Second)
-		drivers := runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov, "api": prov, "worker": prov}, Metrics: tr.Metrics(prov.Count)}
+		drivers := runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov, "api": prov, "worker": prov}, Metrics: tr.Metrics(prov)}
 		n := 0
 		e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, CallTimeout: -1, Log: func(decision.Decision) { n++ }})
 		if err != nil {

@@ -145,6 +145,8 @@ func (c *compiler) poolBody(p *Pool, d *lang.PoolDecl) {
 		switch {
 		case it.When != nil:
 			c.rule(&it.When.WhenRule, p)
+		case it.Keep != nil:
+			c.keep(it.Keep, p)
 		case it.OnFailure != nil:
 			p.Failure = append(p.Failure, c.action(it.OnFailure.Action))
 		case it.Every != nil:
@@ -277,4 +279,37 @@ func (c *compiler) job(p *Pool, n lang.Node, every *lang.Value, at *lang.AtSched
 	}
 	j.Key = c.key(kind+"|"+scope, j.Text)
 	c.prog.Jobs = append(c.prog.Jobs, j)
+}
+
+func (c *compiler) keep(k *lang.Keep, p *Pool) {
+	ref, agg := k.Metric()
+	cc := &condCompiler{c: c, in: p, pools: map[*Pool]bool{}}
+	name := ref.String()
+	if agg != "" {
+		name = agg + "(" + name + ")"
+	} else {
+		agg = "avg"
+		if k.PerInstance {
+			agg = "sum"
+		}
+	}
+	cc.metric(ref, agg, name)
+	if c.err != nil {
+		return
+	}
+	rf := cc.refs[0]
+	out := &Keep{Pos: k.Pos, Text: lang.KeepText(k), ref: rf, Type: rf.metric.Type(), PerInstance: k.PerInstance,
+		Target: c.quantity(k.Target, rf.metric.Type()).Value, Tolerance: DefaultTolerance, Up: DefaultUpAfter, Down: DefaultDownAfter}
+	for _, o := range k.Options {
+		switch {
+		case o.Tolerance != nil:
+			out.Tolerance = c.quantity(o.Tolerance, lang.Percent).Value
+		case o.Up != nil:
+			out.Up = c.quantity(o.Up, lang.Duration).Duration()
+		case o.Down != nil:
+			out.Down = c.quantity(o.Down, lang.Duration).Duration()
+		}
+	}
+	out.Key = c.key("keep|"+p.Name, out.Text)
+	p.Keeps = append(p.Keeps, out)
 }

@@ -38,6 +38,7 @@ type Engine struct {
 	pools []*poolState
 	rules map[*Rule]*ruleState
 	jobs  map[*Job]*jobState
+	keeps map[*Keep]*keepState
 	obs   []Observation // each pool's latest observation
 	wg    sync.WaitGroup
 	// base is the context of background work that outlives a tick (an
@@ -113,7 +114,7 @@ func New(prog *Program, opts Options) (*Engine, error) {
 	if opts.SyncTimeout == 0 {
 		opts.SyncTimeout = time.Hour
 	}
-	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{},
+	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{}, keeps: map[*Keep]*keepState{},
 		obs: make([]Observation, len(prog.Pools))}
 	e.base, e.cancelBase = context.WithCancel(context.Background())
 	now := opts.Clock.Now()
@@ -122,6 +123,9 @@ func New(prog *Program, opts Options) (*Engine, error) {
 			rotation: map[string]bool{}, restop: map[string]bool{}, probes: map[string]*probeState{}, kept: map[string]bool{}, dirty: true}) // list before the first reconcile: adopt what already runs
 		for _, r := range p.Rules {
 			e.rules[r] = &ruleState{}
+		}
+		for _, k := range p.Keeps {
+			e.keeps[k] = &keepState{}
 		}
 	}
 	for _, j := range prog.Jobs {

@@ -79,7 +79,7 @@ func (r run) do(t *testing.T) ([]string, *runtime.Engine) {
 		drivers.Providers[p.Name] = prov
 	}
 	if tr != nil {
-		drivers.Metrics = tr.Metrics(prov.Count)
+		drivers.Metrics = tr.Metrics(prov)
 	}
 	var log []string
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, Drivers: drivers, Log: func(d decision.Decision) {
@@ -274,7 +274,7 @@ func TestRestartResumes(t *testing.T) {
 		}
 		defer st.Close()
 		e, err := runtime.New(prog, runtime.Options{Clock: vc, Store: st, CallTimeout: -1,
-			Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov.Count)},
+			Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov)},
 			Log: func(d decision.Decision) {
 				log = append(log, fmt.Sprintf("%g %s %d %s", d.Time.Sub(t0).Seconds(), d.Action, d.Instances, d.Rule))
 			}})
@@ -437,7 +437,7 @@ func TestCommands(t *testing.T) {
 	prov := sim.NewProvider(vc, 0)
 	tr, _ := sim.ReadTrace(strings.NewReader("t,web.load\n0,0.9\n"), t0)
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
-		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov.Count)}})
+		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,7 @@ func (e *Engine) evaluate(ctx context.Context, ps *poolState, now time.Time) {
 	for _, f := range fire {
 		e.fire(ctx, ps, now, f.r, f.values, outPending)
 	}
+	e.track(ps, now, outPending)
 }
 
 // readings returns the values a rule's metrics have now, for the decision

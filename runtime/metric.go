@@ -55,6 +55,7 @@ func (m Metric) Type() lang.Type { return lang.Metrics[m].Type }
 // percentages, seconds for durations, per second for rates).
 type Value struct {
 	Avg, Max, Min, Sum float64
+	N                  int  // how many instances it is over (1 for a pool's one number)
 	OK                 bool // false: no data
 }
 
@@ -83,7 +84,7 @@ func (o *Observation) SetValues(m Metric, vs []float64) {
 	if len(vs) == 0 {
 		return
 	}
-	v := Value{Max: vs[0], Min: vs[0], OK: true}
+	v := Value{Max: vs[0], Min: vs[0], N: len(vs), OK: true}
 	for _, x := range vs {
 		v.Sum += x
 		v.Max = max(v.Max, x)
@@ -96,5 +97,5 @@ func (o *Observation) SetValues(m Metric, vs []float64) {
 // Set records a metric whose every instance shows v (as a trace gives
 // them): avg, max and min are v, and sum is v times n instances.
 func (o *Observation) Set(m Metric, v float64, n int) {
-	o.Values[m] = Value{Avg: v, Max: v, Min: v, Sum: v * float64(n), OK: true}
+	o.Values[m] = Value{Avg: v, Max: v, Min: v, Sum: v * float64(n), N: n, OK: true}
 }

@@ -44,6 +44,7 @@ type Pool struct {
 	// are its metrics read at each tick.
 	Observed bool
 	Rules    []*Rule   // rules driven by this pool's tick (its own, and top-level ones watching it)
+	Keeps    []*Keep   // its target-tracking rules
 	Failure  []*Action // its on-failure actions, or the top-level ones
 	Decl     *lang.PoolDecl
 }
@@ -104,6 +105,30 @@ type Rule struct {
 	// Thresholds are the fixed values its condition compares metrics with.
 	Thresholds []Threshold
 }
+
+// Keep is a compiled `keep` rule: it sizes its pool so that a metric
+// stays near a target (spec §8, "Target tracking").
+type Keep struct {
+	Key  string
+	Pos  lang.Pos
+	Text string
+	ref  ref
+	// Target is in the metric's base units; PerInstance says the pool's
+	// total (the sum over its instances, or its one number) is divided by
+	// it, rather than each instance's value compared with it.
+	Target      float64
+	Type        lang.Type // the metric's
+	PerInstance bool
+	Tolerance   float64       // a fraction: no change while within it
+	Up, Down    time.Duration // stabilization windows
+}
+
+// Target-tracking defaults; the spec states them.
+const (
+	DefaultTolerance = 0.1
+	DefaultUpAfter   = 0
+	DefaultDownAfter = 5 * time.Minute
+)
 
 // Action is a compiled action.
 type Action struct {

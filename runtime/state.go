@@ -13,6 +13,9 @@ type State struct {
 	Pools map[string]PoolState `json:"pools"`
 	Rules map[string]RuleState `json:"rules"`
 	Jobs  map[string]time.Time `json:"jobs"` // next run
+	// Keeps holds each keep rule's recommendations over its windows, so a
+	// restart does not forget a recent peak and scale in early.
+	Keeps map[string][]Recommendation `json:"keeps,omitempty"`
 }
 
 // PoolState is a pool's remembered state.
@@ -37,6 +40,7 @@ type PoolState struct {
 // RuleState is a rule's remembered window.
 type RuleState struct {
 	PendingSince time.Time `json:"pending_since"`
+	Fired        bool      `json:"fired,omitempty"` // an exec, sync or set rule acted in this spell
 }
 
 // Store keeps State across restarts.
@@ -47,7 +51,7 @@ type Store interface {
 
 // snapshot captures the engine's state; the caller holds e.mu.
 func (e *Engine) snapshot() *State {
-	s := &State{Pools: map[string]PoolState{}, Rules: map[string]RuleState{}, Jobs: map[string]time.Time{}}
+	s := &State{Pools: map[string]PoolState{}, Rules: map[string]RuleState{}, Jobs: map[string]time.Time{}, Keeps: map[string][]Recommendation{}}
 	for _, ps := range e.pools {
 		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
 			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped, Maintain: ps.maintain,
@@ -64,8 +68,13 @@ func (e *Engine) snapshot() *State {
 		s.Pools[ps.p.Name] = p
 	}
 	for r, st := range e.rules {
-		if !st.pendingSince.IsZero() {
-			s.Rules[r.Key] = RuleState{PendingSince: st.pendingSince}
+		if !st.pendingSince.IsZero() || st.fired {
+			s.Rules[r.Key] = RuleState{PendingSince: st.pendingSince, Fired: st.fired}
+		}
+	}
+	for k, ks := range e.keeps {
+		if len(ks.recs) > 0 {
+			s.Keeps[k.Key] = ks.recs
 		}
 	}
 	for j, js := range e.jobs {
@@ -110,8 +119,11 @@ func (e *Engine) restore(s *State) {
 	}
 	for r, st := range e.rules {
 		if rs, ok := s.Rules[r.Key]; ok {
-			st.pendingSince = rs.PendingSince
+			st.pendingSince, st.fired = rs.PendingSince, rs.Fired
 		}
+	}
+	for k, ks := range e.keeps {
+		ks.recs = s.Keeps[k.Key]
 	}
 	for j, js := range e.jobs {
 		if next, ok := s.Jobs[j.Key]; ok && !next.IsZero() {

@@ -37,6 +37,7 @@ type PoolStatus struct {
 	InUntil   time.Time    `json:"scale_in_cooldown_until,omitzero"`
 	Instances []Instance   `json:"instances"`
 	Rules     []RuleStatus `json:"rules"`
+	Keeps     []KeepStatus `json:"keeps,omitempty"`
 	// Probes holds, by instance name, the heartbeat's last probe results.
 	Probes map[string]string `json:"probes,omitempty"`
 	// Primary says the pool's serving instance is its primary.
@@ -63,6 +64,23 @@ type RuleStatus struct {
 	Values []decision.Reading `json:"values,omitempty"` // at the last tick
 }
 
+// KeepStatus is one keep rule's state at the last tick.
+type KeepStatus struct {
+	Text   string             `json:"text"`
+	Pos    string             `json:"pos"`
+	Target float64            `json:"target"` // in the metric's base units
+	Values []decision.Reading `json:"values,omitempty"`
+	// Desired is the size its formula gives; Wish, after the tolerance
+	// band and the stabilization windows. Won says the pool's size is its.
+	Desired int    `json:"desired"`
+	Wish    int    `json:"wish"`
+	Won     bool   `json:"won,omitempty"`
+	Held    bool   `json:"held,omitempty"` // no data: it holds the size
+	Why     string `json:"why,omitempty"`
+	// Suppressed says why its wish is not the pool's size.
+	Suppressed string `json:"suppressed,omitempty"`
+}
+
 // Status returns the engine's state now.
 func (e *Engine) Status() Status {
 	e.mu.Lock()
@@ -85,6 +103,11 @@ func (e *Engine) Status() Status {
 			st := e.rules[r]
 			p.Rules = append(p.Rules, RuleStatus{Text: r.Text, Pos: r.Pos.String(), For: r.For, PendingSince: st.pendingSince,
 				Held: st.held, Suppressed: st.suppressed, Fired: st.fired, Running: st.running, Last: lastRun(st.last), Values: e.readings(r)})
+		}
+		for _, k := range ps.p.Keeps {
+			ks := e.keeps[k]
+			p.Keeps = append(p.Keeps, KeepStatus{Text: k.Text, Pos: k.Pos.String(), Target: k.Target, Values: e.keepReadings(k),
+				Desired: ks.want, Wish: ks.wish, Won: ks.won, Held: !ks.ok, Why: e.keepWhy(k, ps.target), Suppressed: ks.said})
 		}
 		s.Pools = append(s.Pools, p)
 	}

@@ -90,6 +90,7 @@ func explain(e Engine, names []string, recent []decision.Decision, out *strings.
 		for _, r := range p.Rules {
 			explainRule(r, now, out)
 		}
+		explainKeeps(p, out)
 		explainJobs(name, st.Jobs, out)
 		if !p.StartAfter.IsZero() && p.StartAfter.After(now) {
 			fmt.Fprintf(out, "  backing off: instances failed soon after starting; no new instance until %s\n", p.StartAfter.Format(time.TimeOnly))
@@ -216,5 +217,30 @@ func explainActions(pool string, recent []decision.Decision, out *strings.Builde
 			}
 		}
 		out.WriteString(d.Details() + "\n")
+	}
+}
+
+// explainKeeps writes each keep rule: its metric and target, the size it
+// wants and why, and which rule's size the pool has.
+func explainKeeps(p *runtime.PoolStatus, out *strings.Builder) {
+	for _, k := range p.Keeps {
+		fmt.Fprintf(out, "  %s  %s\n", k.Pos, k.Text)
+		if k.Held {
+			out.WriteString("      now: no data; held: the size stays (never a scale-in on a missing metric)\n")
+			continue
+		}
+		fmt.Fprintf(out, "      now: %s; wants %d (%s)", decision.Readings(k.Values), k.Wish, k.Why)
+		switch {
+		case k.Won && len(p.Keeps) > 1:
+			fmt.Fprintf(out, "; wins: the largest size of %d keep rules", len(p.Keeps))
+		case !k.Won && len(p.Keeps) > 1:
+			out.WriteString("; another keep rule wants more")
+		}
+		if k.Won && k.Suppressed != "" {
+			out.WriteString("; suppressed: " + k.Suppressed)
+		} else if k.Won && k.Wish != p.Target {
+			fmt.Fprintf(out, "; the range %d..%d holds the pool at %d", p.Min, p.Max, p.Target)
+		}
+		out.WriteString("\n")
 	}
 }

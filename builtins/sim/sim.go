@@ -156,6 +156,21 @@ func (p *Provider) NextChange(pool string) time.Time {
 }
 
 // Count returns how many instances of pool are starting or running.
+// Ready returns how many of a pool's instances are ready (booted and not
+// failed): those that serve, and so report metrics.
+func (p *Provider) Ready(pool string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	n := 0
+	for _, in := range p.pools[pool] {
+		if !in.failed && !now.Before(in.ready) {
+			n++
+		}
+	}
+	return n
+}
+
 func (p *Provider) Count(pool string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

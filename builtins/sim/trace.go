@@ -18,6 +18,12 @@ import (
 // A value holds from its row until the next. It is what a pool observes:
 // every instance of the pool shows the value (so avg, max and min are the
 // value, and sum is the value times the number of instances).
+//
+// A sum(POOL.METRIC) column is the pool's total demand instead: its ready
+// instances share it evenly, so each shows the total divided by their
+// number, and the value falls as the pool grows. A percentage of CPU or
+// memory saturates at 100% on each instance (the rest of the demand waits,
+// unseen); a pool with no ready instance shows no value.
 type Trace struct {
 	Start   time.Time
 	End     time.Time // the last row's time
@@ -28,6 +34,7 @@ type column struct {
 	pool   string
 	metric runtime.Metric
 	name   string
+	total  bool // sum(POOL.METRIC): the pool's demand, shared
 	times  []time.Time
 	values []float64
 }
@@ -50,12 +57,22 @@ func ReadTrace(r io.Reader, start time.Time) (*Trace, error) {
 	}
 	tr := &Trace{Start: start}
 	for _, h := range header[1:] {
-		pool, name, ok := strings.Cut(strings.TrimSpace(h), ".")
+		h = strings.TrimSpace(h)
+		inner, total := strings.CutPrefix(h, "sum(")
+		if total {
+			if inner, total = strings.CutSuffix(inner, ")"); !total {
+				return nil, fmt.Errorf("trace column %q: want sum(POOL.METRIC)", h)
+			}
+		}
+		pool, name, ok := strings.Cut(inner, ".")
 		m, known := runtime.MetricByName(name)
 		if !ok || !known {
-			return nil, fmt.Errorf("trace column %q: want POOL.METRIC with a known metric", h)
+			return nil, fmt.Errorf("trace column %q: want POOL.METRIC or sum(POOL.METRIC) with a known metric", h)
 		}
-		tr.columns = append(tr.columns, column{pool: pool, metric: m, name: name})
+		if total && m.Type() != lang.Percent && m.Type() != lang.Rate && m.Type() != lang.Number {
+			return nil, fmt.Errorf("trace column %q: %s is %s, which instances do not share; give it per instance", h, name, m.Type())
+		}
+		tr.columns = append(tr.columns, column{pool: pool, metric: m, name: name, total: total})
 	}
 	line := 1
 	var last time.Time
@@ -122,13 +139,20 @@ func parseValue(cell string, m runtime.Metric) (float64, error) {
 	return q.Value, nil
 }
 
-// Columns returns the trace's POOL.METRIC names.
+// Columns returns the trace's POOL.METRIC names, as its header gives them.
 func (t *Trace) Columns() []string {
 	var out []string
 	for _, c := range t.columns {
-		out = append(out, c.pool+"."+c.name)
+		out = append(out, c.header())
 	}
 	return out
+}
+
+func (c *column) header() string {
+	if c.total {
+		return "sum(" + c.pool + "." + c.name + ")"
+	}
+	return c.pool + "." + c.name
 }
 
 // At returns a column's value at time at, and whether it has one yet.
@@ -161,32 +185,48 @@ func (c *column) at(at time.Time, last *int) (float64, bool) {
 	return c.values[i-1], true
 }
 
-// Metrics returns the trace as the runtime's metric source; count tells how
-// many instances a pool has, for sums.
-func (t *Trace) Metrics(count func(pool string) int) runtime.Metrics {
-	return &traceMetrics{t: t, count: count, cursors: make([]int, len(t.columns))}
+// Metrics returns the trace as the runtime's metric source for the
+// simulated pools of p: how many instances a pool has, and how many are
+// ready, make sums and shares.
+func (t *Trace) Metrics(p *Provider) runtime.Metrics {
+	return &traceMetrics{t: t, p: p, cursors: make([]int, len(t.columns))}
 }
 
 // traceMetrics reads a trace for one engine; the trace itself is shared and
 // only read.
 type traceMetrics struct {
 	t       *Trace
-	count   func(string) int
+	p       *Provider
 	cursors []int
 }
 
 func (m *traceMetrics) Observe(_ context.Context, pool string, now time.Time, obs *runtime.Observation) error {
-	n := m.count(pool)
+	n, ready := m.p.Count(pool), m.p.Ready(pool)
 	for i := range m.t.columns {
 		c := &m.t.columns[i]
 		if c.pool != pool {
 			continue
 		}
-		if v, ok := c.at(now, &m.cursors[i]); ok {
+		v, ok := c.at(now, &m.cursors[i])
+		switch {
+		case !ok:
+		case !c.total:
 			obs.Set(c.metric, v, n)
+			obs.Values[c.metric].N = ready // the instances that report it
+		case ready > 0:
+			obs.Set(c.metric, c.share(v, ready), ready)
 		}
 	}
 	return nil
+}
+
+// share is what each of ready instances shows of a total demand v.
+func (c *column) share(v float64, ready int) float64 {
+	per := v / float64(ready)
+	if lang.Metrics[c.metric].Bounded {
+		per = min(per, 1)
+	}
+	return per
 }
 
 // Series returns a column's rows, for plots.

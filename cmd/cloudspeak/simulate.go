@@ -221,7 +221,7 @@ func simulate(prog *runtime.Program, trace *sim.Trace, start, until time.Time, b
 	for _, f := range fails {
 		prov.FailAt(f.pool, "", f.at)
 	}
-	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Metrics: trace.Metrics(prov.Count)}
+	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Metrics: trace.Metrics(prov)}
 	res := &simResult{sizes: map[string][]sizeAt{}}
 	for _, p := range prog.Pools {
 		drivers.Providers[p.Name] = prov
