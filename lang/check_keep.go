@@ -12,7 +12,7 @@ func (c *Checker) keep(k *Keep) {
 		return
 	} else if f.min == f.max && !p.broken {
 		c.Errorf(k, fmt.Sprintf("give the pool room to move, e.g. instances %s..%s", fmtNum(f.min), fmtNum(max(f.min*4, 4))),
-			"pool %q has exactly %s instances: keep cannot change its size", p.Name.Name, fmtNum(f.min))
+			"pool %q has exactly %s: keep cannot change its size", p.Name.Name, plural(int(f.min), "instance"))
 	}
 	ref, agg := k.Metric()
 	if agg != "" && !contains(Aggregates, agg) {
@@ -105,4 +105,12 @@ func (c *Checker) keepOptions(k *Keep) {
 			c.Errorf(v, fmt.Sprintf("write %s 0s to act at once", key), "%s cannot be negative", key)
 		}
 	}
+}
+
+// plural writes n and the noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -47,11 +47,15 @@ var declHelp = map[string]string{
   heartbeat every D timeout T recover N, primary, balancer KIND { … },
   storage "s3://…" at "/path",
   install { copy "./site" to "/srv/www"; run "…" }, configure { … },
-  env { NAME = "value" } (for its exec actions), and its rules and jobs.
+  env { NAME = "value" } (for its exec actions), and its rules (when,
+  keep) and jobs.
   Spec §6.`,
 	"when": `when CONDITION [for D] ACTION
   acts when CONDITION holds (for D without a break), e.g.
   when load > 0.7 for 5m add instance. Spec §8.`,
+	"keep": `keep METRIC at TARGET [per instance] [tolerance P] [up after D] [down after D]
+  in a pool block: sizes the pool to keep METRIC near TARGET, e.g.
+  keep avg(cpu) at 60%, keep requests at 100/s per instance. Spec §8.`,
 	"on": `on failure ACTION
   runs ACTION when an instance fails: replace instance, promote standby or
   exec "COMMAND" [timeout D]. Spec §9, §12.`,
@@ -69,6 +73,7 @@ var declHelp = map[string]string{
 // keywords and the command verbs.
 func HelpTopics() []string {
 	t := slices.Clone(statementKeywords)
+	t = append(t, "keep")
 	t = append(t, PoolVerbs...)
 	t = append(t, InstanceVerbs...)
 	t = append(t, ShowTopics...)

@@ -170,7 +170,7 @@ func (e *Engine) keepReadings(k *Keep) []decision.Reading {
 // numbers, and the window that held it back.
 func (e *Engine) keepWhy(k *Keep, cur int) string {
 	ks := e.keeps[k]
-	q := func(v float64) string { return lang.FormatQuantity(lang.Quantity{Type: k.Type, Value: v}) }
+	q := func(v float64) string { return decision.Format(v, k.Type) }
 	var s string
 	switch {
 	case !ks.ok:
@@ -191,6 +191,4 @@ func (e *Engine) keepWhy(k *Keep, cur int) string {
 	return s
 }
 
-func fmtPercent(f float64) string {
-	return lang.FormatQuantity(lang.Quantity{Type: lang.Percent, Value: f})
-}
+func fmtPercent(f float64) string { return decision.Format(f, lang.Percent) }

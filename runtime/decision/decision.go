@@ -186,20 +186,23 @@ type Reading struct {
 
 // String writes the value in the metric's unit, to four significant
 // digits: 90%, 300ms, 20/s.
-func (r Reading) String() string {
-	v := r.Value
-	switch r.Type {
+func (r Reading) String() string { return r.Name + "=" + Format(r.Value, r.Type) }
+
+// Format writes a value in base units with its unit, to four significant
+// digits: 75.94%, 120/s, 250ms, 0.7.
+func Format(v float64, t lang.Type) string {
+	switch t {
 	case lang.Percent:
-		return fmt.Sprintf("%s=%.4g%%", r.Name, v*100)
+		return fmt.Sprintf("%.4g%%", v*100)
 	case lang.Rate:
-		return fmt.Sprintf("%s=%.4g/s", r.Name, v)
+		return fmt.Sprintf("%.4g/s", v)
 	case lang.Duration:
 		if v < 1 {
-			return fmt.Sprintf("%s=%.4gms", r.Name, v*1000)
+			return fmt.Sprintf("%.4gms", v*1000)
 		}
-		return fmt.Sprintf("%s=%.4gs", r.Name, v)
+		return fmt.Sprintf("%.4gs", v)
 	}
-	return fmt.Sprintf("%s=%.4g", r.Name, v)
+	return fmt.Sprintf("%.4g", v)
 }
 
 // Readings writes values as String does, separated by spaces.
