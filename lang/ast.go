@@ -74,6 +74,19 @@ type PoolItem struct {
 	Install   *Provision  `parser:"| 'install' @@"`
 	Configure *Provision  `parser:"| 'configure' @@"`
 	Env       *Map        `parser:"| 'env' @@"`
+	Metric    *MetricDecl `parser:"| 'metric' @@"`
+}
+
+// MetricDecl declares a metric of the pool and where it comes from:
+// `metric NAME KIND { unit U; [by …;] settings }`, KIND being a source
+// (prometheus, command, push). The language reads `unit` (the metric's
+// type, so rules using it are checked) and whether it has `by` (a value
+// per instance, rather than one number for the pool); the source's own
+// settings are checked against its schema, as a provider's are.
+type MetricDecl struct {
+	Node
+	Name   *Ident     `parser:"@@"`
+	Source *BlockDecl `parser:"@@"`
 }
 
 // Provision is `install { STEP… }` or `configure { STEP… }`: the steps that
@@ -353,6 +366,7 @@ type Command struct {
 	Show     *Verb    `parser:"| 'show' @@"`
 	Help     *Help    `parser:"| @@"`
 	Explain  *Explain `parser:"| @@"`
+	Metric   *Verb    `parser:"| 'metric' @@"`
 }
 
 // Verb is `VERB ARG…` after `pool`, `instance` or `show`.

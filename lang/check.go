@@ -34,6 +34,7 @@ type poolFacts struct {
 	movable                      bool // its provider holds an address that can move (an Elastic IP)
 	standby                      int
 	min, max                     float64
+	metrics                      map[string]MetricInfo // declared with metric NAME KIND { … }
 }
 
 // Check checks files together as one policy: a rule in one may name a pool
@@ -138,6 +139,13 @@ func (c *Checker) facts(p *PoolDecl) poolFacts {
 			f.primary = true
 		case it.OnFailure != nil:
 			f.failure = true
+		case it.Metric != nil:
+			if f.metrics == nil {
+				f.metrics = map[string]MetricInfo{}
+			}
+			if m, ok := DeclaredMetric(it.Metric); ok {
+				f.metrics[m.Name] = m
+			}
 		case it.Standby != nil:
 			if q, err := Interpret(it.Standby, Number); err == nil {
 				f.standby = int(q.Value)

@@ -1,5 +1,7 @@
 package lang
 
+import "fmt"
+
 // command checks a command's verb and arguments. Commands may name pools
 // and instances that exist only at run time, so names are not resolved.
 func (c *Checker) command(cmd *Command) {
@@ -21,6 +23,8 @@ func (c *Checker) command(cmd *Command) {
 		if t := cmd.Help.Topic; !contains(HelpTopics(), t.Name) {
 			c.Errorf(t, DidYouMean(t.Name, HelpTopics()), "no help for %q", t.Name)
 		}
+	case cmd.Metric != nil:
+		c.metricCommand(cmd.Metric)
 	case cmd.Show != nil:
 		v := cmd.Show
 		if !contains(ShowTopics, v.Name.Name) {
@@ -64,4 +68,57 @@ func (c *Checker) instanceCommand(v *Verb) {
 			}
 		}
 	}
+}
+
+// metricCommand checks `metric set POOL NAME VALUE`: a value pushed to a
+// pool's `push` metric. When the pool is declared in the policy being
+// checked, the metric must be one of its push metrics, and the value of its
+// unit.
+func (c *Checker) metricCommand(v *Verb) {
+	const usage = "usage: metric set POOL NAME VALUE"
+	if v.Name.Name != "set" {
+		hint := DidYouMean(v.Name.Name, []string{"set"})
+		if c.info.Pools[v.Name.Name] != nil || len(v.Args) > 0 && v.Args[0].Word != nil && contains(sortedKeys(c.opts.Metrics), v.Args[0].Word.Name) {
+			hint = "metrics are declared in the block of their pool: pool NAME { metric … }"
+		}
+		c.Errorf(v.Name, hint, "unknown metric command %q", v.Name.Name)
+		return
+	}
+	a := v.Args
+	if len(a) != 3 || a[0].Word == nil || a[1].Word == nil || a[2].Str == nil || a[2].Host != nil || a[2].Str.Time != "" {
+		c.Errorf(v, "e.g. metric set worker jobs 42", usage)
+		return
+	}
+	pool, name, val := a[0].Word.Name, a[1].Word.Name, a[2].Str
+	p := c.info.Pools[pool]
+	if p == nil {
+		return // a pool of the running policy: the daemon knows it
+	}
+	m, ok := c.poolHas[p].metrics[name]
+	if !ok || !c.isPush(p, name) {
+		var push []string
+		for _, it := range p.Items {
+			if it.Metric != nil && it.Metric.Source.Kind.Name == "push" {
+				push = append(push, it.Metric.Name.Name)
+			}
+		}
+		hint := fmt.Sprintf(`declare it in pool %s: metric %s push { unit number }`, pool, name)
+		if len(push) > 0 {
+			hint = DidYouMean(name, push)
+		}
+		c.Errorf(a[1], hint, "pool %q has no push metric %q", pool, name)
+		return
+	}
+	if _, err := ParseReading(val.ReadingText(), m.Type); err != nil {
+		c.Errorf(val, typeHint(m.Type), "%s takes %s: %v", name, m.Type.article(), err)
+	}
+}
+
+func (c *Checker) isPush(p *PoolDecl, name string) bool {
+	for _, it := range p.Items {
+		if it.Metric != nil && it.Metric.Name.Name == name {
+			return it.Metric.Source.Kind.Name == "push"
+		}
+	}
+	return false
 }

@@ -79,6 +79,8 @@ func (c *Checker) poolItem(it *PoolItem) (key string, check func()) {
 		return "configure", func() { c.provision("configure", it.Configure) }
 	case it.Env != nil:
 		return "env", func() { c.env(it.Env) }
+	case it.Metric != nil:
+		return "metric " + it.Metric.Name.Name, func() { c.metricDecl(it.Metric) }
 	}
 	return "", nil
 }

@@ -214,9 +214,21 @@ func (c *Checker) operand(o *Operand, pools map[string]bool, want Type) (Type, *
 }
 
 // metric resolves a metric reference, reporting unknown names, undeclared
-// pools and metrics that need a balancer the pool lacks.
+// pools and metrics that need a balancer the pool lacks. A pool's declared
+// metrics (metric NAME KIND { … }) come before the built-in ones.
 func (c *Checker) metric(r *Ref, pools map[string]bool) *MetricInfo {
 	name := r.Name.Name
+	var pool *PoolDecl
+	switch {
+	case r.Pool != nil:
+		pool = c.info.Pools[r.Pool.Name]
+	case c.pool != nil:
+		pool = c.pool
+	}
+	if d, ok := c.poolHas[pool].metrics[name]; ok && pool != nil {
+		pools[pool.Name.Name] = true
+		return &d
+	}
 	m, _, ok := LookupMetric(name)
 	if !ok {
 		cands := MetricNames()
@@ -225,6 +237,9 @@ func (c *Checker) metric(r *Ref, pools map[string]bool) *MetricInfo {
 				cands = append(cands, l)
 			}
 		}
+		if pool != nil {
+			cands = append(cands, sortedKeys(c.poolHas[pool].metrics)...)
+		}
 		hint := DidYouMean(name, cands)
 		if r.Pool == nil && c.info.Pools[name] != nil {
 			hint = fmt.Sprintf("%q is a pool: name one of its metrics, e.g. %s.load", name, name)
@@ -232,21 +247,18 @@ func (c *Checker) metric(r *Ref, pools map[string]bool) *MetricInfo {
 		c.Errorf(r.Name, hint, "unknown metric %q", name)
 		return nil
 	}
-	var pool *PoolDecl
 	switch {
 	case r.Pool != nil:
 		pname := r.Pool.Name
-		if c.broken[pname] && c.info.Pools[pname] == nil {
+		if c.broken[pname] && pool == nil {
 			pools[pname] = true // declared, but its declaration did not parse
 			return &m
 		}
-		pool = c.info.Pools[pname]
 		if pool == nil {
 			c.Errorf(r.Pool, c.poolHint(pname), "undeclared pool %q", pname)
 			return nil
 		}
 	case c.pool != nil:
-		pool = c.pool
 	default:
 		hint := "write POOL." + name
 		if len(c.poolNames) > 0 {
@@ -257,8 +269,11 @@ func (c *Checker) metric(r *Ref, pools map[string]bool) *MetricInfo {
 	}
 	pools[pool.Name.Name] = true
 	if m.NeedsBalancer && !c.poolHas[pool].balancer && !pool.broken {
-		c.Errorf(r.Name, fmt.Sprintf("add a balancer haproxy { listen \"…\" } block to pool %q", pool.Name.Name),
-			"%s comes from the balancer, and pool %q has none", name, pool.Name.Name)
+		hint := fmt.Sprintf("add a balancer haproxy { listen \"…\" } block to pool %q", pool.Name.Name)
+		if name == "queue" {
+			hint = `add a balancer, or say where the queue's length comes from: metric queue command { run "./queue-length"; unit number }`
+		}
+		c.Errorf(r.Name, hint, "%s comes from the balancer, and pool %q has none", name, pool.Name.Name)
 		return nil
 	}
 	return &m

@@ -193,6 +193,8 @@ func (p *printer) pool(d *PoolDecl, next int) {
 			switch {
 			case it.Provider != nil:
 				p.blockDecl(it, "provider", it.Provider, nextItem)
+			case it.Metric != nil:
+				p.blockDecl(it, "metric "+it.Metric.Name.Name, it.Metric.Source, nextItem)
 			case it.Balancer != nil:
 				p.blockDecl(it, "balancer", it.Balancer, nextItem)
 			case it.Install != nil:
@@ -504,6 +506,8 @@ func commandText(c *Command) string {
 		return syncText(c.Sync)
 	case c.Show != nil:
 		return verb("show", c.Show)
+	case c.Metric != nil:
+		return verb("metric", c.Metric)
 	case c.Explain != nil:
 		if c.Explain.Pool != nil {
 			return "explain " + c.Explain.Pool.Name

@@ -65,6 +65,12 @@ var declHelp = map[string]string{
 	"at": `at HH:MM [on DAYS] [UTC] ACTION
   runs ACTION at a time of day, e.g. at 02:00 on weekdays exec "backup".
   Spec §10.`,
+	"metric": `metric NAME KIND { unit U; … }      (in a pool block)
+metric set POOL NAME VALUE                (a command)
+  declares a metric of the pool and where it comes from: prometheus
+  { url "…"; query "…" }, command { run "…" } or push { stale 5m }; unit
+  is number, percent, rate or duration. metric set pushes a value to a
+  push metric. Spec §4.`,
 	"let": `let NAME = VALUE
   names a value for conditions, e.g. let busy = 70%. Spec §11.`,
 }

@@ -52,11 +52,11 @@ func Grammar() string {
 }
 
 // statementKeywords are the words that can start a top-level statement.
-var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "instance", "sync", "show", "help", "explain", "why"}
+var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "instance", "sync", "show", "help", "explain", "why", "metric"}
 
 // poolKeywords are the words that can start a statement inside a pool block.
 var poolKeywords = []string{"provider", "balancer", "instances", "port", "check", "cooldown", "standby",
-	"heartbeat", "primary", "storage", "install", "configure", "env", "when", "keep", "on", "every", "at"}
+	"heartbeat", "primary", "storage", "install", "configure", "env", "metric", "when", "keep", "on", "every", "at"}
 
 // StatementKeywords returns the words that can start a top-level
 // statement, and PoolKeywords those that can start a statement inside a

@@ -46,6 +46,9 @@ type SettingSchema struct {
 type Options struct {
 	Providers map[string]*BlockSchema
 	Balancers map[string]*BlockSchema
+	// Metrics are the sources a `metric NAME KIND { … }` may name. Their
+	// schemas leave out `unit`, which the language reads itself.
+	Metrics map[string]*BlockSchema
 }
 
 // PortNumber is the schema of a setting that takes one TCP port number

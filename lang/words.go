@@ -32,7 +32,7 @@ var Metrics = [...]MetricInfo{
 	{Name: "requests", Type: Rate, NeedsBalancer: true, Doc: "requests per second through the balancer"},
 	{Name: "sessions", Type: Number, NeedsBalancer: true, Doc: "open sessions at the balancer"},
 	{Name: "latency", Type: Duration, NeedsBalancer: true, Doc: "average response time at the balancer"},
-	{Name: "queue", Type: Number, Doc: "queued work"},
+	{Name: "queue", Type: Number, NeedsBalancer: true, Doc: "requests queued at the balancer"},
 	{Name: "instances", Type: Number, PoolLevel: true, Doc: "instances in the pool"},
 	{Name: "healthy", Type: Number, PoolLevel: true, Doc: "healthy instances in the pool"},
 }

@@ -61,7 +61,7 @@ when worker.queue > 180 and web.load > 0.8 exec "./alert"
 func BenchmarkSimulateWeek(b *testing.B) {
 	trace := weekTrace()
 	prog := compile(b, weekPolicy, nil)
-	tr, err := sim.ReadTrace(strings.NewReader(trace), t0)
+	tr, err := sim.ReadTrace(strings.NewReader(trace), t0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

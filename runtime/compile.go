@@ -119,6 +119,10 @@ func (c *compiler) pool(d *lang.PoolDecl) {
 			p.Install = c.steps(it.Install)
 		case it.Configure != nil:
 			p.Configure = c.steps(it.Configure)
+		case it.Metric != nil:
+			info, _ := lang.DeclaredMetric(it.Metric)
+			p.Metrics = append(p.Metrics, &DeclaredMetric{Name: info.Name, Kind: it.Metric.Source.Kind.Name, Type: info.Type,
+				PerInstance: !info.PoolLevel, Pos: it.Metric.Pos, Decl: it.Metric, Metric: Metric(numMetrics + len(p.Metrics))})
 		case it.Env != nil:
 			p.Env = map[string]string{}
 			for _, e := range it.Env.Entries {
@@ -298,8 +302,8 @@ func (c *compiler) keep(k *lang.Keep, p *Pool) {
 		return
 	}
 	rf := cc.refs[0]
-	out := &Keep{Pos: k.Pos, Text: lang.KeepText(k), ref: rf, Type: rf.metric.Type(), PerInstance: k.PerInstance,
-		Target: c.quantity(k.Target, rf.metric.Type()).Value, Tolerance: DefaultTolerance, Up: DefaultUpAfter, Down: DefaultDownAfter}
+	out := &Keep{Pos: k.Pos, Text: lang.KeepText(k), ref: rf, Type: rf.typ, PerInstance: k.PerInstance,
+		Target: c.quantity(k.Target, rf.typ).Value, Tolerance: DefaultTolerance, Up: DefaultUpAfter, Down: DefaultDownAfter}
 	for _, o := range k.Options {
 		switch {
 		case o.Tolerance != nil:

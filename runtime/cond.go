@@ -11,13 +11,14 @@ type ref struct {
 	name   string // as written: avg(web.cpu)
 	pool   int
 	metric Metric
+	typ    lang.Type
 	agg    string // one of lang.Aggregates
 }
 
 // read returns the metric's value, aggregated, in the pools' observations;
 // ok is false when it has no data.
 func (rf ref) read(obs []Observation) (v float64, ok bool) {
-	val := obs[rf.pool].Values[rf.metric]
+	val := obs[rf.pool].At(rf.metric)
 	return val.Of(rf.agg), val.OK
 }
 
@@ -25,6 +26,7 @@ func (rf ref) read(obs []Observation) (v float64, ok bool) {
 type Threshold struct {
 	Pool   string
 	Metric Metric
+	Type   lang.Type // the metric's
 	Value  float64
 }
 
@@ -91,7 +93,7 @@ func (cc *condCompiler) not(n *lang.NotExpr) condition {
 		m := cc.refs[before]
 		for _, side := range []*lang.Operand{cmp.Left, cmp.Right} {
 			if v, ok := cc.constant(side); ok {
-				cc.thresholds = append(cc.thresholds, Threshold{Pool: cc.c.prog.Pools[m.pool].Name, Metric: m.metric, Value: v})
+				cc.thresholds = append(cc.thresholds, Threshold{Pool: cc.c.prog.Pools[m.pool].Name, Metric: m.metric, Type: m.typ, Value: v})
 			}
 		}
 	}
@@ -160,16 +162,24 @@ func (cc *condCompiler) metric(r *lang.Ref, agg, name string) operand {
 	if r.Pool != nil {
 		p = cc.c.prog.pools[r.Pool.Name]
 	}
-	m, ok := MetricByName(r.Name.Name)
-	if p == nil || !ok {
+	if p == nil {
+		cc.c.fail(r.Pos, "cannot resolve %s", name)
+		return func([]Observation) (float64, bool) { return 0, false }
+	}
+	m, typ, ok := cc.c.prog.MetricOf(p.Name, r.Name.Name)
+	if !ok {
 		cc.c.fail(r.Pos, "cannot resolve %s", name)
 		return func([]Observation) (float64, bool) { return 0, false }
 	}
 	cc.pools[p] = true
-	if m != InstanceCount && (m != Healthy || p.Balancer) { // a balancer counts healthy by its checks
+	switch j := m.declared(); {
+	case j >= 0:
+		p.Metrics[j].observed = true
+		p.Observed = true // a simulation's trace gives it through Metrics
+	case m != InstanceCount && (m != Healthy || p.Balancer): // a balancer counts healthy by its checks
 		p.Observed = true
 	}
-	rf := ref{name: name, pool: p.Index, metric: m, agg: agg}
+	rf := ref{name: name, pool: p.Index, metric: m, typ: typ, agg: agg}
 	cc.refs = append(cc.refs, rf)
 	return rf.read
 }

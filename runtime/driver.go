@@ -105,6 +105,24 @@ type Metrics interface {
 	Observe(ctx context.Context, pool string, now time.Time, obs *Observation) error
 }
 
+// MetricSource reads one of a pool's declared metrics (metric NAME KIND
+// { … }): a Prometheus query, a command's output, pushed values.
+type MetricSource interface {
+	// Read returns the metric now, for a pool whose running instances are
+	// insts. An error is no data, and is shown in explain.
+	Read(ctx context.Context, insts []Instance) (Sample, error)
+}
+
+// Sample is what a MetricSource read: one number for the pool, or a value
+// for each instance it has one for.
+type Sample struct {
+	Pool      float64
+	Instances []float64 // for a metric declared with `by`
+	// At is when the value was measured when that is not now (a value
+	// pushed earlier): explain shows its age.
+	At time.Time
+}
+
 // Syncer copies the files that changed from src to dst, each a local
 // path (relative to dir, the policy file's directory) or an object store
 // URL, and says in a line what it did.
@@ -160,7 +178,9 @@ type Drivers struct {
 	Syncer    Syncer
 	Executor  Executor
 	Probers   map[string]Prober // by pool: used by heartbeat
-	Remote    Remote            // used by instance cmd and scp
+	// Sources read the pools' declared metrics: by pool, then metric.
+	Sources map[string]map[string]MetricSource
+	Remote  Remote // used by instance cmd and scp
 }
 
 // Balancers drives several balancers of one pool together (an HAProxy

@@ -79,7 +79,8 @@ type poolState struct {
 	failedStarts    int
 	lastFailedStart time.Time
 	startAfter      time.Time
-	backoffSaid     bool // the current wait has been logged
+	backoffSaid     bool          // the current wait has been logged
+	sources         []sourceState // by index in p.Metrics
 }
 
 type ruleState struct {
@@ -116,11 +117,15 @@ func New(prog *Program, opts Options) (*Engine, error) {
 	}
 	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{}, keeps: map[*Keep]*keepState{},
 		obs: make([]Observation, len(prog.Pools))}
+	for i, p := range prog.Pools {
+		e.obs[i].Declared = make([]Value, len(p.Metrics))
+	}
 	e.base, e.cancelBase = context.WithCancel(context.Background())
 	now := opts.Clock.Now()
 	for _, p := range prog.Pools {
 		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}, restart: map[string]bool{},
-			rotation: map[string]bool{}, restop: map[string]bool{}, probes: map[string]*probeState{}, kept: map[string]bool{}, dirty: true}) // list before the first reconcile: adopt what already runs
+			rotation: map[string]bool{}, restop: map[string]bool{}, probes: map[string]*probeState{}, kept: map[string]bool{}, dirty: true,
+			sources: make([]sourceState, len(p.Metrics))}) // list before the first reconcile: adopt what already runs
 		for _, r := range p.Rules {
 			e.rules[r] = &ruleState{}
 		}

@@ -70,7 +70,7 @@ func (r run) do(t *testing.T) ([]string, *runtime.Engine) {
 	if trace == "" {
 		trace = "t\n"
 	}
-	tr, err := sim.ReadTrace(strings.NewReader(trace), start)
+	tr, err := sim.ReadTrace(strings.NewReader(trace), start, prog)
 	if err != nil && trace != "t\n" {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestRestartResumes(t *testing.T) {
 }
 `
 	prog := compile(t, policy, nil)
-	tr, err := sim.ReadTrace(strings.NewReader("t,web.load,web.cpu\n0,0.9,10\n3,0.9,90\n"), t0)
+	tr, err := sim.ReadTrace(strings.NewReader("t,web.load,web.cpu\n0,0.9,10\n3,0.9,90\n"), t0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func TestCommands(t *testing.T) {
 	prog := compile(t, "pool web {\n  provider sim\n  instances 2..5\n  standby 1\n  heartbeat every 1s\n  when load > 0.5 add instance\n}\n", nil)
 	vc := clock.NewVirtual(t0)
 	prov := sim.NewProvider(vc, 0)
-	tr, _ := sim.ReadTrace(strings.NewReader("t,web.load\n0,0.9\n"), t0)
+	tr, _ := sim.ReadTrace(strings.NewReader("t,web.load\n0,0.9\n"), t0, nil)
 	e, err := runtime.New(prog, runtime.Options{Clock: vc, CallTimeout: -1,
 		Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov)}})
 	if err != nil {

@@ -12,7 +12,8 @@ import (
 // engine's own count.
 func (e *Engine) observe(ctx context.Context, ps *poolState, now time.Time) {
 	obs := &e.obs[ps.p.Index]
-	*obs = Observation{}
+	*obs = Observation{Declared: obs.Declared}
+	clear(obs.Declared)
 	serving, healthy := 0, 0
 	for _, in := range ps.insts {
 		if in.Role != Serving {
@@ -30,6 +31,7 @@ func (e *Engine) observe(ctx context.Context, ps *poolState, now time.Time) {
 			e.log(ps.decide(now, decision.Error).Says("metrics: " + err.Error()))
 		}
 	}
+	e.readDeclared(ctx, ps, now, obs)
 	// Both are one number for the pool: as one instance's, summed once.
 	obs.Set(InstanceCount, float64(serving), 1)
 	if !obs.Values[Healthy].OK { // a balancer's health checks know better
@@ -93,7 +95,7 @@ func (e *Engine) readings(r *Rule) []decision.Reading {
 	out := make([]decision.Reading, 0, len(r.refs))
 	for _, rf := range r.refs {
 		if v, ok := rf.read(e.obs); ok {
-			out = append(out, decision.Reading{Name: rf.name, Value: v, Type: rf.metric.Type()})
+			out = append(out, decision.Reading{Name: rf.name, Value: v, Type: rf.typ})
 		}
 	}
 	return out

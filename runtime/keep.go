@@ -33,6 +33,7 @@ type keepState struct {
 	load   float64 // instance-equivalents of work: value × reporting / target
 	n      int     // instances reporting it
 	ok     bool    // the metric had data
+	inBand bool    // the size stays: the load is within the tolerance of it
 	want   int     // the raw Recommendation
 	wish   int     // after the tolerance band and the windows
 	won    bool    // its wish is the pool's
@@ -102,7 +103,7 @@ func (e *Engine) track(ps *poolState, now time.Time, outPending bool) {
 // recommend computes a keep rule's wish for a pool of cur; false when its
 // metric has no data (the rule holds the size: it can never scale in).
 func (e *Engine) recommend(ps *poolState, k *Keep, ks *keepState, cur int, now time.Time) bool {
-	v := e.obs[k.ref.pool].Values[k.ref.metric]
+	v := e.obs[k.ref.pool].At(k.ref.metric)
 	// An instance's value needs an instance to report it; a total does not
 	// (no instance ready yet is a pool carrying all its load).
 	ks.ok = v.OK && (k.PerInstance || v.N > 0)
@@ -120,9 +121,10 @@ func (e *Engine) recommend(ps *poolState, k *Keep, ks *keepState, cur int, now t
 	} else {
 		ks.load = float64(v.N) * ks.value / k.Target
 	}
-	ks.want = cur
-	if cur == 0 || math.Abs(ks.load/float64(cur)-1) > k.Tolerance {
-		ks.want = int(math.Ceil(ks.load - 1e-9))
+	ks.want = int(math.Ceil(ks.load - 1e-9))
+	ks.inBand = cur > 0 && ks.want != cur && math.Abs(ks.load/float64(cur)-1) <= k.Tolerance
+	if ks.inBand {
+		ks.want = cur
 	}
 	window := max(k.Up, k.Down)
 	ks.recs = append(ks.recs, Recommendation{now, ks.want})
@@ -175,7 +177,7 @@ func (e *Engine) keepWhy(k *Keep, cur int) string {
 	switch {
 	case !ks.ok:
 		return "no data"
-	case ks.want == cur && ks.load != float64(cur):
+	case ks.inBand:
 		s = fmt.Sprintf("%.2f instances' worth of load is within %s of %d", ks.load, fmtPercent(k.Tolerance), cur)
 	case k.PerInstance:
 		s = fmt.Sprintf("desired ceil(%s / %s) = %d", q(ks.value), q(k.Target), ks.want)

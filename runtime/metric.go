@@ -6,8 +6,9 @@ import (
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
-// Metric identifies a metric the language knows: its index in lang.Metrics,
-// the one table of the metrics' names and units.
+// Metric identifies a metric: a built-in one by its index in lang.Metrics,
+// the one table of the metrics' names and units; a pool's declared metric
+// (metric NAME KIND { … }) by numMetrics plus its index in Pool.Metrics.
 type Metric int
 
 // The metrics drivers observe, by their names in lang.Metrics. A name not
@@ -48,8 +49,23 @@ func (m Metric) String() string {
 	return lang.Metrics[m].Name
 }
 
-// Type returns the metric's unit.
-func (m Metric) Type() lang.Type { return lang.Metrics[m].Type }
+// Type returns a built-in metric's unit (a declared metric's is in its
+// pool's Metrics).
+func (m Metric) Type() lang.Type {
+	if m < 0 || int(m) >= numMetrics {
+		return lang.Invalid
+	}
+	return lang.Metrics[m].Type
+}
+
+// declared returns the metric's index in its pool's Metrics, or -1 for a
+// built-in one.
+func (m Metric) declared() int {
+	if int(m) < numMetrics {
+		return -1
+	}
+	return int(m) - numMetrics
+}
 
 // Value is a metric over a pool's instances, in base units (fractions for
 // percentages, seconds for durations, per second for rates).
@@ -73,9 +89,19 @@ func (v Value) Of(agg string) float64 {
 	return v.Avg
 }
 
-// Observation is everything a pool observes at one tick.
+// Observation is everything a pool observes at one tick: the built-in
+// metrics, and the pool's declared ones.
 type Observation struct {
-	Values [numMetrics]Value
+	Values   [numMetrics]Value
+	Declared []Value // by index in the pool's Metrics
+}
+
+// At returns a metric's value.
+func (o *Observation) At(m Metric) *Value {
+	if j := m.declared(); j >= 0 {
+		return &o.Declared[j]
+	}
+	return &o.Values[m]
 }
 
 // SetValues records a metric from its value on each instance: their
@@ -91,11 +117,11 @@ func (o *Observation) SetValues(m Metric, vs []float64) {
 		v.Min = min(v.Min, x)
 	}
 	v.Avg = v.Sum / float64(len(vs))
-	o.Values[m] = v
+	*o.At(m) = v
 }
 
 // Set records a metric whose every instance shows v (as a trace gives
 // them): avg, max and min are v, and sum is v times n instances.
 func (o *Observation) Set(m Metric, v float64, n int) {
-	o.Values[m] = Value{Avg: v, Max: v, Min: v, Sum: v * float64(n), N: n, OK: true}
+	*o.At(m) = Value{Avg: v, Max: v, Min: v, Sum: v * float64(n), N: n, OK: true}
 }

@@ -39,6 +39,9 @@ type Pool struct {
 	Storage *Storage
 	// Env is added to the environment of the pool's exec actions.
 	Env map[string]string
+	// Metrics are the pool's declared metrics, read from their sources
+	// (Drivers.Sources) at each tick when a rule reads them.
+	Metrics []*DeclaredMetric
 	// Observed says some rule reads this pool's metrics (other than
 	// instances and healthy, which the engine counts itself): only then
 	// are its metrics read at each tick.
@@ -104,6 +107,32 @@ type Rule struct {
 	refs   []ref // the metrics it reads, for the decision log
 	// Thresholds are the fixed values its condition compares metrics with.
 	Thresholds []Threshold
+}
+
+// DeclaredMetric is a compiled `metric NAME KIND { … }`.
+type DeclaredMetric struct {
+	Name        string
+	Kind        string    // its source: prometheus, command, push
+	Type        lang.Type // from its unit
+	PerInstance bool      // it has `by`: a value per instance
+	Pos         lang.Pos
+	Decl        *lang.MetricDecl // its settings, for the source's driver
+	Metric      Metric           // how observations number it
+	observed    bool             // a rule reads it
+}
+
+// MetricOf returns the metric a name stands for in a pool: one of its
+// declared metrics, or a built-in one; and its type.
+func (p *Program) MetricOf(pool, name string) (Metric, lang.Type, bool) {
+	if pl := p.pools[pool]; pl != nil {
+		for _, d := range pl.Metrics {
+			if d.Name == name {
+				return d.Metric, d.Type, true
+			}
+		}
+	}
+	m, ok := MetricByName(name)
+	return m, m.Type(), ok
 }
 
 // Keep is a compiled `keep` rule: it sizes its pool so that a metric

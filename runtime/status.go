@@ -38,6 +38,8 @@ type PoolStatus struct {
 	Instances []Instance   `json:"instances"`
 	Rules     []RuleStatus `json:"rules"`
 	Keeps     []KeepStatus `json:"keeps,omitempty"`
+	// Metrics are its declared metrics' last readings.
+	Metrics []MetricStatus `json:"metrics,omitempty"`
 	// Probes holds, by instance name, the heartbeat's last probe results.
 	Probes map[string]string `json:"probes,omitempty"`
 	// Primary says the pool's serving instance is its primary.
@@ -104,6 +106,7 @@ func (e *Engine) Status() Status {
 			p.Rules = append(p.Rules, RuleStatus{Text: r.Text, Pos: r.Pos.String(), For: r.For, PendingSince: st.pendingSince,
 				Held: st.held, Suppressed: st.suppressed, Fired: st.fired, Running: st.running, Last: lastRun(st.last), Values: e.readings(r)})
 		}
+		p.Metrics = ps.metricStatus()
 		for _, k := range ps.p.Keeps {
 			ks := e.keeps[k]
 			p.Keeps = append(p.Keeps, KeepStatus{Text: k.Text, Pos: k.Pos.String(), Target: k.Target, Values: e.keepReadings(k),

@@ -66,6 +66,9 @@ type Env struct {
 	// StateDir is the daemon's (or, offline, the client's) state
 	// directory: syncs journal their multipart uploads there.
 	StateDir string
+	// Push records a value pushed to a pool's push metric (metric set),
+	// given as written, and says what it recorded.
+	Push func(pool, metric, value string) (string, error)
 	// offline is the state directory when no daemon runs (see Offline).
 	offline string
 }
@@ -130,6 +133,20 @@ func (x *commander) run(ctx context.Context, c *lang.Command) error {
 			return usageErr{fmt.Errorf("sync: a relative path needs the client's directory; give an absolute path")}
 		}
 		x.sync = &control.SyncJob{Src: src.Str, Dst: dst.Str, Dir: x.req.Dir, StateDir: x.StateDir, JSON: x.req.JSON}
+		return nil
+	case c.Metric != nil:
+		if x.offline != "" || x.Push == nil {
+			return errNeedsDaemon{x.offline, "metric set"}
+		}
+		a := c.Metric.Args
+		if len(a) != 3 || a[0].Word == nil || a[1].Word == nil || a[2].Str == nil {
+			return usageErr{errors.New("usage: metric set POOL NAME VALUE")}
+		}
+		msg, err := x.Push(a[0].Word.Name, a[1].Word.Name, a[2].Str.ReadingText())
+		if err != nil {
+			return usageErr{err}
+		}
+		x.out.WriteString(msg + "\n")
 		return nil
 	case c.Explain != nil:
 		if x.offline != "" {

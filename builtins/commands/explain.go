@@ -87,6 +87,7 @@ func explain(e Engine, names []string, recent []decision.Decision, out *strings.
 		}
 		p := &st.Pools[i]
 		explainPool(p, now, out)
+		explainMetrics(p, now, out)
 		for _, r := range p.Rules {
 			explainRule(r, now, out)
 		}
@@ -242,5 +243,23 @@ func explainKeeps(p *runtime.PoolStatus, out *strings.Builder) {
 			fmt.Fprintf(out, "; the range %d..%d holds the pool at %d", p.Min, p.Max, p.Target)
 		}
 		out.WriteString("\n")
+	}
+}
+
+// explainMetrics writes the pool's declared metrics: each one's value and
+// its age, or why it has none.
+func explainMetrics(p *runtime.PoolStatus, now time.Time, out *strings.Builder) {
+	for _, m := range p.Metrics {
+		fmt.Fprintf(out, "  metric %s (%s): ", m.Name, m.Kind)
+		switch {
+		case m.Unread:
+			out.WriteString("not read: no rule uses it\n")
+		case m.Error != "":
+			fmt.Fprintf(out, "no value: %s\n", m.Error)
+		case m.Value == nil:
+			out.WriteString("no value yet\n")
+		default:
+			fmt.Fprintf(out, "%s, %s old\n", m.Value, now.Sub(m.At).Round(time.Second))
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/metric"
 	"github.com/cloudspeak/cloudspeak/builtins/provision"
 	"github.com/cloudspeak/cloudspeak/builtins/s3"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
@@ -76,12 +77,14 @@ type Daemon struct {
 
 	mu      sync.Mutex
 	engine  *runtime.Engine
+	prog    *runtime.Program   // the engine's
 	cancel  context.CancelFunc // stops the engine's Run
 	running chan struct{}      // closed when Run returns
 	files   []*lang.File
 	wired   *wired             // the running engine's drivers, and how commands reach its pools
 	pending *provision.Pending // instances whose provisioning has not finished
 	sync    *s3.Syncer         // the policies' sync actions and pool storage
+	pushes  *metric.Pushes     // values pushed to push metrics (metric set); kept across reloads
 	// provJobs are the provisioning runs by pool, kept across reloads;
 	// only the reloading goroutine (under reloadMu) and Stop touch them.
 	provJobs map[string]*provision.Jobs
@@ -140,6 +143,7 @@ func Start(cfg Config) (*Daemon, error) {
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
 	d.provJobs = map[string]*provision.Jobs{}
 	d.sync = s3.NewSyncer(s3.Config{StateDir: cfg.StateDir})
+	d.pushes = metric.NewPushes(d.clock.Now)
 	if d.pending, err = provision.LoadPending(filepath.Join(cfg.StateDir, "provisioning.json")); err != nil {
 		store.Close()
 		return nil, err
@@ -194,7 +198,7 @@ func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 		e.Run(ctx)
 	}()
 	d.mu.Lock()
-	d.engine, d.cancel, d.running, d.files, d.wired = e, cancel, running, files, w
+	d.engine, d.prog, d.cancel, d.running, d.files, d.wired = e, prog, cancel, running, files, w
 	d.mu.Unlock()
 	d.cfg.Log.Info("policy running", "files", d.cfg.Policies, "pools", len(prog.Pools), "jobs", len(prog.Jobs))
 	return nil

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/commands"
 	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/lang"
+	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
@@ -49,7 +52,7 @@ func (d *Daemon) Execute(ctx context.Context, req control.Request) control.Respo
 	e, access := d.engine, d.wired.access
 	recent := append([]decision.Decision(nil), d.recent...)
 	d.mu.Unlock()
-	return commands.Run(ctx, f, req, commands.Env{Engine: e, Local: d.local, Access: access, Recent: recent, StateDir: d.cfg.StateDir})
+	return commands.Run(ctx, f, req, commands.Env{Engine: e, Local: d.local, Access: access, Recent: recent, StateDir: d.cfg.StateDir, Push: d.push})
 }
 
 // sessionSource is a source declared through Execute, and the REPL
@@ -106,4 +109,30 @@ func overlay(base, top []byte) []byte {
 		}
 	}
 	return []byte(strings.Join(b, "\n"))
+}
+
+// push records a value pushed to a push metric of the running policy
+// (metric set POOL NAME VALUE).
+func (d *Daemon) push(pool, name, value string) (string, error) {
+	d.mu.Lock()
+	prog := d.prog
+	d.mu.Unlock()
+	var p *runtime.Pool
+	if prog != nil {
+		p = prog.Pool(pool)
+	}
+	if p == nil {
+		return "", fmt.Errorf("no pool %q in the running policy", pool)
+	}
+	i := slices.IndexFunc(p.Metrics, func(m *runtime.DeclaredMetric) bool { return m.Name == name && m.Kind == "push" })
+	if i < 0 {
+		return "", fmt.Errorf("pool %s has no push metric %q: declare it with metric %s push { unit number }", pool, name, name)
+	}
+	m := p.Metrics[i]
+	v, err := lang.ParseReading(value, m.Type)
+	if err != nil {
+		return "", fmt.Errorf("metric %s: %w", name, err)
+	}
+	at := d.pushes.Set(pool, name, v)
+	return fmt.Sprintf("%s.%s = %s at %s", pool, name, decision.Format(v, m.Type), at.UTC().Format(time.RFC3339)), nil
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
+	"github.com/cloudspeak/cloudspeak/builtins/metric"
+	"github.com/cloudspeak/cloudspeak/builtins/prometheus"
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
@@ -54,11 +56,34 @@ var balancerKinds = []balancerKind{
 	{"haproxy", haproxy.Settings, (*Daemon).wireHAProxy},
 }
 
+// metricKind is a source of `metric NAME KIND { … }`.
+type metricKind struct {
+	name     string
+	settings *lang.BlockSchema
+	// source makes the source of pool p's declared metric m.
+	source func(d *Daemon, p *runtime.Pool, m *runtime.DeclaredMetric) (runtime.MetricSource, error)
+}
+
+var metricKinds = []metricKind{
+	{"prometheus", prometheus.Settings, func(_ *Daemon, _ *runtime.Pool, m *runtime.DeclaredMetric) (runtime.MetricSource, error) {
+		return prometheus.New(m)
+	}},
+	{"command", metric.CommandSettings, func(_ *Daemon, p *runtime.Pool, m *runtime.DeclaredMetric) (runtime.MetricSource, error) {
+		return metric.NewCommand(p.Name, m)
+	}},
+	{"push", metric.PushSettings, func(d *Daemon, p *runtime.Pool, m *runtime.DeclaredMetric) (runtime.MetricSource, error) {
+		return d.pushes.Source(p.Name, m)
+	}},
+}
+
 // CheckOptions returns the provider and balancer kinds, with their
 // settings, for the checker: the daemon, `cloudspeak check`, `simulate` and
 // the REPL check policies with them.
 func CheckOptions() *lang.Options {
-	opts := &lang.Options{Providers: map[string]*lang.BlockSchema{}, Balancers: map[string]*lang.BlockSchema{}}
+	opts := &lang.Options{Providers: map[string]*lang.BlockSchema{}, Balancers: map[string]*lang.BlockSchema{}, Metrics: map[string]*lang.BlockSchema{}}
+	for _, k := range metricKinds {
+		opts.Metrics[k.name] = k.settings
+	}
 	for _, k := range providerKinds {
 		opts.Providers[k.name] = k.settings
 	}

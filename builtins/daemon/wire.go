@@ -79,7 +79,7 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 	w := &wiring{
 		wired: &wired{access: map[string]*commands.Access{}, local: map[string]bool{},
 			drivers: runtime.Drivers{Providers: map[string]runtime.Provider{}, Balancers: map[string]runtime.Balancer{},
-				Probers: map[string]runtime.Prober{}}},
+				Probers: map[string]runtime.Prober{}, Sources: map[string]map[string]runtime.MetricSource{}}},
 		prog: prog, files: files, sources: metricsByPool{}, health: map[string]string{}, finally: map[string]func(){},
 	}
 	if err := d.wireDrivers(ctx, w); err != nil {
@@ -124,6 +124,9 @@ func (d *Daemon) wireDrivers(ctx context.Context, w *wiring) error {
 		w.drivers.Probers[p.Name] = heartbeat.New(live, w.health[p.Name])
 	}
 	w.drivers.Metrics = w.sources
+	if err := d.wireSources(w); err != nil {
+		return err
+	}
 	w.drivers.Syncer = d.sync
 	w.drivers.Executor = countedExec{Executor: exec.Runner{}, execs: d.met.execs}
 	return nil
@@ -257,4 +260,26 @@ func (d *Daemon) seedBalancer(prog *runtime.Program) {
 		}
 		d.haproxy.Seed(p.Name, in)
 	}
+}
+
+// wireSources makes the source of each pool's declared metrics, by their
+// kinds.
+func (d *Daemon) wireSources(w *wiring) error {
+	for _, p := range w.prog.Pools {
+		for _, m := range p.Metrics {
+			i := slices.IndexFunc(metricKinds, func(k metricKind) bool { return k.name == m.Kind })
+			if i < 0 {
+				return fmt.Errorf("%s: metric %s: unknown source %s", m.Pos, m.Name, m.Kind)
+			}
+			src, err := metricKinds[i].source(d, p, m)
+			if err != nil {
+				return fmt.Errorf("%s: metric %s: %w", m.Pos, m.Name, err)
+			}
+			if w.drivers.Sources[p.Name] == nil {
+				w.drivers.Sources[p.Name] = map[string]runtime.MetricSource{}
+			}
+			w.drivers.Sources[p.Name][m.Name] = src
+		}
+	}
+	return nil
 }

@@ -131,3 +131,54 @@ func (t *tail) String() string {
 	}
 	return "…" + strings.ToValidUTF8(s, "")
 }
+
+// MaxCapture is how much of its standard output Capture keeps.
+const MaxCapture = 1 << 20
+
+// Capture runs c as Exec does and returns its standard output (up to
+// MaxCapture bytes), for a command whose output is data: a metric
+// source's. A failure's error ends with the tail of its error output.
+func (r Runner) Capture(ctx context.Context, c runtime.Command) ([]byte, error) {
+	shell := r.Shell
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = runtime.DefaultExecTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	cmd := osexec.CommandContext(cctx, shell, "-c", c.Line)
+	cmd.Dir = c.Dir
+	cmd.Env = environ(c.Env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = waitDelay
+	out := &limited{max: MaxCapture}
+	errOut := &tail{max: 4 * TailBytes}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	err := cmd.Run()
+	switch {
+	case err == nil, errors.Is(err, osexec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 0:
+		return out.buf, nil
+	case cctx.Err() != nil && ctx.Err() == nil:
+		err = fmt.Errorf("killed after its %v timeout", c.Timeout)
+	}
+	if msg := errOut.String(); msg != "" {
+		err = fmt.Errorf("%w: %s", err, msg)
+	}
+	return nil, err
+}
+
+// limited keeps the first max bytes written to it.
+type limited struct {
+	max int
+	buf []byte
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if room := l.max - len(l.buf); room > 0 {
+		l.buf = append(l.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}

@@ -47,7 +47,7 @@ func (p *Provider) Observe(ctx context.Context, pool string, now time.Time, obs 
 			}
 			first := pr.samples[0]
 			if dt := now.Sub(first.at).Seconds(); dt > 0 && g.ticks >= first.ticks {
-				load = append(load, float64(g.ticks-first.ticks)/clockTicks/dt)
+				load = append(load, float64(g.ticks-first.ticks)/clockTicks/dt/cores) // per core, as §4 says
 			}
 		}
 		pr.samples = append(pr.samples, sample{at: now, ticks: g.ticks})

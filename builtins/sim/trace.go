@@ -33,18 +33,21 @@ type Trace struct {
 type column struct {
 	pool   string
 	metric runtime.Metric
+	typ    lang.Type
 	name   string
 	total  bool // sum(POOL.METRIC): the pool's demand, shared
 	times  []time.Time
 	values []float64
 }
 
-// ReadTrace reads a CSV trace. The header is `t` then POOL.METRIC columns;
+// ReadTrace reads a CSV trace for prog (nil: only built-in metrics are
+// known). The header is `t` then POOL.METRIC columns, a metric being
+// built-in or declared by its pool;
 // `t` is seconds since start or an RFC 3339 time. A cell is a number in the
 // metric's unit or a CloudSpeak literal with its unit (75%, 300ms, 20/s); a
 // bare number for cpu or memory is a percentage (75 is 75%). An empty cell
 // carries the previous value on.
-func ReadTrace(r io.Reader, start time.Time) (*Trace, error) {
+func ReadTrace(r io.Reader, start time.Time, prog *runtime.Program) (*Trace, error) {
 	cr := csv.NewReader(r)
 	cr.Comment = '#'
 	cr.TrimLeadingSpace = true
@@ -66,13 +69,20 @@ func ReadTrace(r io.Reader, start time.Time) (*Trace, error) {
 		}
 		pool, name, ok := strings.Cut(inner, ".")
 		m, known := runtime.MetricByName(name)
+		typ := m.Type()
+		if prog != nil {
+			if ok && prog.Pool(pool) == nil {
+				return nil, fmt.Errorf("trace column %s names no pool of the policy", h)
+			}
+			m, typ, known = prog.MetricOf(pool, name)
+		}
 		if !ok || !known {
-			return nil, fmt.Errorf("trace column %q: want POOL.METRIC or sum(POOL.METRIC) with a known metric", h)
+			return nil, fmt.Errorf("trace column %q: want POOL.METRIC or sum(POOL.METRIC) with a metric of the pool", h)
 		}
-		if total && m.Type() != lang.Percent && m.Type() != lang.Rate && m.Type() != lang.Number {
-			return nil, fmt.Errorf("trace column %q: %s is %s, which instances do not share; give it per instance", h, name, m.Type())
+		if total && typ != lang.Percent && typ != lang.Rate && typ != lang.Number {
+			return nil, fmt.Errorf("trace column %q: %s is %s, which instances do not share; give it per instance", h, name, typ)
 		}
-		tr.columns = append(tr.columns, column{pool: pool, metric: m, name: name, total: total})
+		tr.columns = append(tr.columns, column{pool: pool, metric: m, typ: typ, name: name, total: total})
 	}
 	line := 1
 	var last time.Time
@@ -102,7 +112,7 @@ func ReadTrace(r io.Reader, start time.Time) (*Trace, error) {
 				continue
 			}
 			c := &tr.columns[i]
-			v, err := parseValue(cell, c.metric)
+			v, err := lang.ParseReading(cell, c.typ)
 			if err != nil {
 				return nil, fmt.Errorf("trace line %d, %s.%s: %w", line, c.pool, c.name, err)
 			}
@@ -123,20 +133,6 @@ func parseTime(s string, start time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("t %q is neither seconds nor an RFC 3339 time", s)
 	}
 	return t, nil
-}
-
-func parseValue(cell string, m runtime.Metric) (float64, error) {
-	if f, err := strconv.ParseFloat(cell, 64); err == nil {
-		if m.Type() == lang.Percent { // a bare number for a percentage metric is in %
-			return f / 100, nil
-		}
-		return f, nil
-	}
-	q, err := lang.Interpret(&lang.Value{Number: cell}, lang.Invalid)
-	if err != nil {
-		return 0, err
-	}
-	return q.Value, nil
 }
 
 // Columns returns the trace's POOL.METRIC names, as its header gives them.
@@ -212,7 +208,7 @@ func (m *traceMetrics) Observe(_ context.Context, pool string, now time.Time, ob
 		case !ok:
 		case !c.total:
 			obs.Set(c.metric, v, n)
-			obs.Values[c.metric].N = ready // the instances that report it
+			obs.At(c.metric).N = ready // the instances that report it
 		case ready > 0:
 			obs.Set(c.metric, c.share(v, ready), ready)
 		}

@@ -44,6 +44,7 @@ type cpuTimes struct{ busy, total uint64 }
 type sample struct {
 	cpu         cpuTimes
 	load1       float64
+	cores       int // the cpuN lines of /proc/stat
 	memUsed     float64
 	hasMemUsage bool
 }
@@ -105,8 +106,8 @@ func (m *Metrics) Observe(ctx context.Context, pool string, now time.Time, obs *
 		if prev, ok := next[id]; ok && r.s.cpu.total > prev.total && r.s.cpu.busy >= prev.busy {
 			cpu = append(cpu, float64(r.s.cpu.busy-prev.busy)/float64(r.s.cpu.total-prev.total))
 		}
-		next[id] = r.s.cpu // after a reboot the counters restart: the next delta starts here
-		load = append(load, r.s.load1)
+		next[id] = r.s.cpu                                        // after a reboot the counters restart: the next delta starts here
+		load = append(load, r.s.load1/float64(max(r.s.cores, 1))) // per core, as §4 says
 		if r.s.hasMemUsage {
 			mem = append(mem, r.s.memUsed)
 		}
@@ -147,6 +148,8 @@ func parseProc(b []byte) (sample, error) {
 				return s, fmt.Errorf("/proc/loadavg: %q", sc.Text())
 			}
 			s.load1, haveLoad = v, true
+		case len(f) > 4 && strings.HasPrefix(f[0], "cpu") && len(f[0]) > 3:
+			s.cores++ // cpu0, cpu1, …: one line per core
 		case len(f) > 4 && f[0] == "cpu":
 			// user nice system idle iowait irq softirq steal [guest guest_nice]:
 			// guest time is already counted in user and nice.

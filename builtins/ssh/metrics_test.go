@@ -25,7 +25,7 @@ func TestParseProc(t *testing.T) {
 		t.Fatal(err)
 	}
 	// total: user..steal = 1005; idle+iowait = 840; guest not counted twice.
-	if s.load1 != 0.52 || s.cpu.total != 1005 || s.cpu.busy != 165 || !s.hasMemUsage || s.memUsed != 0.25 {
+	if s.load1 != 0.52 || s.cores != 1 || s.cpu.total != 1005 || s.cpu.busy != 165 || !s.hasMemUsage || s.memUsed != 0.25 {
 		t.Fatalf("%+v", s)
 	}
 	if _, err := parseProc([]byte("MemTotal: 1 kB\n")); err == nil {

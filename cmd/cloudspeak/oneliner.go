@@ -56,6 +56,7 @@ var (
 	showVerb     = oneLinerVerb("show", "show pools, instances, rules or schedules", "WHAT [POOL]")
 	explainVerb  = oneLinerVerb("explain", "what each rule sees and waits for, and the last actions", "[POOL]")
 	whyVerb      = oneLinerVerb("why", "the same as explain", "[POOL]")
+	metricVerb   = oneLinerVerb("metric", "push a value to a pool's push metric, from a script or cron", "set POOL NAME VALUE")
 )
 
 // quoted returns which shell words of a verb are strings whatever they

@@ -38,7 +38,7 @@ func simulateExample(t *testing.T, trace string) (*runtime.Program, *simResult) 
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr, err := sim.ReadTrace(f, simStart)
+	tr, err := sim.ReadTrace(f, simStart, prog)
 	if err != nil {
 		t.Fatal(err)
 	}
