@@ -1,6 +1,7 @@
 // Package demo is the small HTTP workload that `cloudspeak demo-server`
 // runs, so examples and tests have something real to scale on any machine:
-// /health answers, /work?ms=N burns N ms of CPU, /fail makes it exit.
+// /health answers, /work?ms=N burns N ms of CPU, /fail makes it exit, and
+// /metrics counts its requests for Prometheus.
 //
 // It knows nothing of CloudSpeak: it is any program a pool might run.
 package demo
@@ -14,6 +15,9 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // maxWork bounds one /work request, so a typo cannot pin a core for hours.
@@ -22,10 +26,26 @@ const maxWork = 10 * time.Second
 // Handler serves the demo endpoints; fail is called for /fail.
 func Handler(name string, fail func()) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+	reg := prometheus.NewRegistry()
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "demo_requests_total", Help: "Requests answered, by path.",
+	}, []string{"path"})
+	inflight := prometheus.NewGauge(prometheus.GaugeOpts{Name: "demo_requests_in_flight", Help: "Requests being answered."})
+	reg.MustRegister(requests, inflight)
+	count := func(path string, h http.HandlerFunc) http.HandlerFunc {
+		c := requests.WithLabelValues(path)
+		return func(w http.ResponseWriter, r *http.Request) {
+			inflight.Inc()
+			defer inflight.Dec()
+			h(w, r)
+			c.Inc()
+		}
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /health", count("/health", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "ok %s\n", name)
-	})
-	mux.HandleFunc("GET /work", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("GET /work", count("/work", func(w http.ResponseWriter, r *http.Request) {
 		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
 		if err != nil || ms < 0 {
 			http.Error(w, "want /work?ms=N with N ≥ 0", http.StatusBadRequest)
@@ -34,7 +54,7 @@ func Handler(name string, fail func()) http.Handler {
 		d := min(time.Duration(ms)*time.Millisecond, maxWork)
 		n := burn(r.Context(), d)
 		fmt.Fprintf(w, "worked %v (%d rounds) on %s\n", d, n, name)
-	})
+	}))
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "failing")
 		if f, ok := w.(http.Flusher); ok {

@@ -26,6 +26,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/cloudspeak/cloudspeak/internal/ec2test"
+	"github.com/cloudspeak/cloudspeak/internal/promtest"
 	"github.com/cloudspeak/cloudspeak/internal/s3test"
 	"github.com/cloudspeak/cloudspeak/internal/sshdtest"
 )
@@ -71,6 +72,9 @@ func TestScripts(t *testing.T) {
 			if _, err := s3test.Binary(); err != nil && os.Getenv("CI") == "true" {
 				return fmt.Errorf("CI=true and %v", err)
 			}
+			if _, err := exec.LookPath("prometheus"); err != nil && os.Getenv("CI") == "true" {
+				return errors.New("CI=true and prometheus is not installed: scripts/test installs Debian's prometheus package")
+			}
 			if _, err := os.Stat(s3test.AWSCLI); err != nil && os.Getenv("CI") == "true" {
 				return errors.New("CI=true and awscli is not installed: scripts/test installs Debian's awscli package")
 			}
@@ -79,6 +83,10 @@ func TestScripts(t *testing.T) {
 		Condition: func(cond string) (bool, error) {
 			if cond == "haproxy" { // [!haproxy] skip: only off CI (see Setup)
 				_, err := exec.LookPath("haproxy")
+				return err == nil, nil
+			}
+			if cond == "prometheus" { // [!prometheus] skip: only off CI (see Setup)
+				_, err := exec.LookPath("prometheus")
 				return err == nil, nil
 			}
 			if cond == "sshd" { // [!sshd] skip: only off CI (see Setup)
@@ -95,7 +103,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load,
 			"httpwait": httpWait, "haproxy": haproxyCmd, "sighup": sighup, "holdport": holdPort,
 			"instance-signal": instanceSignal, "sshd": sshdCmd, "ec2server": ec2Server,
-			"s3server": s3Server, "s3wait": s3Wait},
+			"s3server": s3Server, "s3wait": s3Wait, "promserver": promServer},
 	})
 }
 
@@ -469,4 +477,18 @@ func s3Wait(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	ts.Fatalf("s3wait: s3://%s never appeared: %v", args[0], err)
+}
+
+// promServer is `promserver ADDR TARGET...`: it runs a real Prometheus on
+// ADDR (127.0.0.1:PORT) scraping the targets every second, until the
+// script ends.
+func promServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: promserver ADDR TARGET...")
+	}
+	dir := ts.MkAbs("prometheus")
+	ts.Check(os.MkdirAll(dir, 0o755))
+	s, err := promtest.Run(dir, args[0], time.Second, args[1:]...)
+	ts.Check(err)
+	ts.Defer(s.Stop)
 }
