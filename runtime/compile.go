@@ -302,7 +302,7 @@ func (c *compiler) keep(k *lang.Keep, p *Pool) {
 		return
 	}
 	rf := cc.refs[0]
-	out := &Keep{Pos: k.Pos, Text: lang.KeepText(k), ref: rf, Type: rf.typ, PerInstance: k.PerInstance,
+	out := &Keep{Pos: k.Pos, Text: lang.KeepText(k), ref: rf, refPool: c.prog.Pools[rf.pool].Name, Type: rf.typ, PerInstance: k.PerInstance,
 		Target: c.quantity(k.Target, rf.typ).Value, Tolerance: DefaultTolerance, Up: DefaultUpAfter, Down: DefaultDownAfter}
 	for _, o := range k.Options {
 		switch {

@@ -25,9 +25,12 @@ func (rf ref) read(obs []Observation) (v float64, ok bool) {
 // Threshold is a fixed value a rule compares a metric with, for plots.
 type Threshold struct {
 	Pool   string
+	Name   string // the metric as written: avg(web.cpu)
 	Metric Metric
+	Agg    string    // one of lang.Aggregates
 	Type   lang.Type // the metric's
 	Value  float64
+	Above  bool // the condition holds above the value (cpu > 75%)
 }
 
 type condCompiler struct {
@@ -93,7 +96,12 @@ func (cc *condCompiler) not(n *lang.NotExpr) condition {
 		m := cc.refs[before]
 		for _, side := range []*lang.Operand{cmp.Left, cmp.Right} {
 			if v, ok := cc.constant(side); ok {
-				cc.thresholds = append(cc.thresholds, Threshold{Pool: cc.c.prog.Pools[m.pool].Name, Metric: m.metric, Type: m.typ, Value: v})
+				// The metric is above the value when it holds: metric > v,
+				// or v < metric.
+				op := cmp.Op.Op
+				above := side == cmp.Right && (op == ">" || op == ">=") || side == cmp.Left && (op == "<" || op == "<=")
+				cc.thresholds = append(cc.thresholds, Threshold{Pool: cc.c.prog.Pools[m.pool].Name, Name: m.name, Metric: m.metric,
+					Agg: m.agg, Type: m.typ, Value: v, Above: above})
 			}
 		}
 	}

@@ -135,6 +135,20 @@ func (p *Program) MetricOf(pool, name string) (Metric, lang.Type, bool) {
 	return m, m.Type(), ok
 }
 
+// PoolLevel says a pool's metric is one number for the pool (instances,
+// healthy, a metric declared without by), not a value per instance.
+func (p *Program) PoolLevel(pool, name string) bool {
+	if pl := p.pools[pool]; pl != nil {
+		for _, d := range pl.Metrics {
+			if d.Name == name {
+				return !d.PerInstance
+			}
+		}
+	}
+	m, _, ok := lang.LookupMetric(name)
+	return ok && m.PoolLevel
+}
+
 // Keep is a compiled `keep` rule: it sizes its pool so that a metric
 // stays near a target (spec §8, "Target tracking").
 type Keep struct {
@@ -142,6 +156,8 @@ type Keep struct {
 	Pos  lang.Pos
 	Text string
 	ref  ref
+	// refPool is the pool whose metric it reads (its own, or POOL.METRIC's).
+	refPool string
 	// Target is in the metric's base units; PerInstance says the pool's
 	// total (the sum over its instances, or its one number) is divided by
 	// it, rather than each instance's value compared with it.
@@ -150,6 +166,12 @@ type Keep struct {
 	PerInstance bool
 	Tolerance   float64       // a fraction: no change while within it
 	Up, Down    time.Duration // stabilization windows
+}
+
+// Tracks returns what a keep rule keeps: the pool, the metric (its name as
+// written, and the aggregate taken of it; sum per instance) and its type.
+func (k *Keep) Tracks() Threshold {
+	return Threshold{Pool: k.refPool, Name: k.ref.name, Metric: k.ref.metric, Agg: k.ref.agg, Type: k.Type, Value: k.Target, Above: true}
 }
 
 // Target-tracking defaults; the spec states them.

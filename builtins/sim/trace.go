@@ -36,6 +36,7 @@ type column struct {
 	typ    lang.Type
 	name   string
 	total  bool // sum(POOL.METRIC): the pool's demand, shared
+	pool1  bool // one number for the pool, not a value per instance
 	times  []time.Time
 	values []float64
 }
@@ -82,7 +83,11 @@ func ReadTrace(r io.Reader, start time.Time, prog *runtime.Program) (*Trace, err
 		if total && typ != lang.Percent && typ != lang.Rate && typ != lang.Number {
 			return nil, fmt.Errorf("trace column %q: %s is %s, which instances do not share; give it per instance", h, name, typ)
 		}
-		tr.columns = append(tr.columns, column{pool: pool, metric: m, typ: typ, name: name, total: total})
+		pool1 := prog != nil && prog.PoolLevel(pool, name)
+		if total && pool1 {
+			return nil, fmt.Errorf("trace column %q: %s is one number for the pool: give it as %s.%s", h, name, pool, name)
+		}
+		tr.columns = append(tr.columns, column{pool: pool, metric: m, typ: typ, name: name, total: total, pool1: pool1})
 	}
 	line := 1
 	var last time.Time
@@ -206,6 +211,8 @@ func (m *traceMetrics) Observe(_ context.Context, pool string, now time.Time, ob
 		v, ok := c.at(now, &m.cursors[i])
 		switch {
 		case !ok:
+		case c.pool1:
+			obs.Set(c.metric, v, 1)
 		case !c.total:
 			obs.Set(c.metric, v, n)
 			obs.At(c.metric).N = ready // the instances that report it

@@ -218,7 +218,7 @@ func summary(files []*lang.File) string {
 			case s.Pool != nil:
 				pools++
 				for _, it := range s.Pool.Items {
-					if it.When != nil || it.OnFailure != nil || it.Every != nil || it.At != nil {
+					if it.When != nil || it.Keep != nil || it.OnFailure != nil || it.Every != nil || it.At != nil {
 						rules++
 					}
 				}

@@ -29,10 +29,18 @@ trace. Prints every decision: time, pool, action, the pool's target size after
 it, the rule and its source position, the metric values that fired it, and
 the outcome. sync and exec actions are recorded, not run.
 
+Then, per pool, a summary: instance-hours (the target size over time),
+scaling actions, the largest and smallest size, and how long the pool ran
+over each level its rules aim at (keep targets, scale-out thresholds).
+--compare OTHER.cloud runs a second policy on the same trace and prints only
+the two summaries, side by side, each measured against the levels of both.
+
 The trace is CSV with a header: t (seconds since --start, or an RFC 3339
 time), then one POOL.METRIC column per metric, e.g. web.cpu. A value holds
-until the next row; every instance of the pool shows it. Cells are numbers in
-the metric's unit (a bare number for cpu or memory is a percentage) or
+until the next row; every instance of the pool shows it. A sum(POOL.METRIC)
+column is the pool's total demand instead, shared by its ready instances
+(100 of sum(web.cpu) is one instance's worth). Cells are numbers in the
+metric's unit (a bare number for cpu or memory is a percentage) or
 CloudSpeak literals with a unit: 75%, 300ms, 500/s. The simulation runs
 until the trace's last row, or for --for. --fail web@10m makes the oldest
 running instance of web fail ten minutes in, to see the pool's on-failure
@@ -47,6 +55,8 @@ func init() { simulateVerb.run = runSimulate }
 // simOptions are simulate's flags.
 type simOptions struct {
 	trace, plot, output string
+	compare             string // another policy to run on the same trace
+	policyName          string
 	start               time.Time
 	loc                 *time.Location
 	boot, span          time.Duration
@@ -81,15 +91,33 @@ func runSimulate(args []string, std stdio) int {
 		}
 		failures = append(failures, simFailure{pool, o.start.Add(d)})
 	}
-	res := simulate(prog, trace, o.start, until, o.boot, failures...)
-	switch o.output {
-	case "json":
-		writeJSON(std.out, res.decisions, o.start)
-	default:
-		writeTable(std.out, res.decisions, o.start)
+	res, rec := simulateRecorded(prog, trace, o.start, until, o.boot, failures...)
+	runs := []simRun{{name: o.policyName, prog: prog, res: res, rec: rec}}
+	if o.compare != "" {
+		other, st := compileOther(std, o)
+		if st >= 0 {
+			return st
+		}
+		otherTrace, err := readTrace(o.trace, o.start, other)
+		if err != nil {
+			fmt.Fprintf(std.err, "cloudspeak simulate: --compare %s: %v\n", o.compare, err)
+			return exitFail
+		}
+		res, rec := simulateRecorded(other, otherTrace, o.start, until, o.boot, failures...)
+		runs = append(runs, simRun{name: o.compare, prog: other, res: res, rec: rec})
+		writeSummaries(std.out, runs, o.start, until)
+	} else {
+		switch o.output {
+		case "json":
+			writeJSON(std.out, res.decisions, o.start)
+		default:
+			writeTable(std.out, res.decisions, o.start)
+			fmt.Fprintln(std.out)
+			writeSummaries(std.out, runs, o.start, until)
+		}
 	}
 	if o.plot != "" {
-		if err := drawPlot(o.plot, prog, trace, res, o.start, until); err != nil {
+		if err := drawPlot(o.plot, prog, trace, res, rec, o.start, until); err != nil {
 			fmt.Fprintf(std.err, "cloudspeak simulate: plot: %v\n", err)
 			return exitFail
 		}
@@ -107,6 +135,7 @@ func simulateFlags(args []string, std stdio) (o simOptions, p policy, st int) {
 	fs.DurationVar(&o.span, "for", 0, "how long to simulate (default: to the trace's last row)")
 	fs.StringVar(&o.plot, "plot", "", "draw metrics, thresholds and instance counts to `FILE` (.svg or .png)")
 	fs.StringVar(&o.output, "o", "text", "output format: text or json (one decision per line)")
+	fs.StringVar(&o.compare, "compare", "", "also run the policy in `OTHER.cloud` on the same trace, and print the two summaries side by side")
 	tz := fs.String("tz", "", "the policy's time zone for at schedules (default: local)")
 	fs.Var(&o.fails, "fail", "make the oldest running instance of `POOL@OFFSET` fail then, e.g. web@10m (repeatable)")
 	if st := parseFlags(fs, simulateVerb, args, std); st >= 0 {
@@ -137,7 +166,23 @@ func simulateFlags(args []string, std stdio) (o simOptions, p policy, st int) {
 		}
 		return o, p, usageError(std, simulateVerb, "%v", err)
 	}
+	if o.compare != "" && o.output == "json" {
+		return o, p, usageError(std, simulateVerb, "--compare prints summaries, in text only")
+	}
+	o.policyName = policies[0].names()
 	return o, policies[0], -1
+}
+
+// compileOther compiles the policy of --compare.
+func compileOther(std stdio, o simOptions) (*runtime.Program, int) {
+	others, err := expandPolicies([]string{o.compare})
+	if err != nil || len(others) != 1 {
+		if err == nil {
+			err = fmt.Errorf("DIR/... is not a policy here: name its files")
+		}
+		return nil, usageError(std, simulateVerb, "--compare: %v", err)
+	}
+	return compilePolicy(std, others[0], o.loc)
 }
 
 // compilePolicy reads, checks and compiles a policy to simulate; st is the
@@ -210,12 +255,23 @@ type simFailure struct {
 }
 
 func simulate(prog *runtime.Program, trace *sim.Trace, start, until time.Time, boot time.Duration, fails ...simFailure) *simResult {
+	return simulateWith(prog, trace, start, until, boot, nil, fails...)
+}
+
+// simulateWith is simulate with the trace's metric source wrapped by wrap
+// (nil: as it is).
+func simulateWith(prog *runtime.Program, trace *sim.Trace, start, until time.Time, boot time.Duration,
+	wrap func(runtime.Metrics, *sim.Provider) runtime.Metrics, fails ...simFailure) *simResult {
 	vc := clock.NewVirtual(start)
 	prov := sim.NewProvider(vc, boot)
 	for _, f := range fails {
 		prov.FailAt(f.pool, "", f.at)
 	}
-	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Metrics: trace.Metrics(prov)}
+	metrics := trace.Metrics(prov)
+	if wrap != nil {
+		metrics = wrap(metrics, prov)
+	}
+	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{}, Metrics: metrics}
 	res := &simResult{sizes: map[string][]sizeAt{}}
 	for _, p := range prog.Pools {
 		drivers.Providers[p.Name] = prov

@@ -140,3 +140,59 @@ func TestTraceOscillating(t *testing.T) {
 		}
 	}
 }
+
+// compileExample checks and compiles an example policy as simulate does.
+func compileExample(t *testing.T, name string) *runtime.Program {
+	t.Helper()
+	path := "../../examples/" + name
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, info, diags := lang.Load([]lang.Source{{Name: path, Src: src}}, nil)
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	prog, err := runtime.Compile(files, info, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prog
+}
+
+// TestKeepBeatsThresholdsOnDemand: on the flash crowd and the daily cycle
+// as demand, examples/shop-keep.cloud's web pool costs fewer
+// instance-hours than examples/shop-sim.cloud's, and runs over none of
+// either policy's levels for longer: the claim the README shows.
+func TestKeepBeatsThresholdsOnDemand(t *testing.T) {
+	for _, trace := range []string{"flash-crowd-demand.csv", "daily-cycle-demand.csv"} {
+		var runs []simRun
+		var until time.Time
+		for _, name := range []string{"shop-sim.cloud", "shop-keep.cloud"} {
+			prog := compileExample(t, name)
+			f, err := os.Open(filepath.Join("../../examples/traces", trace))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := sim.ReadTrace(f, simStart, prog)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			until = tr.End
+			res, rec := simulateRecorded(prog, tr, simStart, until, 30*time.Second)
+			runs = append(runs, simRun{name: name, prog: prog, res: res, rec: rec})
+		}
+		ls := append(levels(runs[0].prog, "web"), levels(runs[1].prog, "web")...)
+		thresholds := summarize(runs[0].prog, runs[0].res, runs[0].rec, "web", ls, simStart, until)
+		keep := summarize(runs[1].prog, runs[1].res, runs[1].rec, "web", ls, simStart, until)
+		if keep.instanceHours >= thresholds.instanceHours {
+			t.Errorf("%s: keep %.2f instance-hours, thresholds %.2f: want fewer", trace, keep.instanceHours, thresholds.instanceHours)
+		}
+		for _, l := range ls {
+			if k, th := keep.over[l.label()], thresholds.over[l.label()]; k > th {
+				t.Errorf("%s: %s: keep %v, thresholds %v: want no more", trace, l.label(), k, th)
+			}
+		}
+	}
+}
