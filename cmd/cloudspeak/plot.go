@@ -26,9 +26,9 @@ import (
 const maxPoints = 2000
 
 var (
-	outColor  = color.RGBA{R: 200, A: 255}         // scale-out rules, add
-	inColor   = color.RGBA{B: 200, A: 255}         // scale-in rules, remove
-	keepColor = color.RGBA{G: 140, A: 255}         // keep targets
+	outColor  = color.RGBA{R: 200, A: 255} // scale-out rules, add
+	inColor   = color.RGBA{B: 200, A: 255} // scale-in rules, remove
+	keepColor = color.RGBA{G: 140, A: 255} // keep targets
 	seenColor = color.RGBA{R: 60, G: 60, B: 60, A: 255}
 	dashes    = []vg.Length{vg.Points(4), vg.Points(3)}
 )

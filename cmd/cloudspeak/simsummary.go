@@ -84,11 +84,11 @@ func levels(prog *runtime.Program, pool string) []level {
 
 // poolFigures is one pool's figures from one simulation.
 type poolFigures struct {
-	instanceHours    float64
-	actions          int // add and remove decisions
+	instanceHours     float64
+	actions           int // add and remove decisions
 	largest, smallest int
-	over             map[string]time.Duration // by level label
-	overOf           time.Duration            // the time the levels were measured over
+	over              map[string]time.Duration // by level label
+	overOf            time.Duration            // the time the levels were measured over
 }
 
 // summarize computes a pool's figures; ls are the levels to measure, of
