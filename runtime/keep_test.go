@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,4 +118,62 @@ func TestScheduledFloorComposesWithKeep(t *testing.T) {
 		"60 web set 4", "61 web suppressed 4: wants 2: the pool is at its min 4",
 		"120 web add 6", "150 web remove 4", "151 web suppressed 4: wants 2: the pool is at its min 4",
 		"180 web set 4", "181 web remove 2")
+}
+
+// TestKeepOscillationDoesNotFlap: demand flipping around the target every
+// 90 s for an hour, then every 10 minutes for two: the pool follows each
+// rise at once, scales in at most once per down window (5m), and never
+// removes an instance only to add it back within that window.
+func TestKeepOscillationDoesNotFlap(t *testing.T) {
+	var trace strings.Builder
+	trace.WriteString("t,sum(web.requests)\n")
+	for s := 0; s < 3600; s += 90 {
+		fmt.Fprintf(&trace, "%d,%d\n", s, []int{450, 550}[s/90%2])
+	}
+	for s := 3600; s < 3*3600; s += 600 {
+		fmt.Fprintf(&trace, "%d,%d\n", s, []int{450, 550}[s/600%2])
+	}
+	got, _ := run{
+		policy: fmt.Sprintf(keepPool, "1..10", "keep requests at 100/s per instance"),
+		trace:  trace.String(),
+		boot:   30 * time.Second,
+		d:      3 * time.Hour,
+	}.do(t)
+	var lastRemove float64 = -1e9
+	var lastAction string
+	var lastAt float64
+	removes := 0
+	for _, line := range got {
+		var at float64
+		var pool, action string
+		fmt.Sscanf(line, "%g %s %s", &at, &pool, &action)
+		switch action {
+		case "remove":
+			removes++
+			if at-lastRemove < 300 {
+				t.Errorf("two scale-ins within the 5m window: at %gs and %gs", lastRemove, at)
+			}
+			lastRemove = at
+		case "add":
+			if lastAction == "remove" && at-lastAt < 300 {
+				t.Errorf("flip-flop: removed at %gs, added back at %gs", lastAt, at)
+			}
+		}
+		if action == "add" || action == "remove" {
+			lastAction, lastAt = action, at
+		}
+	}
+	// The 90 s flips never leave the window without a high: no scale-in in
+	// the first hour. The 10-minute ones do, once each.
+	if removes == 0 || removes > 6 {
+		t.Errorf("%d scale-ins over the two slow hours, want 1 to 6:\n%s", removes, strings.Join(got, "\n"))
+	}
+	for _, line := range got {
+		var at float64
+		var pool, action string
+		fmt.Sscanf(line, "%g %s %s", &at, &pool, &action)
+		if action == "remove" && at < 3600 {
+			t.Errorf("a scale-in in the fast hour: %s", line)
+		}
+	}
 }
