@@ -71,6 +71,11 @@ var fuzzOptions = &Options{
 		"haproxy": {Settings: map[string]SettingSchema{"listen": {Type: String}, "socket": {Type: String},
 			"mode": {Words: []string{"http", "tcp"}}, "drain": {Type: Duration}, "retries": {Type: Number}}, Required: []string{"listen|socket"}},
 	},
+	Metrics: map[string]*BlockSchema{
+		"prometheus": {Settings: map[string]SettingSchema{"url": {Type: String}, "query": {Type: String}, "by": {Type: String}}, Required: []string{"url", "query"}},
+		"command":    {Settings: map[string]SettingSchema{"run": {Type: String}, "by": {Words: []string{"name", "address"}}}, Required: []string{"run"}},
+		"push":       {Settings: map[string]SettingSchema{"stale": {Type: Duration}}},
+	},
 }
 
 // compareRulePaths parses src with rules in pools read directly by the

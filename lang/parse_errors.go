@@ -52,8 +52,11 @@ func syntaxError(toks []lexer.Token, start, end int, err error) *Diagnostic {
 	}
 	if what, ok := expectNames[expect]; ok {
 		d.Message += ": expected " + what
-		if expect == "Action" {
+		switch {
+		case expect == "Action":
 			d.Hint = "a rule ends with what to do, e.g. add instance"
+		case expect == "MetricDecl" || expect == "BlockDecl" && prev != nil && startsMetric(toks[start:idx]):
+			d.Hint = `a metric is declared with its name, then its source: metric queue command { run "./queue-length"; unit number }`
 		}
 	} else if words := expectedWords(expect); len(words) > 0 {
 		d.Message += ": expected " + joinOr(words)
@@ -87,6 +90,8 @@ var expectNames = map[string]string{
 	"MapEntry":     "NAME = VALUE",
 	"Setting":      "a setting",
 	"PoolItem":     "a pool setting or rule",
+	"MetricDecl":   "the metric's name",
+	"BlockDecl":    "a kind",
 	"Operator":     "a comparison (< <= > >= == !=)",
 	"Scale":        "instance, instances or a count",
 	"(Map | Arg+)": "a value",
@@ -188,4 +193,14 @@ func joinOr(words []string) string {
 		return q[0]
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// startsMetric says a pool item's tokens start with `metric`.
+func startsMetric(toks []lexer.Token) bool {
+	for _, t := range toks {
+		if t.Type != tokSpace && t.Type != tokTerm {
+			return t.Type == tokIdent && t.Value == "metric"
+		}
+	}
+	return false
 }
