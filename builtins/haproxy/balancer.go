@@ -138,6 +138,17 @@ func (b *balancer) Switch(ctx context.Context, from, to runtime.Instance) error 
 	if err := m.setState(ctx, sock, p, j, "ready"); err != nil {
 		return err
 	}
+	if p.Health.Kind != "" {
+		// Out of maintenance a checked server must pass `rise` checks, and
+		// one failed check before that takes it down at once: a new primary
+		// that dies within seconds would leave no server, and every request
+		// a 503, until the next switch. The heartbeat has just found it
+		// healthy, so it starts up, and a failure takes `fall` checks, while
+		// HAProxy's retries carry the requests over to the next primary.
+		if err := change(ctx, sock, "set server "+p.Backend+"/"+m.servers[b.pool][j].Name+" health up"); err != nil {
+			return err
+		}
+	}
 	if i >= 0 {
 		return m.setState(ctx, sock, p, i, "maint")
 	}
