@@ -120,9 +120,24 @@ func metricPanel(prog *runtime.Program, p *runtime.Pool, name string, res *simRe
 		}
 	}
 	for _, k := range p.Keeps {
-		if th := k.Tracks(); th.Pool == p.Name && th.Metric == m && !prog.PoolLevel(p.Name, name) {
-			level(k.Target, keepColor, k.Text+" (target)")
+		th := k.Tracks()
+		if th.Pool != p.Name || th.Metric != m {
+			continue
 		}
+		if prog.PoolLevel(p.Name, name) { // the pool's one number: its share per ready instance meets the target
+			var share plotter.XYs
+			for _, o := range rec.samples[p.Name] {
+				if v := o.obs.At(m); v.OK {
+					share = append(share, plotter.XY{X: ax.x(o.t), Y: v.Avg / float64(max(o.ready, 1)) * scale})
+				}
+			}
+			if l, err := plotter.NewLine(share); err == nil && len(share) > 0 {
+				l.StepStyle, l.Color = plotter.PostStep, keepColor
+				pl.Add(l)
+				pl.Legend.Add(name+" per ready instance", l)
+			}
+		}
+		level(k.Target, keepColor, k.Text+" (target)")
 	}
 	markDecisions(pl, p.Name, res, times, values, ax, scale)
 	return pl, nil
