@@ -19,8 +19,8 @@ import (
 // its target, which counts instances still starting: they take their share
 // with no load yet, so a metric that lags their start cannot stack
 // scale-ups. Within the tolerance band the size stays. A rise is followed at
-// once (or to the lowest Recommendation of the `up after` window); a fall
-// only to the highest Recommendation of the `down after` window. The
+// once (or to the lowest recommendation of the `up after` window); a fall
+// only to the highest recommendation of the `down after` window. The
 // pool's size is the largest of its keep rules' sizes; it scales in only
 // when every keep rule has data and wants it smaller, and no scale-out
 // `when` rule is pending.
@@ -34,7 +34,7 @@ type keepState struct {
 	n      int     // instances reporting it
 	ok     bool    // the metric had data
 	inBand bool    // the size stays: the load is within the tolerance of it
-	want   int     // the raw Recommendation
+	want   int     // the raw recommendation
 	wish   int     // after the tolerance band and the windows
 	won    bool    // its wish is the pool's
 	said   string  // the suppression last logged, to log each spell once

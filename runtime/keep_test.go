@@ -1,10 +1,18 @@
 package runtime_test
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/sim"
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
+	"github.com/cloudspeak/cloudspeak/runtime/clock"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 const keepPool = `pool web {
@@ -175,5 +183,57 @@ func TestKeepOscillationDoesNotFlap(t *testing.T) {
 		if action == "remove" && at < 3600 {
 			t.Errorf("a scale-in in the fast hour: %s", line)
 		}
+	}
+}
+
+// TestKeepRemembersAcrossRestart: a restarted daemon keeps a keep rule's
+// recent recommendations, so a peak seen before the restart still holds the
+// pool up until it leaves the down window; and an exec rule that acted
+// before the restart does not act again while its condition still holds.
+func TestKeepRemembersAcrossRestart(t *testing.T) {
+	policy := `pool web {
+  provider sim
+  balancer haproxy { listen "127.0.0.1:8080" }
+  instances 1..10
+  keep requests at 100/s per instance down after 60s
+  when requests > 0/s exec "./hook"
+}
+`
+	prog := compile(t, policy, nil)
+	tr, err := sim.ReadTrace(strings.NewReader("t,sum(web.requests)\n0,600\n10,100\n"), t0, prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	vc := clock.NewVirtual(t0)
+	prov := sim.NewProvider(vc, 0)
+	x := &recordExec{}
+	var log []string
+	run := func(until time.Duration) {
+		st, err := boltstore.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		e, err := runtime.New(prog, runtime.Options{Clock: vc, Store: st, CallTimeout: -1,
+			Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov), Executor: x},
+			Log: func(d decision.Decision) {
+				if d.Action == decision.Add || d.Action == decision.Remove {
+					log = append(log, fmt.Sprintf("%g %s %d", d.Time.Sub(t0).Seconds(), d.Action, d.Instances))
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Simulate(context.Background(), vc, t0.Add(until))
+		e.Wait()
+	}
+	run(20 * time.Second)
+	run(90 * time.Second) // restarted over the same state
+	// 600/s asks for 6 from t=1 to 9; its last recommendation leaves the
+	// 60 s window at 70, not at the restart.
+	expect(t, log, "1 add 6", "70 remove 1")
+	if len(x.runs) != 1 {
+		t.Errorf("the exec rule ran %d times, want once: its condition held across the restart", len(x.runs))
 	}
 }
