@@ -48,6 +48,7 @@ pool api {
 }
 pool worker {
   provider sim
+  metric queue push { unit number }
   instances 1..8
   cooldown 1m
   when queue > 150 for 30s add instance
@@ -61,7 +62,7 @@ when worker.queue > 180 and web.load > 0.8 exec "./alert"
 func BenchmarkSimulateWeek(b *testing.B) {
 	trace := weekTrace()
 	prog := compile(b, weekPolicy, nil)
-	tr, err := sim.ReadTrace(strings.NewReader(trace), t0, nil)
+	tr, err := sim.ReadTrace(strings.NewReader(trace), t0, prog)
 	if err != nil {
 		b.Fatal(err)
 	}
