@@ -9,6 +9,7 @@ type condition func(obs []Observation) (value, ok bool)
 // ref is one metric a rule reads.
 type ref struct {
 	name   string // as written: avg(web.cpu)
+	bare   string // the metric's own name: cpu
 	pool   int
 	metric Metric
 	typ    lang.Type
@@ -24,13 +25,16 @@ func (rf ref) read(obs []Observation) (v float64, ok bool) {
 
 // Threshold is a fixed value a rule compares a metric with, for plots.
 type Threshold struct {
-	Pool   string
-	Name   string // the metric as written: avg(web.cpu)
-	Metric Metric
-	Agg    string    // one of lang.Aggregates
-	Type   lang.Type // the metric's
-	Value  float64
-	Above  bool // the condition holds above the value (cpu > 75%)
+	Pool string
+	Name string // the metric as written: avg(web.cpu)
+	// MetricName is the metric's own name (cpu), by which another program
+	// with the same pool finds it.
+	MetricName string
+	Metric     Metric
+	Agg        string    // one of lang.Aggregates
+	Type       lang.Type // the metric's
+	Value      float64
+	Above      bool // the condition holds above the value (cpu > 75%)
 }
 
 type condCompiler struct {
@@ -100,7 +104,7 @@ func (cc *condCompiler) not(n *lang.NotExpr) condition {
 				// or v < metric.
 				op := cmp.Op.Op
 				above := side == cmp.Right && (op == ">" || op == ">=") || side == cmp.Left && (op == "<" || op == "<=")
-				cc.thresholds = append(cc.thresholds, Threshold{Pool: cc.c.prog.Pools[m.pool].Name, Name: m.name, Metric: m.metric,
+				cc.thresholds = append(cc.thresholds, Threshold{Pool: cc.c.prog.Pools[m.pool].Name, Name: m.name, MetricName: m.bare, Metric: m.metric,
 					Agg: m.agg, Type: m.typ, Value: v, Above: above})
 			}
 		}
@@ -187,7 +191,7 @@ func (cc *condCompiler) metric(r *lang.Ref, agg, name string) operand {
 	case m != InstanceCount && (m != Healthy || p.Balancer): // a balancer counts healthy by its checks
 		p.Observed = true
 	}
-	rf := ref{name: name, pool: p.Index, metric: m, typ: typ, agg: agg}
+	rf := ref{name: name, bare: r.Name.Name, pool: p.Index, metric: m, typ: typ, agg: agg}
 	cc.refs = append(cc.refs, rf)
 	return rf.read
 }

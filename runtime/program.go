@@ -171,7 +171,7 @@ type Keep struct {
 // Tracks returns what a keep rule keeps: the pool, the metric (its name as
 // written, and the aggregate taken of it; sum per instance) and its type.
 func (k *Keep) Tracks() Threshold {
-	return Threshold{Pool: k.refPool, Name: k.ref.name, Metric: k.ref.metric, Agg: k.ref.agg, Type: k.Type, Value: k.Target, Above: true}
+	return Threshold{Pool: k.refPool, Name: k.ref.name, MetricName: k.ref.bare, Metric: k.ref.metric, Agg: k.ref.agg, Type: k.Type, Value: k.Target, Above: true}
 }
 
 // Target-tracking defaults; the spec states them.

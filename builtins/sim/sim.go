@@ -155,30 +155,32 @@ func (p *Provider) NextChange(pool string) time.Time {
 	return next
 }
 
-// Count returns how many instances of pool are starting or running.
-// Ready returns how many of a pool's instances are ready (booted and not
-// failed): those that serve, and so report metrics.
-func (p *Provider) Ready(pool string) int {
+// Counts returns how many of a pool's instances there are (not failed)
+// and how many of them are ready (booted): those that serve, and so
+// report metrics.
+func (p *Provider) Counts(pool string) (all, ready int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.clock.Now()
-	n := 0
-	for _, in := range p.pools[pool] {
-		if !in.failed && !now.Before(in.ready) {
-			n++
-		}
-	}
-	return n
-}
-
-func (p *Provider) Count(pool string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
 	for _, in := range p.pools[pool] {
 		if !in.failed {
-			n++
+			all++
+			if !now.Before(in.ready) {
+				ready++
+			}
 		}
 	}
-	return n
+	return all, ready
+}
+
+// Ready returns how many of a pool's instances are ready.
+func (p *Provider) Ready(pool string) int {
+	_, ready := p.Counts(pool)
+	return ready
+}
+
+// Count returns how many instances of pool are starting or running.
+func (p *Provider) Count(pool string) int {
+	all, _ := p.Counts(pool)
+	return all
 }

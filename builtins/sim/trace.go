@@ -156,18 +156,6 @@ func (c *column) header() string {
 	return c.pool + "." + c.name
 }
 
-// At returns a column's value at time at, and whether it has one yet.
-func (t *Trace) At(pool string, m runtime.Metric, at time.Time) (float64, bool) {
-	for i := range t.columns {
-		c := &t.columns[i]
-		if c.pool == pool && c.metric == m {
-			var cursor int
-			return c.at(at, &cursor)
-		}
-	}
-	return 0, false
-}
-
 // at returns the column's value at time at. last is the caller's cursor,
 // the row it read last: time mostly moves forward, so the same row or the
 // next one is the common answer.
@@ -202,7 +190,7 @@ type traceMetrics struct {
 }
 
 func (m *traceMetrics) Observe(_ context.Context, pool string, now time.Time, obs *runtime.Observation) error {
-	n, ready := m.p.Count(pool), m.p.Ready(pool)
+	n, ready := m.p.Counts(pool)
 	for i := range m.t.columns {
 		c := &m.t.columns[i]
 		if c.pool != pool {
@@ -230,14 +218,4 @@ func (c *column) share(v float64, ready int) float64 {
 		per = min(per, 1)
 	}
 	return per
-}
-
-// Series returns a column's rows, for plots.
-func (t *Trace) Series(pool string, m runtime.Metric) ([]time.Time, []float64) {
-	for _, c := range t.columns {
-		if c.pool == pool && c.metric == m {
-			return c.times, c.values
-		}
-	}
-	return nil, nil
 }

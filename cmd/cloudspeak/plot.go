@@ -22,7 +22,7 @@ import (
 )
 
 // maxPoints bounds the points drawn per line: a week of seconds is more
-// than any picture can show, so longer series are averaged per bucket.
+// than any picture can show, so the recorder averages series per bucket.
 const maxPoints = 2000
 
 var (
@@ -84,14 +84,9 @@ func metricPanel(prog *runtime.Program, p *runtime.Pool, name string, res *simRe
 	m, typ, _ := prog.MetricOf(p.Name, name)
 	scale, unit := displayUnit(typ)
 	pl := newPanel(fmt.Sprintf("%s.%s, as the pool observed it", p.Name, name), ax, unit)
-	var times []time.Time
-	var values []float64
-	for _, o := range rec.samples[p.Name] {
-		if v := o.obs.At(m); v.OK {
-			times, values = append(times, o.t), append(values, v.Avg)
-		}
-	}
-	seen := downsample(times, values, until, ax.x, scale)
+	pr := rec.pools[p.Name]
+	times, values := rec.points(pr.series[m])
+	seen := steps(times, values, until, ax.x, scale)
 	line, err := plotter.NewLine(seen)
 	if err != nil {
 		return nil, err
@@ -125,10 +120,14 @@ func metricPanel(prog *runtime.Program, p *runtime.Pool, name string, res *simRe
 			continue
 		}
 		if prog.PoolLevel(p.Name, name) { // the pool's one number: its share per ready instance meets the target
+			readyTimes, ready := rec.points(pr.ready)
 			var share plotter.XYs
-			for _, o := range rec.samples[p.Name] {
-				if v := o.obs.At(m); v.OK {
-					share = append(share, plotter.XY{X: ax.x(o.t), Y: v.Avg / float64(max(o.ready, 1)) * scale})
+			for i, j := 0, 0; i < len(times); i++ { // the ready count of the same bucket
+				for j+1 < len(readyTimes) && !readyTimes[j+1].After(times[i]) {
+					j++
+				}
+				if j < len(ready) {
+					share = append(share, plotter.XY{X: ax.x(times[i]), Y: values[i] / max(ready[j], 1) * scale})
 				}
 			}
 			if l, err := plotter.NewLine(share); err == nil && len(share) > 0 {
@@ -195,7 +194,7 @@ func sizePanel(p *runtime.Pool, res *simResult, rec *recorder, ax axis, until ti
 		pts   plotter.XYs
 		c     color.Color
 		width vg.Length
-	}{{"target", target, inColor, vg.Points(1.5)}, {"running (ready)", runningSeries(rec.samples[p.Name], ax, until), keepColor, vg.Points(1)}} {
+	}{{"target", target, inColor, vg.Points(1.5)}, {"running (ready)", readySeries(rec, p.Name, ax, until), keepColor, vg.Points(1)}} {
 		if len(series.pts) == 0 {
 			continue
 		}
@@ -216,15 +215,14 @@ func sizePanel(p *runtime.Pool, res *simResult, rec *recorder, ax axis, until ti
 	return pl, nil
 }
 
-func runningSeries(samples []observed, ax axis, until time.Time) plotter.XYs {
-	var pts plotter.XYs
-	for _, o := range samples {
-		pts = append(pts, plotter.XY{X: ax.x(o.t), Y: float64(o.ready)})
+// readySeries is the pool's ready instances over time, or nothing when the
+// pool observed no metric (no check recorded them).
+func readySeries(rec *recorder, pool string, ax axis, until time.Time) plotter.XYs {
+	times, ready := rec.points(rec.pools[pool].ready)
+	if len(times) == 0 {
+		return nil
 	}
-	if len(pts) > 0 {
-		pts = append(pts, plotter.XY{X: ax.x(until), Y: pts[len(pts)-1].Y})
-	}
-	return pts
+	return steps(times, ready, until, ax.x, 1)
 }
 
 func newPanel(title string, ax axis, unit string) *plot.Plot {
@@ -329,24 +327,12 @@ func displayUnit(t lang.Type) (float64, string) {
 	return 1, ""
 }
 
-// downsample turns a step series into at most maxPoints points, averaging
-// per bucket when it is longer.
-func downsample(times []time.Time, values []float64, until time.Time, x func(time.Time) float64, scale float64) plotter.XYs {
+// steps turns a step series into plot points, its last value held until
+// the end.
+func steps(times []time.Time, values []float64, until time.Time, x func(time.Time) float64, scale float64) plotter.XYs {
 	var pts plotter.XYs
-	if len(times) <= maxPoints {
-		for i := range times {
-			pts = append(pts, plotter.XY{X: x(times[i]), Y: values[i] * scale})
-		}
-	} else {
-		per := (len(times) + maxPoints - 1) / maxPoints
-		for i := 0; i < len(times); i += per {
-			j := min(i+per, len(times))
-			sum := 0.0
-			for _, v := range values[i:j] {
-				sum += v
-			}
-			pts = append(pts, plotter.XY{X: x(times[i]), Y: sum / float64(j-i) * scale})
-		}
+	for i := range times {
+		pts = append(pts, plotter.XY{X: x(times[i]), Y: values[i] * scale})
 	}
 	if len(pts) == 0 {
 		return plotter.XYs{{X: 0, Y: 0}}

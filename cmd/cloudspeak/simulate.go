@@ -91,8 +91,9 @@ func runSimulate(args []string, std stdio) int {
 		}
 		failures = append(failures, simFailure{pool, o.start.Add(d)})
 	}
-	res, rec := simulateRecorded(prog, trace, o.start, until, o.boot, failures...)
-	runs := []simRun{{name: o.policyName, prog: prog, res: res, rec: rec}}
+	// The policy, and the one it is compared with, on the same trace;
+	// each measured against the levels of both.
+	runs := []simRun{{name: o.policyName, prog: prog, trace: trace}}
 	if o.compare != "" {
 		other, st := compileOther(std, o)
 		if st >= 0 {
@@ -103,18 +104,28 @@ func runSimulate(args []string, std stdio) int {
 			fmt.Fprintf(std.err, "cloudspeak simulate: --compare %s: %v\n", o.compare, err)
 			return exitFail
 		}
-		res, rec := simulateRecorded(other, otherTrace, o.start, until, o.boot, failures...)
-		runs = append(runs, simRun{name: o.compare, prog: other, res: res, rec: rec})
-		writeSummaries(std.out, runs, o.start, until)
-	} else {
-		switch o.output {
-		case "json":
-			writeJSON(std.out, res.decisions, o.start)
-		default:
-			writeTable(std.out, res.decisions, o.start)
-			fmt.Fprintln(std.out)
-			writeSummaries(std.out, runs, o.start, until)
-		}
+		runs = append(runs, simRun{name: o.compare, prog: other, trace: otherTrace})
+	}
+	var progs []*runtime.Program
+	for _, r := range runs {
+		progs = append(progs, r.prog)
+	}
+	ls := allLevels(progs...)
+	for i := range runs {
+		r := &runs[i]
+		r.rec = newRecorder(r.prog, ls, o.start, until, i == 0 && o.plot != "")
+		r.res = simulateRecorded(r.prog, r.trace, r.rec, until, o.boot, failures...)
+	}
+	res, rec := runs[0].res, runs[0].rec
+	switch {
+	case o.compare != "":
+		writeSummaries(std.out, runs, ls, o.start, until)
+	case o.output == "json":
+		writeJSON(std.out, res.decisions, o.start)
+	default:
+		writeTable(std.out, res.decisions, o.start)
+		fmt.Fprintln(std.out)
+		writeSummaries(std.out, runs, ls, o.start, until)
 	}
 	if o.plot != "" {
 		if err := drawPlot(o.plot, prog, trace, res, rec, o.start, until); err != nil {

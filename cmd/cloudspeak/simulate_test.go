@@ -20,29 +20,19 @@ var simStart = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 // traces, with instances booting in 30 s.
 func simulateExample(t *testing.T, trace string) (*runtime.Program, *simResult) {
 	t.Helper()
-	path := "../../examples/shop-sim.cloud"
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, info, diags := lang.Load([]lang.Source{{Name: path, Src: src}}, nil)
-	if len(diags) > 0 {
-		t.Fatal(diags)
-	}
-	prog, err := runtime.Compile(files, info, time.UTC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(filepath.Join("../../examples/traces", trace))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr, err := sim.ReadTrace(f, simStart, prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prog := compileExample(t, "shop-sim.cloud")
+	tr := exampleTrace(t, trace, prog)
 	return prog, simulate(prog, tr, simStart, tr.End, 30*time.Second)
+}
+
+// exampleTrace reads one of examples/traces for prog, as simulate does.
+func exampleTrace(t *testing.T, name string, prog *runtime.Program) *sim.Trace {
+	t.Helper()
+	tr, err := readTrace(filepath.Join("../../examples/traces", name), simStart, prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
 
 // scaling returns the pool's add and remove decisions.
@@ -166,30 +156,20 @@ func compileExample(t *testing.T, name string) *runtime.Program {
 // either policy's levels for longer: the claim the README shows.
 func TestKeepBeatsThresholdsOnDemand(t *testing.T) {
 	for _, trace := range []string{"flash-crowd-demand.csv", "daily-cycle-demand.csv"} {
-		var runs []simRun
-		var until time.Time
-		for _, name := range []string{"shop-sim.cloud", "shop-keep.cloud"} {
-			prog := compileExample(t, name)
-			f, err := os.Open(filepath.Join("../../examples/traces", trace))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr, err := sim.ReadTrace(f, simStart, prog)
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			until = tr.End
-			res, rec := simulateRecorded(prog, tr, simStart, until, 30*time.Second)
-			runs = append(runs, simRun{name: name, prog: prog, res: res, rec: rec})
+		progs := []*runtime.Program{compileExample(t, "shop-sim.cloud"), compileExample(t, "shop-keep.cloud")}
+		ls := allLevels(progs...)
+		var figures []poolFigures
+		for _, prog := range progs {
+			tr := exampleTrace(t, trace, prog)
+			rec := newRecorder(prog, ls, simStart, tr.End, false)
+			res := simulateRecorded(prog, tr, rec, tr.End, 30*time.Second)
+			figures = append(figures, summarize(res, rec, "web", simStart, tr.End))
 		}
-		ls := append(levels(runs[0].prog, "web"), levels(runs[1].prog, "web")...)
-		thresholds := summarize(runs[0].prog, runs[0].res, runs[0].rec, "web", ls, simStart, until)
-		keep := summarize(runs[1].prog, runs[1].res, runs[1].rec, "web", ls, simStart, until)
+		thresholds, keep := figures[0], figures[1]
 		if keep.instanceHours >= thresholds.instanceHours {
 			t.Errorf("%s: keep %.2f instance-hours, thresholds %.2f: want fewer", trace, keep.instanceHours, thresholds.instanceHours)
 		}
-		for _, l := range ls {
+		for _, l := range ls["web"] {
 			if k, th := keep.over[l.label()], thresholds.over[l.label()]; k > th {
 				t.Errorf("%s: %s: keep %v, thresholds %v: want no more", trace, l.label(), k, th)
 			}
