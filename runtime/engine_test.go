@@ -267,24 +267,12 @@ func TestRestartResumes(t *testing.T) {
 	vc := clock.NewVirtual(t0)
 	prov := sim.NewProvider(vc, 0) // instances outlive the engine, as processes outlive a daemon
 	var log []string
-	run := func(until time.Duration) {
-		st, err := boltstore.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		e, err := runtime.New(prog, runtime.Options{Clock: vc, Store: st, CallTimeout: -1,
-			Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov)},
-			Log: func(d decision.Decision) {
-				log = append(log, fmt.Sprintf("%g %s %d %s", d.Time.Sub(t0).Seconds(), d.Action, d.Instances, d.Rule))
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Simulate(context.Background(), vc, t0.Add(until))
+	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov)}
+	logTo := func(d decision.Decision) {
+		log = append(log, fmt.Sprintf("%g %s %d %s", d.Time.Sub(t0).Seconds(), d.Action, d.Instances, d.Rule))
 	}
-	run(5 * time.Second)
-	run(34 * time.Second) // a restarted daemon over the same state
+	runOnState(t, path, prog, vc, drivers, logTo, t0.Add(5*time.Second))
+	runOnState(t, path, prog, vc, drivers, logTo, t0.Add(34*time.Second)) // a restarted daemon over the same state
 	// The cpu rule fired at 3 (cooldown until 33). The load rule, pending
 	// since 0, completes its window at 10 — not at 15, as it would if the
 	// restart had forgotten it — and waits for the cooldown; at 33 the
@@ -815,4 +803,23 @@ func TestWhenExecFiresOncePerEntry(t *testing.T) {
 		c.Env["CLOUDSPEAK_REASON"] != "when load > 0.5 exec \"./page\" timeout 30s" || c.Dir != "." {
 		t.Errorf("command %+v", c)
 	}
+}
+
+// runOnState runs prog on the virtual clock until until, keeping its
+// state in the file at path: called again, it is a daemon restarted over
+// the same state. The drivers outlive each engine, as a provider's
+// instances outlive a daemon. It waits for the actions it started.
+func runOnState(t *testing.T, path string, prog *runtime.Program, vc *clock.Virtual, drivers runtime.Drivers, log func(decision.Decision), until time.Time) {
+	t.Helper()
+	st, err := boltstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, err := runtime.New(prog, runtime.Options{Clock: vc, Store: st, CallTimeout: -1, Drivers: drivers, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Simulate(context.Background(), vc, until)
+	e.Wait()
 }

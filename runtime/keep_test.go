@@ -1,7 +1,6 @@
 package runtime_test
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/runtime"
-	"github.com/cloudspeak/cloudspeak/runtime/boltstore"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
@@ -209,27 +207,14 @@ func TestKeepRemembersAcrossRestart(t *testing.T) {
 	prov := sim.NewProvider(vc, 0)
 	x := &recordExec{}
 	var log []string
-	run := func(until time.Duration) {
-		st, err := boltstore.Open(path)
-		if err != nil {
-			t.Fatal(err)
+	drivers := runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov), Executor: x}
+	logTo := func(d decision.Decision) {
+		if d.Action == decision.Add || d.Action == decision.Remove {
+			log = append(log, fmt.Sprintf("%g %s %d", d.Time.Sub(t0).Seconds(), d.Action, d.Instances))
 		}
-		defer st.Close()
-		e, err := runtime.New(prog, runtime.Options{Clock: vc, Store: st, CallTimeout: -1,
-			Drivers: runtime.Drivers{Providers: map[string]runtime.Provider{"web": prov}, Metrics: tr.Metrics(prov), Executor: x},
-			Log: func(d decision.Decision) {
-				if d.Action == decision.Add || d.Action == decision.Remove {
-					log = append(log, fmt.Sprintf("%g %s %d", d.Time.Sub(t0).Seconds(), d.Action, d.Instances))
-				}
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Simulate(context.Background(), vc, t0.Add(until))
-		e.Wait()
 	}
-	run(20 * time.Second)
-	run(90 * time.Second) // restarted over the same state
+	runOnState(t, path, prog, vc, drivers, logTo, t0.Add(20*time.Second))
+	runOnState(t, path, prog, vc, drivers, logTo, t0.Add(90*time.Second)) // restarted over the same state
 	// 600/s asks for 6 from t=1 to 9; its last recommendation leaves the
 	// 60 s window at 70, not at the restart.
 	expect(t, log, "1 add 6", "70 remove 1")
