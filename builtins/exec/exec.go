@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	osexec "os/exec"
 	"slices"
@@ -38,6 +39,16 @@ const waitDelay = 2 * time.Second
 // non-zero or ran past its timeout is an error; the result still holds its
 // exit status and the tail of its output.
 func (r Runner) Exec(ctx context.Context, c runtime.Command) (runtime.ExecResult, error) {
+	out := &tail{max: 4 * TailBytes}
+	res, err := r.run(ctx, c, out, out)
+	res.Output = out.String()
+	return res, err
+}
+
+// run runs c with its output to stdout and stderr: from its directory,
+// with its environment, in a process group of its own that is killed whole
+// at its timeout (default runtime.DefaultExecTimeout).
+func (r Runner) run(ctx context.Context, c runtime.Command, stdout, stderr io.Writer) (runtime.ExecResult, error) {
 	shell := r.Shell
 	if shell == "" {
 		shell = "/bin/sh"
@@ -56,10 +67,9 @@ func (r Runner) Exec(ctx context.Context, c runtime.Command) (runtime.ExecResult
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	cmd.WaitDelay = waitDelay
-	out := &tail{max: 4 * TailBytes}
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
-	res := runtime.ExecResult{Exit: -1, Output: out.String()}
+	res := runtime.ExecResult{Exit: -1}
 	if cmd.ProcessState != nil {
 		res.Exit = cmd.ProcessState.ExitCode()
 	}
@@ -139,35 +149,15 @@ const MaxCapture = 1 << 20
 // MaxCapture bytes), for a command whose output is data: a metric
 // source's. A failure's error ends with the tail of its error output.
 func (r Runner) Capture(ctx context.Context, c runtime.Command) ([]byte, error) {
-	shell := r.Shell
-	if shell == "" {
-		shell = "/bin/sh"
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = runtime.DefaultExecTimeout
-	}
-	cctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
-	cmd := osexec.CommandContext(cctx, shell, "-c", c.Line)
-	cmd.Dir = c.Dir
-	cmd.Env = environ(c.Env)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = waitDelay
 	out := &limited{max: MaxCapture}
 	errOut := &tail{max: 4 * TailBytes}
-	cmd.Stdout, cmd.Stderr = out, errOut
-	err := cmd.Run()
-	switch {
-	case err == nil, errors.Is(err, osexec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 0:
-		return out.buf, nil
-	case cctx.Err() != nil && ctx.Err() == nil:
-		err = fmt.Errorf("killed after its %v timeout", c.Timeout)
+	if _, err := r.run(ctx, c, out, errOut); err != nil {
+		if msg := errOut.String(); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return nil, err
 	}
-	if msg := errOut.String(); msg != "" {
-		err = fmt.Errorf("%w: %s", err, msg)
-	}
-	return nil, err
+	return out.buf, nil
 }
 
 // limited keeps the first max bytes written to it.

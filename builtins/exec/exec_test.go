@@ -75,3 +75,16 @@ func TestStoppingTheDaemonKillsIt(t *testing.T) {
 		t.Errorf("got %+v, %v; want killed, not a timeout", res, err)
 	}
 }
+
+// TestCaptureKeepsOutputAndSaysWhyItFailed: Capture returns the standard
+// output alone; a failure's error ends with the error output.
+func TestCaptureKeepsOutputAndSaysWhyItFailed(t *testing.T) {
+	out, err := Runner{}.Capture(context.Background(), runtime.Command{Line: "echo 42; echo noise >&2", Timeout: time.Minute})
+	if err != nil || string(out) != "42\n" {
+		t.Errorf("got %q, %v; want the standard output alone", out, err)
+	}
+	_, err = Runner{}.Capture(context.Background(), runtime.Command{Line: "echo 'no such queue' >&2; exit 2", Timeout: time.Minute})
+	if err == nil || err.Error() != "exit status 2: no such queue" {
+		t.Errorf("failure: %v, want exit status 2 with the error output", err)
+	}
+}
