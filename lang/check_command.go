@@ -94,14 +94,22 @@ func (c *Checker) metricCommand(v *Verb) {
 	if p == nil {
 		return // a pool of the running policy: the daemon knows it
 	}
-	m, ok := c.poolHas[p].metrics[name]
-	if !ok || !c.isPush(p, name) {
-		var push []string
-		for _, it := range p.Items {
-			if it.Metric != nil && it.Metric.Source.Kind.Name == "push" {
-				push = append(push, it.Metric.Name.Name)
+	var push []string // the pool's push metrics
+	var decl *MetricDecl
+	for _, it := range p.Items {
+		if it.Metric != nil && it.Metric.Source.Kind.Name == "push" {
+			push = append(push, it.Metric.Name.Name)
+			if it.Metric.Name.Name == name && decl == nil {
+				decl = it.Metric
 			}
 		}
+	}
+	var m MetricInfo
+	ok := false
+	if decl != nil {
+		m, ok = DeclaredMetric(decl)
+	}
+	if !ok {
 		hint := fmt.Sprintf(`declare it in pool %s: metric %s push { unit number }`, pool, name)
 		if len(push) > 0 {
 			hint = DidYouMean(name, push)
@@ -112,13 +120,4 @@ func (c *Checker) metricCommand(v *Verb) {
 	if _, err := ParseReading(val.ReadingText(), m.Type); err != nil {
 		c.Errorf(val, typeHint(m.Type), "%s takes %s: %v", name, m.Type.article(), err)
 	}
-}
-
-func (c *Checker) isPush(p *PoolDecl, name string) bool {
-	for _, it := range p.Items {
-		if it.Metric != nil && it.Metric.Name.Name == name {
-			return it.Metric.Source.Kind.Name == "push"
-		}
-	}
-	return false
 }
