@@ -43,9 +43,12 @@ func (e *Engine) failures(ctx context.Context, ps *poolState, now time.Time) {
 		e.log(ps.decide(now, decision.Failed).Probing(probes).Sayf("%s failed: %s", who, why))
 		e.failedStart(ps, now, in, why)
 		// A primary's standby takes its place in the same step that
-		// takes it out, where the balancer can do that.
+		// takes it out, where the balancer can do that; but the primary is
+		// killed first, so that one that was only hung cannot wake and
+		// answer beside its successor.
 		var switched *Instance
 		if ps.p.Primary && in.Role == Serving && ps.rotation[in.ID] && e.promotes(ps) {
+			e.kill(ctx, ps, now, in, gone)
 			switched = e.switchover(ctx, ps, now, in)
 		}
 		e.fence(ctx, ps, now, in, gone, replaces || dead)
@@ -93,21 +96,10 @@ func (e *Engine) fence(ctx context.Context, ps *poolState, now time.Time, in *In
 	if !kill {
 		return
 	}
-	in.State = Stopping
-	ps.dirty = true
-	delete(ps.probes, in.ID)
-	inst, prov := *in, e.provider(ps.p)
-	if !gone && prov != nil {
-		var err error
-		if k, ok := prov.(Killer); ok {
-			err = k.Kill(ctx, inst)
-		} else {
-			err = prov.Stop(ctx, inst)
-		}
-		if err != nil {
-			e.log(ps.decide(now, decision.Error).Sayf("fence %s: %v", in.Name, err))
-		}
+	if in.State != Stopping { // not killed already, before a switchover
+		e.kill(ctx, ps, now, in, gone)
 	}
+	inst := *in
 	if b == nil || !inRotation {
 		return
 	}
@@ -122,6 +114,28 @@ func (e *Engine) fence(ctx context.Context, ps *poolState, now time.Time, in *In
 			e.log(ps.decide(e.opts.Clock.Now(), decision.Error).Sayf("balancer: take %s out: %v", inst.Name, err))
 		}
 	}()
+}
+
+// kill kills a failed instance (it is not asked to stop: it is failed,
+// and may be hung), unless the provider no longer has it, and marks it
+// stopping.
+func (e *Engine) kill(ctx context.Context, ps *poolState, now time.Time, in *Instance, gone bool) {
+	in.State = Stopping
+	ps.dirty = true
+	delete(ps.probes, in.ID)
+	prov := e.provider(ps.p)
+	if gone || prov == nil {
+		return
+	}
+	var err error
+	if k, ok := prov.(Killer); ok {
+		err = k.Kill(ctx, *in)
+	} else {
+		err = prov.Stop(ctx, *in)
+	}
+	if err != nil {
+		e.log(ps.decide(now, decision.Error).Sayf("fence %s: %v", in.Name, err))
+	}
 }
 
 // promotes says whether the pool's failure handlers promote a standby.
