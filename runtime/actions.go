@@ -16,9 +16,12 @@ import (
 // background; onStart and onDone bracket them, and onDone is given how it
 // ended.
 func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, text string, pos lang.Pos, env map[string]string, onDone func(decision.Decision), onStart func()) {
-	pool := ""
+	pool, unit := "", JobsUnit
 	if p != nil {
-		pool = p.Name
+		pool, unit = p.Name, e.unitOf[p.Name]
+	}
+	if !e.leads(unit) {
+		return // led elsewhere since this step began: its leader acts
 	}
 	switch a.Kind {
 	case decision.Set:

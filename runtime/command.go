@@ -23,6 +23,9 @@ func (e *Engine) command(pool string, do func(ps *poolState, now time.Time) (dec
 	if err != nil {
 		return err
 	}
+	if !ps.led {
+		return fmt.Errorf("pool %s: %w", pool, ErrNotLeader)
+	}
 	now := e.opts.Clock.Now()
 	d, err := do(ps, now)
 	if err != nil {
@@ -191,6 +194,9 @@ func (e *Engine) StopInstance(ctx context.Context, pool, name, why string) error
 	ps, err := e.pool(pool)
 	if err != nil {
 		return err
+	}
+	if !ps.led {
+		return fmt.Errorf("pool %s: %w", pool, ErrNotLeader)
 	}
 	for _, in := range ps.insts {
 		if in.Name != name || (in.State != Starting && in.State != Running) {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -26,6 +27,11 @@ type Options struct {
 	// SyncTimeout bounds a `sync` action (default 1h): copying a tree can
 	// take far longer than a driver call.
 	SyncTimeout time.Duration
+	// Leader, if set, says which units (see Units) this engine leads, when
+	// it shares the program with others; Units then keeps their state, in
+	// place of Store. Without it the engine leads every unit.
+	Leader Leader
+	Units  UnitStore
 }
 
 // Engine runs a program: it evaluates each pool's rules on its tick, runs
@@ -40,7 +46,12 @@ type Engine struct {
 	jobs  map[*Job]*jobState
 	keeps map[*Keep]*keepState
 	obs   []Observation // each pool's latest observation
-	wg    sync.WaitGroup
+	units []Unit
+	// unitOf is each pool's unit; led, the units this engine leads now
+	// (all of them without a Leader).
+	unitOf map[string]string
+	led    map[string]bool
+	wg     sync.WaitGroup
 	// base is the context of background work that outlives a tick (an
 	// instance draining before it stops); Run cancels it when it ends.
 	base       context.Context
@@ -81,6 +92,16 @@ type poolState struct {
 	startAfter      time.Time
 	backoffSaid     bool          // the current wait has been logged
 	sources         []sourceState // by index in p.Metrics
+	led             bool          // this engine leads the pool's unit
+}
+
+// newPoolState is a pool as an engine first knows it at now: nothing
+// running, its target its minimum, to be listed before the first
+// reconcile (to adopt what already runs).
+func newPoolState(p *Pool, now time.Time) *poolState {
+	return &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}, restart: map[string]bool{},
+		rotation: map[string]bool{}, restop: map[string]bool{}, probes: map[string]*probeState{}, kept: map[string]bool{}, dirty: true,
+		sources: make([]sourceState, len(p.Metrics))}
 }
 
 type ruleState struct {
@@ -115,17 +136,26 @@ func New(prog *Program, opts Options) (*Engine, error) {
 	if opts.SyncTimeout == 0 {
 		opts.SyncTimeout = time.Hour
 	}
+	if opts.Leader != nil && opts.Units == nil {
+		return nil, errors.New("an engine with a Leader needs a UnitStore")
+	}
 	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{}, keeps: map[*Keep]*keepState{},
-		obs: make([]Observation, len(prog.Pools))}
+		obs: make([]Observation, len(prog.Pools)), units: prog.Units(), unitOf: map[string]string{}, led: map[string]bool{}}
+	for _, u := range e.units {
+		for _, name := range u.Pools {
+			e.unitOf[name] = u.Name
+		}
+		e.led[u.Name] = opts.Leader == nil
+	}
 	for i, p := range prog.Pools {
 		e.obs[i].Declared = make([]Value, len(p.Metrics))
 	}
 	e.base, e.cancelBase = context.WithCancel(context.Background())
 	now := opts.Clock.Now()
 	for _, p := range prog.Pools {
-		e.pools = append(e.pools, &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}, restart: map[string]bool{},
-			rotation: map[string]bool{}, restop: map[string]bool{}, probes: map[string]*probeState{}, kept: map[string]bool{}, dirty: true,
-			sources: make([]sourceState, len(p.Metrics))}) // list before the first reconcile: adopt what already runs
+		ps := newPoolState(p, now)
+		ps.led = opts.Leader == nil // a unit led is taken up from its store (follow)
+		e.pools = append(e.pools, ps)
 		for _, r := range p.Rules {
 			e.rules[r] = &ruleState{}
 		}
@@ -136,7 +166,7 @@ func New(prog *Program, opts Options) (*Engine, error) {
 	for _, j := range prog.Jobs {
 		e.jobs[j] = &jobState{next: j.nextRun(now, time.Time{})}
 	}
-	if opts.Store != nil {
+	if opts.Store != nil && opts.Leader == nil {
 		s, err := opts.Store.Load()
 		if err != nil {
 			return nil, fmt.Errorf("load state: %w", err)
@@ -189,8 +219,11 @@ func (e *Engine) Step(ctx context.Context, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer e.save(now)
+	if e.opts.Leader != nil {
+		e.follow(now)
+	}
 	for _, ps := range e.pools {
-		if !ps.nextTick.After(now) {
+		if ps.led && !ps.nextTick.After(now) {
 			e.tick(ctx, ps, now)
 			ps.nextTick = ps.nextTick.Add(ps.p.Tick)
 			if !ps.nextTick.After(now) { // fell behind: skip, do not burst
@@ -204,6 +237,10 @@ func (e *Engine) Step(ctx context.Context, now time.Time) {
 // save writes the state to the store; the caller holds e.mu. A failure is
 // logged and retried at the next step: the pools keep running.
 func (e *Engine) save(now time.Time) {
+	if e.opts.Leader != nil {
+		e.saveUnits(now)
+		return
+	}
 	if e.opts.Store == nil {
 		return
 	}

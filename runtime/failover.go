@@ -124,7 +124,7 @@ func (e *Engine) kill(ctx context.Context, ps *poolState, now time.Time, in *Ins
 	ps.dirty = true
 	delete(ps.probes, in.ID)
 	prov := e.provider(ps.p)
-	if gone || prov == nil {
+	if gone || prov == nil || !e.mayAct(ps) {
 		return
 	}
 	var err error

@@ -141,11 +141,13 @@ func (e *Engine) Beat(ctx context.Context, pool string) {
 	wg.Wait()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || e.pools[ps.p.Index] != ps {
 		for _, pr := range probes {
 			pr.st.inflight = false
 		}
-		return // stopping: a probe cut short says nothing of the instance
+		// Stopping, a probe cut short says nothing of the instance; or the
+		// pool was dropped (led elsewhere) while it was probed.
+		return
 	}
 	e.judge(ctx, ps, probes)
 }
@@ -169,7 +171,7 @@ func (e *Engine) toProbe(pool string) (*poolState, Prober, []*probe) {
 	}
 	ps := e.pools[p.Index]
 	prober := e.opts.Drivers.Probers[pool]
-	if prober == nil || ps.stopped || ps.maintain {
+	if prober == nil || ps.stopped || ps.maintain || !ps.led {
 		return nil, nil, nil
 	}
 	now := e.opts.Clock.Now()

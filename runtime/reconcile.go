@@ -280,6 +280,9 @@ func (e *Engine) members(ps *poolState) (serving, standby []*Instance) {
 }
 
 func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role Role) (*Instance, bool) {
+	if !e.mayAct(ps) {
+		return nil, false
+	}
 	if now.Before(ps.startAfter) {
 		if !ps.backoffSaid {
 			ps.backoffSaid = true
@@ -316,6 +319,9 @@ func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role R
 func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Instance) {
 	// The provider is told the state the instance was in: a failed one
 	// is not stopped as a healthy one is (its storage is not saved).
+	if !e.mayAct(ps) {
+		return
+	}
 	was := *in
 	in.State = Stopping
 	ps.dirty = true
@@ -360,7 +366,14 @@ func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Ins
 		if err := b.Remove(cctx, inst); err != nil {
 			errs = append(errs, fmt.Sprintf("balancer: take %s out: %v", inst.Name, err))
 		}
-		stopErr := prov.Stop(cctx, inst)
+		var stopErr error
+		if e.leads(e.unitOf[inst.Pool]) {
+			stopErr = prov.Stop(cctx, inst)
+		} else {
+			// Led elsewhere since: its new leader stops it (it is
+			// saved as stopping), not this engine, which may be stale.
+			stopErr = ErrNotLeader
+		}
 		if stopErr != nil {
 			errs = append(errs, fmt.Sprintf("stop %s: %v", inst.Name, stopErr))
 		}

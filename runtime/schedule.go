@@ -74,7 +74,7 @@ func (j *Job) poolName() string {
 func (e *Engine) runJobs(ctx context.Context, now time.Time) {
 	for _, j := range e.prog.Jobs {
 		js := e.jobs[j]
-		if js.next.IsZero() || js.next.After(now) {
+		if !e.led[e.jobUnit(j)] || js.next.IsZero() || js.next.After(now) {
 			continue
 		}
 		due := js.next
@@ -98,11 +98,19 @@ func (e *Engine) NextDue() time.Time {
 			next = t
 		}
 	}
-	for _, ps := range e.pools {
-		consider(ps.nextTick)
+	if e.opts.Leader != nil {
+		// Leadership comes and goes between steps: look again soon.
+		consider(e.opts.Clock.Now().Add(followEvery))
 	}
-	for _, js := range e.jobs {
-		consider(js.next)
+	for _, ps := range e.pools {
+		if ps.led {
+			consider(ps.nextTick)
+		}
+	}
+	for j, js := range e.jobs {
+		if e.led[e.jobUnit(j)] {
+			consider(js.next)
+		}
 	}
 	return next
 }

@@ -50,9 +50,15 @@ type Store interface {
 }
 
 // snapshot captures the engine's state; the caller holds e.mu.
-func (e *Engine) snapshot() *State {
+func (e *Engine) snapshot() *State { return e.snapshotOf(func(string) bool { return true }) }
+
+// snapshotOf captures the state of the units in; the caller holds e.mu.
+func (e *Engine) snapshotOf(in func(unit string) bool) *State {
 	s := &State{Pools: map[string]PoolState{}, Rules: map[string]RuleState{}, Jobs: map[string]time.Time{}, Keeps: map[string][]Recommendation{}}
 	for _, ps := range e.pools {
+		if !in(e.unitOf[ps.p.Name]) {
+			continue
+		}
 		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
 			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped, Maintain: ps.maintain,
 			FailedStarts: ps.failedStarts, StartAfter: ps.startAfter}
@@ -66,27 +72,43 @@ func (e *Engine) snapshot() *State {
 			}
 		}
 		s.Pools[ps.p.Name] = p
-	}
-	for r, st := range e.rules {
-		if !st.pendingSince.IsZero() || st.fired {
-			s.Rules[r.Key] = RuleState{PendingSince: st.pendingSince, Fired: st.fired}
+		for _, r := range ps.p.Rules {
+			if st := e.rules[r]; !st.pendingSince.IsZero() || st.fired {
+				s.Rules[r.Key] = RuleState{PendingSince: st.pendingSince, Fired: st.fired}
+			}
 		}
-	}
-	for k, ks := range e.keeps {
-		if len(ks.recs) > 0 {
-			s.Keeps[k.Key] = ks.recs
+		for _, k := range ps.p.Keeps {
+			if ks := e.keeps[k]; len(ks.recs) > 0 {
+				s.Keeps[k.Key] = ks.recs
+			}
 		}
 	}
 	for j, js := range e.jobs {
-		s.Jobs[j.Key] = js.next
+		if in(e.jobUnit(j)) {
+			s.Jobs[j.Key] = js.next
+		}
 	}
 	return s
 }
 
 // restore takes up a saved state: what the policy no longer has is left
 // out (a pool removed from the policy keeps nothing).
-func (e *Engine) restore(s *State) {
+func (e *Engine) restore(s *State) { e.restoreOf(s, func(string) bool { return true }) }
+
+// restoreOf takes up the saved state of the units in.
+func (e *Engine) restoreOf(s *State, in func(unit string) bool) {
 	for _, ps := range e.pools {
+		if !in(e.unitOf[ps.p.Name]) {
+			continue
+		}
+		for _, r := range ps.p.Rules {
+			if rs, ok := s.Rules[r.Key]; ok {
+				e.rules[r].pendingSince, e.rules[r].fired = rs.PendingSince, rs.Fired
+			}
+		}
+		for _, k := range ps.p.Keeps {
+			e.keeps[k].recs = s.Keeps[k.Key]
+		}
 		p, ok := s.Pools[ps.p.Name]
 		if !ok {
 			continue
@@ -117,15 +139,10 @@ func (e *Engine) restore(s *State) {
 		}
 		ps.dirty = true // list at once: the world may have moved on
 	}
-	for r, st := range e.rules {
-		if rs, ok := s.Rules[r.Key]; ok {
-			st.pendingSince, st.fired = rs.PendingSince, rs.Fired
-		}
-	}
-	for k, ks := range e.keeps {
-		ks.recs = s.Keeps[k.Key]
-	}
 	for j, js := range e.jobs {
+		if !in(e.jobUnit(j)) {
+			continue
+		}
 		if next, ok := s.Jobs[j.Key]; ok && !next.IsZero() {
 			js.next = next
 		}

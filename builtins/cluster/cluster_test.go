@@ -1,0 +1,202 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cloudspeak/cloudspeak/internal/etcdtest"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
+)
+
+func TestParseURL(t *testing.T) {
+	eps, name, tls, err := ParseURL("etcd://127.0.0.1:2379,127.0.0.1:22379/prod")
+	if err != nil || strings.Join(eps, " ") != "127.0.0.1:2379 127.0.0.1:22379" || name != "prod" || tls {
+		t.Fatalf("got %v %q %v %v", eps, name, tls, err)
+	}
+	if _, name, tls, _ := ParseURL("etcds://h:1"); name != "default" || !tls {
+		t.Fatalf("etcds://h:1: name %q tls %v", name, tls)
+	}
+	for _, bad := range []string{"http://h:1", "etcd://", "etcd://h", "etcd://h:1/a/b"} {
+		if _, _, _, err := ParseURL(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func members(names ...string) map[string]Member {
+	out := map[string]Member{}
+	for _, n := range names {
+		out[n] = Member{Name: n, Host: "h-" + n}
+	}
+	return out
+}
+
+func units(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("pool%03d", i))
+	}
+	return out
+}
+
+func count(a map[string]string) map[string]int {
+	out := map[string]int{}
+	for _, m := range a {
+		out[m]++
+	}
+	return out
+}
+
+func TestAssignShares(t *testing.T) {
+	us := units(300)
+	three := Assign(us, members("a", "b", "c"), nil)
+	if c := count(three); len(three) != 300 || c["a"] != 100 || c["b"] != 100 || c["c"] != 100 {
+		t.Fatalf("300 on 3: %v", c)
+	}
+	two := Assign(us, members("a", "b"), nil)
+	if c := count(two); c["a"] != 150 || c["b"] != 150 {
+		t.Fatalf("300 on 2: %v", c)
+	}
+	// Every daemon computes the same.
+	again := Assign(us, members("c", "b", "a"), nil)
+	for u, m := range three {
+		if again[u] != m {
+			t.Fatalf("%s: %s then %s", u, m, again[u])
+		}
+	}
+	// A unit tied to a host goes to its member, or to nobody.
+	tied := Assign([]string{"web", "db"}, members("a", "b"), map[string]string{"web": "h-b", "db": "elsewhere"})
+	if tied["web"] != "b" || tied["db"] != "" {
+		t.Fatalf("tied: %v", tied)
+	}
+}
+
+// node joins the cluster as name, with the given units.
+func node(t *testing.T, c *etcdtest.Cluster, name string, us []string) *Node {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := Join(context.Background(), Config{Endpoints: c.Endpoints(), Name: "t", Member: name, Host: "h-" + name, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetUnits(us, nil)
+	return n
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if os.Getenv("CLUSTER_LOG") != "" {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+func led(nodes ...*Node) []int {
+	var out []int
+	for _, n := range nodes {
+		out = append(out, len(n.Led()))
+	}
+	return out
+}
+
+func TestShareAndTakeOver(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	us := units(30)
+	a, b, x := node(t, c, "a", us), node(t, c, "b", us), node(t, c, "c", us)
+	defer a.Close()
+	defer b.Close()
+	testenv.WaitFor(t, 20*time.Second, "30 units shared 10/10/10", func() bool {
+		l := led(a, b, x)
+		return l[0] == 10 && l[1] == 10 && l[2] == 10
+	})
+	// No unit is led twice.
+	seen := map[string]string{}
+	for _, n := range []*Node{a, b, x} {
+		for _, u := range n.Led() {
+			if seen[u] != "" {
+				t.Fatalf("%s led by %s and %s", u, seen[u], n.self.Name)
+			}
+			seen[u] = n.self.Name
+		}
+	}
+	if l := a.Leaders(); len(l) != 30 || l[us[0]] == "" {
+		t.Fatalf("leaders: %v", l)
+	}
+	x.Close() // revokes its lease: the others take its units at once
+	testenv.WaitFor(t, 20*time.Second, "30 units on two: 15/15", func() bool {
+		l := led(a, b)
+		return l[0] == 15 && l[1] == 15
+	})
+}
+
+func TestFence(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := node(t, c, "a", []string{"web"})
+	defer a.Close()
+	testenv.WaitFor(t, 10*time.Second, "a leads web", func() bool { return a.Leads("web") })
+	key := a.prefix + "unit/web/x"
+	if err := a.Fence(context.Background(), "web", clientv3.OpPut(key, "1")); err != nil {
+		t.Fatal(err)
+	}
+	// Its leader key deleted behind its back (as when its lease expired
+	// while it was paused): the write is refused and it steps down.
+	a.mu.Lock()
+	lk := a.units["web"].key
+	a.mu.Unlock()
+	if _, err := a.cli.Delete(context.Background(), lk); err != nil {
+		t.Fatal(err)
+	}
+	// Race the watch: whichever sees it first, the write does not land.
+	err := a.Fence(context.Background(), "web", clientv3.OpPut(key, "2"))
+	if err == nil {
+		t.Fatal("a write after the leader key went was not refused")
+	}
+	resp, _ := a.cli.Get(context.Background(), key)
+	if string(resp.Kvs[0].Value) != "1" {
+		t.Fatalf("value %s", resp.Kvs[0].Value)
+	}
+	// It campaigns again (it is still the one assigned) and leads anew.
+	testenv.WaitFor(t, 10*time.Second, "a leads web again", func() bool { return a.Leads("web") })
+}
+
+func TestCall(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a, b := node(t, c, "a", nil), node(t, c, "b", nil)
+	defer a.Close()
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.Serve(ctx, func(ctx context.Context, method string, args json.RawMessage) (any, error) {
+		if method == "fail" {
+			return nil, fmt.Errorf("refused")
+		}
+		var s string
+		json.Unmarshal(args, &s)
+		return method + ":" + s, nil
+	}, 5*time.Second)
+	testenv.WaitFor(t, 10*time.Second, "a in session", func() bool { ok, _ := a.Acting(); return ok })
+	var got string
+	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
+	if err := a.Call(cctx, "b", "echo", "hi", &got); err != nil || got != "echo:hi" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if err := a.Call(cctx, "b", "fail", nil, nil); err == nil || err.Error() != "refused" {
+		t.Fatalf("fail: %v", err)
+	}
+	short, cancel3 := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel3()
+	if err := a.Call(short, "nobody", "echo", "x", nil); !errors.Is(err, ErrNoAnswer) {
+		t.Fatalf("nobody: %v", err)
+	}
+}
