@@ -189,7 +189,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	runCtx, stop := context.WithCancel(context.Background())
 	n.cancel = stop
 	n.wg.Add(2)
-	go func() { defer n.wg.Done(); n.watch(runCtx) }()   // owned by the node: ends with Close
+	go func() { defer n.wg.Done(); n.watch(runCtx) }()    // owned by the node: ends with Close
 	go func() { defer n.wg.Done(); n.sessions(runCtx) }() // owned by the node: ends with Close
 	return n, nil
 }
