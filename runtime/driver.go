@@ -68,6 +68,14 @@ type Predictor interface {
 	NextChange(pool string) time.Time
 }
 
+// Resumer is an optional interface of a Provider that keeps its own
+// record of a pool's instances (which host each one uses): when an engine
+// takes up a pool's saved state on becoming its leader in a cluster, it
+// hands the provider the instances saved, which replace what it knew.
+type Resumer interface {
+	Resume(pool string, insts []Instance) error
+}
+
 // Killer is an optional interface of a Provider that can stop an instance
 // at once, without the grace a Stop gives (SIGKILL; terminate): failed
 // instances are fenced with it, so one that hangs cannot come back.

@@ -173,6 +173,15 @@ func (e *Engine) follow(now time.Time) {
 		for _, name := range u.Pools {
 			ps := e.pools[e.prog.pools[name].Index]
 			ps.led, ps.nextTick = true, now
+			if r, ok := e.provider(ps.p).(Resumer); ok {
+				var insts []Instance
+				for _, in := range ps.insts {
+					insts = append(insts, *in)
+				}
+				if err := r.Resume(name, insts); err != nil {
+					e.log(ps.decide(now, decision.Error).Sayf("take up %s: %v", name, err))
+				}
+			}
 		}
 	}
 }

@@ -47,6 +47,10 @@ type PoolStatus struct {
 	// StartAfter is when the pool may start an instance again, after
 	// instances in a row failed soon after starting.
 	StartAfter time.Time `json:"start_after,omitzero"`
+	// Leader is the daemon that leads the pool, in a cluster ("" alone);
+	// Unled says why none does.
+	Leader string `json:"leader,omitempty"`
+	Unled  string `json:"unled,omitempty"`
 }
 
 // RuleStatus is one rule's state.

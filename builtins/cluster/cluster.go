@@ -640,8 +640,6 @@ func (n *Node) campaign(ctx context.Context, u *unit) {
 		prev := n.last[u.name]
 		reason, takeover := "it had no leader", false
 		switch {
-		case prev == n.self.Name:
-			reason = "leads it again"
 		case prev != "" && n.members[prev].Name == "":
 			reason, takeover = "took it over from "+prev+": its lease expired", true
 		case prev != "":
@@ -759,10 +757,11 @@ func (n *Node) addCandidate(cands map[string]map[string]candidate, key, member s
 	cands[unit][key] = candidate{member: member, rev: rev}
 }
 
-// noteLeaders remembers each unit's leader; the caller holds n.mu.
+// noteLeaders remembers each unit's leader other than this daemon; the
+// caller holds n.mu.
 func (n *Node) noteLeaders() {
 	for unit, cs := range n.cands {
-		if l := leaderOf(cs); l != "" {
+		if l := leaderOf(cs); l != "" && l != n.self.Name {
 			n.last[unit] = l
 		}
 	}

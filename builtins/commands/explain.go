@@ -42,7 +42,12 @@ func list(e Engine, names []string, asJSON bool, out *strings.Builder) error {
 		return nil
 	}
 	for _, p := range sel {
-		if len(sel) > 1 {
+		switch {
+		case p.Leader != "":
+			fmt.Fprintf(out, "%s (led by %s):\n", p.Name, p.Leader)
+		case p.Unled != "":
+			fmt.Fprintf(out, "%s (no leader: %s):\n", p.Name, p.Unled)
+		case len(sel) > 1:
 			fmt.Fprintf(out, "%s:\n", p.Name)
 		}
 		for i, in := range p.Instances {
@@ -131,6 +136,12 @@ func explainPool(p *runtime.PoolStatus, now time.Time, out *strings.Builder) {
 		if left := cd.until.Sub(now); left > 0 {
 			fmt.Fprintf(out, "; %s cooldown %s left", cd.dir, left.Round(time.Second))
 		}
+	}
+	switch {
+	case p.Leader != "":
+		fmt.Fprintf(out, "; led by %s", p.Leader)
+	case p.Unled != "":
+		fmt.Fprintf(out, "; no leader: %s", p.Unled)
 	}
 	out.WriteString("\n")
 	if len(maint) > 0 {

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
@@ -46,6 +47,9 @@ type Config struct {
 	// (OpenSSH's StrictHostKeyChecking=accept-new).
 	KnownHosts []string
 	AcceptNew  bool
+	// Cluster, if set, joins the daemon to a cluster of daemons on etcd
+	// that share the pools (cluster.go); the state is then in etcd.
+	Cluster *cluster.Config
 
 	// observe, if set, is given every decision after it is logged: tests
 	// read the whole decision log through it, not the last few /status
@@ -57,7 +61,8 @@ type Config struct {
 type Daemon struct {
 	cfg   Config
 	clock clock.Clock
-	store *boltstore.Store
+	store *boltstore.Store // nil in a cluster: the state is in etcd
+	cl    *clustered       // nil outside a cluster
 	local *local.Provider
 	ec2   *ec2.Provider // made when a policy first has an ec2 pool
 	// strangers are the ec2 instances of undeclared pools already logged.
@@ -135,17 +140,26 @@ func Start(cfg Config) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, err
 	}
-	store, err := boltstore.Open(filepath.Join(cfg.StateDir, "state.db"))
-	if err != nil {
+	d := &Daemon{cfg: cfg, clock: clock.Real{}, met: newMetrics()}
+	if cfg.Cluster != nil {
+		if err := d.joinCluster(*cfg.Cluster); err != nil {
+			return nil, err
+		}
+	} else if d.store, err = boltstore.Open(filepath.Join(cfg.StateDir, "state.db")); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, clock: clock.Real{}, store: store, met: newMetrics()}
+	closeState := func() {
+		if d.store != nil {
+			d.store.Close()
+		}
+		d.leaveCluster()
+	}
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
 	d.provJobs = map[string]*provision.Jobs{}
 	d.sync = s3.NewSyncer(s3.Config{StateDir: cfg.StateDir})
 	d.pushes = metric.NewPushes(d.clock.Now)
 	if d.pending, err = provision.LoadPending(filepath.Join(cfg.StateDir, "provisioning.json")); err != nil {
-		store.Close()
+		closeState()
 		return nil, err
 	}
 	d.haproxy = haproxy.New(haproxy.Options{Dir: filepath.Join(cfg.StateDir, "haproxy"), Bin: cfg.HAProxy, Log: cfg.Log})
@@ -156,7 +170,7 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	if err != nil {
 		d.haproxy.Close(false)
-		store.Close()
+		closeState()
 		return nil, err
 	}
 	if d.control, err = control.Listen(cfg.StateDir, d); err != nil {
@@ -183,7 +197,17 @@ func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 		return err
 	}
 	d.stopEngine() // its last step saved the state the new engine resumes from
-	e, err := runtime.New(prog, runtime.Options{Clock: d.clock, Drivers: w.drivers, Store: d.store, Log: d.logDecision})
+	opts := runtime.Options{Clock: d.clock, Drivers: w.drivers, Log: d.logDecision}
+	if d.cl != nil {
+		if err := d.cl.share(prog, w.hosts); err != nil {
+			w.close()
+			return err
+		}
+		opts.Leader, opts.Units = d.cl.node, d.cl.store
+	} else {
+		opts.Store = d.store
+	}
+	e, err := runtime.New(prog, opts)
 	if err != nil {
 		w.close()
 		return err
@@ -294,7 +318,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		d.local.StopAll(ctx)
 		// The engine's last save still lists them: say they are gone, so
 		// `pool list` without a daemon tells the truth.
-		if s, err := d.store.Load(); err == nil && s != nil {
+		if d.store == nil {
+			// In a cluster, the pool's next leader finds them gone.
+		} else if s, err := d.store.Load(); err == nil && s != nil {
 			for name, p := range s.Pools {
 				if d.wired != nil && !d.wired.local[name] {
 					continue
@@ -306,6 +332,10 @@ func (d *Daemon) Stop(ctx context.Context) error {
 				d.cfg.Log.Error("save state", "err", err)
 			}
 		}
+	}
+	d.leaveCluster()
+	if d.store == nil {
+		return nil
 	}
 	return d.store.Close()
 }
@@ -324,18 +354,22 @@ func (d *Daemon) ec2Provider() *ec2.Provider {
 	return d.ec2
 }
 
-// Status returns the running engine's status.
+// Status returns the running engine's status: in a cluster, of the pools
+// this daemon leads.
 func (d *Daemon) Status() runtime.Status {
 	d.mu.Lock()
 	e := d.engine
 	d.mu.Unlock()
-	return e.Status()
+	return d.ledStatus(e)
 }
 
 const keepDecisions = 200
 
 func (d *Daemon) logDecision(dec decision.Decision) {
 	d.met.observe(dec)
+	if d.cl != nil {
+		d.cl.store.Record(dec)
+	}
 	if d.cfg.observe != nil {
 		d.cfg.observe(dec)
 	}

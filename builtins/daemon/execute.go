@@ -49,10 +49,15 @@ func (d *Daemon) Execute(ctx context.Context, req control.Request) control.Respo
 		return commands.DiagnosticsResponse(diags, sources, req.Color)
 	}
 	d.mu.Lock()
-	e, access := d.engine, d.wired.access
+	e, prog, access := d.engine, d.prog, d.wired.access
 	recent := append([]decision.Decision(nil), d.recent...)
 	d.mu.Unlock()
-	return commands.Run(ctx, f, req, commands.Env{Engine: e, Local: d.local, Access: access, Recent: recent, StateDir: d.cfg.StateDir, Push: d.push})
+	env := commands.Env{Engine: e, Local: d.local, Access: access, Recent: recent, StateDir: d.cfg.StateDir, Push: d.pushHere}
+	if d.cl != nil {
+		ce := d.clusterEngine(e, prog)
+		env.Engine, env.Push, env.Recent = ce, ce.push, d.clusterRecent(ctx, prog)
+	}
+	return commands.Run(ctx, f, req, env)
 }
 
 // sessionSource is a source declared through Execute, and the REPL
@@ -111,9 +116,9 @@ func overlay(base, top []byte) []byte {
 	return []byte(strings.Join(b, "\n"))
 }
 
-// push records a value pushed to a push metric of the running policy
-// (metric set POOL NAME VALUE).
-func (d *Daemon) push(pool, name, value string) (string, error) {
+// pushHere records a value pushed to a push metric of the running policy
+// (metric set POOL NAME VALUE), for this daemon's engine.
+func (d *Daemon) pushHere(pool, name, value string) (string, error) {
 	d.mu.Lock()
 	prog := d.prog
 	d.mu.Unlock()

@@ -63,9 +63,9 @@ func TestMain(m *testing.M) {
 	os.Exit(0)
 }
 
-// cluster is a daemon running a policy of real local instances (this test
+// loadedDaemon is a daemon running a policy of real local instances (this test
 // binary) behind a real HAProxy, under GET load.
-type cluster struct {
+type loadedDaemon struct {
 	t      *testing.T
 	d      *Daemon
 	listen string
@@ -87,7 +87,7 @@ type answer struct {
 
 // startCluster runs policy (with LISTEN, BIN and RUN filled in) under rate
 // GET requests a second.
-func startCluster(t *testing.T, policy string, rate int) *cluster {
+func startCluster(t *testing.T, policy string, rate int) *loadedDaemon {
 	testenv.Need(t, "haproxy", "apt-get install haproxy")
 	dir := testenv.ShortDir(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -109,7 +109,7 @@ func startCluster(t *testing.T, policy string, rate int) *cluster {
 	if testing.Verbose() && os.Getenv("FAILOVER_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	c := &cluster{t: t, listen: listen, done: make(chan struct{})}
+	c := &loadedDaemon{t: t, listen: listen, done: make(chan struct{})}
 	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(dir, "s"), Log: log, observe: func(dec decision.Decision) {
 		c.mu.Lock()
 		c.decisions = append(c.decisions, dec)
@@ -152,11 +152,11 @@ func startCluster(t *testing.T, policy string, rate int) *cluster {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop = cancel
-	go func() { defer close(c.done); c.gen.Run(ctx) }() // owned by the cluster: stopLoad ends it
+	go func() { defer close(c.done); c.gen.Run(ctx) }() // owned by the loadedDaemon: stopLoad ends it
 	return c
 }
 
-func (c *cluster) stopLoad() {
+func (c *loadedDaemon) stopLoad() {
 	if c.stop != nil {
 		c.stop()
 		<-c.done
@@ -165,7 +165,7 @@ func (c *cluster) stopLoad() {
 }
 
 // members returns the pool's running serving and standby instances.
-func (c *cluster) members() (serving, standby []runtime.Instance) {
+func (c *loadedDaemon) members() (serving, standby []runtime.Instance) {
 	for _, in := range c.d.Status().Pools[0].Instances {
 		if in.State != runtime.Running {
 			continue
@@ -182,7 +182,7 @@ func (c *cluster) members() (serving, standby []runtime.Instance) {
 // waitSteady waits until the pool runs its serving instances and a
 // standby, every serving one has answered a request through HAProxy since
 // since, and the oldest serving one has run for older.
-func (c *cluster) waitSteady(older time.Duration) (serving, standby []runtime.Instance) {
+func (c *loadedDaemon) waitSteady(older time.Duration) (serving, standby []runtime.Instance) {
 	c.t.Helper()
 	p := c.d.Status().Pools[0]
 	deadline := time.Now().Add(30 * time.Second)
@@ -199,7 +199,7 @@ func (c *cluster) waitSteady(older time.Duration) (serving, standby []runtime.In
 }
 
 // allAnswered says whether each instance has answered since t.
-func (c *cluster) allAnswered(ins []runtime.Instance, t time.Time) bool {
+func (c *loadedDaemon) allAnswered(ins []runtime.Instance, t time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, in := range ins {
@@ -218,7 +218,7 @@ func (c *cluster) allAnswered(ins []runtime.Instance, t time.Time) bool {
 }
 
 // firstAnswer waits up to 10s for an answer from name ending after t.
-func (c *cluster) firstAnswer(name string, t time.Time) (time.Time, bool) {
+func (c *loadedDaemon) firstAnswer(name string, t time.Time) (time.Time, bool) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		c.mu.Lock()
@@ -235,7 +235,7 @@ func (c *cluster) firstAnswer(name string, t time.Time) (time.Time, bool) {
 }
 
 // answersFrom returns how many answers name gave that ended after t.
-func (c *cluster) answersFrom(name string, t time.Time) int {
+func (c *loadedDaemon) answersFrom(name string, t time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
@@ -307,7 +307,7 @@ func TestFailoverKill(t *testing.T) {
 // back off). It returns how long after each kill the standby first
 // answered through HAProxy: within 2s, and the victim answered nothing
 // after that.
-func (c *cluster) killRuns(n int) []time.Duration {
+func (c *loadedDaemon) killRuns(n int) []time.Duration {
 	t := c.t
 	var times []time.Duration
 	for range n {
@@ -403,7 +403,7 @@ func TestPrimarySplitBrain(t *testing.T) {
 
 // watchBackend polls HAProxy's own statistics every 5ms until stopped, and
 // fails the test if a backend ever has two servers taking requests.
-func watchBackend(t *testing.T, c *cluster, backend string) (stop func()) {
+func watchBackend(t *testing.T, c *loadedDaemon, backend string) (stop func()) {
 	sock := filepath.Join(c.d.cfg.StateDir, "haproxy", "admin.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

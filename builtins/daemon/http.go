@@ -127,6 +127,9 @@ func (d *Daemon) serveHTTP() error {
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, d.met.execs, &poolCollector{d: d}, d.haproxy)
+	if d.cl != nil {
+		reg.MustRegister(d.cl.collectors()...)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { // owned by the daemon: ended by Shutdown in Stop

@@ -124,6 +124,15 @@ func (d *Daemon) wireLocal(ctx context.Context, w *wiring, p *runtime.Pool, b *l
 	if err != nil {
 		return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
 	}
+	if d.cl != nil {
+		// Its processes are this machine's: in a cluster it is led only by
+		// a daemon on the host it names.
+		if spec.Host == "" {
+			return fmt.Errorf("%s: pool %s: in a cluster, a local pool runs its processes on one machine: name it with host \"NAME\" in its provider block (this one is %s)",
+				b.Pos, p.Name, d.cl.node.Self().Host)
+		}
+		w.hosts[p.Name] = spec.Host
+	}
 	w.commits = append(w.commits, func() error { d.local.SetSpec(p.Name, spec); return nil })
 	w.drivers.Providers[p.Name] = d.local
 	w.sources[p.Name] = append(w.sources[p.Name], d.local)

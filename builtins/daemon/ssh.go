@@ -67,7 +67,10 @@ func (d *Daemon) sshProvider(pool string, dl *ssh.Dialer, spec ssh.Spec) (prov *
 	if err := p.SetSpec(pool, spec); err != nil {
 		return nil, nil, err
 	}
-	if s, err := d.store.Load(); err == nil && s != nil {
+	if d.store == nil {
+		// In a cluster the engine hands the provider each pool's instances
+		// when it comes to lead it (runtime.Resumer).
+	} else if s, err := d.store.Load(); err == nil && s != nil {
 		if err := p.Restore(pool, s.Pools[pool].Instances); err != nil {
 			return nil, nil, err
 		}

@@ -27,9 +27,12 @@ type wired struct {
 	drivers runtime.Drivers
 	access  map[string]*commands.Access
 	local   map[string]bool // the pools of local instances, which end with the daemon
-	ctx     context.Context
-	cancel  context.CancelFunc // stops the goroutines below
-	wg      sync.WaitGroup     // background work for this program (looking for strangers)
+	// hosts ties a pool to the machine whose daemon must lead it, in a
+	// cluster (local pools: their processes are that machine's).
+	hosts  map[string]string
+	ctx    context.Context
+	cancel context.CancelFunc // stops the goroutines below
+	wg     sync.WaitGroup     // background work for this program (looking for strangers)
 }
 
 // goroutine runs f in the background until the program stops.
@@ -77,7 +80,7 @@ type wiring struct {
 // stopped.
 func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.File) (*wired, error) {
 	w := &wiring{
-		wired: &wired{access: map[string]*commands.Access{}, local: map[string]bool{},
+		wired: &wired{access: map[string]*commands.Access{}, local: map[string]bool{}, hosts: map[string]string{},
 			drivers: runtime.Drivers{Providers: map[string]runtime.Provider{}, Balancers: map[string]runtime.Balancer{},
 				Probers: map[string]runtime.Prober{}, Sources: map[string]map[string]runtime.MetricSource{}}},
 		prog: prog, files: files, sources: metricsByPool{}, health: map[string]string{}, finally: map[string]func(){},
@@ -244,6 +247,9 @@ func listVia(providers map[string]runtime.Provider) func(context.Context, string
 // daemon last ran, from the saved state, so it serves them from its first
 // config.
 func (d *Daemon) seedBalancer(prog *runtime.Program) {
+	if d.store == nil {
+		return // in a cluster, the pools' leaders put their instances in
+	}
 	s, err := d.store.Load()
 	if err != nil || s == nil {
 		return

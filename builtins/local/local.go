@@ -35,6 +35,9 @@ type Spec struct {
 	Dir   string            // working directory; default: the instance's own directory
 	Grace time.Duration     // SIGTERM to SIGKILL; default 10s
 	Port  int               // the pool's port; 0 picks a free one per instance
+	// Host is the machine whose daemon runs the processes, in a cluster
+	// of daemons (only a daemon there leads the pool); "" outside one.
+	Host string
 }
 
 // DefaultGrace is the time between SIGTERM and SIGKILL.

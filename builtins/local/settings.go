@@ -10,6 +10,7 @@ var Settings = &lang.BlockSchema{
 		"env":   {Map: true},
 		"dir":   {Type: lang.String},
 		"grace": {Type: lang.Duration},
+		"host":  {Type: lang.String},
 	},
 	Required: []string{"run"},
 }
@@ -27,6 +28,8 @@ func SpecFrom(b *lang.BlockDecl, port int) (Spec, error) {
 			s.Dir, err = set.Str()
 		case "grace":
 			s.Grace, err = set.Duration()
+		case "host":
+			s.Host, err = set.Str()
 		case "env":
 			s.Env, err = set.StringMap()
 		}

@@ -209,6 +209,15 @@ func Wrap(p runtime.Provider, js *Jobs, pend *Pending) *Provisioner {
 	return &Provisioner{Provider: p, Jobs: js, pend: pend}
 }
 
+// Resume hands the saved instances on to the provider it wraps, if that
+// keeps its own record of them (runtime.Resumer).
+func (p *Provisioner) Resume(pool string, insts []runtime.Instance) error {
+	if r, ok := p.Provider.(runtime.Resumer); ok {
+		return r.Resume(pool, insts)
+	}
+	return nil
+}
+
 func (p *Provisioner) Start(ctx context.Context, pool, name string) (runtime.Instance, error) {
 	in, err := p.Provider.Start(ctx, pool, name)
 	if err != nil {

@@ -252,6 +252,18 @@ func (p *Provider) Restore(pool string, insts []runtime.Instance) error {
 	return nil
 }
 
+// Resume replaces what the provider knows of a pool's instances with those
+// saved by the pool's last leader (runtime.Resumer): in a cluster, this
+// daemon's record may be stale since it last led the pool.
+func (p *Provider) Resume(pool string, insts []runtime.Instance) error {
+	p.mu.Lock()
+	if hp, err := p.pool(pool); err == nil {
+		clear(hp.insts)
+	}
+	p.mu.Unlock()
+	return p.Restore(pool, insts)
+}
+
 // Target returns where inst is logged in to: for Remote and Metrics.
 func (p *Provider) Target(inst runtime.Instance) (Target, error) {
 	p.mu.Lock()

@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
@@ -42,6 +46,14 @@ AWS credentials and region come from the standard AWS chain (AWS_PROFILE,
 AWS_ACCESS_KEY_ID, ~/.aws/config, ...); AWS_ENDPOINT_URL_EC2 overrides the
 endpoint.
 
+A cluster (--cluster etcd://HOST:PORT[,HOST:PORT...][/NAME], or
+$CLOUDSPEAK_CLUSTER; etcds:// for TLS): daemons that run the same policy
+with the same cluster share its pools out, each pool led by one of them,
+its state in etcd; a pool whose leader dies is taken over within the lease
+(--cluster-ttl). TLS and credentials are given as etcdctl takes them:
+--cacert, --cert, --key, --user NAME[:PASSWORD] (or $ETCDCTL_USER) and
+--password (or $ETCDCTL_PASSWORD). See the spec, "Clusters".
+
 Exit status: 0 after a graceful stop, 1 if running failed, 2 on bad usage
 or policy errors.`,
 }
@@ -55,6 +67,14 @@ func init() {
 		haproxyBin := fs.String("haproxy", "haproxy", "the haproxy `PROGRAM` for pools with a balancer")
 		knownHosts := fs.String("known-hosts", "", "the known_hosts `FILE` SSH host keys are checked against (default ~/.ssh/known_hosts)")
 		acceptNew := fs.Bool("accept-new", false, "record the key of an SSH host seen for the first time (a changed key is still refused)")
+		clusterURL := fs.String("cluster", os.Getenv("CLOUDSPEAK_CLUSTER"), "join the cluster at `URL` (etcd://HOST:PORT,.../NAME; see above)")
+		clusterTTL := fs.Duration("cluster-ttl", cluster.DefaultTTL, "the leaders' lease: a dead daemon's pools are taken over within it")
+		member := fs.String("member", "", "this daemon's `NAME` in the cluster (default HOST-PID)")
+		cacert := fs.String("cacert", "", "verify etcd's certificate with this CA `FILE` (TLS)")
+		cert := fs.String("cert", "", "identify to etcd with this client certificate `FILE` (TLS)")
+		key := fs.String("key", "", "the client certificate's key `FILE` (TLS)")
+		etcdUser := fs.String("user", "", "etcd's `NAME[:PASSWORD]` (default $ETCDCTL_USER)")
+		etcdPassword := fs.String("password", "", "etcd's password (default $ETCDCTL_PASSWORD; never logged)")
 		format := fs.String("log-format", "", "text or json (default: text)")
 		level := fs.String("log-level", "info", "debug, info, warn or error")
 		if st := parseFlags(fs, runVerb, args, std); st >= 0 {
@@ -93,6 +113,14 @@ func init() {
 			}
 			cfg.KnownHosts = []string{abs}
 		}
+		if *clusterURL != "" {
+			cc, err := clusterConfig(*clusterURL, *clusterTTL, *member, *cacert, *cert, *key, *etcdUser, *etcdPassword)
+			if err != nil {
+				return usageError(std, runVerb, "%v", err)
+			}
+			cc.Log = log
+			cfg.Cluster = cc
+		}
 		d, err := daemon.Start(cfg)
 		if err != nil {
 			return reportRunError(std, err)
@@ -116,6 +144,52 @@ func init() {
 		}
 		return exitOK
 	}
+}
+
+// clusterConfig reads --cluster and its TLS and credential options.
+func clusterConfig(url string, ttl time.Duration, member, cacert, cert, key, user, password string) (*cluster.Config, error) {
+	eps, name, secure, err := cluster.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &cluster.Config{Endpoints: eps, Name: name, TTL: ttl, Member: member}
+	if user == "" {
+		user = os.Getenv("ETCDCTL_USER")
+	}
+	if user != "" {
+		cfg.Username, cfg.Password, _ = strings.Cut(user, ":")
+		if password == "" {
+			password = os.Getenv("ETCDCTL_PASSWORD")
+		}
+		if password != "" {
+			cfg.Password = password
+		}
+	}
+	if secure || cacert != "" || cert != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cacert != "" {
+			pem, err := os.ReadFile(cacert)
+			if err != nil {
+				return nil, fmt.Errorf("--cacert: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", cacert)
+			}
+		}
+		if (cert == "") != (key == "") {
+			return nil, errors.New("--cert and --key go together")
+		}
+		if cert != "" {
+			pair, err := tls.LoadX509KeyPair(cert, key)
+			if err != nil {
+				return nil, fmt.Errorf("--cert/--key: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		cfg.TLS = tc
+	}
+	return cfg, nil
 }
 
 // reportRunError prints a policy's diagnostics, or the error; it returns

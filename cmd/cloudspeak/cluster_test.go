@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/internal/ec2test"
+	"github.com/cloudspeak/cloudspeak/internal/etcdtest"
+	"github.com/cloudspeak/cloudspeak/internal/sshdtest"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/runtime"
+)
+
+// clusterBin is this test binary as the cloudspeak command (TestMain runs
+// it as cloudspeak when it is called so), for daemons as real processes.
+func clusterBin(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "cloudspeak")
+	if err := os.Symlink(self, bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// member is one daemon of the cluster under test.
+type member struct {
+	name  string
+	state string
+	cmd   *exec.Cmd
+	log   *testenv.Buffer
+	done  chan struct{}
+}
+
+type clusterRun struct {
+	t       *testing.T
+	bin     string
+	url     string
+	policy  string
+	env     []string
+	known   string
+	members []*member
+}
+
+func (c *clusterRun) start(name string) *member {
+	c.t.Helper()
+	m := &member{name: name, state: filepath.Join(filepath.Dir(c.policy), "state-"+name), log: &testenv.Buffer{}, done: make(chan struct{})}
+	m.cmd = exec.Command(c.bin, "run", "--cluster", c.url, "--member", name, "--state", m.state, "--listen", "",
+		"--known-hosts", c.known, c.policy)
+	m.cmd.Env = append(os.Environ(), c.env...)
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if err := m.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	go func() { m.cmd.Wait(); close(m.done) }() // the reaper: ends with the process
+	c.t.Cleanup(func() {
+		m.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-m.done:
+		case <-time.After(10 * time.Second):
+			m.cmd.Process.Kill()
+			<-m.done
+		}
+		if c.t.Failed() {
+			c.t.Logf("daemon %s log:\n%s", m.name, m.log.String())
+		}
+	})
+	c.members = append(c.members, m)
+	return m
+}
+
+// status asks member m (through its control socket, as a user would) for
+// the pools as the cluster sees them.
+func (c *clusterRun) status(m *member) ([]runtime.PoolStatus, error) {
+	out, err := exec.Command(c.bin, "--state", m.state, "pool", "list", "-o", "json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("pool list on %s: %v", m.name, err)
+	}
+	var pools []runtime.PoolStatus
+	if err := json.Unmarshal(out, &pools); err != nil {
+		return nil, fmt.Errorf("pool list on %s: %v: %s", m.name, err, out)
+	}
+	return pools, nil
+}
+
+func running(p runtime.PoolStatus) (n int) {
+	for _, in := range p.Instances {
+		if in.State == runtime.Running {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClusterTakeover runs three daemons (real processes) on a three-member
+// etcd, sharing an ssh pool (real sshd) and two ec2 pools (the EC2 test
+// server). Each pool is led by one daemon; kill -9 of the leader of an ec2
+// pool while one of its instances has failed: another daemon takes the
+// pool over and replaces the instance, and no instance is started twice.
+func TestClusterTakeover(t *testing.T) {
+	testenv.Need(t, "sshd", "apt-get install openssh-server")
+	etcd := etcdtest.Start(t, 3)
+	dir := testenv.ShortDir(t)
+	hosts, err := sshdtest.Start(dir, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hosts.Stop)
+	srv := ec2test.New(ec2test.Options{BootDelay: 200 * time.Millisecond, TerminateDelay: 200 * time.Millisecond})
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	var hs []string
+	for _, h := range hosts.Hosts() {
+		hs = append(hs, strconv.Quote(h))
+	}
+	policy := filepath.Join(dir, "fleet.cloud")
+	ec2 := func(name string) string {
+		return fmt.Sprintf(`pool %s {
+  provider ec2 {
+    image "ami-12345678"
+    type "t3.micro"
+    endpoint %q
+  }
+  instances 2
+  check every 200ms
+}
+`, name, srv.URL())
+	}
+	src := fmt.Sprintf(`pool web {
+  provider ssh {
+    hosts %s
+    key %q
+  }
+  instances 2
+  check every 200ms
+}
+`, strings.Join(hs, ", "), hosts.UserKey) + ec2("api") + ec2("jobs")
+	if err := os.WriteFile(policy, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	c := &clusterRun{t: t, bin: clusterBin(t), url: etcd.URL("fleet"), policy: policy, known: hosts.KnownHosts,
+		env: []string{"HOME=" + home, "AWS_ACCESS_KEY_ID=AKIDCLUSTER", "AWS_SECRET_ACCESS_KEY=cluster-secret", "AWS_REGION=us-east-1",
+			"AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"),
+			"AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_EC2=", "CLOUDSPEAK_CLUSTER="}}
+	for _, name := range []string{"d1", "d2", "d3"} {
+		c.start(name)
+	}
+	// Every pool led, each by a different daemon, at its size.
+	var pools []runtime.PoolStatus
+	testenv.WaitFor(t, 30*time.Second, "three pools led by three daemons, each at its size", func() bool {
+		pools, err = c.status(c.members[0])
+		if err != nil || len(pools) != 3 {
+			return false
+		}
+		leaders := map[string]bool{}
+		for _, p := range pools {
+			if p.Leader == "" || running(p) != 2 {
+				return false
+			}
+			leaders[p.Leader] = true
+		}
+		return len(leaders) == 3
+	})
+	// Every daemon says the same.
+	for _, m := range c.members[1:] {
+		other, err := c.status(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range pools {
+			if other[i].Leader != pools[i].Leader || running(other[i]) != running(pools[i]) {
+				t.Fatalf("%s says %s is led by %s with %d running; %s says %s with %d",
+					m.name, other[i].Name, other[i].Leader, running(other[i]), c.members[0].name, pools[i].Leader, running(pools[i]))
+			}
+		}
+	}
+	var api runtime.PoolStatus
+	for _, p := range pools {
+		if p.Name == "api" {
+			api = p
+		}
+	}
+	var leader, witness *member
+	for _, m := range c.members {
+		if m.name == api.Leader {
+			leader = m
+		} else if witness == nil {
+			witness = m
+		}
+	}
+	launches := srv.Count("RunInstances")
+	// One of api's instances dies, and its leader with it.
+	victim := api.Instances[0]
+	srv.Terminate(victim.ID)
+	killed := time.Now()
+	leader.cmd.Process.Signal(syscall.SIGKILL)
+	<-leader.done
+	var after runtime.PoolStatus
+	testenv.WaitFor(t, 20*time.Second, "api led by another daemon, its failed instance replaced", func() bool {
+		ps, err := c.status(witness)
+		if err != nil {
+			return false
+		}
+		for _, p := range ps {
+			if p.Name == "api" {
+				after = p
+			}
+		}
+		if after.Leader == "" || after.Leader == leader.name || running(after) != 2 {
+			return false
+		}
+		for _, in := range after.Instances {
+			if in.ID == victim.ID && in.State == runtime.Running {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("api: leader %s killed; led by %s and replaced within %s", leader.name, after.Leader, time.Since(killed).Round(100*time.Millisecond))
+	// One launch for the one instance lost: none twice.
+	if n := srv.Count("RunInstances") - launches; n != 1 {
+		t.Errorf("%d launches after the takeover, want 1", n)
+	}
+	live := 0
+	for _, in := range srv.Instances() {
+		if in.Tags["cloudspeak:pool"] == "api" && in.State == "running" {
+			live++
+		}
+	}
+	if live != 2 {
+		t.Errorf("%d api instances running in EC2, want 2", live)
+	}
+	// Every pool is still led, by the two left.
+	for _, p := range mustStatus(t, c, witness) {
+		if p.Leader == "" || p.Leader == leader.name {
+			t.Errorf("pool %s led by %q after %s died", p.Name, p.Leader, leader.name)
+		}
+	}
+	if !bytes.Contains([]byte(witness.log.String()+c.other(leader, witness).log.String()), []byte("took it over from "+leader.name)) {
+		t.Errorf("no daemon logged taking a pool over from %s", leader.name)
+	}
+}
+
+func mustStatus(t *testing.T, c *clusterRun, m *member) []runtime.PoolStatus {
+	t.Helper()
+	var ps []runtime.PoolStatus
+	testenv.WaitFor(t, 10*time.Second, "pool list on "+m.name, func() bool {
+		var err error
+		ps, err = c.status(m)
+		return err == nil
+	})
+	return ps
+}
+
+// other is the member that is neither a nor b.
+func (c *clusterRun) other(a, b *member) *member {
+	for _, m := range c.members {
+		if m != a && m != b {
+			return m
+		}
+	}
+	return nil
+}
