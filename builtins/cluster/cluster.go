@@ -117,6 +117,8 @@ type Node struct {
 	cands    map[string]map[string]candidate
 	// last is the last leader seen of each unit, to say whence it came.
 	last map[string]string
+	// sweeping are the election keys being deleted (sweep).
+	sweeping map[string]bool
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -173,7 +175,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, cli: cli, prefix: "/cloudspeak/" + cfg.Name + "/",
 		self:  Member{Name: cfg.Member, Host: cfg.Host, PID: os.Getpid(), Since: time.Now().UTC()},
 		units: map[string]*unit{}, hosts: map[string]string{}, members: map[string]Member{},
-		cands: map[string]map[string]candidate{}, last: map[string]string{}, kick: make(chan struct{}, 1)}
+		cands: map[string]map[string]candidate{}, last: map[string]string{}, sweeping: map[string]bool{}, kick: make(chan struct{}, 1)}
 	// One call first, so a wrong address or credentials fail the start.
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	_, err = cli.Get(cctx, n.prefix+"members/", clientv3.WithPrefix(), clientv3.WithCountOnly())
@@ -582,8 +584,11 @@ func (n *Node) rebalance(ctx context.Context) {
 			n.units[name] = u
 		}
 		mine := assigned[name] == n.self.Name
+		if !u.leading && u.campaign == nil {
+			n.sweep(name)
+		}
 		switch {
-		case mine && !u.leading && u.campaign == nil:
+		case mine && !u.leading && u.campaign == nil && !n.sweeping[n.ownKey(name)]:
 			n.campaign(ctx, u)
 		case !mine && !u.leading && u.campaign != nil:
 			u.campaign()
@@ -593,6 +598,35 @@ func (n *Node) rebalance(ctx context.Context) {
 			n.stepDown(u, "handed over to "+assigned[name]+" to share the pools out", true)
 		}
 	}
+}
+
+// sweep deletes this session's key in a unit's election that no campaign
+// owns: a campaign given up while its first write was under way may leave
+// it behind (etcd applied the write; the client saw only the cancel), and
+// it would hold the election for this daemon, which does not act on it.
+// The caller holds n.mu.
+func (n *Node) sweep(unit string) {
+	mine := n.ownKey(unit)
+	if _, ok := n.cands[unit][mine]; !ok || n.sweeping[mine] {
+		return
+	}
+	n.sweeping[mine] = true
+	n.wg.Add(1)
+	go func() { // owned by the node: bounded by its timeout
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n.cli.Delete(ctx, mine)
+		n.mu.Lock()
+		delete(n.sweeping, mine)
+		n.mu.Unlock()
+	}()
+}
+
+// ownKey is this session's key in a unit's election (as
+// concurrency.Election names it); the caller holds n.mu.
+func (n *Node) ownKey(unit string) string {
+	return fmt.Sprintf("%s%x", n.prefix+"elect/"+unit+"/", n.sess.Lease())
 }
 
 // waiting says member is a candidate in the election.

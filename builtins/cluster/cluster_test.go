@@ -15,6 +15,8 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/internal/etcdtest"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/runtime"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 func TestParseURL(t *testing.T) {
@@ -115,10 +117,17 @@ func TestShareAndTakeOver(t *testing.T) {
 	a, b, x := node(t, c, "a", us), node(t, c, "b", us), node(t, c, "c", us)
 	defer a.Close()
 	defer b.Close()
-	testenv.WaitFor(t, 20*time.Second, "30 units shared 10/10/10", func() bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		l := led(a, b, x)
-		return l[0] == 10 && l[1] == 10 && l[2] == 10
-	})
+		if l[0] == 10 && l[1] == 10 && l[2] == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 units not shared 10/10/10: %v\n%s%s%s", l, a.debugState(), b.debugState(), x.debugState())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// No unit is led twice.
 	seen := map[string]string{}
 	for _, n := range []*Node{a, b, x} {
@@ -199,4 +208,88 @@ func TestCall(t *testing.T) {
 	if err := a.Call(short, "nobody", "echo", "x", nil); !errors.Is(err, ErrNoAnswer) {
 		t.Fatalf("nobody: %v", err)
 	}
+}
+
+// TestStore writes a unit's state and decisions under its leader's fence;
+// a daemon that does not lead the unit can neither save it nor move a
+// launch generation on, and the log keeps its bound.
+func TestStore(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := node(t, c, "a", []string{"web"})
+	defer a.Close()
+	testenv.WaitFor(t, 10*time.Second, "a leads web", func() bool { return a.Leads("web") })
+	b := node(t, c, "b", []string{"web"})
+	defer b.Close()
+	sa, sb := NewStore(a), NewStore(b)
+	for _, s := range []*Store{sa, sb} {
+		s.SetUnits([]runtime.Unit{{Name: "web", Pools: []string{"web"}}})
+	}
+	if st, err := sa.LoadUnit("web"); err != nil || st != nil {
+		t.Fatalf("a fresh unit: %v, %v", st, err)
+	}
+	st := &runtime.State{Pools: map[string]runtime.PoolState{"web": {Min: 1, Max: 3, Target: 2}}}
+	sa.Record(decision.New(time.Now(), "web", decision.Add, 2).Says("a decision"))
+	if err := sa.SaveUnit("web", st); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.SaveUnit("web", st); !errors.Is(err, ErrFenced) {
+		t.Fatalf("b saved web it does not lead: %v", err)
+	}
+	got, err := sb.LoadUnit("web")
+	if err != nil || got.Pools["web"].Target != 2 {
+		t.Fatalf("b reads %+v, %v", got, err)
+	}
+	log, err := sb.Log(context.Background(), "web", 10)
+	if err != nil || len(log) != 1 || log[0].Outcome != "a decision" || log[0].Member != "a" {
+		t.Fatalf("log: %+v, %v", log, err)
+	}
+	ga, gb := sa.Generations(), sb.Generations()
+	if g, err := ga.Bump(context.Background(), "web", "node0"); err != nil || g != 1 {
+		t.Fatalf("bump: %d, %v", g, err)
+	}
+	if _, err := gb.Bump(context.Background(), "web", "node0"); !errors.Is(err, ErrFenced) {
+		t.Fatalf("b moved a generation of web it does not lead: %v", err)
+	}
+	if g, err := gb.Get(context.Background(), "web", "node0"); err != nil || g != 1 {
+		t.Fatalf("b reads generation %d, %v", g, err)
+	}
+	// The log keeps its last KeepDecisions.
+	for i := 0; i < KeepDecisions+5; i++ {
+		sa.Record(decision.New(time.Now(), "web", decision.Add, 2).Sayf("d%d", i))
+	}
+	if err := sa.SaveUnit("web", st); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := a.cli.Get(context.Background(), a.prefix+"unit/web/log/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != KeepDecisions {
+		t.Fatalf("%d decisions kept, want %d (%v)", resp.Count, KeepDecisions, err)
+	}
+}
+
+func (n *Node) debugState() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	alive := map[string]Member{}
+	for k, v := range n.members {
+		alive[k] = v
+	}
+	alive[n.self.Name] = n.self
+	as := Assign(n.order, alive, n.hosts)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: members %d sess %v\n", n.self.Name, len(n.members), n.sess != nil)
+	for _, name := range n.order {
+		u := n.units[name]
+		if u == nil {
+			continue
+		}
+		mine := as[name] == n.self.Name
+		if mine != u.leading {
+			var cs []string
+			for _, c := range n.cands[name] {
+				cs = append(cs, fmt.Sprintf("%s@%d", c.member, c.rev))
+			}
+			fmt.Fprintf(&b, "  %s assigned %s leading %v campaigning %v cands %v\n", name, as[name], u.leading, u.campaign != nil, cs)
+		}
+	}
+	return b.String()
 }

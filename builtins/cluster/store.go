@@ -106,41 +106,61 @@ func (s *Store) LoadUnit(unit string) (*runtime.State, error) {
 }
 
 // SaveUnit writes the unit's state, with the decisions made since the last
-// write, in one fenced transaction; it writes nothing when nothing changed.
+// write, in fenced transactions (etcd takes at most 128 operations in one:
+// a burst of decisions goes in several, the state with the last); it
+// writes nothing when nothing changed.
 func (s *Store) SaveUnit(unit string, st *runtime.State) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	pend := s.pending[unit]
-	same := bytes.Equal(data, s.last[unit])
-	seq := s.seq[unit]
-	s.mu.Unlock()
-	if same && len(pend) == 0 {
-		return nil
+	for {
+		s.mu.Lock()
+		pend := s.pending[unit]
+		same := bytes.Equal(data, s.last[unit])
+		seq := s.seq[unit]
+		s.mu.Unlock()
+		if same && len(pend) == 0 {
+			return nil
+		}
+		last := len(pend) <= decisionsPerTxn
+		if !last {
+			pend = pend[:decisionsPerTxn]
+		}
+		var ops []clientv3.Op
+		if last {
+			ops = append(ops, clientv3.OpPut(s.key(unit, "state"), string(data)))
+		}
+		for _, d := range pend {
+			seq++
+			e, _ := json.Marshal(Entry{Decision: d, Member: s.n.self.Name})
+			ops = append(ops, clientv3.OpPut(s.key(unit, "log/"+seqKey(seq)), string(e)))
+		}
+		if seq > KeepDecisions {
+			ops = append(ops, clientv3.OpDelete(s.key(unit, "log/"), clientv3.WithRange(s.key(unit, "log/"+seqKey(seq-KeepDecisions+1)))))
+		}
+		err = s.n.Fence(context.Background(), unit, ops...)
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			s.seq[unit] = seq
+			s.pending[unit] = s.pending[unit][len(pend):]
+			if last {
+				s.last[unit] = data
+			}
+		case errors.Is(err, ErrFenced):
+			delete(s.pending, unit) // no longer this daemon's to write
+		}
+		s.mu.Unlock()
+		if err != nil || last {
+			return err
+		}
 	}
-	ops := []clientv3.Op{clientv3.OpPut(s.key(unit, "state"), string(data))}
-	for _, d := range pend {
-		seq++
-		e, _ := json.Marshal(Entry{Decision: d, Member: s.n.self.Name})
-		ops = append(ops, clientv3.OpPut(s.key(unit, "log/"+seqKey(seq)), string(e)))
-	}
-	if seq > KeepDecisions {
-		ops = append(ops, clientv3.OpDelete(s.key(unit, "log/"), clientv3.WithRange(s.key(unit, "log/"+seqKey(seq-KeepDecisions+1)))))
-	}
-	err = s.n.Fence(context.Background(), unit, ops...)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case err == nil:
-		s.last[unit], s.seq[unit] = data, seq
-		s.pending[unit] = s.pending[unit][len(pend):]
-	case errors.Is(err, ErrFenced):
-		delete(s.pending, unit) // no longer this daemon's to write
-	}
-	return err
 }
+
+// decisionsPerTxn is how many decisions one transaction writes, within
+// etcd's default limit of 128 operations.
+const decisionsPerTxn = 100
 
 // Record queues a decision for its unit's log, written with the unit's
 // next state (SaveUnit). Quiet decisions are not kept.

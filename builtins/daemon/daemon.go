@@ -347,9 +347,15 @@ func (d *Daemon) ec2Provider() *ec2.Provider {
 	defer d.mu.Unlock()
 	if d.ec2 == nil {
 		log := d.cfg.Log
-		d.ec2 = ec2.New(ec2.Options{StateDir: d.cfg.StateDir, Log: func(format string, args ...any) {
+		opts := ec2.Options{StateDir: d.cfg.StateDir, Log: func(format string, args ...any) {
 			log.Info(fmt.Sprintf(format, args...))
-		}})
+		}}
+		if d.cl != nil {
+			// In the pools' fenced state: a new leader retrying a launch
+			// uses its old leader's token, and gets its instance.
+			opts.Generations = d.cl.store.Generations()
+		}
+		d.ec2 = ec2.New(opts)
 	}
 	return d.ec2
 }

@@ -70,6 +70,10 @@ type Options struct {
 	// StateDir holds the launch generations file (0600). Empty keeps them
 	// in memory: a restarted daemon may then launch a slot twice.
 	StateDir string
+	// Generations, if set, keeps the launch generations in place of
+	// StateDir: in a cluster, in each pool's fenced state, so that a pool's
+	// new leader launches under its old leader's tokens.
+	Generations Generations
 	// Log reports what the provider does on its own (boot waits); nil
 	// discards it.
 	Log func(format string, args ...any)
@@ -91,7 +95,7 @@ type Options struct {
 // runtime.Killer, runtime.Switcher (the Elastic IP) and heartbeat.Liveness.
 type Provider struct {
 	opts   Options
-	gens   *generations
+	gens   Generations
 	ctx    context.Context // background work (boot waiters) stops when it ends
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -146,10 +150,15 @@ func New(opts Options) *Provider {
 	p := &Provider{opts: opts, pools: map[string]*pool{}, clients: map[string]*client{},
 		boots: map[string]*boot{}, states: map[string]*stateCache{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	var err error
-	if p.gens, err = loadGenerations(opts.StateDir); err != nil {
+	if opts.Generations != nil {
+		p.gens = opts.Generations
+		return p
+	}
+	gens, err := loadGenerations(opts.StateDir)
+	if err != nil {
 		p.logf("ec2: %v", err)
 	}
+	p.gens = gens
 	return p
 }
 
@@ -250,7 +259,10 @@ func (p *Provider) Start(ctx context.Context, poolName, name string) (runtime.In
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	gen := p.gens.get(poolName, name)
+	gen, err := p.gens.Get(ctx, poolName, name)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s/%s: launch generation: %w", poolName, name, err)
+	}
 	for retried := false; ; retried = true {
 		token := clientToken(poolName, name, gen)
 		in, err := p.run(ctx, pl, poolName, name, token)
@@ -278,7 +290,7 @@ func (p *Provider) Start(ctx context.Context, poolName, name string) (runtime.In
 		// The token names an instance that is gone: the slot's generation
 		// was lost (a new StateDir) after it last ran. Move it on.
 		p.logf("ec2: pool %s: %s's launch token names %s, which is %s; launching anew", poolName, name, aws.ToString(in.InstanceId), in.State.Name)
-		if gen, err = p.gens.bump(poolName, name); err != nil {
+		if gen, err = p.gens.Bump(ctx, poolName, name); err != nil {
 			return runtime.Instance{}, fmt.Errorf("start %s/%s: %w", poolName, name, err)
 		}
 	}
@@ -475,7 +487,7 @@ func (p *Provider) Stop(ctx context.Context, inst runtime.Instance) error {
 	}
 	// The generation moves on first: had the daemon crashed after the
 	// terminate, the slot's old token would name a terminated instance.
-	if _, err := p.gens.bump(inst.Pool, inst.Name); err != nil {
+	if _, err := p.gens.Bump(ctx, inst.Pool, inst.Name); err != nil {
 		return fmt.Errorf("stop %s: %w", inst.Name, err)
 	}
 	cctx, cancel := p.call(ctx)

@@ -295,7 +295,7 @@ func TestStartAfterGenerationsLost(t *testing.T) {
 	if in.ID == old.ID || in.State != runtime.Starting {
 		t.Errorf("got %+v, want a new instance (not the terminated %s)", in, old.ID)
 	}
-	if g := fresh.gens.get("web", "node0"); g != 1 {
+	if g, _ := fresh.gens.Get(context.Background(), "web", "node0"); g != 1 {
 		t.Errorf("generation %d after relaunch, want 1", g)
 	}
 	if !strings.Contains(f.logs.String(), "launching anew") {

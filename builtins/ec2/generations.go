@@ -1,6 +1,7 @@
 package ec2
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -28,6 +29,14 @@ const generationsFile = "ec2-generations.json"
 func clientToken(pool, name string, gen int) string {
 	sum := sha256.Sum256([]byte(pool + "\x00" + name + "\x00" + strconv.Itoa(gen)))
 	return "cs-" + hex.EncodeToString(sum[:])[:61]
+}
+
+// Generations keeps each launch slot's generation: in a file in the state
+// directory (a single daemon), or in a cluster's fenced state.
+type Generations interface {
+	Get(ctx context.Context, pool, name string) (int, error)
+	// Bump moves the slot to its next generation, kept before it returns.
+	Bump(ctx context.Context, pool, name string) (int, error)
 }
 
 type generations struct {
@@ -59,15 +68,15 @@ func loadGenerations(dir string) (*generations, error) {
 	return g, nil
 }
 
-func (g *generations) get(pool, name string) int {
+func (g *generations) Get(_ context.Context, pool, name string) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.m[pool][name]
+	return g.m[pool][name], nil
 }
 
 // bump moves the slot to its next generation and saves it; it returns the
 // new generation.
-func (g *generations) bump(pool, name string) (int, error) {
+func (g *generations) Bump(_ context.Context, pool, name string) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.m[pool] == nil {
