@@ -158,7 +158,7 @@ type (
 		On   bool   `json:"on,omitempty"`
 		Why  string `json:"why"`
 	}
-	pushArgs struct{ Pool, Metric, Value string }
+	pushArgs       struct{ Pool, Metric, Value string }
 	maintainResult struct{ Pool, Drain string }
 )
 
