@@ -1,0 +1,153 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// sessions keeps a session with etcd: a lease under which this daemon is
+// registered and campaigns; when it is lost (expired while the daemon was
+// cut off or paused), every unit is lost with it and a new session begins.
+func (n *Node) sessions(ctx context.Context) {
+	wait := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		err := n.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		n.cfg.Log.Warn("cluster session ended; starting a new one", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func (n *Node) session(ctx context.Context) error {
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	grant, err := n.cli.Grant(gctx, int64((n.cfg.TTL+time.Second-1)/time.Second))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("grant lease: %w", err)
+	}
+	// The session's own keepalive keeps the lease; renew below measures
+	// the deadline from renewals it sends itself.
+	sess, err := concurrency.NewSession(n.cli, concurrency.WithLease(grant.ID), concurrency.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	ttl := time.Duration(grant.TTL) * time.Second
+	sent := time.Now()
+	data, _ := json.Marshal(n.self)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err = n.cli.Put(pctx, n.prefix+"members/"+n.self.Name, string(data), clientv3.WithLease(grant.ID))
+	cancel()
+	if err != nil {
+		sess.Close()
+		return fmt.Errorf("register: %w", err)
+	}
+	n.mu.Lock()
+	n.sess, n.ttl = sess, ttl
+	n.deadline = sent.Add(ttl - margin(ttl))
+	n.mu.Unlock()
+	n.cfg.Log.Info("cluster: joined", "cluster", n.cfg.Name, "member", n.self.Name, "lease_ttl", ttl)
+	n.poke()
+
+	rctx, stopRenew := context.WithCancel(ctx)
+	renewed := make(chan error, 1)
+	go func() { renewed <- n.renew(rctx, grant.ID, ttl) }() // owned here: stopped and awaited below
+	defer func() {
+		stopRenew()
+		<-renewed
+	}()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			n.endSession("this daemon is stopping")
+			// Revoking the lease deletes every key of this daemon at once:
+			// the others take its units over without waiting for the TTL.
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			n.cli.Revoke(rctx, grant.ID)
+			cancel()
+			return ctx.Err()
+		case <-sess.Done():
+			n.endSession("its lease expired (this daemon was cut off from etcd, or paused, for longer than the TTL)")
+			return errors.New("lease expired")
+		case err := <-renewed:
+			renewed <- err // for the deferred wait
+			n.endSession("its lease expired (this daemon was cut off from etcd, or paused, for longer than the TTL)")
+			sess.Close()
+			return err
+		case <-n.kick:
+			n.rebalance(ctx)
+		case <-tick.C:
+			n.rebalance(ctx)
+		}
+	}
+}
+
+// margin is how long before the lease could expire a leader stops acting.
+func margin(ttl time.Duration) time.Duration { return max(ttl/6, 300*time.Millisecond) }
+
+// renew renews the lease every third of its TTL and moves the deadline on
+// from the time each renewal was sent (the lease lives at least TTL from
+// then). It returns when the lease is gone.
+func (n *Node) renew(ctx context.Context, id clientv3.LeaseID, ttl time.Duration) error {
+	every := ttl / 3
+	for {
+		sent := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, every)
+		resp, err := n.cli.KeepAliveOnce(cctx, id)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch {
+		case err == nil && resp.TTL > 0:
+			n.mu.Lock()
+			if n.renewErr != "" {
+				n.cfg.Log.Info("cluster: lease renewed again; acting", "member", n.self.Name)
+			}
+			n.deadline, n.renewErr = sent.Add(time.Duration(resp.TTL)*time.Second-margin(ttl)), ""
+			n.mu.Unlock()
+		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
+			return errors.New("lease not found")
+		default:
+			n.mu.Lock()
+			if n.renewErr == "" {
+				n.cfg.Log.Warn("cluster: cannot renew the lease: this daemon stops acting once it may have expired, until etcd answers",
+					"err", err, "acts_until", time.Until(n.deadline).Round(time.Millisecond))
+			}
+			n.renewErr = err.Error()
+			n.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Until(sent.Add(every))):
+		}
+	}
+}
+
+// endSession loses every unit.
+func (n *Node) endSession(why string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, u := range n.units {
+		n.stepDown(u, why, false)
+	}
+	n.units = map[string]*unit{}
+	n.sess = nil
+	n.deadline = time.Time{}
+}
