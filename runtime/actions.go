@@ -18,7 +18,7 @@ import (
 func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, text string, pos lang.Pos, env map[string]string, onDone func(decision.Decision), onStart func()) {
 	pool, unit := "", JobsUnit
 	if p != nil {
-		pool, unit = p.Name, e.unitOf[p.Name]
+		pool, unit = p.Name, e.prog.UnitOf(p.Name)
 	}
 	if !e.leads(unit) {
 		return // led elsewhere since this step began: its leader acts

@@ -45,6 +45,13 @@ func Compile(files []*lang.File, info *lang.Info, loc *time.Location) (*Program,
 	if c.err != nil {
 		return nil, c.err
 	}
+	c.prog.units = c.prog.groupUnits()
+	c.prog.unitOf = map[string]string{}
+	for _, u := range c.prog.units {
+		for _, name := range u.Pools {
+			c.prog.unitOf[name] = u.Name
+		}
+	}
 	return c.prog, nil
 }
 

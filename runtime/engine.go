@@ -47,11 +47,10 @@ type Engine struct {
 	keeps map[*Keep]*keepState
 	obs   []Observation // each pool's latest observation
 	units []Unit
-	// unitOf is each pool's unit; led, the units this engine leads now
-	// (all of them without a Leader).
-	unitOf map[string]string
-	led    map[string]bool
-	wg     sync.WaitGroup
+	// led says which units this engine leads now (all of them without a
+	// Leader).
+	led map[string]bool
+	wg  sync.WaitGroup
 	// base is the context of background work that outlives a tick (an
 	// instance draining before it stops); Run cancels it when it ends.
 	base       context.Context
@@ -140,11 +139,8 @@ func New(prog *Program, opts Options) (*Engine, error) {
 		return nil, errors.New("an engine with a Leader needs a UnitStore")
 	}
 	e := &Engine{prog: prog, opts: opts, rules: map[*Rule]*ruleState{}, jobs: map[*Job]*jobState{}, keeps: map[*Keep]*keepState{},
-		obs: make([]Observation, len(prog.Pools)), units: prog.Units(), unitOf: map[string]string{}, led: map[string]bool{}}
+		obs: make([]Observation, len(prog.Pools)), units: prog.Units(), led: map[string]bool{}}
 	for _, u := range e.units {
-		for _, name := range u.Pools {
-			e.unitOf[name] = u.Name
-		}
 		e.led[u.Name] = opts.Leader == nil
 	}
 	for i, p := range prog.Pools {

@@ -51,7 +51,14 @@ type Unit struct {
 
 // Units returns the program's units, in declaration order of their first
 // pool, JobsUnit last when some top-level job touches no pool.
-func (p *Program) Units() []Unit {
+func (p *Program) Units() []Unit { return p.units }
+
+// UnitOf returns the unit a pool belongs to ("" for no such pool).
+func (p *Program) UnitOf(pool string) string { return p.unitOf[pool] }
+
+// groupUnits groups the pools into units: those joined by a rule, keep
+// rule or job that reads or acts on another.
+func (p *Program) groupUnits() []Unit {
 	parent := make([]int, len(p.Pools))
 	for i := range parent {
 		parent[i] = i
@@ -129,9 +136,9 @@ func (p *Program) Units() []Unit {
 func (e *Engine) jobUnit(j *Job) string {
 	switch {
 	case j.Pool != nil:
-		return e.unitOf[j.Pool.Name]
+		return e.prog.UnitOf(j.Pool.Name)
 	case j.Action != nil && j.Action.Pool != "":
-		return e.unitOf[j.Action.Pool]
+		return e.prog.UnitOf(j.Action.Pool)
 	}
 	return JobsUnit
 }
@@ -144,7 +151,7 @@ func (e *Engine) leads(unit string) bool {
 // mayAct says whether the engine may act on the pool now; a pool whose
 // leadership was lost since its tick began is left alone, with no
 // provider call, whatever the tick was about to do.
-func (e *Engine) mayAct(ps *poolState) bool { return ps.led && e.leads(e.unitOf[ps.p.Name]) }
+func (e *Engine) mayAct(ps *poolState) bool { return ps.led && e.leads(e.prog.UnitOf(ps.p.Name)) }
 
 // follow takes up the units this engine has come to lead and drops those
 // it no longer leads; the caller holds e.mu. A unit gained is loaded from

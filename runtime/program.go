@@ -13,6 +13,10 @@ type Program struct {
 	Pools []*Pool
 	Jobs  []*Job // every and at, in source order
 	pools map[string]*Pool
+	// units and unitOf are the program's units and each pool's (lead.go),
+	// grouped once at compile time.
+	units  []Unit
+	unitOf map[string]string
 }
 
 // Pool is a compiled pool declaration.

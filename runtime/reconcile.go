@@ -367,7 +367,7 @@ func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Ins
 			errs = append(errs, fmt.Sprintf("balancer: take %s out: %v", inst.Name, err))
 		}
 		var stopErr error
-		if e.leads(e.unitOf[inst.Pool]) {
+		if e.leads(e.prog.UnitOf(inst.Pool)) {
 			stopErr = prov.Stop(cctx, inst)
 		} else {
 			// Led elsewhere since: its new leader stops it (it is

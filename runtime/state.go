@@ -56,7 +56,7 @@ func (e *Engine) snapshot() *State { return e.snapshotOf(func(string) bool { ret
 func (e *Engine) snapshotOf(in func(unit string) bool) *State {
 	s := &State{Pools: map[string]PoolState{}, Rules: map[string]RuleState{}, Jobs: map[string]time.Time{}, Keeps: map[string][]Recommendation{}}
 	for _, ps := range e.pools {
-		if !in(e.unitOf[ps.p.Name]) {
+		if !in(e.prog.UnitOf(ps.p.Name)) {
 			continue
 		}
 		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
@@ -98,7 +98,7 @@ func (e *Engine) restore(s *State) { e.restoreOf(s, func(string) bool { return t
 // restoreOf takes up the saved state of the units in.
 func (e *Engine) restoreOf(s *State, in func(unit string) bool) {
 	for _, ps := range e.pools {
-		if !in(e.unitOf[ps.p.Name]) {
+		if !in(e.prog.UnitOf(ps.p.Name)) {
 			continue
 		}
 		for _, r := range ps.p.Rules {

@@ -59,9 +59,11 @@ type Change struct {
 	Unit   string
 	Gained bool
 	Reason string
-	// Takeover says the unit was gained from a leader that died (its lease
-	// expired), rather than handed over or first taken.
-	Takeover bool
+	// How sorts it, for metrics: a gain is a takeover (from a leader whose
+	// lease expired), a handover or a first; a loss is a handover, lease
+	// (expired), fenced (a write refused, its key gone), stopping or
+	// policy (the unit left the policy).
+	How string
 }
 
 // ParseURL reads etcd://HOST:PORT[,HOST:PORT…][/NAME] (etcds:// for TLS):
@@ -251,7 +253,7 @@ func (n *Node) SetUnits(names []string, hosts map[string]string) {
 	}
 	for name, u := range n.units {
 		if !keep[name] {
-			n.stepDown(u, "no longer in the policy", false)
+			n.stepDown(u, "policy", "no longer in the policy", false)
 			delete(n.units, name)
 		}
 	}
@@ -272,6 +274,12 @@ func (n *Node) Leads(name string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	u := n.units[name]
+	return n.leading(u)
+}
+
+// leading says this daemon leads u and may act on it now; the caller holds
+// n.mu.
+func (n *Node) leading(u *unit) bool {
 	return u != nil && u.leading && time.Now().Before(n.deadline)
 }
 
@@ -304,7 +312,7 @@ func (n *Node) Led() []string {
 	defer n.mu.Unlock()
 	var out []string
 	for _, name := range n.order {
-		if u := n.units[name]; u != nil && u.leading && time.Now().Before(n.deadline) {
+		if n.leading(n.units[name]) {
 			out = append(out, name)
 		}
 	}
@@ -345,7 +353,7 @@ var ErrFenced = errors.New("refused: this daemon no longer leads the unit")
 func (n *Node) Fence(ctx context.Context, name string, ops ...clientv3.Op) error {
 	n.mu.Lock()
 	u := n.units[name]
-	ok := u != nil && u.leading && time.Now().Before(n.deadline)
+	ok := n.leading(u)
 	var key string
 	var rev int64
 	if ok {
@@ -364,7 +372,7 @@ func (n *Node) Fence(ctx context.Context, name string, ops ...clientv3.Op) error
 	if !resp.Succeeded {
 		n.mu.Lock()
 		if u := n.units[name]; u != nil && u.leading && u.key == key {
-			n.stepDown(u, "a state write was refused: its leader key is gone, another daemon may lead it", false)
+			n.stepDown(u, "fenced", "a state write was refused: its leader key is gone, another daemon may lead it", false)
 		}
 		n.mu.Unlock()
 		n.poke()
@@ -393,7 +401,7 @@ func (n *Node) Close() {
 // stepDown ends the unit's campaign or leadership; the caller holds n.mu.
 // With resign, its leader key is deleted (in the background, since the
 // caller holds the lock) so that another takes over at once.
-func (n *Node) stepDown(u *unit, why string, resign bool) {
+func (n *Node) stepDown(u *unit, how, why string, resign bool) {
 	if u.campaign != nil {
 		u.campaign()
 		u.campaign = nil
@@ -416,7 +424,7 @@ func (n *Node) stepDown(u *unit, why string, resign bool) {
 	}
 	n.cfg.Log.Warn("cluster: lost a pool", "unit", u.name, "reason", why, "led_for", time.Since(u.since).Round(time.Millisecond))
 	if n.cfg.OnChange != nil {
-		n.cfg.OnChange(Change{Unit: u.name, Reason: why})
+		n.cfg.OnChange(Change{Unit: u.name, Reason: why, How: how})
 	}
 }
 
@@ -452,7 +460,7 @@ func (n *Node) rebalance(ctx context.Context) {
 			u.campaign = nil
 		case !mine && u.leading && assigned[name] != "" && waiting(n.cands[name], assigned[name]):
 			// Its assigned leader is waiting in the election: hand it over.
-			n.stepDown(u, "handed over to "+assigned[name]+" to share the pools out", true)
+			n.stepDown(u, "handover", "handed over to "+assigned[name]+" to share the pools out", true)
 		}
 	}
 }
@@ -529,16 +537,16 @@ func (n *Node) campaign(ctx context.Context, u *unit) {
 		}
 		u.leading, u.key, u.rev, u.since = true, elec.Key(), elec.Rev(), time.Now()
 		prev := n.last[u.name]
-		reason, takeover := "it had no leader", false
+		reason, how := "it had no leader", "first"
 		switch {
 		case prev != "" && n.members[prev].Name == "":
-			reason, takeover = "took it over from "+prev+": its lease expired", true
+			reason, how = "took it over from "+prev+": its lease expired", "takeover"
 		case prev != "":
-			reason = "handed over by " + prev
+			reason, how = "handed over by "+prev, "handover"
 		}
 		n.cfg.Log.Info("cluster: leads a pool", "unit", u.name, "reason", reason)
 		if n.cfg.OnChange != nil {
-			n.cfg.OnChange(Change{Unit: u.name, Gained: true, Reason: reason, Takeover: takeover})
+			n.cfg.OnChange(Change{Unit: u.name, Gained: true, Reason: reason, How: how})
 		}
 	}()
 }

@@ -74,7 +74,7 @@ func (n *Node) session(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			n.endSession("this daemon is stopping")
+			n.endSession("stopping", "this daemon is stopping")
 			// Revoking the lease deletes every key of this daemon at once:
 			// the others take its units over without waiting for the TTL.
 			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -82,11 +82,11 @@ func (n *Node) session(ctx context.Context) error {
 			cancel()
 			return ctx.Err()
 		case <-sess.Done():
-			n.endSession("its lease expired (this daemon was cut off from etcd, or paused, for longer than the TTL)")
+			n.endSession("lease", "its lease expired (this daemon was cut off from etcd, or paused, for longer than the TTL)")
 			return errors.New("lease expired")
 		case err := <-renewed:
 			renewed <- err // for the deferred wait
-			n.endSession("its lease expired (this daemon was cut off from etcd, or paused, for longer than the TTL)")
+			n.endSession("lease", "its lease expired (this daemon was cut off from etcd, or paused, for longer than the TTL)")
 			sess.Close()
 			return err
 		case <-n.kick:
@@ -141,11 +141,11 @@ func (n *Node) renew(ctx context.Context, id clientv3.LeaseID, ttl time.Duration
 }
 
 // endSession loses every unit.
-func (n *Node) endSession(why string) {
+func (n *Node) endSession(how, why string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, u := range n.units {
-		n.stepDown(u, why, false)
+		n.stepDown(u, how, why, false)
 	}
 	n.units = map[string]*unit{}
 	n.sess = nil

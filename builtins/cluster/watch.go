@@ -95,7 +95,7 @@ func (n *Node) apply(ev *clientv3.Event) {
 			unit, _, _ := strings.Cut(rest, "/")
 			delete(n.cands[unit], key)
 			if u := n.units[unit]; u != nil && u.leading && u.key == key {
-				n.stepDown(u, "its leader key was deleted", false)
+				n.stepDown(u, "fenced", "its leader key was deleted", false)
 			}
 			return
 		}

@@ -56,18 +56,11 @@ func (d *Daemon) joinCluster(cfg cluster.Config) error {
 	cfg.OnChange = func(c cluster.Change) {
 		if c.Gained {
 			cl.leads.WithLabelValues(c.Unit).Set(1)
-			how := "first"
-			switch {
-			case c.Takeover:
-				how = "takeover"
-			case strings.HasPrefix(c.Reason, "handed over"):
-				how = "handover"
-			}
-			cl.gains.WithLabelValues(how).Inc()
+			cl.gains.WithLabelValues(c.How).Inc()
 			return
 		}
 		cl.leads.DeleteLabelValues(c.Unit)
-		cl.losses.WithLabelValues(lossKind(c.Reason)).Inc()
+		cl.losses.WithLabelValues(c.How).Inc()
 	}
 	node, err := cluster.Join(context.Background(), cfg)
 	if err != nil {
@@ -84,20 +77,6 @@ func (d *Daemon) joinCluster(cfg cluster.Config) error {
 		node.Serve(ctx, d.answer, callTimeout)
 	}()
 	return nil
-}
-
-func lossKind(reason string) string {
-	switch {
-	case strings.HasPrefix(reason, "handed over"):
-		return "handover"
-	case strings.Contains(reason, "lease"):
-		return "lease"
-	case strings.Contains(reason, "refused"), strings.Contains(reason, "deleted"):
-		return "fenced"
-	case strings.Contains(reason, "stopping"):
-		return "stopping"
-	}
-	return "policy"
 }
 
 // collectors are the cluster's metrics, for /metrics.
@@ -208,21 +187,21 @@ func (d *Daemon) answer(ctx context.Context, method string, raw json.RawMessage)
 // leads: what it says of the others is not theirs to tell.
 func (d *Daemon) ledStatus(e *runtime.Engine) runtime.Status {
 	st := e.Status()
-	if d.cl == nil {
+	prog := d.progNow()
+	if d.cl == nil || prog == nil {
 		return st
 	}
 	self := d.cl.node.Self().Name
 	leaders := d.cl.node.Leaders()
-	units := unitIndex(d.progNow())
 	var out runtime.Status
 	for _, p := range st.Pools {
-		if u := units[p.Name]; leaders[u] == self && d.cl.node.Leads(u) {
+		if u := prog.UnitOf(p.Name); leaders[u] == self && d.cl.node.Leads(u) {
 			p.Leader = self
 			out.Pools = append(out.Pools, p)
 		}
 	}
 	for _, j := range st.Jobs {
-		if u := jobUnit(units, j); leaders[u] == self && d.cl.node.Leads(u) {
+		if u := jobUnit(prog, j); leaders[u] == self && d.cl.node.Leads(u) {
 			out.Jobs = append(out.Jobs, j)
 		}
 	}
@@ -235,23 +214,9 @@ func (d *Daemon) progNow() *runtime.Program {
 	return d.prog
 }
 
-// unitIndex is each pool's unit.
-func unitIndex(prog *runtime.Program) map[string]string {
-	out := map[string]string{}
-	if prog == nil {
-		return out
-	}
-	for _, u := range prog.Units() {
-		for _, p := range u.Pools {
-			out[p] = u.Name
-		}
-	}
-	return out
-}
-
-func jobUnit(units map[string]string, j runtime.JobStatus) string {
+func jobUnit(prog *runtime.Program, j runtime.JobStatus) string {
 	if j.Pool != "" {
-		return units[j.Pool]
+		return prog.UnitOf(j.Pool)
 	}
 	return runtime.JobsUnit
 }
@@ -259,14 +224,13 @@ func jobUnit(units map[string]string, j runtime.JobStatus) string {
 // clusterEngine is what commands act on in a cluster: this daemon's engine
 // for the pools it leads, their leaders (through etcd) for the others.
 type clusterEngine struct {
-	d     *Daemon
-	e     *runtime.Engine
-	prog  *runtime.Program
-	units map[string]string
+	d    *Daemon
+	e    *runtime.Engine
+	prog *runtime.Program
 }
 
 func (d *Daemon) clusterEngine(e *runtime.Engine, prog *runtime.Program) *clusterEngine {
-	return &clusterEngine{d: d, e: e, prog: prog, units: unitIndex(prog)}
+	return &clusterEngine{d: d, e: e, prog: prog}
 }
 
 // route says who leads pool: "" for this daemon, else the member to ask.
@@ -275,7 +239,7 @@ func (c *clusterEngine) route(pool string) (string, error) {
 		return "", fmt.Errorf("no pool %q (pools: %v)", pool, c.e.Pools())
 	}
 	node := c.d.cl.node
-	u := c.units[pool]
+	u := c.prog.UnitOf(pool)
 	if node.Leads(u) {
 		return "", nil
 	}
@@ -335,7 +299,7 @@ func (c *clusterEngine) Status() runtime.Status {
 	local := c.e.Status()
 	var out runtime.Status
 	for _, p := range local.Pools {
-		u := c.units[p.Name]
+		u := c.prog.UnitOf(p.Name)
 		found := false
 		for _, rp := range statuses[leaders[u]].Pools {
 			if rp.Name == p.Name {
@@ -349,7 +313,7 @@ func (c *clusterEngine) Status() runtime.Status {
 		}
 	}
 	for _, j := range local.Jobs {
-		u := jobUnit(c.units, j)
+		u := jobUnit(c.prog, j)
 		for _, rj := range statuses[leaders[u]].Jobs {
 			if rj.Pos == j.Pos && rj.Text == j.Text {
 				j = rj
