@@ -38,31 +38,68 @@ type Handler func(ctx context.Context, method string, args json.RawMessage) (any
 
 // Serve answers the requests sent to this daemon with h until ctx ends.
 // Each runs in its own goroutine, bounded by timeout.
+//
+// It lists the requests already waiting before it watches, and resumes a
+// broken watch from the last revision it saw: a request put while the
+// watch was not yet (or no longer) open is answered all the same, once.
 func (n *Node) Serve(ctx context.Context, h Handler, timeout time.Duration) {
 	inbox := n.prefix + "rpc/" + n.self.Name + "/"
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for wr := range n.cli.Watch(wctx, inbox, clientv3.WithPrefix()) {
-			if wr.Err() != nil {
-				break
-			}
-			for _, ev := range wr.Events {
-				if ev.Type != mvccpb.PUT || ev.Kv.Version != 1 {
-					continue
+	seen := map[string]time.Time{} // ids answered, kept a minute against a re-list
+	dispatch := func(kv *mvccpb.KeyValue) {
+		id := strings.TrimPrefix(string(kv.Key), inbox)
+		if _, ok := seen[id]; ok {
+			return
+		}
+		var req Request
+		if err := json.Unmarshal(kv.Value, &req); err != nil {
+			return
+		}
+		if len(seen) > 256 {
+			for id, at := range seen {
+				if time.Since(at) > time.Minute {
+					delete(seen, id)
 				}
-				id := strings.TrimPrefix(string(ev.Kv.Key), inbox)
-				var req Request
-				if err := json.Unmarshal(ev.Kv.Value, &req); err != nil {
-					continue
-				}
-				n.wg.Add(1)
-				go func() { // owned by the node: bounded by timeout
-					defer n.wg.Done()
-					n.answer(ctx, id, req, h, timeout)
-				}()
 			}
 		}
-		cancel()
+		seen[id] = time.Now()
+		n.wg.Add(1)
+		go func() { // owned by the node: bounded by timeout
+			defer n.wg.Done()
+			n.answer(ctx, id, req, h, timeout)
+		}()
+	}
+	var rev int64 // next revision to watch from; 0: list first
+	for ctx.Err() == nil {
+		if rev == 0 {
+			gctx, cancel := context.WithTimeout(ctx, n.callTimeout())
+			resp, err := n.cli.Get(gctx, inbox, clientv3.WithPrefix())
+			cancel()
+			if err == nil {
+				for _, kv := range resp.Kvs {
+					dispatch(kv)
+				}
+				rev = resp.Header.Revision + 1
+			}
+		}
+		if rev != 0 {
+			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			for wr := range n.cli.Watch(wctx, inbox, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+				if wr.CompactRevision != 0 {
+					rev = 0 // history gone: list again
+					break
+				}
+				if wr.Err() != nil {
+					break
+				}
+				for _, ev := range wr.Events {
+					rev = ev.Kv.ModRevision + 1
+					if ev.Type == mvccpb.PUT && ev.Kv.Version == 1 {
+						dispatch(ev.Kv)
+					}
+				}
+			}
+			cancel()
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(500 * time.Millisecond):
