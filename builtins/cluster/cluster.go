@@ -95,6 +95,8 @@ type Member struct {
 	Host  string    `json:"host"`
 	PID   int       `json:"pid"`
 	Since time.Time `json:"since"`
+	// Policy is the revision of the cluster's policy it runs (policy.go).
+	Policy int64 `json:"policy,omitempty"`
 }
 
 // Node is this daemon's place in the cluster.
@@ -106,6 +108,7 @@ type Node struct {
 	self   Member
 
 	mu       sync.Mutex
+	policy   int64                // the policy this daemon runs (SetPolicy)
 	sess     *concurrency.Session // nil between sessions
 	deadline time.Time            // act only before: the last renewal sent, plus the TTL, less a margin
 	renewErr string               // why the lease cannot be renewed now, said once
@@ -436,11 +439,16 @@ func (n *Node) rebalance(ctx context.Context) {
 	if n.sess == nil {
 		return
 	}
+	// The units are shared among the daemons that run this daemon's
+	// policy: during a rollout, or where one cannot run it, the others
+	// take its share.
 	alive := map[string]Member{}
 	for k, v := range n.members {
-		alive[k] = v
+		if v.Policy == n.policy {
+			alive[k] = v
+		}
 	}
-	alive[n.self.Name] = n.self // registered, even if the watch has not said so yet
+	alive[n.self.Name] = n.member() // registered, even if the watch has not said so yet
 	assigned := Assign(n.order, alive, n.hosts)
 	for _, name := range n.order {
 		u := n.units[name]

@@ -47,7 +47,10 @@ func (n *Node) session(ctx context.Context) error {
 	}
 	ttl := time.Duration(grant.TTL) * time.Second
 	sent := time.Now()
-	data, _ := json.Marshal(n.self)
+	n.mu.Lock()
+	registered := n.member()
+	n.mu.Unlock()
+	data, _ := json.Marshal(registered)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err = n.cli.Put(pctx, n.prefix+"members/"+n.self.Name, string(data), clientv3.WithLease(grant.ID))
 	cancel()
@@ -58,7 +61,13 @@ func (n *Node) session(ctx context.Context) error {
 	n.mu.Lock()
 	n.sess, n.ttl = sess, ttl
 	n.deadline = sent.Add(ttl - margin(ttl))
+	now := n.policy // SetPolicy may have run meanwhile, without a session to write it
 	n.mu.Unlock()
+	if now != registered.Policy {
+		if err := n.SetPolicy(ctx, now); err != nil {
+			n.cfg.Log.Warn("cluster: say which policy this daemon runs", "err", err)
+		}
+	}
 	n.cfg.Log.Info("cluster: joined", "cluster", n.cfg.Name, "member", n.self.Name, "lease_ttl", ttl)
 	n.poke()
 

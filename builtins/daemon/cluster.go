@@ -25,8 +25,13 @@ import (
 type clustered struct {
 	node   *cluster.Node
 	store  *cluster.Store
-	cancel context.CancelFunc // stops serving the other daemons' requests
+	ctx    context.Context    // ends when the daemon leaves
+	cancel context.CancelFunc // stops serving the other daemons' requests, and following the policy
 	done   chan struct{}
+	// policy is the cluster's policy as this daemon runs it
+	// (clusterpolicy.go); following closes when followPolicy returns.
+	policy    clusterPolicy
+	following chan struct{}
 
 	leads   *prometheus.GaugeVec   // 1 for each unit this daemon leads
 	gains   *prometheus.CounterVec // by how: takeover, handover, first
@@ -71,7 +76,7 @@ func (d *Daemon) joinCluster(cfg cluster.Config) error {
 		Help: "Daemons alive in the cluster, as this one sees them."}, func() float64 { return float64(len(node.Members())) })
 	d.cl = cl
 	ctx, cancel := context.WithCancel(context.Background())
-	cl.cancel = cancel
+	cl.ctx, cl.cancel = ctx, cancel
 	go func() { // owned by the daemon: leaveCluster cancels and waits
 		defer close(cl.done)
 		node.Serve(ctx, d.answer, callTimeout)
@@ -100,6 +105,9 @@ func (d *Daemon) leaveCluster() {
 	}
 	d.cl.cancel()
 	<-d.cl.done
+	if d.cl.following != nil {
+		<-d.cl.following
+	}
 	d.cl.node.Close()
 }
 

@@ -48,8 +48,11 @@ type Config struct {
 	KnownHosts []string
 	AcceptNew  bool
 	// Cluster, if set, joins the daemon to a cluster of daemons on etcd
-	// that share the pools (cluster.go); the state is then in etcd.
+	// that share the pools (cluster.go); the state is then in etcd, and
+	// the policy too (clusterpolicy.go). Publish makes Policies the
+	// cluster's policy even if it runs another.
 	Cluster *cluster.Config
+	Publish bool
 
 	// observe, if set, is given every decision after it is logged: tests
 	// read the whole decision log through it, not the last few /status
@@ -108,15 +111,15 @@ func (e *PolicyError) Error() string { return e.Diagnostics.Error() }
 // Load reads policy files and checks them, with extra sources (statements
 // declared at the REPL), as one policy.
 func Load(paths []string, extra ...lang.Source) ([]*lang.File, *lang.Info, error) {
-	var srcs []lang.Source
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		srcs = append(srcs, lang.Source{Name: p, Src: data})
+	srcs, err := readFiles(paths)
+	if err != nil {
+		return nil, nil, err
 	}
-	srcs = append(srcs, extra...)
+	return loadSources(append(srcs, extra...))
+}
+
+// loadSources checks sources as one policy.
+func loadSources(srcs []lang.Source) ([]*lang.File, *lang.Info, error) {
 	sources := map[string][]byte{}
 	for _, s := range srcs {
 		sources[s.Name] = s.Src
@@ -162,6 +165,16 @@ func Start(cfg Config) (*Daemon, error) {
 		closeState()
 		return nil, err
 	}
+	var rev int64 // the cluster's policy, which runs instead of the files
+	if d.cl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		files, info, rev, err = d.joinPolicy(ctx, cfg.Publish)
+		cancel()
+		if err != nil {
+			closeState()
+			return nil, err
+		}
+	}
 	d.haproxy = haproxy.New(haproxy.Options{Dir: filepath.Join(cfg.StateDir, "haproxy"), Bin: cfg.HAProxy, Log: cfg.Log})
 	prog, err := runtime.Compile(files, info, time.Local)
 	if err == nil {
@@ -172,6 +185,16 @@ func Start(cfg Config) (*Daemon, error) {
 		d.haproxy.Close(false)
 		closeState()
 		return nil, err
+	}
+	if d.cl != nil {
+		d.reloadMu.Lock()
+		d.ranPolicy(rev)
+		d.reloadMu.Unlock()
+		d.cl.following = make(chan struct{})
+		go func() { // owned by the daemon: leaveCluster cancels and waits
+			defer close(d.cl.following)
+			d.followPolicy(d.cl.ctx, rev+1)
+		}()
 	}
 	if d.control, err = control.Listen(cfg.StateDir, d); err != nil {
 		d.Stop(context.Background())
@@ -246,6 +269,14 @@ func (d *Daemon) stopEngine() {
 func (d *Daemon) Reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	if d.cl != nil {
+		err := d.reloadCluster()
+		if err != nil {
+			d.met.reloads.WithLabelValues("rejected").Inc()
+			d.cfg.Log.Error("reload rejected: the running policy goes on", "err", err)
+		}
+		return err
+	}
 	d.mu.Lock()
 	session := d.session
 	d.mu.Unlock()

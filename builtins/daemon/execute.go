@@ -33,11 +33,20 @@ func (d *Daemon) Execute(ctx context.Context, req control.Request) control.Respo
 		d.mu.Lock()
 		session := addSession(d.session, req.Session, src)
 		d.mu.Unlock()
-		_, _, err := Load(d.cfg.Policies, session.sources()...)
+		var err error
+		if d.cl != nil {
+			// Checked with the cluster's policy, and published with it.
+			_, _, err = loadSources(append(slices.Clone(d.cl.policy.files), session.sources()...))
+		} else {
+			_, _, err = Load(d.cfg.Policies, session.sources()...)
+		}
 		var perr *PolicyError
-		if errors.As(err, &perr) {
+		switch {
+		case errors.As(err, &perr):
 			diags, sources = perr.Diagnostics, perr.Sources
-		} else if err == nil {
+		case err == nil && d.cl != nil:
+			err = d.declareCluster(session)
+		case err == nil:
 			err = d.reload(session)
 		}
 		d.reloadMu.Unlock()

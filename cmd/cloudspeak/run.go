@@ -23,6 +23,7 @@ var runVerb = &verb{
 	name:    "run",
 	summary: "run policies: the daemon, in the foreground",
 	usage: `Usage: cloudspeak run [options] POLICY.cloud...
+       cloudspeak run --cluster URL [options] [POLICY.cloud...]
 
 Runs the policies until stopped: evaluates every pool's rules on its tick,
 starts and stops instances, runs every and at jobs. State (instances, rule
@@ -50,7 +51,10 @@ A cluster (--cluster etcd://HOST:PORT[,HOST:PORT...][/NAME], or
 $CLOUDSPEAK_CLUSTER; etcds:// for TLS): daemons that run the same policy
 with the same cluster share its pools out, each pool led by one of them,
 its state in etcd; a pool whose leader dies is taken over within the lease
-(--cluster-ttl). TLS and credentials are given as etcdctl takes them:
+(--cluster-ttl). They run one policy, kept in etcd: the first daemon
+publishes its files; one started with other files is refused (--publish
+makes its files the cluster's), one started with none runs the cluster's;
+SIGHUP on a daemon whose files changed publishes them to all. TLS and credentials are given as etcdctl takes them:
 --cacert, --cert, --key, --user NAME[:PASSWORD] (or $ETCDCTL_USER) and
 --password (or $ETCDCTL_PASSWORD). See the spec, "Clusters".
 
@@ -69,6 +73,7 @@ func init() {
 		acceptNew := fs.Bool("accept-new", false, "record the key of an SSH host seen for the first time (a changed key is still refused)")
 		clusterURL := fs.String("cluster", os.Getenv("CLOUDSPEAK_CLUSTER"), "join the cluster at `URL` (etcd://HOST:PORT,.../NAME; see above)")
 		clusterTTL := fs.Duration("cluster-ttl", cluster.DefaultTTL, "the leaders' lease: a dead daemon's pools are taken over within it")
+		publish := fs.Bool("publish", false, "make the policy files given the cluster's policy, even if it runs another")
 		member := fs.String("member", "", "this daemon's `NAME` in the cluster (default HOST-PID)")
 		cacert := fs.String("cacert", "", "verify etcd's certificate with this CA `FILE` (TLS)")
 		cert := fs.String("cert", "", "identify to etcd with this client certificate `FILE` (TLS)")
@@ -80,8 +85,11 @@ func init() {
 		if st := parseFlags(fs, runVerb, args, std); st >= 0 {
 			return st
 		}
-		if fs.NArg() == 0 {
+		if fs.NArg() == 0 && *clusterURL == "" {
 			return usageError(std, runVerb, "no policy file given")
+		}
+		if *publish && (*clusterURL == "" || fs.NArg() == 0) {
+			return usageError(std, runVerb, "--publish makes the policy files given the cluster's: it needs --cluster and files")
 		}
 		dir, err := stateDir(*state)
 		if err != nil {
@@ -105,7 +113,7 @@ func init() {
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 		defer signal.Stop(sigs)
-		cfg := daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin, AcceptNew: *acceptNew}
+		cfg := daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin, AcceptNew: *acceptNew, Publish: *publish}
 		if *knownHosts != "" {
 			abs, err := filepath.Abs(*knownHosts)
 			if err != nil {

@@ -1,0 +1,126 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudspeak/cloudspeak/builtins/cluster"
+	"github.com/cloudspeak/cloudspeak/builtins/control"
+	"github.com/cloudspeak/cloudspeak/internal/etcdtest"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
+)
+
+// clusterDaemon starts a daemon of the cluster at etcd with the policy
+// files given (none: it runs the cluster's).
+func clusterDaemon(t *testing.T, etcd *etcdtest.Cluster, name string, publish bool, files ...string) (*Daemon, *testenv.Buffer, error) {
+	t.Helper()
+	eps, cname, _, err := cluster.ParseURL(etcd.URL("policy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := &testenv.Buffer{}
+	d, err := Start(Config{Policies: files, StateDir: filepath.Join(t.TempDir(), "state"), Log: slog.New(slog.NewTextHandler(buf, nil)),
+		Cluster: &cluster.Config{Endpoints: eps, Name: cname, Member: name}, Publish: publish})
+	if err == nil {
+		t.Cleanup(func() { d.Stop(context.Background()) })
+	}
+	return d, buf, err
+}
+
+func localPools(names ...string) string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "pool %s {\n  provider local {\n    run \"exec sleep 60\"\n    host %q\n  }\n  instances 0..1\n}\n", n, host)
+	}
+	return b.String()
+}
+
+func hasPool(d *Daemon, name string) bool {
+	p := d.progNow()
+	return p != nil && p.Pool(name) != nil
+}
+
+// The cluster's policy is one: the first daemon publishes its files, one
+// with other files is refused, one with none runs the cluster's; SIGHUP on
+// a daemon whose files changed publishes them to all, but not from a
+// daemon whose files were behind; a REPL declaration reaches all.
+func TestClusterPolicy(t *testing.T) {
+	etcd := etcdtest.Start(t, 1)
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		path := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	a := write("a.cloud", localPools("web"))
+	d1, _, err := clusterDaemon(t, etcd, "d1", false, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other files than the cluster's: refused, saying which differ.
+	other := write("other/a.cloud", localPools("db"))
+	if _, _, err := clusterDaemon(t, etcd, "d2", false, other); !errors.Is(err, ErrStalePolicy) || !strings.Contains(err.Error(), "a.cloud") {
+		t.Fatalf("d2 with other files: %v", err)
+	}
+	// No files: the cluster's.
+	d2, log2, err := clusterDaemon(t, etcd, "d2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasPool(d2, "web") {
+		t.Fatal("d2 does not run the cluster's policy")
+	}
+	// A change published by d1 runs on d2.
+	write("a.cloud", localPools("web", "api"))
+	if err := d1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "d2 runs the new policy", func() bool { return hasPool(d2, "api") })
+	if !strings.Contains(log2.String(), "running the cluster's policy") {
+		t.Errorf("d2 did not log the policy it runs:\n%s", log2)
+	}
+	// A daemon whose files are behind the cluster's cannot publish them.
+	b := write("d3/a.cloud", localPools("web", "api"))
+	d3, _, err := clusterDaemon(t, etcd, "d3", false, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("a.cloud", localPools("web", "api", "jobs"))
+	if err := d1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "d3 runs d1's change", func() bool { return hasPool(d3, "jobs") })
+	write("d3/a.cloud", localPools("web", "api", "old"))
+	if err := d3.Reload(); !errors.Is(err, ErrStalePolicy) {
+		t.Fatalf("a reload from files behind the cluster's: %v", err)
+	}
+	if hasPool(d1, "old") || !hasPool(d3, "jobs") {
+		t.Fatal("a refused reload changed the policy")
+	}
+	// A declaration at d2's REPL runs everywhere; d1 and d3 take it in.
+	resp := d2.Execute(context.Background(), control.Request{Statements: localPools("queue"), Source: "repl", Session: "s1"})
+	if resp.Status != 0 {
+		t.Fatalf("declare: %+v", resp)
+	}
+	for _, d := range []*Daemon{d1, d2, d3} {
+		testenv.WaitFor(t, 10*time.Second, "queue everywhere", func() bool { return hasPool(d, "queue") && hasPool(d, "jobs") })
+	}
+	// --publish replaces the cluster's policy with a daemon's files.
+	if _, _, err := clusterDaemon(t, etcd, "d4", true, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*Daemon{d1, d2, d3} {
+		testenv.WaitFor(t, 10*time.Second, "the published files everywhere", func() bool { return hasPool(d, "db") && !hasPool(d, "web") })
+	}
+}
