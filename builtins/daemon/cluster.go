@@ -29,9 +29,11 @@ type clustered struct {
 	cancel context.CancelFunc // stops serving the other daemons' requests, and following the policy
 	done   chan struct{}
 	// policy is the cluster's policy as this daemon runs it
-	// (clusterpolicy.go); following closes when followPolicy returns.
-	policy    clusterPolicy
-	following chan struct{}
+	// (clusterpolicy.go).
+	policy clusterPolicy
+	// followers are the goroutines that follow the cluster: its policy,
+	// and the pools' membership for the balancers (clustermirror.go).
+	followers sync.WaitGroup
 
 	leads   *prometheus.GaugeVec   // 1 for each unit this daemon leads
 	gains   *prometheus.CounterVec // by how: takeover, handover, first
@@ -105,9 +107,7 @@ func (d *Daemon) leaveCluster() {
 	}
 	d.cl.cancel()
 	<-d.cl.done
-	if d.cl.following != nil {
-		<-d.cl.following
-	}
+	d.cl.followers.Wait()
 	d.cl.node.Close()
 }
 

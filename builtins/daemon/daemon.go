@@ -53,6 +53,10 @@ type Config struct {
 	// cluster's policy even if it runs another.
 	Cluster *cluster.Config
 	Publish bool
+	// BalancerListen binds a pool's HAProxy frontend at this daemon's own
+	// address instead of the policy's listen (by pool): daemons of a
+	// cluster that each serve the pools on their machine's address.
+	BalancerListen map[string]string
 
 	// observe, if set, is given every decision after it is logged: tests
 	// read the whole decision log through it, not the last few /status
@@ -190,10 +194,14 @@ func Start(cfg Config) (*Daemon, error) {
 		d.reloadMu.Lock()
 		d.ranPolicy(rev)
 		d.reloadMu.Unlock()
-		d.cl.following = make(chan struct{})
+		d.cl.followers.Add(2)
 		go func() { // owned by the daemon: leaveCluster cancels and waits
-			defer close(d.cl.following)
+			defer d.cl.followers.Done()
 			d.followPolicy(d.cl.ctx, rev+1)
+		}()
+		go func() { // owned by the daemon: leaveCluster cancels and waits
+			defer d.cl.followers.Done()
+			d.mirrorBalancers(d.cl.ctx)
 		}()
 	}
 	if d.control, err = control.Listen(cfg.StateDir, d); err != nil {
@@ -314,6 +322,11 @@ func (d *Daemon) reload(session session) error {
 func (d *Daemon) Stop(ctx context.Context) error {
 	if d.control != nil {
 		d.control.Close()
+	}
+	if d.cl != nil {
+		// No policy run and no balancer followed from now on.
+		d.cl.cancel()
+		d.cl.followers.Wait()
 	}
 	d.stopEngine()
 	for pool, js := range d.provJobs {

@@ -225,6 +225,9 @@ func (d *Daemon) wireHAProxy(ctx context.Context, w *wiring, pools []*runtime.Po
 		if err != nil {
 			return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
 		}
+		if addr, ok := d.cfg.BalancerListen[p.Name]; ok && !hp.External() {
+			hp.Listen = addr // this daemon's own address for the pool (run --balancer-listen)
+		}
 		balanced = append(balanced, hp)
 		w.drivers.Balancers[p.Name] = d.haproxy.Balancer(p.Name)
 		if hp.Health.Kind == "http" {

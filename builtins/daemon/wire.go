@@ -246,24 +246,32 @@ func listVia(providers map[string]runtime.Provider) func(context.Context, string
 // seedBalancer tells HAProxy which instances were in rotation when the
 // daemon last ran, from the saved state, so it serves them from its first
 // config.
+//
+// In a cluster it is what each pool's leader last wrote to etcd: a
+// restarted daemon's HAProxy (taking over from the one it left running)
+// serves the pools from its first config, not from an empty backend.
 func (d *Daemon) seedBalancer(prog *runtime.Program) {
-	if d.store == nil {
-		return // in a cluster, the pools' leaders put their instances in
-	}
-	s, err := d.store.Load()
-	if err != nil || s == nil {
-		return
+	pools := map[string]runtime.PoolState{}
+	if d.store != nil {
+		if s, err := d.store.Load(); err == nil && s != nil {
+			pools = s.Pools
+		}
+	} else if d.cl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for _, u := range prog.Units() {
+			if s, err := d.cl.store.State(ctx, u.Name); err == nil && s != nil {
+				for _, name := range u.Pools {
+					pools[name] = s.Pools[name]
+				}
+			}
+		}
+		cancel()
 	}
 	for _, p := range prog.Pools {
 		if b := balancerBlock(p.Decl); b == nil || b.Kind.Name != "haproxy" {
 			continue
 		}
-		var in []runtime.Instance
-		for _, i := range s.Pools[p.Name].Instances {
-			if i.State == runtime.Running && i.Role == runtime.Serving && !i.Maintain {
-				in = append(in, i)
-			}
-		}
+		in, _ := rotation(pools[p.Name])
 		d.haproxy.Seed(p.Name, in)
 	}
 }

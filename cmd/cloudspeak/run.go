@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -54,7 +55,10 @@ its state in etcd; a pool whose leader dies is taken over within the lease
 (--cluster-ttl). They run one policy, kept in etcd: the first daemon
 publishes its files; one started with other files is refused (--publish
 makes its files the cluster's), one started with none runs the cluster's;
-SIGHUP on a daemon whose files changed publishes them to all. TLS and credentials are given as etcdctl takes them:
+SIGHUP on a daemon whose files changed publishes them to all. Every
+daemon's HAProxy serves every pool with a balancer, following its leader's
+instances; --balancer-listen POOL=ADDR binds this daemon's frontend for the
+pool at its own address. TLS and credentials are given as etcdctl takes them:
 --cacert, --cert, --key, --user NAME[:PASSWORD] (or $ETCDCTL_USER) and
 --password (or $ETCDCTL_PASSWORD). See the spec, "Clusters".
 
@@ -73,6 +77,18 @@ func init() {
 		acceptNew := fs.Bool("accept-new", false, "record the key of an SSH host seen for the first time (a changed key is still refused)")
 		clusterURL := fs.String("cluster", os.Getenv("CLOUDSPEAK_CLUSTER"), "join the cluster at `URL` (etcd://HOST:PORT,.../NAME; see above)")
 		clusterTTL := fs.Duration("cluster-ttl", cluster.DefaultTTL, "the leaders' lease: a dead daemon's pools are taken over within it")
+		balancerListen := map[string]string{}
+		fs.Func("balancer-listen", "`POOL=ADDR`: this daemon binds the pool's HAProxy frontend at ADDR, not at the policy's listen (repeatable)", func(v string) error {
+			pool, addr, ok := strings.Cut(v, "=")
+			if !ok || pool == "" {
+				return fmt.Errorf("want POOL=HOST:PORT, not %q", v)
+			}
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				return fmt.Errorf("%s: want HOST:PORT, not %q", pool, addr)
+			}
+			balancerListen[pool] = addr
+			return nil
+		})
 		publish := fs.Bool("publish", false, "make the policy files given the cluster's policy, even if it runs another")
 		member := fs.String("member", "", "this daemon's `NAME` in the cluster (default HOST-PID)")
 		cacert := fs.String("cacert", "", "verify etcd's certificate with this CA `FILE` (TLS)")
@@ -113,7 +129,7 @@ func init() {
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 		defer signal.Stop(sigs)
-		cfg := daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin, AcceptNew: *acceptNew, Publish: *publish}
+		cfg := daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin, AcceptNew: *acceptNew, Publish: *publish, BalancerListen: balancerListen}
 		if *knownHosts != "" {
 			abs, err := filepath.Abs(*knownHosts)
 			if err != nil {
