@@ -496,7 +496,18 @@ func (x *commander) show(topic string, names []string) error {
 			}
 			return x.json(all)
 		}
-		fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", "POOL", "NAME", "STATE", "ROLE", "ADDRESS", "STARTED")
+		// In a cluster, which daemon leads each instance's pool.
+		clustered := slices.ContainsFunc(st.Pools, func(p runtime.PoolStatus) bool { return p.Leader != "" || p.Unled != "" })
+		last := func(started, leader string) string {
+			if !clustered {
+				return started
+			}
+			if leader == "" {
+				leader = "-"
+			}
+			return fmt.Sprintf("%-20s %s", started, leader)
+		}
+		fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", "POOL", "NAME", "STATE", "ROLE", "ADDRESS", last("STARTED", "LED BY"))
 		for _, p := range st.Pools {
 			if !slices.Contains(names, p.Name) {
 				continue
@@ -510,7 +521,7 @@ func (x *commander) show(topic string, names []string) error {
 				if p.Primary && in.Role == runtime.Serving {
 					role = "primary"
 				}
-				fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", p.Name, in.Name, state, role, in.Addr, in.Started.UTC().Format(time.RFC3339))
+				fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", p.Name, in.Name, state, role, in.Addr, last(in.Started.UTC().Format(time.RFC3339), p.Leader))
 			}
 		}
 	case "rules":

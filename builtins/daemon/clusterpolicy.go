@@ -24,9 +24,11 @@ import (
 //     files than the cluster's is refused (or, with --publish, replaces
 //     the cluster's policy with them); one started with none runs the
 //     cluster's;
-//   - SIGHUP on a daemon whose files changed publishes them, if its files
-//     were the cluster's before (a daemon whose files are older than the
-//     cluster's cannot undo a newer policy): every daemon runs them;
+//   - SIGHUP on a daemon whose files changed publishes them (with the
+//     statements declared at REPLs, as a single daemon keeps them), if its
+//     files were the cluster's before (a daemon whose files are older
+//     than the cluster's cannot undo a newer policy): every daemon runs
+//     them; --publish replaces files and declarations alike;
 //   - a declaration at the REPL is published with the policy it was
 //     checked against, or refused if that changed meanwhile;
 //   - a daemon that cannot run a published policy (it checks, but its
@@ -270,8 +272,13 @@ func (d *Daemon) reloadCluster() error {
 			"publishing them would undo it\nhint: bring this machine's policy files to the cluster's first, then change them and send SIGHUP again",
 			ErrStalePolicy, describe(rev, p), differing(mine, p.Files))
 	}
-	// The files, as published, replace the statements declared at REPLs.
-	files, info, err := loadSources(disk)
+	// The statements declared at REPLs stay, checked with the new files,
+	// as a single daemon keeps them across a reload.
+	var declared []cluster.Source
+	if p != nil {
+		declared = p.Declared
+	}
+	files, info, err := loadSources(append(slices.Clone(disk), fromCluster(declared)...))
 	if err != nil {
 		return err
 	}
@@ -279,7 +286,7 @@ func (d *Daemon) reloadCluster() error {
 	if err != nil {
 		return err
 	}
-	newRev, err := d.cl.node.PublishPolicy(ctx, cluster.Policy{Files: mine}, rev)
+	newRev, err := d.cl.node.PublishPolicy(ctx, cluster.Policy{Files: mine, Declared: declared}, rev)
 	if err != nil {
 		return fmt.Errorf("reload refused: %w; send SIGHUP again to publish over it", err)
 	}
@@ -291,7 +298,7 @@ func (d *Daemon) reloadCluster() error {
 		return fmt.Errorf("published as rev %d, but it cannot run here (this daemon leads no pool until it can): %w", newRev, err)
 	}
 	d.mu.Lock()
-	d.session = nil
+	d.session = sessionFromCluster(declared)
 	d.mu.Unlock()
 	d.ranPolicy(newRev)
 	d.met.reloads.WithLabelValues("ok").Inc()

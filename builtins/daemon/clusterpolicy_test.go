@@ -115,11 +115,20 @@ func TestClusterPolicy(t *testing.T) {
 	for _, d := range []*Daemon{d1, d2, d3} {
 		testenv.WaitFor(t, 10*time.Second, "queue everywhere", func() bool { return hasPool(d, "queue") && hasPool(d, "jobs") })
 	}
+	// A reload of changed files keeps the declarations, as a single
+	// daemon does.
+	write("a.cloud", localPools("web", "api", "jobs", "extra"))
+	if err := d1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*Daemon{d1, d2, d3} {
+		testenv.WaitFor(t, 10*time.Second, "extra and queue everywhere", func() bool { return hasPool(d, "extra") && hasPool(d, "queue") })
+	}
 	// --publish replaces the cluster's policy with a daemon's files.
 	if _, _, err := clusterDaemon(t, etcd, "d4", true, other); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []*Daemon{d1, d2, d3} {
-		testenv.WaitFor(t, 10*time.Second, "the published files everywhere", func() bool { return hasPool(d, "db") && !hasPool(d, "web") })
+		testenv.WaitFor(t, 10*time.Second, "the published files everywhere", func() bool { return hasPool(d, "db") && !hasPool(d, "web") && !hasPool(d, "queue") })
 	}
 }

@@ -255,7 +255,11 @@ func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 	d.mu.Lock()
 	d.engine, d.prog, d.cancel, d.running, d.files, d.wired = e, prog, cancel, running, files, w
 	d.mu.Unlock()
-	d.cfg.Log.Info("policy running", "files", d.cfg.Policies, "pools", len(prog.Pools), "jobs", len(prog.Jobs))
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name // in a cluster, the cluster's files (and REPL declarations)
+	}
+	d.cfg.Log.Info("policy running", "files", names, "pools", len(prog.Pools), "jobs", len(prog.Jobs))
 	return nil
 }
 
