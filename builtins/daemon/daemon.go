@@ -333,11 +333,15 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		d.cl.followers.Wait()
 	}
 	d.stopEngine()
+	// In a cluster the pools are the cluster's, not this daemon's: their
+	// instances keep running for the pools' next leaders (a daemon on the
+	// same machine, for local ones) to take over. `pool stop` ends them.
+	keep := d.cfg.Keep || d.cl != nil
 	for pool, js := range d.provJobs {
 		// Local instances end with the daemon: their storage is copied
 		// back first, as a graceful stop does. (Machines keep running, and
 		// their storage with them, for the next daemon.)
-		if d.wired != nil && d.wired.local[pool] && !d.cfg.Keep {
+		if d.wired != nil && d.wired.local[pool] && !keep {
 			js.PushAll(ctx, "daemon stop")
 		}
 		js.Close() // cut steps stay pending: the next daemon runs them again
@@ -354,11 +358,14 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	if d.http != nil {
 		d.http.Shutdown(ctx)
 	}
-	if d.cfg.Keep {
+	switch {
+	case d.cl != nil:
+		d.cfg.Log.Info("stopping; in a cluster, instances keep running for the pools' next leaders (pool stop ends them)")
+	case keep:
 		// The processes outlive us; the goroutines that would reap them end
 		// with the process. The next start adopts them.
 		d.cfg.Log.Info("stopping; instances keep running for the next start", "state", d.cfg.StateDir)
-	} else {
+	default:
 		d.cfg.Log.Info("stopping instances")
 		if d.wired != nil && len(d.wired.local) < len(d.wired.access) {
 			d.cfg.Log.Info("ec2 instances and ssh hosts keep running: the next start adopts them (pool stop ends them)")
@@ -366,9 +373,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		d.local.StopAll(ctx)
 		// The engine's last save still lists them: say they are gone, so
 		// `pool list` without a daemon tells the truth.
-		if d.store == nil {
-			// In a cluster, the pool's next leader finds them gone.
-		} else if s, err := d.store.Load(); err == nil && s != nil {
+		if s, err := d.store.Load(); err == nil && s != nil {
 			for name, p := range s.Pools {
 				if d.wired != nil && !d.wired.local[name] {
 					continue

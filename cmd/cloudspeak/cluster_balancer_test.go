@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -136,6 +137,9 @@ func TestClusterBalancers(t *testing.T) {
 	for _, name := range []string{"d1", "d2"} {
 		c.startWith(name, "--balancer-listen", "web="+addrs[name])
 	}
+	// In a cluster a stopping daemon leaves the instances to the pools'
+	// next leaders: the test ends them itself, after the daemons.
+	t.Cleanup(func() { killInstances(dir) })
 	// inStep waits until both HAProxies serve exactly the pool's running
 	// instances, n of them, as member m reports the pool.
 	inStep := func(m *member, n int, what string) runtime.PoolStatus {
@@ -238,4 +242,21 @@ func ids(p runtime.PoolStatus) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// killInstances kills the local instances the daemons under dir recorded.
+func killInstances(dir string) {
+	records, _ := filepath.Glob(filepath.Join(dir, "state-*", "instances", "*", "*", "instance.json"))
+	for _, path := range records {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		var r struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(data, &r) == nil && r.PID > 0 {
+			syscall.Kill(-r.PID, syscall.SIGKILL)
+		}
+	}
 }
