@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -77,18 +78,7 @@ func init() {
 		acceptNew := fs.Bool("accept-new", false, "record the key of an SSH host seen for the first time (a changed key is still refused)")
 		clusterURL := fs.String("cluster", os.Getenv("CLOUDSPEAK_CLUSTER"), "join the cluster at `URL` (etcd://HOST:PORT,.../NAME; see above)")
 		clusterTTL := fs.Duration("cluster-ttl", cluster.DefaultTTL, "the leaders' lease: a dead daemon's pools are taken over within it")
-		balancerListen := map[string]string{}
-		fs.Func("balancer-listen", "`POOL=ADDR`: this daemon binds the pool's HAProxy frontend at ADDR, not at the policy's listen (repeatable)", func(v string) error {
-			pool, addr, ok := strings.Cut(v, "=")
-			if !ok || pool == "" {
-				return fmt.Errorf("want POOL=HOST:PORT, not %q", v)
-			}
-			if _, _, err := net.SplitHostPort(addr); err != nil {
-				return fmt.Errorf("%s: want HOST:PORT, not %q", pool, addr)
-			}
-			balancerListen[pool] = addr
-			return nil
-		})
+		balancerListen := balancerListenFlag(fs)
 		publish := fs.Bool("publish", false, "make the policy files given the cluster's policy, even if it runs another")
 		member := fs.String("member", "", "this daemon's `NAME` in the cluster (default HOST-PID)")
 		cacert := fs.String("cacert", "", "verify etcd's certificate with this CA `FILE` (TLS)")
@@ -245,4 +235,21 @@ func stateDir(flag string) (string, error) {
 		return "", fmt.Errorf("no state directory: set --state or CLOUDSPEAK_STATE (%v)", err)
 	}
 	return filepath.Join(home, ".local", "state", "cloudspeak"), nil
+}
+
+// balancerListenFlag is --balancer-listen POOL=ADDR, repeatable.
+func balancerListenFlag(fs *flag.FlagSet) map[string]string {
+	out := map[string]string{}
+	fs.Func("balancer-listen", "`POOL=ADDR`: this daemon binds the pool's HAProxy frontend at ADDR, not at the policy's listen (repeatable)", func(v string) error {
+		pool, addr, ok := strings.Cut(v, "=")
+		if !ok || pool == "" {
+			return fmt.Errorf("want POOL=HOST:PORT, not %q", v)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: want HOST:PORT, not %q", pool, addr)
+		}
+		out[pool] = addr
+		return nil
+	})
+	return out
 }
