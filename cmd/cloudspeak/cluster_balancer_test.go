@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/internal/etcdtest"
 	"github.com/cloudspeak/cloudspeak/internal/loadgen"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/internal/testproc"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -50,12 +50,11 @@ func (c *clusterRun) startWith(name string, extra ...string) *member {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 // served returns the instances that answer through a balancer at addr:
@@ -90,11 +89,20 @@ func (c *clusterRun) pool(m *member, name string) (runtime.PoolStatus, bool) {
 	return runtime.PoolStatus{}, false
 }
 
+// runningNames are the names of the pool's running instances, sorted;
+// ids, their IDs.
 func runningNames(p runtime.PoolStatus) []string {
+	return runningField(p, func(in runtime.Instance) string { return in.Name })
+}
+func ids(p runtime.PoolStatus) []string {
+	return runningField(p, func(in runtime.Instance) string { return in.ID })
+}
+
+func runningField(p runtime.PoolStatus, field func(runtime.Instance) string) []string {
 	var out []string
 	for _, in := range p.Instances {
 		if in.State == runtime.Running {
-			out = append(out, in.Name)
+			out = append(out, field(in))
 		}
 	}
 	slices.Sort(out)
@@ -231,17 +239,6 @@ func TestClusterBalancers(t *testing.T) {
 			t.Errorf("balancer %d: %d ok, %d failed: %v", i, f.OK, f.Failed, g.FailureSample("load"))
 		}
 	}
-}
-
-func ids(p runtime.PoolStatus) []string {
-	var out []string
-	for _, in := range p.Instances {
-		if in.State == runtime.Running {
-			out = append(out, in.ID)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // killInstances kills the local instances the daemons under dir recorded.
