@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
@@ -172,7 +173,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		Logger: zap.NewNop(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+		return nil, fmt.Errorf("cluster: connect to etcd %s: %w", strings.Join(cfg.Endpoints, ","), authHint(err, cfg.Username))
 	}
 	n := &Node{cfg: cfg, cli: cli, prefix: "/cloudspeak/" + cfg.Name + "/",
 		self:  Member{Name: cfg.Member, Host: cfg.Host, PID: os.Getpid(), Since: time.Now().UTC()},
@@ -184,6 +185,9 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	cancel()
 	if err != nil {
 		cli.Close()
+		if hinted := authHint(err, cfg.Username); hinted != err {
+			return nil, fmt.Errorf("cluster: etcd %s: %w", strings.Join(cfg.Endpoints, ","), hinted)
+		}
 		return nil, fmt.Errorf("cluster: etcd %s does not answer: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	if err := n.waitName(ctx); err != nil {
@@ -196,6 +200,19 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	go func() { defer n.wg.Done(); n.watch(runCtx) }()    // owned by the node: ends with Close
 	go func() { defer n.wg.Done(); n.sessions(runCtx) }() // owned by the node: ends with Close
 	return n, nil
+}
+
+// authHint says what to do about an error of etcd's authentication.
+func authHint(err error, user string) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrUserEmpty):
+		return fmt.Errorf("%w\nhint: etcd has authentication on: give --user NAME and --password (or $ETCDCTL_USER and $ETCDCTL_PASSWORD)", err)
+	case errors.Is(err, rpctypes.ErrAuthFailed):
+		return fmt.Errorf("%w (user %q)\nhint: check --user and --password (or $ETCDCTL_USER and $ETCDCTL_PASSWORD)", err, user)
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		return fmt.Errorf("%w (user %q)\nhint: the user's role must grant readwrite on the prefix /cloudspeak/", err, user)
+	}
+	return err
 }
 
 // waitName waits for this daemon's member name to be free: a daemon
