@@ -188,7 +188,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		if hinted := authHint(err, cfg.Username); hinted != err {
 			return nil, fmt.Errorf("cluster: etcd %s: %w", strings.Join(cfg.Endpoints, ","), hinted)
 		}
-		return nil, fmt.Errorf("cluster: etcd %s does not answer: %w", strings.Join(cfg.Endpoints, ","), err)
+		return nil, fmt.Errorf("cluster: etcd %s does not answer: %w%s", strings.Join(cfg.Endpoints, ","), err, probeAll(cfg.Endpoints, cfg.TLS))
 	}
 	if err := n.waitName(ctx); err != nil {
 		cli.Close()

@@ -22,6 +22,7 @@ import (
 type Cluster struct {
 	bin     string
 	dir     string
+	tls     *TLSFiles // nil: clients talk plain HTTP
 	members []*member
 }
 
@@ -55,12 +56,14 @@ func Start(t testing.TB, n int) *Cluster {
 }
 
 // Run runs an etcd cluster of n members keeping their data under dir.
-func Run(dir string, n int) (*Cluster, error) {
+func Run(dir string, n int) (*Cluster, error) { return run(dir, n, nil) }
+
+func run(dir string, n int, files *TLSFiles) (*Cluster, error) {
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		return nil, fmt.Errorf("etcd is not installed (apt-get install etcd-server): %w", err)
 	}
-	c := &Cluster{bin: bin, dir: dir}
+	c := &Cluster{bin: bin, dir: dir, tls: files}
 	for i := 0; i < n; i++ {
 		client, err := testproc.FreePort()
 		if err != nil {
@@ -97,9 +100,22 @@ func (c *Cluster) Endpoints() []string {
 	return out
 }
 
-// URL is the cluster as cloudspeak's --cluster takes it, named name.
+// URL is the cluster as cloudspeak's --cluster takes it, named name
+// (etcds:// for a cluster started with StartTLS).
 func (c *Cluster) URL(name string) string {
-	return "etcd://" + strings.Join(c.Endpoints(), ",") + "/" + name
+	scheme := "etcd://"
+	if c.tls != nil {
+		scheme = "etcds://"
+	}
+	return scheme + strings.Join(c.Endpoints(), ",") + "/" + name
+}
+
+// clientScheme is how the members serve their clients.
+func (c *Cluster) clientScheme() string {
+	if c.tls != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func (c *Cluster) startMember(i int) error {
@@ -113,13 +129,18 @@ func (c *Cluster) startMember(i int) error {
 		state = "existing"
 	}
 	m.log = &testenv.Buffer{}
-	cmd := exec.Command(c.bin, "--name", m.name, "--data-dir", m.dataDir,
-		"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", m.client),
-		"--advertise-client-urls", fmt.Sprintf("http://127.0.0.1:%d", m.client),
+	args := []string{"--name", m.name, "--data-dir", m.dataDir,
+		"--listen-client-urls", fmt.Sprintf("%s://127.0.0.1:%d", c.clientScheme(), m.client),
+		"--advertise-client-urls", fmt.Sprintf("%s://127.0.0.1:%d", c.clientScheme(), m.client),
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", m.peer),
 		"--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", m.peer),
 		"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", state,
-		"--initial-cluster-token", "cloudspeak-test", "--log-level", "warn", "--logger", "zap")
+		"--initial-cluster-token", "cloudspeak-test", "--log-level", "warn", "--logger", "zap"}
+	if c.tls != nil {
+		args = append(args, "--cert-file", c.tls.server[0], "--key-file", c.tls.server[1],
+			"--client-cert-auth", "--trusted-ca-file", c.tls.CA)
+	}
+	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = m.log, m.log
 	p, err := testproc.Start(cmd)
 	if err != nil {
@@ -133,6 +154,13 @@ func (c *Cluster) startMember(i int) error {
 func (c *Cluster) waitHealthy(i int, limit time.Duration) error {
 	m := c.members[i]
 	client := &http.Client{Timeout: time.Second}
+	if c.tls != nil {
+		tc, err := c.tls.clientTLS()
+		if err != nil {
+			return err
+		}
+		client.Transport = &http.Transport{TLSClientConfig: tc}
+	}
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		select {
@@ -140,7 +168,7 @@ func (c *Cluster) waitHealthy(i int, limit time.Duration) error {
 			return fmt.Errorf("etcd %s exited:\n%s", m.name, testproc.Tail([]byte(m.log.String())))
 		default:
 		}
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", m.client))
+		resp, err := client.Get(fmt.Sprintf("%s://127.0.0.1:%d/health", c.clientScheme(), m.client))
 		if err == nil {
 			var body [64]byte
 			n, _ := resp.Body.Read(body[:])
