@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/internal/ec2test"
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 )
 
 // logLines returns the lines of log that hold every one of words.
@@ -177,5 +178,107 @@ func pauseLeader(t *testing.T, f *fleet, pool string, cut bool) {
 		if q.Name == pool && q.Leader != p.Leader {
 			t.Errorf("pool list on %s says %s is led by %q; on %s, by %q", witness.name, pool, q.Leader, old.name, p.Leader)
 		}
+	}
+}
+
+// TestClusterQuorum takes etcd's members away under three daemons: with
+// one of three gone they go on (a failed instance is replaced); with two
+// gone (no quorum) they stop acting, say why, and replace nothing; once
+// the members are back they resume, and nothing is lost: every pool led,
+// at its size, with the instances it had.
+func TestClusterQuorum(t *testing.T) {
+	f := startFleet(t, fleetOptions{pools: []string{"api", "jobs", "web"}, size: 2, check: "200ms",
+		members: []string{"d1", "d2", "d3"}, listen: true})
+	ttl := cluster.DefaultTTL
+	pools := f.waitSettled(f.members[0], nil, 60*time.Second, time.Second)
+
+	// One etcd member down: a quorum is left.
+	f.etcd.Kill(0)
+	_, api := f.leaderOf(pools, "api")
+	f.srv.Terminate(api.Instances[0].ID)
+	down := time.Now()
+	pools = f.waitSettled(f.members[0], nil, 60*time.Second, time.Second)
+	_, after := f.leaderOf(pools, "api")
+	for _, in := range after.Instances {
+		if in.ID == api.Instances[0].ID {
+			t.Fatalf("api still lists %s, terminated", in.ID)
+		}
+	}
+	t.Logf("one etcd member down: api's failed instance replaced, settled in %s", time.Since(down).Round(100*time.Millisecond))
+
+	// Two down: no quorum. Every daemon stops acting, once its lease
+	// may have expired.
+	known := map[string]bool{}
+	for _, p := range pools {
+		for _, in := range p.Instances {
+			known[p.Name+" "+in.ID] = true
+		}
+	}
+	logAt := map[*member]int{}
+	for _, m := range f.members {
+		logAt[m] = len(m.log.String())
+	}
+	f.etcd.Kill(1)
+	lost := time.Now()
+	testenv.WaitFor(t, 30*time.Second, "every daemon's /metrics saying it does not act", func() bool {
+		for _, m := range f.members {
+			if v, ok := f.metric(m, "cloudspeak_cluster_acting"); !ok || v != "0" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("no quorum: every daemon stopped acting within %s", time.Since(lost).Round(100*time.Millisecond))
+	_, jobs := f.leaderOf(pools, "jobs")
+	victim := jobs.Instances[0]
+	runs, terms, launched := f.srv.Count("RunInstances"), f.srv.Count("TerminateInstances"), len(f.srv.Instances())
+	f.srv.Terminate(victim.ID)
+	time.Sleep(3 * ttl) // watched: none may act
+	if f.srv.Count("RunInstances") != runs || f.srv.Count("TerminateInstances") != terms {
+		t.Errorf("EC2 calls without a quorum: %d RunInstances, %d TerminateInstances",
+			f.srv.Count("RunInstances")-runs, f.srv.Count("TerminateInstances")-terms)
+	}
+	// Each says why, in its log.
+	for _, m := range f.members {
+		since := logSince(m, logAt[m])
+		var why []string
+		for _, w := range []string{"cannot renew the lease", `msg="cluster: lost a pool"`, "cluster session ended"} {
+			why = append(why, logLines(since, w)...)
+		}
+		if len(why) == 0 {
+			t.Errorf("%s logged nothing of losing etcd; its log since:\n%s", m.name, since)
+			continue
+		}
+		t.Logf("%s says:\n%s", m.name, strings.Join(why, "\n"))
+	}
+
+	// The members come back: the daemons resume and replace the instance.
+	if err := f.etcd.Restart(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.etcd.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	pools = f.waitSettled(f.members[0], nil, 60*time.Second, time.Second)
+	t.Logf("quorum back: settled in %s", time.Since(back).Round(100*time.Millisecond))
+	if n := len(f.srv.Instances()) - launched; n != 1 {
+		t.Errorf("%d instances launched once the quorum was back, want 1 (for %s)", n, victim.ID)
+	}
+	// Nothing lost: the same pools, each led at its size (waitSettled),
+	// with every instance it had but the one that failed.
+	names := map[string]bool{}
+	for _, p := range pools {
+		names[p.Name] = true
+		for _, in := range p.Instances {
+			delete(known, p.Name+" "+in.ID)
+		}
+	}
+	delete(known, "jobs "+victim.ID)
+	if len(names) != len(f.pools) {
+		t.Errorf("pools after the outage: %v, want %v", names, f.pools)
+	}
+	if len(known) > 0 {
+		t.Errorf("instances forgotten over the outage: %v", known)
 	}
 }
