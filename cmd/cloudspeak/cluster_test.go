@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -153,4 +154,75 @@ func TestClusterTakeover(t *testing.T) {
 	if !bytes.Contains([]byte(witness.log.String()+c.other(leader, witness).log.String()), []byte("took it over from "+leader.name)) {
 		t.Errorf("no daemon logged taking a pool over from %s", leader.name)
 	}
+}
+
+// TestClusterSpread shares 300 pools (ec2, no instances) out among three
+// daemons: each leads its fair share, 100±10; with one killed, the two
+// left lead 150±10 each.
+func TestClusterSpread(t *testing.T) {
+	var names []string
+	for i := range 300 {
+		names = append(names, fmt.Sprintf("p%03d", i))
+	}
+	f := startFleet(t, fleetOptions{pools: names, size: 0, check: "10s", members: []string{"d1", "d2", "d3"}})
+	check := func(counts map[string]int, want int, members []*member) {
+		t.Helper()
+		for _, m := range members {
+			if n := counts[m.name]; n < want-10 || n > want+10 {
+				t.Errorf("%s leads %d pools, want %d±10 (%v)", m.name, n, want, counts)
+			}
+		}
+	}
+	start := time.Now()
+	counts := f.waitStable(f.members[0], 180*time.Second)
+	t.Logf("three daemons lead %v, %s after the start", counts, time.Since(start).Round(100*time.Millisecond))
+	check(counts, 100, f.members)
+	f.kill(f.members[2])
+	killed := time.Now()
+	counts = f.waitStable(f.members[0], 180*time.Second)
+	t.Logf("%s killed: %v, %s after", f.members[2].name, counts, time.Since(killed).Round(100*time.Millisecond))
+	if counts[f.members[2].name] != 0 {
+		t.Errorf("%s, killed, still leads %d pools", f.members[2].name, counts[f.members[2].name])
+	}
+	check(counts, 150, f.members[:2])
+}
+
+// waitStable waits until every pool is led by a daemon alive, and who
+// leads what is the same over two looks a second apart; it returns how
+// many pools each daemon leads.
+func (f *fleet) waitStable(via *member, timeout time.Duration) map[string]int {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last map[string]string
+	why := "no pool list yet"
+	for time.Now().Before(deadline) && via.alive() {
+		pools, err := f.status(via)
+		leaders := map[string]string{}
+		switch {
+		case err != nil:
+			why = err.Error()
+		case len(pools) != len(f.pools):
+			why = fmt.Sprintf("%d pools listed", len(pools))
+		default:
+			why = ""
+			for _, p := range pools {
+				m := f.byName(p.Leader)
+				if m == nil || !m.alive() {
+					why = fmt.Sprintf("pool %s led by %q (%s)", p.Name, p.Leader, p.Unled)
+					break
+				}
+				leaders[p.Name] = p.Leader
+			}
+		}
+		if why == "" && maps.Equal(leaders, last) {
+			return leadCounts(pools)
+		}
+		last = nil
+		if why == "" {
+			last = leaders
+		}
+		time.Sleep(time.Second)
+	}
+	f.t.Fatalf("timed out after %v waiting for every pool to be led, stably: %s", timeout, why)
+	return nil
 }

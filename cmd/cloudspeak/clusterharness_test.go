@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,6 +132,16 @@ func (c *clusterRun) kill(m *member) {
 	<-m.done
 }
 
+// alive says whether m's process runs.
+func (m *member) alive() bool {
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // restart starts m again, under the same name, once killed.
 func (c *clusterRun) restart(m *member) {
 	c.t.Helper()
@@ -231,18 +242,23 @@ func awsEnv(home string) []string {
 		"AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_EC2=", "CLOUDSPEAK_CLUSTER="}
 }
 
-// ec2Pool is a pool of n instances on the EC2 test server at endpoint.
+// ec2Pool is a pool of n instances on the EC2 test server at endpoint
+// (none for n = 0: 0..1, as a pool of exactly 0 is refused).
 func ec2Pool(name, endpoint string, n int, check string) string {
+	size := strconv.Itoa(n)
+	if n == 0 {
+		size = "0..1"
+	}
 	return fmt.Sprintf(`pool %s {
   provider ec2 {
     image "ami-12345678"
     type "t3.micro"
     endpoint %q
   }
-  instances %d
+  instances %s
   check every %s
 }
-`, name, endpoint, n, check)
+`, name, endpoint, size, check)
 }
 
 // fleet is a cluster of daemons sharing ec2 pools, each of size
@@ -253,6 +269,12 @@ type fleet struct {
 	srv   *ec2test.Server
 	pools []string
 	size  int
+	// peak is the most instances pending or running in EC2 each pool
+	// had when live looked.
+	peak map[string]int
+	// settledAt is when trySettle last saw the pools settled, before
+	// it watched them stay so.
+	settledAt time.Time
 }
 
 type fleetOptions struct {
@@ -284,7 +306,7 @@ func startFleet(t testing.TB, o fleetOptions) *fleet {
 	if err := os.WriteFile(policy, []byte(src.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{etcd: etcd, srv: srv, pools: o.pools, size: o.size,
+	f := &fleet{etcd: etcd, srv: srv, pools: o.pools, size: o.size, peak: map[string]int{},
 		clusterRun: &clusterRun{t: t, bin: clusterBin(t), url: etcd.URL("fleet"), policy: policy,
 			name: "fleet", env: awsEnv(t.TempDir()), args: o.args, listen: o.listen}}
 	if o.proxied {
@@ -304,7 +326,42 @@ func (f *fleet) live() map[string]int {
 			out[in.Tags["cloudspeak:pool"]]++
 		}
 	}
+	for p, n := range out {
+		f.peak[p] = max(f.peak[p], n)
+	}
 	return out
+}
+
+// leadCounts counts the pools each daemon leads in pools.
+func leadCounts(pools []runtime.PoolStatus) map[string]int {
+	out := map[string]int{}
+	for _, p := range pools {
+		if p.Leader != "" {
+			out[p.Leader]++
+		}
+	}
+	return out
+}
+
+// waitShared waits for the pools to settle (waitSettled) shared out:
+// each daemon running leads some.
+func (f *fleet) waitShared(via *member, timeout time.Duration) []runtime.PoolStatus {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		pools, why := f.trySettle(via, nil, time.Until(deadline), time.Second)
+		if why == "" {
+			n := leadCounts(pools)
+			if len(n) == min(len(f.members), len(f.pools)) {
+				return pools
+			}
+			why = fmt.Sprintf("leaders %v", n)
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("timed out after %v waiting for the pools to be shared out: %s", timeout, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // settled says whether, as member via sees it, every pool is led by one
@@ -351,10 +408,12 @@ func (f *fleet) trySettle(via *member, leaders map[string]bool, timeout, quiet t
 	for {
 		pools, why := f.settled(via, leaders)
 		if why == "" {
+			at := time.Now()
 			runs, terms := f.srv.Count("RunInstances"), f.srv.Count("TerminateInstances")
 			time.Sleep(quiet)
 			if f.srv.Count("RunInstances") == runs && f.srv.Count("TerminateInstances") == terms {
 				if pools, why = f.settled(via, leaders); why == "" {
+					f.settledAt = at
 					return pools, ""
 				}
 			}
