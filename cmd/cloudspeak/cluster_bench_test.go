@@ -195,8 +195,9 @@ func BenchmarkClusterChaos(b *testing.B) {
 		if quick {
 			when = "at once past the TTL"
 		}
-		b.Logf("round %d: %s (%s) of %s leading %s, %d instance(s) terminated %s the fault; whole again %.1fs after; %d duplicates, %d lost so far %s",
-			round, fault, when, leader.name, victimPool, len(kills), map[bool]string{true: "before", false: "after"}[early], took.Seconds(), duplicates, lost, why)
+		b.Logf("round %d, %s: %s (%s) of %s leading %s, %d instance(s) terminated %s the fault; whole again %.1fs after; %d duplicates, %d lost so far %s",
+			round, start.UTC().Format("15:04:05.000"), fault, when, leader.name, victimPool, len(kills),
+			map[bool]string{true: "before", false: "after"}[early], took.Seconds(), duplicates, lost, why)
 		if duplicates > 0 || lost > 0 {
 			report()
 			b.Fatalf("round %d: %d duplicates, %d pools lost (seed %d): %s", round, duplicates, lost, seed, why)
