@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,90 +17,6 @@ import (
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
-
-// clusterBin is this test binary as the cloudspeak command (TestMain runs
-// it as cloudspeak when it is called so), for daemons as real processes.
-func clusterBin(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "cloudspeak")
-	if err := os.Symlink(self, bin); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// member is one daemon of the cluster under test.
-type member struct {
-	name  string
-	state string
-	cmd   *exec.Cmd
-	log   *testenv.Buffer
-	done  chan struct{}
-}
-
-type clusterRun struct {
-	t       *testing.T
-	bin     string
-	url     string
-	policy  string
-	env     []string
-	known   string
-	members []*member
-}
-
-func (c *clusterRun) start(name string) *member {
-	c.t.Helper()
-	m := &member{name: name, state: filepath.Join(filepath.Dir(c.policy), "state-"+name), log: &testenv.Buffer{}, done: make(chan struct{})}
-	m.cmd = exec.Command(c.bin, "run", "--cluster", c.url, "--member", name, "--state", m.state, "--listen", "",
-		"--known-hosts", c.known, c.policy)
-	m.cmd.Env = append(os.Environ(), c.env...)
-	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
-	if err := m.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	go func() { m.cmd.Wait(); close(m.done) }() // the reaper: ends with the process
-	c.t.Cleanup(func() {
-		m.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-m.done:
-		case <-time.After(10 * time.Second):
-			m.cmd.Process.Kill()
-			<-m.done
-		}
-		if c.t.Failed() {
-			c.t.Logf("daemon %s log:\n%s", m.name, m.log.String())
-		}
-	})
-	c.members = append(c.members, m)
-	return m
-}
-
-// status asks member m (through its control socket, as a user would) for
-// the pools as the cluster sees them.
-func (c *clusterRun) status(m *member) ([]runtime.PoolStatus, error) {
-	out, err := exec.Command(c.bin, "--state", m.state, "pool", "list", "-o", "json").Output()
-	if err != nil {
-		return nil, fmt.Errorf("pool list on %s: %v", m.name, err)
-	}
-	var pools []runtime.PoolStatus
-	if err := json.Unmarshal(out, &pools); err != nil {
-		return nil, fmt.Errorf("pool list on %s: %v: %s", m.name, err, out)
-	}
-	return pools, nil
-}
-
-func running(p runtime.PoolStatus) (n int) {
-	for _, in := range p.Instances {
-		if in.State == runtime.Running {
-			n++
-		}
-	}
-	return n
-}
 
 // TestClusterTakeover runs three daemons (real processes) on a three-member
 // etcd, sharing an ssh pool (real sshd) and two ec2 pools (the EC2 test
@@ -128,18 +42,7 @@ func TestClusterTakeover(t *testing.T) {
 		hs = append(hs, strconv.Quote(h))
 	}
 	policy := filepath.Join(dir, "fleet.cloud")
-	ec2 := func(name string) string {
-		return fmt.Sprintf(`pool %s {
-  provider ec2 {
-    image "ami-12345678"
-    type "t3.micro"
-    endpoint %q
-  }
-  instances 2
-  check every 200ms
-}
-`, name, srv.URL())
-	}
+	ec2 := func(name string) string { return ec2Pool(name, srv.URL(), 2, "200ms") }
 	src := fmt.Sprintf(`pool web {
   provider ssh {
     hosts %s
@@ -154,9 +57,7 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	home := t.TempDir()
 	c := &clusterRun{t: t, bin: clusterBin(t), url: etcd.URL("fleet"), policy: policy, known: hosts.KnownHosts,
-		env: []string{"HOME=" + home, "AWS_ACCESS_KEY_ID=AKIDCLUSTER", "AWS_SECRET_ACCESS_KEY=cluster-secret", "AWS_REGION=us-east-1",
-			"AWS_CONFIG_FILE=" + filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"),
-			"AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_EC2=", "CLOUDSPEAK_CLUSTER="}}
+		env: awsEnv(home)}
 	for _, name := range []string{"d1", "d2", "d3"} {
 		c.start(name)
 	}
@@ -208,8 +109,7 @@ func TestClusterTakeover(t *testing.T) {
 	victim := api.Instances[0]
 	srv.Terminate(victim.ID)
 	killed := time.Now()
-	leader.cmd.Process.Signal(syscall.SIGKILL)
-	<-leader.done
+	c.kill(leader)
 	var after runtime.PoolStatus
 	testenv.WaitFor(t, 20*time.Second, "api led by another daemon, its failed instance replaced", func() bool {
 		ps, err := c.status(witness)
@@ -256,23 +156,73 @@ func TestClusterTakeover(t *testing.T) {
 	}
 }
 
-func mustStatus(t *testing.T, c *clusterRun, m *member) []runtime.PoolStatus {
-	t.Helper()
-	var ps []runtime.PoolStatus
-	testenv.WaitFor(t, 10*time.Second, "pool list on "+m.name, func() bool {
-		var err error
-		ps, err = c.status(m)
-		return err == nil
-	})
-	return ps
-}
-
-// other is the member that is neither a nor b.
-func (c *clusterRun) other(a, b *member) *member {
-	for _, m := range c.members {
-		if m != a && m != b {
-			return m
+// TestClusterSpread shares 300 pools (ec2, no instances) out among three
+// daemons: each leads its fair share, 100±10; with one killed, the two
+// left lead 150±10 each.
+func TestClusterSpread(t *testing.T) {
+	var names []string
+	for i := range 300 {
+		names = append(names, fmt.Sprintf("p%03d", i))
+	}
+	f := startFleet(t, fleetOptions{pools: names, size: 0, check: "10s", members: []string{"d1", "d2", "d3"}})
+	check := func(counts map[string]int, want int, members []*member) {
+		t.Helper()
+		for _, m := range members {
+			if n := counts[m.name]; n < want-10 || n > want+10 {
+				t.Errorf("%s leads %d pools, want %d±10 (%v)", m.name, n, want, counts)
+			}
 		}
 	}
+	start := time.Now()
+	counts := f.waitStable(f.members[0], 180*time.Second)
+	t.Logf("three daemons lead %v, %s after the start", counts, time.Since(start).Round(100*time.Millisecond))
+	check(counts, 100, f.members)
+	f.kill(f.members[2])
+	killed := time.Now()
+	counts = f.waitStable(f.members[0], 180*time.Second)
+	t.Logf("%s killed: %v, %s after", f.members[2].name, counts, time.Since(killed).Round(100*time.Millisecond))
+	if counts[f.members[2].name] != 0 {
+		t.Errorf("%s, killed, still leads %d pools", f.members[2].name, counts[f.members[2].name])
+	}
+	check(counts, 150, f.members[:2])
+}
+
+// waitStable waits until every pool is led by a daemon alive, and who
+// leads what is the same over two looks a second apart; it returns how
+// many pools each daemon leads.
+func (f *fleet) waitStable(via *member, timeout time.Duration) map[string]int {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last map[string]string
+	why := "no pool list yet"
+	for time.Now().Before(deadline) && via.alive() {
+		pools, err := f.status(via)
+		leaders := map[string]string{}
+		switch {
+		case err != nil:
+			why = err.Error()
+		case len(pools) != len(f.pools):
+			why = fmt.Sprintf("%d pools listed", len(pools))
+		default:
+			why = ""
+			for _, p := range pools {
+				m := f.byName(p.Leader)
+				if m == nil || !m.alive() {
+					why = fmt.Sprintf("pool %s led by %q (%s)", p.Name, p.Leader, p.Unled)
+					break
+				}
+				leaders[p.Name] = p.Leader
+			}
+		}
+		if why == "" && maps.Equal(leaders, last) {
+			return leadCounts(pools)
+		}
+		last = nil
+		if why == "" {
+			last = leaders
+		}
+		time.Sleep(time.Second)
+	}
+	f.t.Fatalf("timed out after %v waiting for every pool to be led, stably: %s", timeout, why)
 	return nil
 }
