@@ -20,34 +20,6 @@ import (
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
-// startWith starts member name of c with extra options.
-func (c *clusterRun) startWith(name string, extra ...string) *member {
-	c.t.Helper()
-	m := &member{name: name, state: filepath.Join(filepath.Dir(c.policy), "state-"+name), log: &testenv.Buffer{}, done: make(chan struct{})}
-	args := append([]string{"run", "--cluster", c.url, "--member", name, "--state", m.state, "--listen", "", "--known-hosts", c.known}, extra...)
-	m.cmd = exec.Command(c.bin, append(args, c.policy)...)
-	m.cmd.Env = append(os.Environ(), c.env...)
-	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
-	if err := m.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	go func() { m.cmd.Wait(); close(m.done) }() // the reaper: ends with the process
-	c.t.Cleanup(func() {
-		m.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-m.done:
-		case <-time.After(15 * time.Second):
-			m.cmd.Process.Kill()
-			<-m.done
-		}
-		if c.t.Failed() {
-			c.t.Logf("daemon %s log:\n%s", m.name, m.log.String())
-		}
-	})
-	c.members = append(c.members, m)
-	return m
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	port, err := testproc.FreePort()
@@ -221,7 +193,8 @@ func TestClusterBalancers(t *testing.T) {
 	if !slices.Equal(ids(after), ids(before)) {
 		t.Errorf("instances after the takeover %v, before %v: the new leader should adopt them", ids(after), ids(before))
 	}
-	restarted := c.startWith(leader.name, "--balancer-listen", "web="+addrs[leader.name])
+	c.restart(leader)
+	restarted := leader
 	inStep(restarted, 4, "both balancers serve four instances after the takeover and the restart")
 
 	// The pool shrinks, through the restarted daemon.

@@ -46,6 +46,7 @@ type member struct {
 	state   string
 	metrics string     // host:port of its /metrics, with clusterRun.listen
 	proxy   *etcdProxy // its way to etcd, with clusterRun.proxied
+	args    []string // run flags for this daemon only (startWith)
 	cmd     *exec.Cmd
 	log     *testenv.Buffer
 	done    chan struct{} // closed once the current process is reaped
@@ -69,7 +70,13 @@ type clusterRun struct {
 // its log shown if the test failed (or CLUSTER_LOGS is set).
 func (c *clusterRun) start(name string) *member {
 	c.t.Helper()
-	m := &member{name: name, state: filepath.Join(filepath.Dir(c.policy), "state-"+name), log: &testenv.Buffer{}}
+	return c.startWith(name)
+}
+
+// startWith is start, with run flags for this daemon only.
+func (c *clusterRun) startWith(name string, args ...string) *member {
+	c.t.Helper()
+	m := &member{name: name, state: filepath.Join(filepath.Dir(c.policy), "state-"+name), log: &testenv.Buffer{}, args: args}
 	if c.proxied != nil {
 		m.proxy = newEtcdProxy(c.t, c.proxied)
 	}
@@ -114,7 +121,7 @@ func (c *clusterRun) launch(m *member) {
 	if c.known != "" {
 		args = append(args, "--known-hosts", c.known)
 	}
-	args = append(append(args, c.args...), c.policy)
+	args = append(append(append(args, c.args...), m.args...), c.policy)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Stdout, cmd.Stderr = m.log, m.log
