@@ -46,7 +46,7 @@ type member struct {
 	state   string
 	metrics string     // host:port of its /metrics, with clusterRun.listen
 	proxy   *etcdProxy // its way to etcd, with clusterRun.proxied
-	args    []string // run flags for this daemon only (startWith)
+	args    []string   // run flags for this daemon only (startWith)
 	cmd     *exec.Cmd
 	log     *testenv.Buffer
 	done    chan struct{} // closed once the current process is reaped
