@@ -273,7 +273,10 @@ func (n *Node) SetUnits(names []string, hosts map[string]string) {
 	}
 	for name, u := range n.units {
 		if !keep[name] {
-			n.stepDown(u, "policy", "no longer in the policy", false)
+			// Resigned, not only let go: a daemon whose policy lost the
+			// unit (one that cannot run the cluster's) must not hold its
+			// election for the others.
+			n.stepDown(u, "policy", "no longer in the policy", true)
 			delete(n.units, name)
 		}
 	}

@@ -264,7 +264,7 @@ func (d *Daemon) reloadCluster() error {
 		if rev != d.cl.policy.rev {
 			return d.runClusterPolicy(rev, p)
 		}
-		d.cfg.Log.Info("cluster: the policy files are the cluster's already", "policy", describe(rev, p))
+		d.cfg.Log.Info("cluster: this daemon runs the cluster's policy already", "policy", describe(rev, p))
 		return nil
 	}
 	if p != nil && d.cl.policy.base != cluster.Digest(p.Files) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,13 +22,20 @@ import (
 // files given (none: it runs the cluster's).
 func clusterDaemon(t *testing.T, etcd *etcdtest.Cluster, name string, publish bool, files ...string) (*Daemon, *testenv.Buffer, error) {
 	t.Helper()
+	return clusterDaemonWith(t, etcd, Config{Policies: files, Publish: publish}, name)
+}
+
+// clusterDaemonWith starts a daemon of the cluster at etcd with cfg.
+func clusterDaemonWith(t *testing.T, etcd *etcdtest.Cluster, cfg Config, name string) (*Daemon, *testenv.Buffer, error) {
+	t.Helper()
 	eps, cname, _, err := cluster.ParseURL(etcd.URL("policy"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	buf := &testenv.Buffer{}
-	d, err := Start(Config{Policies: files, StateDir: filepath.Join(t.TempDir(), "state"), Log: slog.New(slog.NewTextHandler(buf, nil)),
-		Cluster: &cluster.Config{Endpoints: eps, Name: cname, Member: name}, Publish: publish})
+	cfg.StateDir, cfg.Log = filepath.Join(t.TempDir(), "state"), slog.New(slog.NewTextHandler(buf, nil))
+	cfg.Cluster = &cluster.Config{Endpoints: eps, Name: cname, Member: name}
+	d, err := Start(cfg)
 	if err == nil {
 		t.Cleanup(func() { d.Stop(context.Background()) })
 	}
@@ -131,4 +139,60 @@ func TestClusterPolicy(t *testing.T) {
 	for _, d := range []*Daemon{d1, d2, d3} {
 		testenv.WaitFor(t, 10*time.Second, "the published files everywhere", func() bool { return hasPool(d, "db") && !hasPool(d, "web") && !hasPool(d, "queue") })
 	}
+}
+
+// A daemon that cannot run a policy the cluster publishes (here: the
+// address it binds a pool's balancer at is taken) leads no pool until it
+// can; the others share the pools out among themselves. Once the cause is
+// gone, SIGHUP makes it run the policy and take its share again.
+func TestClusterPolicyRefused(t *testing.T) {
+	testenv.Need(t, "haproxy", "apt-get install haproxy")
+	etcd := etcdtest.Start(t, 1)
+	path := filepath.Join(t.TempDir(), "a.cloud")
+	if err := os.WriteFile(path, []byte(localPools("db", "jobs")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d1, _, err := clusterDaemon(t, etcd, "d1", false, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, log2, err := clusterDaemonWith(t, etcd, Config{BalancerListen: map[string]string{"web": taken.Addr().String()}}, "d2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "d2 leads a pool", func() bool { return len(d2.cl.node.Led()) > 0 })
+	host, _ := os.Hostname()
+	web := fmt.Sprintf("pool web {\n  provider local {\n    run \"exec sleep 60\"\n    host %q\n  }\n  instances 0..1\n  balancer haproxy { listen \"127.0.0.1:%d\" }\n}\n", host, freePortT(t))
+	if err := os.WriteFile(path, []byte(localPools("db", "jobs")+web), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 15*time.Second, "d1 leads all three pools; d2 none, and says why", func() bool {
+		return len(d1.cl.node.Led()) == 3 && len(d2.cl.node.Led()) == 0 &&
+			strings.Contains(log2.String(), "cannot run the cluster's policy here")
+	})
+	// The cause gone, SIGHUP: d2 runs the policy and takes its share.
+	taken.Close()
+	if err := d2.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 15*time.Second, "d2 leads its share again", func() bool {
+		return len(d2.cl.node.Led()) >= 1 && len(d1.cl.node.Led()) <= 2 && len(d1.cl.node.Led())+len(d2.cl.node.Led()) == 3
+	})
+}
+
+func freePortT(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
