@@ -9,6 +9,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/internal/ec2test"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
 // logLines returns the lines of log that hold every one of words.
@@ -136,8 +137,22 @@ func pauseLeader(t *testing.T, f *fleet, pool string, cut bool) {
 		t.Errorf("EC2 calls after SIGCONT of %s, on settled pools:\n%s", old.name, strings.Join(ec2Calls(f.srv.Requests()[reqs:]), "\n"))
 	}
 	// (b) Every write to the pool's keys since then was its leader's at
-	// the time: none by the old leader under its lost key. (The state
-	// does not say who wrote it; the decision log's entries do.)
+	// the time: none by the old leader under its lost key.
+	checkWrites(t, f, pool, old, rev)
+	if refused := logLines(logSince(old, logAt), "a state write was refused"); len(refused) > 0 {
+		t.Errorf("%s tried to write with the leadership it had lost:\n%s", old.name, strings.Join(refused, "\n"))
+	}
+	if lost != "" && why == "" {
+		checkLeader(t, f, pools, pool, old, successor, witness, logSince(old, logAt), lost)
+	}
+}
+
+// checkWrites checks etcd's history of pool's unit after rev: each write
+// made under the unit's leader at the time, and none by old under the
+// election key it had at rev. (The state does not say who wrote it; the
+// decision log's entries do.)
+func checkWrites(t *testing.T, f *fleet, pool string, old *member, rev int64) {
+	t.Helper()
 	writes := unitHistory(t, f.etcd.Endpoints(), f.name, pool, rev)
 	regained := int64(0)
 	for _, w := range writes {
@@ -153,18 +168,15 @@ func pauseLeader(t *testing.T, f *fleet, pool string, cut bool) {
 		}
 	}
 	t.Logf("%d writes to %s's keys after SIGCONT (rev %d); the first under %s, back as its leader: rev %d", len(writes), pool, rev, old.name, regained)
-	if refused := logLines(logSince(old, logAt), "a state write was refused"); len(refused) > 0 {
-		t.Errorf("%s tried to write with the leadership it had lost:\n%s", old.name, strings.Join(refused, "\n"))
-	}
-	if lost == "" || why != "" {
-		return
-	}
-	// (c) pool list, on the old leader and on another, says who leads the
-	// pool now: its successor, or the old leader again by a handover
-	// logged after the loss.
+}
+
+// checkLeader checks that pool list, on the old leader and on another
+// daemon, says who leads pool now: its successor, or the old leader again
+// by a handover it logged (in since) after its loss (lost).
+func checkLeader(t *testing.T, f *fleet, pools []runtime.PoolStatus, pool string, old, successor, witness *member, since, lost string) {
+	t.Helper()
 	leader, p := f.leaderOf(pools, pool)
 	if leader == old {
-		since := logSince(old, logAt)
 		back := logLines(since, `msg="cluster: leads a pool"`, "unit="+pool+" ", "handed over by")
 		if len(back) == 0 || strings.Index(since, back[0]) < strings.Index(since, lost) {
 			t.Errorf("pool list on %s says it leads %s again, with no handover logged after its loss", old.name, pool)
