@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
 // reportSeconds reports the median and the max of secs.
@@ -95,116 +96,133 @@ func BenchmarkClusterChaos(b *testing.B) {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
 	b.Logf("CHAOS_SEED=%d", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
 	var names []string
 	for i := range 6 {
 		names = append(names, fmt.Sprintf("p%d", i+1))
 	}
-	f := startFleet(b, fleetOptions{pools: names, size: 2, check: "200ms", members: []string{"d1", "d2", "d3"}})
-	pools := f.waitShared(f.members[0], 90*time.Second)
-	ttl := cluster.DefaultTTL
-	terminated := 0
-	duplicates, lost := 0, 0
-	var recover []float64 // from the fault to the pools whole again under the others
-	report := func() {
-		b.ReportMetric(float64(duplicates), "duplicates")
-		b.ReportMetric(float64(lost), "lost")
-		reportSeconds(b, recover, "recover")
-	}
-	round := 0
+	c := &chaos{b: b, rng: rand.New(rand.NewPCG(seed, 0)),
+		f: startFleet(b, fleetOptions{pools: names, size: 2, check: "200ms", members: []string{"d1", "d2", "d3"}})}
+	pools := c.f.waitShared(c.f.members[0], 90*time.Second)
 	for b.Loop() {
-		round++
-		victimPool := names[rng.IntN(len(names))]
-		leader, _ := f.leaderOf(pools, victimPool)
-		pause := rng.IntN(2) == 0
-		// One or two instances of random pools die, before or after the
-		// fault.
-		var kills []string
-		for range 1 + rng.IntN(2) {
-			_, p := f.leaderOf(pools, names[rng.IntN(len(names))])
-			if in := p.Instances[rng.IntN(len(p.Instances))]; !slices.Contains(kills, in.ID) {
-				kills = append(kills, in.ID)
-			}
+		c.round++
+		pools = c.once(pools)
+		if c.duplicates > 0 || c.lost > 0 {
+			c.report()
+			b.Fatalf("round %d: %d duplicates, %d pools lost (seed %d)", c.round, c.duplicates, c.lost, seed)
 		}
-		early := rng.IntN(2) == 0
-		if early {
-			f.srv.Terminate(kills...)
-		}
-		start := time.Now()
-		if pause {
-			f.signal(leader, syscall.SIGSTOP)
-		} else {
-			f.kill(leader)
-		}
-		if !early {
-			f.srv.Terminate(kills...)
-		}
-		terminated += len(kills)
-		others := map[string]bool{}
-		for _, m := range f.members {
-			if m != leader {
-				others[m.name] = true
-			}
-		}
-		witness := f.other(leader, nil)
-		// The others take over and settle, then the leader comes back;
-		// or it comes back at once past its lease, while they may be
-		// taking over.
-		quick := rng.IntN(3) == 0
-		why := ""
-		recovered := time.Duration(0)
-		if quick {
-			time.Sleep(time.Until(start.Add(ttl + time.Duration(200+rng.IntN(1800))*time.Millisecond)))
-		} else {
-			_, why = f.trySettle(witness, others, 90*time.Second, time.Second)
-			recovered = f.settledAt.Sub(start)
-		}
-		if pause {
-			f.signal(leader, syscall.SIGCONT)
-		} else {
-			f.restart(leader)
-		}
-		if why == "" {
-			pools, why = f.trySettle(witness, nil, 90*time.Second, time.Second)
-		}
-		took := time.Since(start)
-		// Duplicates: a pool over its size at any look; launches beyond
-		// the initial instances and those that died.
-		dup := 0
-		for p, n := range f.peak {
-			if n > f.size {
-				dup += n - f.size
-				b.Logf("round %d: pool %s had %d instances in EC2", round, p, n)
-			}
-			f.peak[p] = min(n, f.size)
-		}
-		if extra := len(f.srv.Instances()) - (len(names)*f.size + terminated); extra > dup {
-			dup = extra
-		}
-		duplicates += dup
-		if why != "" {
-			lost += f.lostPools(witness)
-		} else if !quick {
-			recover = append(recover, recovered.Seconds())
-		}
-		fault := "kill -9, restarted"
-		if pause {
-			fault = "SIGSTOP, SIGCONT"
-		}
-		when := "once the others had settled, " + recovered.Round(100*time.Millisecond).String() + " after"
-		if quick {
-			when = "at once past the TTL"
-		}
-		b.Logf("round %d, %s: %s (%s) of %s leading %s, %d instance(s) terminated %s the fault; whole again %.1fs after; %d duplicates, %d lost so far %s",
-			round, start.UTC().Format("15:04:05.000"), fault, when, leader.name, victimPool, len(kills),
-			map[bool]string{true: "before", false: "after"}[early], took.Seconds(), duplicates, lost, why)
-		if duplicates > 0 || lost > 0 {
-			report()
-			b.Fatalf("round %d: %d duplicates, %d pools lost (seed %d): %s", round, duplicates, lost, seed, why)
-		}
-		pools = f.waitShared(witness, 90*time.Second)
+		pools = c.f.waitShared(c.f.members[0], 90*time.Second)
 	}
-	report()
+	c.report()
+}
+
+// chaos is BenchmarkClusterChaos's run.
+type chaos struct {
+	b          *testing.B
+	f          *fleet
+	rng        *rand.Rand
+	round      int
+	terminated int // instances the benchmark terminated
+	duplicates int
+	lost       int
+	recover    []float64 // seconds from the fault to the pools whole again under the others
+}
+
+func (c *chaos) report() {
+	c.b.ReportMetric(float64(c.duplicates), "duplicates")
+	c.b.ReportMetric(float64(c.lost), "lost")
+	reportSeconds(c.b, c.recover, "recover")
+}
+
+// once is one round, from pools settled and shared out: a fault of a
+// random pool's leader, instances terminated, the leader back; it counts
+// the duplicates and the pools lost, and returns the pools as they ended.
+func (c *chaos) once(pools []runtime.PoolStatus) []runtime.PoolStatus {
+	f, rng, ttl := c.f, c.rng, cluster.DefaultTTL
+	victimPool := f.pools[rng.IntN(len(f.pools))]
+	leader, _ := f.leaderOf(pools, victimPool)
+	pause := rng.IntN(2) == 0
+	// One or two instances of random pools die, before or after the fault.
+	var kills []string
+	for range 1 + rng.IntN(2) {
+		_, p := f.leaderOf(pools, f.pools[rng.IntN(len(f.pools))])
+		if in := p.Instances[rng.IntN(len(p.Instances))]; !slices.Contains(kills, in.ID) {
+			kills = append(kills, in.ID)
+		}
+	}
+	early := rng.IntN(2) == 0
+	if early {
+		f.srv.Terminate(kills...)
+	}
+	start := time.Now()
+	if pause {
+		f.signal(leader, syscall.SIGSTOP)
+	} else {
+		f.kill(leader)
+	}
+	if !early {
+		f.srv.Terminate(kills...)
+	}
+	c.terminated += len(kills)
+	others := map[string]bool{}
+	for _, m := range f.members {
+		if m != leader {
+			others[m.name] = true
+		}
+	}
+	witness := f.other(leader, nil)
+	// The others take over and settle, then the leader comes back; or it
+	// comes back at once past its lease, while they may be taking over.
+	quick := rng.IntN(3) == 0
+	why, recovered := "", time.Duration(0)
+	if quick {
+		time.Sleep(time.Until(start.Add(ttl + time.Duration(200+rng.IntN(1800))*time.Millisecond)))
+	} else {
+		_, why = f.trySettle(witness, others, 90*time.Second, time.Second)
+		recovered = f.settledAt.Sub(start)
+	}
+	if pause {
+		f.signal(leader, syscall.SIGCONT)
+	} else {
+		f.restart(leader)
+	}
+	if why == "" {
+		pools, why = f.trySettle(witness, nil, 90*time.Second, time.Second)
+	}
+	took := time.Since(start)
+	c.duplicates += c.countDuplicates()
+	if why != "" {
+		c.lost += f.lostPools(witness)
+	} else if !quick {
+		c.recover = append(c.recover, recovered.Seconds())
+	}
+	fault, when := "kill -9, restarted", "once the others had settled, "+recovered.Round(100*time.Millisecond).String()+" after"
+	if pause {
+		fault = "SIGSTOP, SIGCONT"
+	}
+	if quick {
+		when = "at once past the TTL"
+	}
+	c.b.Logf("round %d, %s: %s (%s) of %s leading %s, %d instance(s) terminated %s the fault; whole again %.1fs after; %d duplicates, %d lost so far %s",
+		c.round, start.UTC().Format("15:04:05.000"), fault, when, leader.name, victimPool, len(kills),
+		map[bool]string{true: "before", false: "after"}[early], took.Seconds(), c.duplicates, c.lost, why)
+	return pools
+}
+
+// countDuplicates counts the instances launched twice since the last
+// round: a pool over its size at any look, and launches beyond the
+// initial instances and those the benchmark terminated.
+func (c *chaos) countDuplicates() int {
+	f := c.f
+	dup := 0
+	for p, n := range f.peak {
+		if n > f.size {
+			dup += n - f.size
+			c.b.Logf("round %d: pool %s had %d instances in EC2", c.round, p, n)
+		}
+		f.peak[p] = min(n, f.size)
+	}
+	extra := len(f.srv.Instances()) - (len(f.pools)*f.size + c.terminated) - c.duplicates
+	return max(dup, extra)
 }
 
 // lostPools counts the pools not led, or not at their size, as via sees

@@ -9,6 +9,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/internal/ec2test"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
 // logLines returns the lines of log that hold every one of words.
@@ -136,8 +137,22 @@ func pauseLeader(t *testing.T, f *fleet, pool string, cut bool) {
 		t.Errorf("EC2 calls after SIGCONT of %s, on settled pools:\n%s", old.name, strings.Join(ec2Calls(f.srv.Requests()[reqs:]), "\n"))
 	}
 	// (b) Every write to the pool's keys since then was its leader's at
-	// the time: none by the old leader under its lost key. (The state
-	// does not say who wrote it; the decision log's entries do.)
+	// the time: none by the old leader under its lost key.
+	checkWrites(t, f, pool, old, rev)
+	if refused := logLines(logSince(old, logAt), "a state write was refused"); len(refused) > 0 {
+		t.Errorf("%s tried to write with the leadership it had lost:\n%s", old.name, strings.Join(refused, "\n"))
+	}
+	if lost != "" && why == "" {
+		checkLeader(t, f, pools, pool, old, successor, witness, logSince(old, logAt), lost)
+	}
+}
+
+// checkWrites checks etcd's history of pool's unit after rev: each write
+// made under the unit's leader at the time, and none by old under the
+// election key it had at rev. (The state does not say who wrote it; the
+// decision log's entries do.)
+func checkWrites(t *testing.T, f *fleet, pool string, old *member, rev int64) {
+	t.Helper()
 	writes := unitHistory(t, f.etcd.Endpoints(), f.name, pool, rev)
 	regained := int64(0)
 	for _, w := range writes {
@@ -153,23 +168,33 @@ func pauseLeader(t *testing.T, f *fleet, pool string, cut bool) {
 		}
 	}
 	t.Logf("%d writes to %s's keys after SIGCONT (rev %d); the first under %s, back as its leader: rev %d", len(writes), pool, rev, old.name, regained)
-	if refused := logLines(logSince(old, logAt), "a state write was refused"); len(refused) > 0 {
-		t.Errorf("%s tried to write with the leadership it had lost:\n%s", old.name, strings.Join(refused, "\n"))
-	}
-	if lost == "" || why != "" {
-		return
-	}
-	// (c) pool list, on the old leader and on another, says who leads the
-	// pool now: its successor, or the old leader again by a handover
-	// logged after the loss.
+}
+
+// checkLeader checks that pool list, on the old leader and on another
+// daemon, says who leads pool now: its successor, or the old leader again,
+// won after its loss (lost, in since: its log from SIGCONT on) and handed
+// over by the successor.
+func checkLeader(t *testing.T, f *fleet, pools []runtime.PoolStatus, pool string, old, successor, witness *member, since, lost string) {
+	t.Helper()
 	leader, p := f.leaderOf(pools, pool)
 	if leader == old {
-		since := logSince(old, logAt)
-		back := logLines(since, `msg="cluster: leads a pool"`, "unit="+pool+" ", "handed over by")
-		if len(back) == 0 || strings.Index(since, back[0]) < strings.Index(since, lost) {
-			t.Errorf("pool list on %s says it leads %s again, with no handover logged after its loss", old.name, pool)
-		} else {
-			t.Logf("handed back: %s", back[0])
+		var won string
+		for _, line := range logLines(since, `msg="cluster: leads a pool"`, "unit="+pool+" ") {
+			if strings.Index(since, line) > strings.Index(since, lost) {
+				won = line
+				break
+			}
+		}
+		gave := logLines(successor.log.String(), `msg="cluster: lost a pool"`, "unit="+pool+" ", "handed over to "+old.name)
+		switch {
+		case won == "":
+			t.Errorf("pool list on %s says it leads %s again, but it logged no win after its loss", old.name, pool)
+		case len(gave) == 0:
+			t.Errorf("%s leads %s again, but %s logged no handover to it", old.name, pool, successor.name)
+		default:
+			// Its reason may say "it had no leader": its watch, cut off,
+			// may not have seen the successor yet when it won.
+			t.Logf("handed back: %s\n%s", gave[len(gave)-1], won)
 		}
 	} else if leader != successor {
 		t.Errorf("pool list on %s says %s is led by %q, want %s (or %s by a handover)", old.name, pool, p.Leader, successor.name, old.name)
