@@ -98,6 +98,9 @@ type Member struct {
 	Since time.Time `json:"since"`
 	// Policy is the revision of the cluster's policy it runs (policy.go).
 	Policy int64 `json:"policy,omitempty"`
+	// Leaving is said by a daemon that stops, just before it goes: the
+	// others then say its units were let go, not taken over.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // Node is this daemon's place in the cluster.
@@ -118,8 +121,10 @@ type Node struct {
 	hosts    map[string]string // a unit that must be led from one machine: its host
 	members  map[string]Member // alive, from the watch
 	cands    map[string]map[string]candidate
-	// last is the last leader seen of each unit, to say whence it came.
+	// last is the last leader seen of each unit, to say whence it came;
+	// left, the daemons that said they were stopping before they went.
 	last map[string]string
+	left map[string]bool
 	// sweeping are the election keys being deleted (sweep).
 	sweeping map[string]bool
 
@@ -178,7 +183,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, cli: cli, prefix: "/cloudspeak/" + cfg.Name + "/",
 		self:  Member{Name: cfg.Member, Host: cfg.Host, PID: os.Getpid(), Since: time.Now().UTC()},
 		units: map[string]*unit{}, hosts: map[string]string{}, members: map[string]Member{},
-		cands: map[string]map[string]candidate{}, last: map[string]string{}, sweeping: map[string]bool{}, kick: make(chan struct{}, 1)}
+		cands: map[string]map[string]candidate{}, last: map[string]string{}, left: map[string]bool{}, sweeping: map[string]bool{}, kick: make(chan struct{}, 1)}
 	// One call first, so a wrong address or credentials fail the start.
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	_, err = cli.Get(cctx, n.prefix+"members/", clientv3.WithPrefix(), clientv3.WithCountOnly())
@@ -532,6 +537,25 @@ func waiting(cs map[string]candidate, member string) bool {
 	return false
 }
 
+// leaderAt reads who led the unit at revision rev, from etcd's history
+// ("" if none, or if that history was compacted away).
+func (n *Node) leaderAt(ctx context.Context, unit string, rev int64) string {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	resp, err := n.cli.Get(cctx, n.prefix+"elect/"+unit+"/", clientv3.WithPrefix(), clientv3.WithRev(rev))
+	if err != nil {
+		return ""
+	}
+	cs := map[string]candidate{}
+	for _, kv := range resp.Kvs {
+		cs[string(kv.Key)] = candidate{member: string(kv.Value), rev: kv.CreateRevision}
+	}
+	if l := leaderOf(cs); l != n.self.Name {
+		return l
+	}
+	return ""
+}
+
 // campaign runs the unit's election in the background; the caller holds
 // n.mu.
 func (n *Node) campaign(ctx context.Context, u *unit) {
@@ -545,6 +569,10 @@ func (n *Node) campaign(ctx context.Context, u *unit) {
 	go func() { // owned by the node: cancelled through u.campaign or with the node
 		defer n.wg.Done()
 		err := elec.Campaign(cctx, n.self.Name)
+		var before string // the leader when this daemon's key was put, from etcd's history
+		if err == nil {
+			before = n.leaderAt(cctx, u.name, elec.Rev()-1)
+		}
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		if n.units[u.name] != u || n.sess != sess || cctx.Err() != nil {
@@ -565,8 +593,13 @@ func (n *Node) campaign(ctx context.Context, u *unit) {
 		}
 		u.leading, u.key, u.rev, u.since = true, elec.Key(), elec.Rev(), time.Now()
 		prev := n.last[u.name]
+		if prev == "" {
+			prev = before // the watch had not seen it (cut off, or just joined)
+		}
 		reason, how := "it had no leader", "first"
 		switch {
+		case prev != "" && n.left[prev]:
+			reason, how = "took it over from "+prev+": it stopped", "handover"
 		case prev != "" && n.members[prev].Name == "":
 			reason, how = "took it over from "+prev+": its lease expired", "takeover"
 		case prev != "":

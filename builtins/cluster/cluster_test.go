@@ -293,3 +293,45 @@ func (n *Node) debugState() string {
 	}
 	return b.String()
 }
+
+// A daemon that stops lets its units go: the one that takes them says so
+// ("it stopped", a handover), not that it took them from a dead daemon.
+func TestStopIsAHandover(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	gains := make(chan Change, 16)
+	join := func(name string) *Node {
+		n, err := Join(context.Background(), Config{Endpoints: c.Endpoints(), Name: "t", Member: name, Host: "h",
+			OnChange: func(ch Change) {
+				if ch.Gained {
+					gains <- ch
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.SetUnits([]string{"web"}, nil)
+		return n
+	}
+	a := join("a")
+	testenv.WaitFor(t, 10*time.Second, "a leads web", func() bool { return a.Leads("web") })
+	b := join("b")
+	testenv.WaitFor(t, 10*time.Second, "b is a member for a", func() bool { _, ok := a.Members()["b"]; return ok })
+	leader, other := a, b
+	if Assign([]string{"web"}, members("a", "b"), nil)["web"] == "b" {
+		leader, other = b, a
+	}
+	defer other.Close()
+	testenv.WaitFor(t, 10*time.Second, "web settled with its assigned leader", func() bool { return leader.Leads("web") })
+	for len(gains) > 0 {
+		<-gains
+	}
+	leader.Close()
+	select {
+	case ch := <-gains:
+		if ch.How != "handover" || !strings.Contains(ch.Reason, "it stopped") {
+			t.Fatalf("after a stop: %+v", ch)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the unit was not taken up after its leader stopped")
+	}
+}

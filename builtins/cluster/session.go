@@ -33,7 +33,7 @@ func (n *Node) sessions(ctx context.Context) {
 }
 
 func (n *Node) session(ctx context.Context) error {
-	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	gctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), 5*time.Second)
 	grant, err := n.cli.Grant(gctx, int64((n.cfg.TTL+time.Second-1)/time.Second))
 	cancel()
 	if err != nil {
@@ -83,6 +83,15 @@ func (n *Node) session(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Said first, so that the others know its units were let go.
+			n.mu.Lock()
+			leaving := n.member()
+			n.mu.Unlock()
+			leaving.Leaving = true
+			data, _ := json.Marshal(leaving)
+			lctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			n.cli.Put(lctx, n.prefix+"members/"+n.self.Name, string(data), clientv3.WithLease(grant.ID))
+			cancel()
 			n.endSession("stopping", "this daemon is stopping")
 			// Revoking the lease deletes every key of this daemon at once:
 			// the others take its units over without waiting for the TTL.
@@ -91,11 +100,11 @@ func (n *Node) session(ctx context.Context) error {
 			cancel()
 			return ctx.Err()
 		case <-sess.Done():
-			n.endSession("lease", "its lease expired (this daemon was cut off from etcd, or paused, for longer than the TTL)")
+			n.endSession("lease", n.lapsed())
 			return errors.New("lease expired")
 		case err := <-renewed:
 			renewed <- err // for the deferred wait
-			n.endSession("lease", "its lease expired (this daemon was cut off from etcd, or paused, for longer than the TTL)")
+			n.endSession("lease", n.lapsed())
 			sess.Close()
 			return err
 		case <-n.kick:
@@ -104,6 +113,19 @@ func (n *Node) session(ctx context.Context) error {
 			n.rebalance(ctx)
 		}
 	}
+}
+
+// lapsed says why the session's lease is given up, with the last error
+// renewing it.
+func (n *Node) lapsed() string {
+	n.mu.Lock()
+	last := n.renewErr
+	n.mu.Unlock()
+	why := "its lease expired or could not be renewed within the TTL (this daemon was cut off from etcd, paused, or etcd lost its quorum)"
+	if last != "" {
+		why += "; last renewal: " + last
+	}
+	return why
 }
 
 // margin is how long before the lease could expire a leader stops acting.
@@ -116,7 +138,9 @@ func (n *Node) renew(ctx context.Context, id clientv3.LeaseID, ttl time.Duration
 	every := ttl / 3
 	for {
 		sent := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, every)
+		// WithRequireLeader: a member that lost its quorum says so at once
+		// ("etcdserver: no leader") instead of letting the call time out.
+		cctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), every)
 		resp, err := n.cli.KeepAliveOnce(cctx, id)
 		cancel()
 		if ctx.Err() != nil {
@@ -133,12 +157,16 @@ func (n *Node) renew(ctx context.Context, id clientv3.LeaseID, ttl time.Duration
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
 			return errors.New("lease not found")
 		default:
+			why := err.Error()
+			if errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrGRPCNoLeader) {
+				why = "etcd has no leader: it lost its quorum (" + why + ")"
+			}
 			n.mu.Lock()
 			if n.renewErr == "" {
 				n.cfg.Log.Warn("cluster: cannot renew the lease: this daemon stops acting once it may have expired, until etcd answers",
-					"err", err, "acts_until", time.Until(n.deadline).Round(time.Millisecond))
+					"err", why, "acts_until", time.Until(n.deadline).Round(time.Millisecond))
 			}
-			n.renewErr = err.Error()
+			n.renewErr = why
 			n.mu.Unlock()
 		}
 		select {

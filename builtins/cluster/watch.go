@@ -82,12 +82,18 @@ func (n *Node) apply(ev *clientv3.Event) {
 	case strings.HasPrefix(key, n.prefix+"members/"):
 		name := strings.TrimPrefix(key, n.prefix+"members/")
 		if ev.Type == mvccpb.DELETE {
+			if n.members[name].Leaving {
+				n.left[name] = true
+			}
 			delete(n.members, name)
 			return
 		}
 		var m Member
 		if json.Unmarshal(ev.Kv.Value, &m) == nil {
 			n.members[name] = m
+			if !m.Leaving {
+				delete(n.left, name) // back
+			}
 		}
 	case strings.HasPrefix(key, n.prefix+"elect/"):
 		if ev.Type == mvccpb.DELETE {
