@@ -32,6 +32,11 @@ type PoolState struct {
 	Maintain  bool            `json:"maintain,omitempty"`
 	Restart   []string        `json:"restart,omitempty"` // instances a rolling restart has still to replace
 	Kept      []string        `json:"kept,omitempty"`    // failed instances kept running for recovery
+	// Rotation are the instances in the balancer: a restarted daemon's
+	// HAProxy, and in a cluster every other daemon's, serve exactly
+	// these (never two primaries). Written as [] when empty, so that a
+	// state from before it (null) is told apart.
+	Rotation []string `json:"rotation"`
 	// FailedStarts and StartAfter are the failed-start backoff.
 	FailedStarts int       `json:"failed_starts,omitempty"`
 	StartAfter   time.Time `json:"start_after,omitzero"`
@@ -61,9 +66,12 @@ func (e *Engine) snapshotOf(in func(unit string) bool) *State {
 		}
 		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
 			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped, Maintain: ps.maintain,
-			FailedStarts: ps.failedStarts, StartAfter: ps.startAfter}
+			FailedStarts: ps.failedStarts, StartAfter: ps.startAfter, Rotation: []string{}}
 		for _, in := range ps.insts {
 			p.Instances = append(p.Instances, *in)
+			if ps.rotation[in.ID] {
+				p.Rotation = append(p.Rotation, in.ID)
+			}
 			if ps.restart[in.ID] {
 				p.Restart = append(p.Restart, in.ID)
 			}
@@ -122,6 +130,12 @@ func (e *Engine) restoreOf(s *State, in func(unit string) bool) {
 		}
 		for _, id := range p.Kept {
 			ps.kept[id] = true
+		}
+		// In rotation as saved: the balancer was seeded with them (or, in
+		// a cluster, kept them in step), so they are not added again,
+		// and a primary's successor is not put in beside it.
+		for _, id := range p.Rotation {
+			ps.rotation[id] = true
 		}
 		ps.failedStarts, ps.startAfter = p.FailedStarts, p.StartAfter
 		if ps.failedStarts > 0 {

@@ -111,6 +111,8 @@ type Node struct {
 	ttl    time.Duration // as etcd granted it
 	self   Member
 
+	memberMu sync.Mutex // serializes writes of the member key (writeMember)
+
 	mu       sync.Mutex
 	policy   int64                // the policy this daemon runs (SetPolicy)
 	sess     *concurrency.Session // nil between sessions
@@ -570,7 +572,10 @@ func (n *Node) campaign(ctx context.Context, u *unit) {
 		defer n.wg.Done()
 		err := elec.Campaign(cctx, n.self.Name)
 		var before string // the leader when this daemon's key was put, from etcd's history
-		if err == nil {
+		n.mu.Lock()
+		known := n.last[u.name] != ""
+		n.mu.Unlock()
+		if err == nil && !known {
 			before = n.leaderAt(cctx, u.name, elec.Rev()-1)
 		}
 		n.mu.Lock()

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -41,6 +43,9 @@ type Policy struct {
 // their base names and contents, so that the same files in another
 // directory (on another machine) are the same policy.
 func Digest(srcs []Source) string {
+	// In name order: the same files given in another order are the same.
+	srcs = slices.Clone(srcs)
+	slices.SortFunc(srcs, func(a, b Source) int { return strings.Compare(filepath.Base(a.Name), filepath.Base(b.Name)) })
 	h := sha256.New()
 	for _, s := range srcs {
 		name := filepath.Base(s.Name)
@@ -129,18 +134,32 @@ func (n *Node) WatchPolicy(ctx context.Context, from int64, fn func(rev int64, p
 	}
 }
 
-// SetPolicy says which policy (by revision) this daemon runs; 0 when it
-// cannot run the cluster's. Units are shared among the daemons running the
-// same policy only: one that runs another leads none of them.
+// SetPolicy says which policy (by revision) this daemon runs, and writes
+// it to its member key. Units are shared among the daemons running the
+// same policy only: one that runs another leads none of them. Call it
+// before giving the policy's units (SetUnits), so that they are shared
+// out with the right peers from the start.
 func (n *Node) SetPolicy(ctx context.Context, rev int64) error {
 	n.mu.Lock()
 	n.policy = rev
+	n.mu.Unlock()
+	n.poke()
+	return n.writeMember(ctx)
+}
+
+// writeMember writes this daemon's member key as it is now, under the
+// session's lease (nothing without a session: the next one writes it).
+// Writes are serialized, each reading the record at its turn, so a late
+// one never puts back an older record.
+func (n *Node) writeMember(ctx context.Context) error {
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
+	n.mu.Lock()
 	sess := n.sess
 	data, _ := json.Marshal(n.member())
 	n.mu.Unlock()
-	n.poke()
 	if sess == nil {
-		return nil // the next session registers it
+		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, n.callTimeout())
 	defer cancel()

@@ -25,6 +25,9 @@ type Request struct {
 	Method string          `json:"method"`
 	Args   json.RawMessage `json:"args,omitempty"`
 	From   string          `json:"from"`
+	// Until is when its caller stops waiting: a request found later (a
+	// watch resumed after a break) is not carried out.
+	Until time.Time `json:"until,omitzero"`
 }
 
 // Reply is its answer.
@@ -51,7 +54,7 @@ func (n *Node) Serve(ctx context.Context, h Handler, timeout time.Duration) {
 			return
 		}
 		var req Request
-		if err := json.Unmarshal(kv.Value, &req); err != nil {
+		if err := json.Unmarshal(kv.Value, &req); err != nil || (!req.Until.IsZero() && time.Now().After(req.Until)) {
 			return
 		}
 		if len(seen) > 256 {
@@ -148,7 +151,11 @@ func (n *Node) Call(ctx context.Context, member, method string, args, result any
 	var idb [12]byte
 	rand.Read(idb[:])
 	id := hex.EncodeToString(idb[:])
-	data, _ := json.Marshal(Request{Method: method, Args: raw, From: n.self.Name})
+	req := Request{Method: method, Args: raw, From: n.self.Name}
+	if dl, ok := ctx.Deadline(); ok {
+		req.Until = dl
+	}
+	data, _ := json.Marshal(req)
 	replyKey := n.prefix + "reply/" + id
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()

@@ -47,27 +47,25 @@ func (n *Node) session(ctx context.Context) error {
 	}
 	ttl := time.Duration(grant.TTL) * time.Second
 	sent := time.Now()
+	// Registered under the member key's lock: a SetPolicy meanwhile
+	// writes after, with the session.
+	n.memberMu.Lock()
 	n.mu.Lock()
-	registered := n.member()
+	data, _ := json.Marshal(n.member())
 	n.mu.Unlock()
-	data, _ := json.Marshal(registered)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err = n.cli.Put(pctx, n.prefix+"members/"+n.self.Name, string(data), clientv3.WithLease(grant.ID))
 	cancel()
 	if err != nil {
+		n.memberMu.Unlock()
 		sess.Close()
 		return fmt.Errorf("register: %w", err)
 	}
 	n.mu.Lock()
 	n.sess, n.ttl = sess, ttl
 	n.deadline = sent.Add(ttl - margin(ttl))
-	now := n.policy // SetPolicy may have run meanwhile, without a session to write it
 	n.mu.Unlock()
-	if now != registered.Policy {
-		if err := n.SetPolicy(ctx, now); err != nil {
-			n.cfg.Log.Warn("cluster: say which policy this daemon runs", "err", err)
-		}
-	}
+	n.memberMu.Unlock()
 	n.cfg.Log.Info("cluster: joined", "cluster", n.cfg.Name, "member", n.self.Name, "lease_ttl", ttl)
 	n.poke()
 
@@ -84,6 +82,7 @@ func (n *Node) session(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			// Said first, so that the others know its units were let go.
+			n.memberMu.Lock()
 			n.mu.Lock()
 			leaving := n.member()
 			n.mu.Unlock()
@@ -92,6 +91,7 @@ func (n *Node) session(ctx context.Context) error {
 			lctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			n.cli.Put(lctx, n.prefix+"members/"+n.self.Name, string(data), clientv3.WithLease(grant.ID))
 			cancel()
+			n.memberMu.Unlock()
 			n.endSession("stopping", "this daemon is stopping")
 			// Revoking the lease deletes every key of this daemon at once:
 			// the others take its units over without waiting for the TTL.

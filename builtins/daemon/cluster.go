@@ -111,8 +111,9 @@ func (d *Daemon) leaveCluster() {
 	d.cl.node.Close()
 }
 
-// share tells the cluster the running program's units.
-func (cl *clustered) share(prog *runtime.Program, hosts map[string]string) error {
+// share checks the program's units for the cluster and returns how to
+// tell the cluster them (once it runs).
+func (cl *clustered) share(prog *runtime.Program, hosts map[string]string) (func(), error) {
 	units := prog.Units()
 	var names []string
 	tied := map[string]string{}
@@ -124,15 +125,16 @@ func (cl *clustered) share(prog *runtime.Program, hosts map[string]string) error
 				continue
 			}
 			if t := tied[u.Name]; t != "" && t != h {
-				return fmt.Errorf("pools %s read one another, so one daemon must lead them all, but their local processes are on two hosts (%s and %s)",
+				return nil, fmt.Errorf("pools %s read one another, so one daemon must lead them all, but their local processes are on two hosts (%s and %s)",
 					strings.Join(u.Pools, ", "), t, h)
 			}
 			tied[u.Name] = h
 		}
 	}
-	cl.store.SetUnits(units)
-	cl.node.SetUnits(names, tied)
-	return nil
+	return func() {
+		cl.store.SetUnits(units)
+		cl.node.SetUnits(names, tied)
+	}, nil
 }
 
 // The requests one daemon sends another: a command for a pool the other

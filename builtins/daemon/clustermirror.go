@@ -64,8 +64,9 @@ func (d *Daemon) mirrorBalancers(ctx context.Context) {
 				continue
 			}
 			serving, draining := rotation(st.Pools[p.Name])
+			unit := prog.UnitOf(p.Name)
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := d.haproxy.Mirror(cctx, p.Name, serving, draining)
+			err := d.haproxy.Mirror(cctx, p.Name, p.Primary, serving, draining, func() bool { return !d.cl.node.Leads(unit) })
 			cancel()
 			switch {
 			case err != nil && said[p.Name] != err.Error():
@@ -80,15 +81,20 @@ func (d *Daemon) mirrorBalancers(ctx context.Context) {
 }
 
 // rotation returns a pool's instances in rotation, as its leader's engine
-// puts them there, and those being drained.
+// put them there (the state's Rotation), and those being drained. A state
+// written before Rotation was kept has every running serving instance.
 func rotation(ps runtime.PoolState) (serving, draining []runtime.Instance) {
-	for _, in := range ps.Instances {
+	in := map[string]bool{}
+	for _, id := range ps.Rotation {
+		in[id] = true
+	}
+	for _, i := range ps.Instances {
 		switch {
-		case in.Addr == "" || in.Role != runtime.Serving:
-		case in.State == runtime.Running && !in.Maintain:
-			serving = append(serving, in)
-		case in.State == runtime.Stopping || in.Maintain:
-			draining = append(draining, in)
+		case i.Addr == "" || i.Role != runtime.Serving:
+		case ps.Rotation != nil && in[i.ID], ps.Rotation == nil && i.State == runtime.Running && !i.Maintain:
+			serving = append(serving, i)
+		case i.State == runtime.Stopping || i.Maintain:
+			draining = append(draining, i)
 		}
 	}
 	return serving, draining

@@ -186,16 +186,25 @@ func (d *Daemon) loadCluster(rev int64, p *cluster.Policy) ([]*lang.File, *lang.
 	return files, info, nil
 }
 
-// ranPolicy records that the engine runs the cluster's policy rev, and
-// says so to the others (the pools are shared among the daemons that run
-// the same). The caller holds reloadMu.
-func (d *Daemon) ranPolicy(rev int64) {
-	d.cl.policy.rev, d.cl.policy.refused, d.cl.policy.refusedErr = rev, 0, nil
+// runAt starts the engine on prog as the cluster's policy rev. The node
+// says it runs rev first, so the units are shared with the right peers
+// from the start. If the engine cannot start, this daemon leads no pool
+// and says it refused rev (a revision no daemon runs, so the others share
+// the pools out without it) until it can. The caller holds reloadMu.
+func (d *Daemon) runAt(rev int64, files []*lang.File, prog *runtime.Program) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := d.cl.node.SetPolicy(ctx, rev); err != nil {
 		d.cfg.Log.Warn("cluster: could not say which policy this daemon runs; its next session will", "err", err)
 	}
+	if err := d.startEngine(files, prog); err != nil {
+		d.cl.policy.refused, d.cl.policy.refusedErr = rev, err
+		d.cl.node.SetUnits(nil, nil)
+		d.cl.node.SetPolicy(ctx, -rev)
+		return err
+	}
+	d.cl.policy.rev, d.cl.policy.refused, d.cl.policy.refusedErr = rev, 0, nil
+	return nil
 }
 
 // runClusterPolicy runs a policy published by another daemon (or read
@@ -206,7 +215,7 @@ func (d *Daemon) runClusterPolicy(rev int64, p *cluster.Policy) error {
 	if err == nil {
 		var prog *runtime.Program
 		if prog, err = runtime.Compile(files, info, time.Local); err == nil {
-			err = d.startEngine(files, prog)
+			err = d.runAt(rev, files, prog)
 		}
 	}
 	if err != nil {
@@ -221,10 +230,21 @@ func (d *Daemon) runClusterPolicy(rev int64, p *cluster.Policy) error {
 	d.mu.Lock()
 	d.session = sessionFromCluster(p.Declared)
 	d.mu.Unlock()
-	d.ranPolicy(rev)
 	d.met.reloads.WithLabelValues("ok").Inc()
 	d.cfg.Log.Info("cluster: running the cluster's policy", "policy", describe(rev, p))
 	return nil
+}
+
+// rollBack publishes old again over rev, which this daemon published but
+// cannot run: what cannot run on the daemon that checked it would likely
+// fail everywhere, and leave every pool without a leader. The caller
+// holds reloadMu.
+func (d *Daemon) rollBack(ctx context.Context, rev int64, old cluster.Policy, err error) error {
+	if _, perr := d.cl.node.PublishPolicy(ctx, old, rev); perr != nil {
+		return fmt.Errorf("published as rev %d, but it cannot run here (this daemon leads no pool until it can; rolling back failed: %v): %w", rev, perr, err)
+	}
+	d.cfg.Log.Error("cluster: a policy this daemon published cannot run here: the previous one is published again", "rev", rev, "err", err)
+	return fmt.Errorf("published as rev %d, but it cannot run here, so the previous policy was published again: %w", rev, err)
 }
 
 // followPolicy runs each policy the cluster publishes, until ctx ends.
@@ -254,11 +274,15 @@ func (d *Daemon) reloadCluster() error {
 	if err != nil {
 		return err
 	}
-	if len(disk) == 0 || (p != nil && cluster.Digest(mine) == cluster.Digest(p.Files)) {
+	// Nothing to publish: no files, the cluster's files, or files left
+	// as they were when they last were the cluster's (this daemon just
+	// runs the cluster's policy again, if it could not).
+	unchanged := p != nil && cluster.Digest(mine) == d.cl.policy.base
+	if len(disk) == 0 || unchanged || (p != nil && cluster.Digest(mine) == cluster.Digest(p.Files)) {
 		if p == nil {
 			return nil
 		}
-		if len(disk) > 0 {
+		if len(disk) > 0 && cluster.Digest(mine) == cluster.Digest(p.Files) {
 			d.cl.policy.base = cluster.Digest(p.Files)
 		}
 		if rev != d.cl.policy.rev {
@@ -291,16 +315,17 @@ func (d *Daemon) reloadCluster() error {
 		return fmt.Errorf("reload refused: %w; send SIGHUP again to publish over it", err)
 	}
 	d.cfg.Log.Info("cluster: published the changed policy files", "rev", newRev, "files", d.cfg.Policies)
-	d.cl.policy.files, d.cl.policy.base = disk, cluster.Digest(mine)
-	if err := d.startEngine(files, prog); err != nil {
-		d.cl.policy.refused, d.cl.policy.refusedErr = newRev, err
-		d.cl.node.SetUnits(nil, nil)
-		return fmt.Errorf("published as rev %d, but it cannot run here (this daemon leads no pool until it can): %w", newRev, err)
+	if err := d.runAt(newRev, files, prog); err != nil {
+		var old cluster.Policy // none before: an empty one
+		if p != nil {
+			old = *p
+		}
+		return d.rollBack(ctx, newRev, old, err)
 	}
+	d.cl.policy.files, d.cl.policy.base = disk, cluster.Digest(mine)
 	d.mu.Lock()
 	d.session = sessionFromCluster(declared)
 	d.mu.Unlock()
-	d.ranPolicy(newRev)
 	d.met.reloads.WithLabelValues("ok").Inc()
 	return nil
 }
@@ -326,14 +351,14 @@ func (d *Daemon) declareCluster(session session) error {
 	if err != nil {
 		return err
 	}
-	if err := d.startEngine(files, prog); err != nil {
-		d.cl.policy.refused, d.cl.policy.refusedErr = rev, err
-		d.cl.node.SetUnits(nil, nil)
-		return fmt.Errorf("published as rev %d, but it cannot run here (this daemon leads no pool until it can): %w", rev, err)
+	if err := d.runAt(rev, files, prog); err != nil {
+		d.mu.Lock()
+		old := cluster.Policy{Files: toCluster(d.cl.policy.files), Declared: sessionToCluster(d.session)}
+		d.mu.Unlock()
+		return d.rollBack(ctx, rev, old, err)
 	}
 	d.mu.Lock()
 	d.session = session
 	d.mu.Unlock()
-	d.ranPolicy(rev)
 	return nil
 }

@@ -185,6 +185,23 @@ func TestClusterPolicyRefused(t *testing.T) {
 	testenv.WaitFor(t, 15*time.Second, "d2 leads its share again", func() bool {
 		return len(d2.cl.node.Led()) >= 1 && len(d1.cl.node.Led()) <= 2 && len(d1.cl.node.Led())+len(d2.cl.node.Led()) == 3
 	})
+
+	// A declaration that cannot run on the daemon that published it (the
+	// address is taken for every daemon): the previous policy is published
+	// again, and the pools stay led.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	bad := fmt.Sprintf("pool lb {\n  provider local {\n    run \"exec sleep 60\"\n    host %q\n  }\n  instances 0..1\n  balancer haproxy { listen %q }\n}\n", host, busy.Addr().String())
+	resp := d2.Execute(context.Background(), control.Request{Statements: bad, Source: "repl", Session: "s1"})
+	if resp.Status == 0 || !strings.Contains(resp.Error, "published again") {
+		t.Fatalf("a declaration that cannot run: %+v", resp)
+	}
+	testenv.WaitFor(t, 15*time.Second, "the three pools led again, lb nowhere", func() bool {
+		return len(d1.cl.node.Led())+len(d2.cl.node.Led()) == 3 && !hasPool(d1, "lb") && !hasPool(d2, "lb")
+	})
 }
 
 func freePortT(t *testing.T) int {

@@ -183,7 +183,13 @@ func Start(cfg Config) (*Daemon, error) {
 	prog, err := runtime.Compile(files, info, time.Local)
 	if err == nil {
 		d.seedBalancer(prog)
-		err = d.startEngine(files, prog)
+		if d.cl != nil {
+			d.reloadMu.Lock()
+			err = d.runAt(rev, files, prog)
+			d.reloadMu.Unlock()
+		} else {
+			err = d.startEngine(files, prog)
+		}
 	}
 	if err != nil {
 		d.haproxy.Close(false)
@@ -191,9 +197,6 @@ func Start(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	if d.cl != nil {
-		d.reloadMu.Lock()
-		d.ranPolicy(rev)
-		d.reloadMu.Unlock()
 		d.cl.followers.Add(2)
 		go func() { // owned by the daemon: leaveCluster cancels and waits
 			defer d.cl.followers.Done()
@@ -227,13 +230,17 @@ func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 	if err != nil {
 		return err
 	}
-	d.stopEngine() // its last step saved the state the new engine resumes from
-	opts := runtime.Options{Clock: d.clock, Drivers: w.drivers, Log: d.logDecision}
+	var share func() // the units to share out in the cluster, checked before the engine stops
 	if d.cl != nil {
-		if err := d.cl.share(prog, w.hosts); err != nil {
+		if share, err = d.cl.share(prog, w.hosts); err != nil {
 			w.close()
 			return err
 		}
+	}
+	d.stopEngine() // its last step saved the state the new engine resumes from
+	opts := runtime.Options{Clock: d.clock, Drivers: w.drivers, Log: d.logDecision}
+	if d.cl != nil {
+		share()
 		opts.Leader, opts.Units = d.cl.node, d.cl.store
 	} else {
 		opts.Store = d.store
