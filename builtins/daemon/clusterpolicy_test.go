@@ -16,6 +16,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/internal/etcdtest"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
+	"github.com/cloudspeak/cloudspeak/internal/testproc"
 )
 
 // clusterDaemon starts a daemon of the cluster at etcd with the policy
@@ -166,7 +167,7 @@ func TestClusterPolicyRefused(t *testing.T) {
 	}
 	testenv.WaitFor(t, 10*time.Second, "d2 leads a pool", func() bool { return len(d2.cl.node.Led()) > 0 })
 	host, _ := os.Hostname()
-	web := fmt.Sprintf("pool web {\n  provider local {\n    run \"exec sleep 60\"\n    host %q\n  }\n  instances 0..1\n  balancer haproxy { listen \"127.0.0.1:%d\" }\n}\n", host, freePortT(t))
+	web := fmt.Sprintf("pool web {\n  provider local {\n    run \"exec sleep 60\"\n    host %q\n  }\n  instances 0..1\n  balancer haproxy { listen \"127.0.0.1:%d\" }\n}\n", host, freePort(t))
 	if err := os.WriteFile(path, []byte(localPools("db", "jobs")+web), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -204,12 +205,11 @@ func TestClusterPolicyRefused(t *testing.T) {
 	})
 }
 
-func freePortT(t *testing.T) int {
+func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
