@@ -113,13 +113,14 @@ func TestClusterBalancers(t *testing.T) {
 	}
 	c := &clusterRun{t: t, bin: bin, url: etcd.URL("lb"), policy: policy, known: filepath.Join(dir, "known_hosts"),
 		env: []string{"CLOUDSPEAK_CLUSTER="}}
+	// In a cluster a stopping daemon leaves the instances to the pools'
+	// next leaders: the test ends them itself, once the daemons have
+	// stopped (cleanups run last first: this one after theirs).
+	t.Cleanup(func() { killInstances(dir) })
 	addrs := map[string]string{"d1": freeAddr(t), "d2": freeAddr(t)}
 	for _, name := range []string{"d1", "d2"} {
 		c.startWith(name, "--balancer-listen", "web="+addrs[name])
 	}
-	// In a cluster a stopping daemon leaves the instances to the pools'
-	// next leaders: the test ends them itself, after the daemons.
-	t.Cleanup(func() { killInstances(dir) })
 	// inStep waits until both HAProxies serve exactly the pool's running
 	// instances, n of them, as member m reports the pool.
 	inStep := func(m *member, n int, what string) runtime.PoolStatus {
