@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"sync"
 	"time"
 )
@@ -166,7 +167,12 @@ type Server struct {
 func Listen(stateDir string, c Client) (*Server, error) {
 	path := filepath.Join(stateDir, SocketName)
 	os.Remove(path)
+	// Created 0600 from the start: no moment between listen and chmod in
+	// which another user could connect. (The umask is the process's; the
+	// daemon creates nothing else that must be wider while it starts.)
+	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}

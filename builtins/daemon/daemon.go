@@ -144,7 +144,7 @@ func Start(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+	if err := checkStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, met: newMetrics()}
@@ -469,4 +469,21 @@ func (d *Daemon) logDecision(dec decision.Decision) {
 	default:
 		d.cfg.Log.Info("decision", attrs...)
 	}
+}
+
+// checkStateDir makes the state directory (0700), or checks one that
+// exists: one that others may write to is refused, since they could put
+// their own control socket or state in its place.
+func checkStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if mode := st.Mode().Perm(); mode&0o022 != 0 {
+		return fmt.Errorf("state directory %s may be written by others (mode %04o): they could replace its control socket or state\nhint: chmod 700 %s", dir, mode, dir)
+	}
+	return nil
 }

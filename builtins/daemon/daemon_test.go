@@ -182,3 +182,26 @@ func TestCmdColor(t *testing.T) {
 		t.Errorf("colored output: %q", colored.Output)
 	}
 }
+
+// A state directory others may write to is refused, with a hint; a new
+// one is made 0700, and the control socket in it is 0600.
+func TestStateDirModes(t *testing.T) {
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o777) // past the umask
+	_, err := Start(Config{StateDir: open, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "chmod 700 "+open) {
+		t.Fatalf("a world-writable state dir: %v", err)
+	}
+	d := startEmpty(t)
+	st, err := os.Stat(d.cfg.StateDir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("state dir mode %v, %v", st.Mode().Perm(), err)
+	}
+	sock, err := os.Stat(filepath.Join(d.cfg.StateDir, control.SocketName))
+	if err != nil || sock.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket mode %v, %v", sock.Mode().Perm(), err)
+	}
+}
