@@ -18,8 +18,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"sync"
+	"syscall"
 	"time"
 )
 
