@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -16,36 +15,32 @@ import (
 // it until ctx ends: first the states the units have now, then each new
 // one (on the watching goroutine, one at a time). It is how a daemon
 // follows the pools it does not lead, such as their balancers'
-// membership. units gives the units to read at first (and again after the
-// watch was broken); the watch then reports every unit's writes.
+// membership. units gives the units to read at first (and again if the
+// watch's history was compacted away); the watch then reports every
+// unit's writes.
 func (s *Store) WatchStates(ctx context.Context, units func() []string, fn func(unit string, st *runtime.State)) {
 	prefix := s.n.prefix + "unit/"
-	for ctx.Err() == nil {
-		rev, err := s.readStates(ctx, units(), fn)
-		if err == nil {
-			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-			for wr := range s.n.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
-				if wr.Err() != nil || wr.CompactRevision != 0 {
-					break // read them all again
-				}
-				for _, ev := range wr.Events {
-					unit, rest, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), prefix), "/")
-					if ev.Type != mvccpb.PUT || rest != "state" {
-						continue // decisions and launch generations
-					}
-					var st runtime.State
-					if json.Unmarshal(ev.Kv.Value, &st) == nil {
-						fn(unit, &st)
-					}
-				}
+	s.n.follow(ctx, prefix, []clientv3.OpOption{clientv3.WithPrefix()}, func(ctx context.Context) (int64, error) {
+		return s.readStates(ctx, units(), fn)
+	}, func(evs []*clientv3.Event) {
+		for _, ev := range evs {
+			unit, rest, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), prefix), "/")
+			if ev.Type != mvccpb.PUT || rest != "state" {
+				continue // decisions and launch generations
 			}
-			cancel()
+			var st runtime.State
+			if json.Unmarshal(ev.Kv.Value, &st) == nil {
+				fn(unit, &st)
+			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	})
+}
+
+// States reads the units' states, as their leaders last wrote them, and
+// gives each to fn (units with none yet are left out).
+func (s *Store) States(ctx context.Context, units []string, fn func(unit string, st *runtime.State)) error {
+	_, err := s.readStates(ctx, units, fn)
+	return err
 }
 
 // readStates reads the units' states in transactions of at most

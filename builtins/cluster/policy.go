@@ -59,20 +59,26 @@ func (n *Node) policyKey() string { return n.prefix + "policy" }
 // Policy reads the cluster's policy and its revision; nil and 0 when none
 // was published yet.
 func (n *Node) Policy(ctx context.Context) (*Policy, int64, error) {
+	p, rev, _, err := n.readPolicy(ctx)
+	return p, rev, err
+}
+
+// readPolicy is Policy, with the revision etcd read it at.
+func (n *Node) readPolicy(ctx context.Context) (p *Policy, rev, at int64, err error) {
 	cctx, cancel := context.WithTimeout(ctx, n.callTimeout())
 	defer cancel()
 	resp, err := n.cli.Get(cctx, n.policyKey())
 	if err != nil {
-		return nil, 0, fmt.Errorf("cluster: read the policy: %w", err)
+		return nil, 0, 0, fmt.Errorf("cluster: read the policy: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, 0, nil
+		return nil, 0, resp.Header.Revision, nil
 	}
-	var p Policy
-	if err := json.Unmarshal(resp.Kvs[0].Value, &p); err != nil {
-		return nil, 0, fmt.Errorf("cluster: the policy in etcd is damaged: %w", err)
+	p = &Policy{}
+	if err := json.Unmarshal(resp.Kvs[0].Value, p); err != nil {
+		return nil, 0, 0, fmt.Errorf("cluster: the policy in etcd is damaged: %w", err)
 	}
-	return &p, resp.Kvs[0].ModRevision, nil
+	return p, resp.Kvs[0].ModRevision, resp.Header.Revision, nil
 }
 
 // ErrPolicyMoved is a publication refused because the cluster's policy is
@@ -101,37 +107,24 @@ func (n *Node) PublishPolicy(ctx context.Context, p Policy, base int64) (int64, 
 	return resp.Header.Revision, nil
 }
 
-// WatchPolicy calls fn with each policy published from revision from on,
-// until ctx ends; fn runs on the watching goroutine, one at a time.
+// WatchPolicy calls fn with each policy published from revision from on
+// (the one there now first, if it is that recent), until ctx ends; fn runs
+// on the watching goroutine, one at a time.
 func (n *Node) WatchPolicy(ctx context.Context, from int64, fn func(rev int64, p *Policy)) {
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for wr := range n.cli.Watch(wctx, n.policyKey(), clientv3.WithRev(from)) {
-			if wr.CompactRevision != 0 {
-				// Compacted past from: the current policy is what counts.
-				if p, rev, err := n.Policy(ctx); err == nil && p != nil {
-					fn(rev, p)
-					from = rev + 1
-				}
-				break
-			}
-			if wr.Err() != nil {
-				break
-			}
-			for _, ev := range wr.Events {
-				from = ev.Kv.ModRevision + 1
-				var p Policy
-				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &p) == nil {
-					fn(ev.Kv.ModRevision, &p)
-				}
+	n.follow(ctx, n.policyKey(), nil, func(ctx context.Context) (int64, error) {
+		p, rev, at, err := n.readPolicy(ctx)
+		if err == nil && p != nil && rev >= from {
+			fn(rev, p)
+		}
+		return at, err
+	}, func(evs []*clientv3.Event) {
+		for _, ev := range evs {
+			var p Policy
+			if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &p) == nil {
+				fn(ev.Kv.ModRevision, &p)
 			}
 		}
-		cancel()
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	})
 }
 
 // SetPolicy says which policy (by revision) this daemon runs, and writes

@@ -71,43 +71,24 @@ func (n *Node) Serve(ctx context.Context, h Handler, timeout time.Duration) {
 			n.answer(ctx, id, req, h, timeout)
 		}()
 	}
-	var rev int64 // next revision to watch from; 0: list first
-	for ctx.Err() == nil {
-		if rev == 0 {
-			gctx, cancel := context.WithTimeout(ctx, n.callTimeout())
-			resp, err := n.cli.Get(gctx, inbox, clientv3.WithPrefix())
-			cancel()
-			if err == nil {
-				for _, kv := range resp.Kvs {
-					dispatch(kv)
-				}
-				rev = resp.Header.Revision + 1
+	n.follow(ctx, inbox, []clientv3.OpOption{clientv3.WithPrefix()}, func(ctx context.Context) (int64, error) {
+		gctx, cancel := context.WithTimeout(ctx, n.callTimeout())
+		defer cancel()
+		resp, err := n.cli.Get(gctx, inbox, clientv3.WithPrefix())
+		if err != nil {
+			return 0, err
+		}
+		for _, kv := range resp.Kvs {
+			dispatch(kv)
+		}
+		return resp.Header.Revision, nil
+	}, func(evs []*clientv3.Event) {
+		for _, ev := range evs {
+			if ev.Type == mvccpb.PUT && ev.Kv.Version == 1 {
+				dispatch(ev.Kv)
 			}
 		}
-		if rev != 0 {
-			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-			for wr := range n.cli.Watch(wctx, inbox, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
-				if wr.CompactRevision != 0 {
-					rev = 0 // history gone: list again
-					break
-				}
-				if wr.Err() != nil {
-					break
-				}
-				for _, ev := range wr.Events {
-					rev = ev.Kv.ModRevision + 1
-					if ev.Type == mvccpb.PUT && ev.Kv.Version == 1 {
-						dispatch(ev.Kv)
-					}
-				}
-			}
-			cancel()
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	})
 }
 
 func (n *Node) answer(ctx context.Context, id string, req Request, h Handler, timeout time.Duration) {

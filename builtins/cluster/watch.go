@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,31 +11,74 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// watch follows the members and the elections, to share the units out
-// and to know who leads what.
-func (n *Node) watch(ctx context.Context) {
+// follow keeps up with the keys from key (opts: a prefix or a range) until
+// ctx ends: list reads them and returns the revision it read at; apply
+// takes each batch of changes after it. A broken watch resumes from the
+// last revision seen, so no change is missed or seen twice; one whose
+// history was compacted away lists again. Both run on the calling
+// goroutine. The members, the elections, the policy, the requests to a
+// daemon and the units' states are all followed so.
+func (n *Node) follow(ctx context.Context, key string, opts []clientv3.OpOption, list func(context.Context) (int64, error), apply func([]*clientv3.Event)) {
+	var next int64 // the revision to watch from; 0: list first
 	for ctx.Err() == nil {
-		err := n.watchOnce(ctx)
-		if ctx.Err() != nil {
-			return
+		if next == 0 {
+			rev, err := list(ctx)
+			if err == nil {
+				next = rev + 1
+			} else if ctx.Err() == nil {
+				n.cfg.Log.Debug("cluster: list again", "key", key, "err", err)
+			}
 		}
-		n.cfg.Log.Debug("cluster watch restarts", "err", err)
+		if next != 0 {
+			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			for wr := range n.cli.Watch(wctx, key, append(slices.Clone(opts), clientv3.WithRev(next))...) {
+				if wr.CompactRevision != 0 {
+					next = 0 // history gone: list again
+					break
+				}
+				if err := wr.Err(); err != nil {
+					n.cfg.Log.Debug("cluster: watch again", "key", key, "err", err)
+					break
+				}
+				if len(wr.Events) > 0 {
+					apply(wr.Events)
+					next = wr.Events[len(wr.Events)-1].Kv.ModRevision + 1
+				}
+			}
+			cancel()
+		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
 
-func (n *Node) watchOnce(ctx context.Context) error {
+// watch follows the members and the elections, to share the units out
+// and to know who leads what. (Only those keys, elect/ to members/: state
+// and log writes are none of its business.)
+func (n *Node) watch(ctx context.Context) {
+	n.follow(ctx, n.prefix+"elect/", []clientv3.OpOption{clientv3.WithRange(n.prefix + "members0")},
+		n.listMembers, func(evs []*clientv3.Event) {
+			n.mu.Lock()
+			for _, ev := range evs {
+				n.apply(ev)
+			}
+			n.noteLeaders()
+			n.mu.Unlock()
+			n.poke()
+		})
+}
+
+// listMembers reads the members and the elections at one revision.
+func (n *Node) listMembers(ctx context.Context) (int64, error) {
 	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	members := map[string]Member{}
 	cands := map[string]map[string]candidate{}
 	mresp, err := n.cli.Get(gctx, n.prefix+"members/", clientv3.WithPrefix())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rev := mresp.Header.Revision
 	for _, kv := range mresp.Kvs {
@@ -45,7 +89,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	}
 	eresp, err := n.cli.Get(gctx, n.prefix+"elect/", clientv3.WithPrefix(), clientv3.WithRev(rev))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, kv := range eresp.Kvs {
 		n.addCandidate(cands, string(kv.Key), string(kv.Value), kv.CreateRevision)
@@ -55,24 +99,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	n.noteLeaders()
 	n.mu.Unlock()
 	n.poke()
-	wctx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer stop()
-	// Only members and elections: state and log writes are none of the
-	// watch's business.
-	// (Keys: elect/, members/; then policy, rpc/, unit/: see store.go.)
-	for wr := range n.cli.Watch(wctx, n.prefix+"elect/", clientv3.WithRange(n.prefix+"members0"), clientv3.WithRev(rev+1)) {
-		if err := wr.Err(); err != nil {
-			return err
-		}
-		n.mu.Lock()
-		for _, ev := range wr.Events {
-			n.apply(ev)
-		}
-		n.noteLeaders()
-		n.mu.Unlock()
-		n.poke()
-	}
-	return ctx.Err()
+	return rev, nil
 }
 
 // apply takes in one event; the caller holds n.mu.
