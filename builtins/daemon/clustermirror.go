@@ -101,8 +101,10 @@ func rotation(ps runtime.PoolState) (serving, draining []runtime.Instance) {
 }
 
 // unitNames are the running policy's units.
-func (d *Daemon) unitNames() []string {
-	prog := d.progNow()
+func (d *Daemon) unitNames() []string { return unitNamesOf(d.progNow()) }
+
+// unitNamesOf are a program's units (none for no program).
+func unitNamesOf(prog *runtime.Program) []string {
 	if prog == nil {
 		return nil
 	}

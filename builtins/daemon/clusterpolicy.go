@@ -43,9 +43,6 @@ type clusterPolicy struct {
 	// base is the digest of the cluster's files when this daemon's own
 	// files were last the same: a reload may publish only over those.
 	base string
-	// refused is a revision this daemon could not run, and why.
-	refused    int64
-	refusedErr error
 }
 
 // ErrStalePolicy is a reload refused because the daemon's files are not
@@ -126,12 +123,13 @@ func differing(mine, theirs []cluster.Source) string {
 }
 
 // joinPolicy settles which policy a daemon joining the cluster runs (see
-// above) and returns it, checked, with its revision. publish replaces the
-// cluster's policy with this daemon's files.
-func (d *Daemon) joinPolicy(ctx context.Context, publish bool) ([]*lang.File, *lang.Info, int64, error) {
-	disk, err := readFiles(d.cfg.Policies)
-	if err != nil {
-		return nil, nil, 0, err
+// above) and returns it, checked, with its revision. own are the daemon's
+// policy files, as Start read and checked them; publish replaces the
+// cluster's policy with them.
+func (d *Daemon) joinPolicy(ctx context.Context, own []*lang.File, publish bool) ([]*lang.File, *lang.Info, int64, error) {
+	disk := make([]lang.Source, len(own))
+	for i, f := range own {
+		disk[i] = lang.Source{Name: f.Name, Src: f.Src}
 	}
 	mine := toCluster(disk)
 	for range 3 { // a daemon publishing at the same moment: read again
@@ -188,9 +186,8 @@ func (d *Daemon) loadCluster(rev int64, p *cluster.Policy) ([]*lang.File, *lang.
 
 // runAt starts the engine on prog as the cluster's policy rev. The node
 // says it runs rev first, so the units are shared with the right peers
-// from the start. If the engine cannot start, this daemon leads no pool
-// and says it refused rev (a revision no daemon runs, so the others share
-// the pools out without it) until it can. The caller holds reloadMu.
+// from the start. If the engine cannot start, this daemon refuses rev.
+// The caller holds reloadMu.
 func (d *Daemon) runAt(rev int64, files []*lang.File, prog *runtime.Program) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -198,13 +195,22 @@ func (d *Daemon) runAt(rev int64, files []*lang.File, prog *runtime.Program) err
 		d.cfg.Log.Warn("cluster: could not say which policy this daemon runs; its next session will", "err", err)
 	}
 	if err := d.startEngine(files, prog); err != nil {
-		d.cl.policy.refused, d.cl.policy.refusedErr = rev, err
-		d.cl.node.SetUnits(nil, nil)
-		d.cl.node.SetPolicy(ctx, -rev)
+		d.refuse(rev)
 		return err
 	}
-	d.cl.policy.rev, d.cl.policy.refused, d.cl.policy.refusedErr = rev, 0, nil
+	d.cl.policy.rev = rev
 	return nil
+}
+
+// refuse records that this daemon cannot run the cluster's policy rev:
+// it leads no pool, and says it refused rev (a revision no daemon runs,
+// so the others share the pools out without it) until it can. The
+// caller holds reloadMu.
+func (d *Daemon) refuse(rev int64) {
+	d.cl.node.SetUnits(nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.cl.node.SetPolicy(ctx, -rev)
 }
 
 // runClusterPolicy runs a policy published by another daemon (or read
@@ -219,8 +225,7 @@ func (d *Daemon) runClusterPolicy(rev int64, p *cluster.Policy) error {
 		}
 	}
 	if err != nil {
-		d.cl.policy.refused, d.cl.policy.refusedErr = rev, err
-		d.cl.node.SetUnits(nil, nil)
+		d.refuse(rev)
 		d.met.reloads.WithLabelValues("rejected").Inc()
 		d.cfg.Log.Error("cluster: cannot run the cluster's policy here: this daemon leads no pool until it can (fix the cause, then send SIGHUP)",
 			"policy", describe(rev, p), "err", err)

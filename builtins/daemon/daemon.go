@@ -172,7 +172,7 @@ func Start(cfg Config) (*Daemon, error) {
 	var rev int64 // the cluster's policy, which runs instead of the files
 	if d.cl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		files, info, rev, err = d.joinPolicy(ctx, cfg.Publish)
+		files, info, rev, err = d.joinPolicy(ctx, files, cfg.Publish)
 		cancel()
 		if err != nil {
 			closeState()

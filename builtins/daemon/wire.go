@@ -258,13 +258,7 @@ func (d *Daemon) seedBalancer(prog *runtime.Program) {
 		}
 	} else if d.cl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		for _, u := range prog.Units() {
-			if s, err := d.cl.store.State(ctx, u.Name); err == nil && s != nil {
-				for _, name := range u.Pools {
-					pools[name] = s.Pools[name]
-				}
-			}
-		}
+		d.cl.store.States(ctx, unitNamesOf(prog), func(_ string, s *runtime.State) { maps.Copy(pools, s.Pools) })
 		cancel()
 	}
 	for _, p := range prog.Pools {
