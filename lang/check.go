@@ -179,6 +179,12 @@ func (c *Checker) Errorf(n Ranged, hint, format string, args ...any) {
 	c.report(&Diagnostic{Range: n.Range(), Message: fmt.Sprintf(format, args...), Hint: hint})
 }
 
+// Warnf reports a warning at n's range: the policy runs, but the user
+// should know (a DNS TTL that makes failover slow, say).
+func (c *Checker) Warnf(n Ranged, hint, format string, args ...any) {
+	c.report(&Diagnostic{Severity: Warning, Range: n.Range(), Message: fmt.Sprintf(format, args...), Hint: hint})
+}
+
 // DidYouMean is the hint for a word that is not one of candidates: the
 // nearest of them by edit distance, else the list.
 func DidYouMean(word string, candidates []string) string {
