@@ -75,6 +75,11 @@ type PoolItem struct {
 	Configure *Provision  `parser:"| 'configure' @@"`
 	Env       *Map        `parser:"| 'env' @@"`
 	Metric    *MetricDecl `parser:"| 'metric' @@"`
+	// Volume is `volume NAME { settings }`: a disk of the pool's
+	// instances (one each), or, in a primary pool, the one disk that
+	// follows the primary. Its settings are the provider kind's to say
+	// (Options.Volumes): the language knows only that it has a name.
+	Volume *BlockDecl `parser:"| 'volume' @@"`
 }
 
 // MetricDecl declares a metric of the pool and where it comes from:
@@ -255,13 +260,23 @@ type LetDecl struct {
 // Action is what a rule, handler or schedule does; exactly one field is set.
 type Action struct {
 	Node
-	Add     *Scale    `parser:"  'add' @@"`
-	Remove  *Scale    `parser:"| 'remove' @@"`
-	Replace bool      `parser:"| @( 'replace' 'instance' )"`
-	Promote bool      `parser:"| @( 'promote' 'standby' )"`
-	Sync    *Sync     `parser:"| @@"`
-	Exec    *Exec     `parser:"| @@"`
-	Set     *SetLimit `parser:"| @@"`
+	Add      *Scale    `parser:"  'add' @@"`
+	Remove   *Scale    `parser:"| 'remove' @@"`
+	Replace  bool      `parser:"| @( 'replace' 'instance' )"`
+	Promote  bool      `parser:"| @( 'promote' 'standby' )"`
+	Sync     *Sync     `parser:"| @@"`
+	Exec     *Exec     `parser:"| @@"`
+	Set      *SetLimit `parser:"| @@"`
+	Snapshot *Snapshot `parser:"| @@"`
+}
+
+// Snapshot is `snapshot VOLUME keep N` (or `snapshot POOL.VOLUME keep N`
+// outside the pool): a copy of a pool's declared volume, keeping the N
+// newest copies this policy made and deleting older ones.
+type Snapshot struct {
+	Node
+	Volume *Ref   `parser:"'snapshot' @@"`
+	Keep   *Value `parser:"( 'keep' @@ )?"`
 }
 
 // Exec is `exec "COMMAND" [timeout D]`: a command run by /bin/sh -c from

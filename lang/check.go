@@ -25,6 +25,7 @@ type Checker struct {
 	letDecls  map[string]*LetDecl
 	pool      *PoolDecl // the pool being checked, or nil at top level
 	poolHas   map[*PoolDecl]poolFacts
+	scheduled bool // checking the action of an every or at job
 }
 
 // poolFacts are the settings of a pool other checks depend on.
@@ -35,6 +36,7 @@ type poolFacts struct {
 	standby                      int
 	min, max                     float64
 	metrics                      map[string]MetricInfo // declared with metric NAME KIND { … }
+	volumes                      map[string]bool       // declared with volume NAME { … }
 }
 
 // Check checks files together as one policy: a rule in one may name a pool
@@ -146,6 +148,11 @@ func (c *Checker) facts(p *PoolDecl) poolFacts {
 			if m, ok := DeclaredMetric(it.Metric); ok {
 				f.metrics[m.Name] = m
 			}
+		case it.Volume != nil:
+			if f.volumes == nil {
+				f.volumes = map[string]bool{}
+			}
+			f.volumes[it.Volume.Kind.Name] = true
 		case it.Standby != nil:
 			if q, err := Interpret(it.Standby, Number); err == nil {
 				f.standby = int(q.Value)

@@ -40,7 +40,41 @@ func (c *Checker) action(a *Action, target string) {
 		}
 	case a.Set != nil:
 		c.setLimit(a.Set)
+	case a.Snapshot != nil:
+		c.snapshot(a.Snapshot)
 	}
+}
+
+// snapshot checks `snapshot VOLUME keep N`: a job's action, naming a
+// volume a pool declares (POOL.VOLUME outside that pool), keeping at
+// least one copy.
+func (c *Checker) snapshot(s *Snapshot) {
+	if !c.scheduled {
+		c.Errorf(s, "write it as a job: every 6h snapshot "+s.Volume.String()+" keep 7", "snapshot runs on a schedule (every or at), not from a rule")
+		return
+	}
+	pool := c.poolName()
+	if s.Volume.Pool != nil {
+		pool = s.Volume.Pool.Name
+	}
+	p := c.info.Pools[pool]
+	switch {
+	case pool == "":
+		c.Errorf(s.Volume, "name its pool: snapshot POOL."+s.Volume.Name.Name, "snapshot of volume %q: which pool's?", s.Volume.Name.Name)
+	case p == nil:
+		c.Errorf(s.Volume.Pool, DidYouMean(pool, c.poolNames), "unknown pool %q", pool)
+	case !c.poolHas[p].volumes[s.Volume.Name.Name] && !p.broken:
+		hint := fmt.Sprintf("declare it in pool %s: volume %s { size 20GB }", pool, s.Volume.Name.Name)
+		if names := sortedKeys(c.poolHas[p].volumes); len(names) > 0 {
+			hint = DidYouMean(s.Volume.Name.Name, names)
+		}
+		c.Errorf(s.Volume.Name, hint, "pool %q has no volume %q", pool, s.Volume.Name.Name)
+	}
+	if s.Keep == nil {
+		c.Errorf(s, "add how many copies to keep: snapshot "+s.Volume.String()+" keep 7", "snapshot needs keep N: older copies are deleted beyond it")
+		return
+	}
+	c.Whole(s.Keep, "keep", 1, 1000)
 }
 
 func actionName(a *Action) string {
@@ -57,6 +91,8 @@ func actionName(a *Action) string {
 		return "sync"
 	case a.Exec != nil:
 		return "exec"
+	case a.Snapshot != nil:
+		return "snapshot"
 	}
 	return "set"
 }
@@ -210,6 +246,8 @@ func (c *Checker) every(e *EveryJob) {
 		c.Errorf(e.Action, "use it in on failure", "%s runs on a failure, not on a schedule", actionName(e.Action))
 		return
 	}
+	c.scheduled = true
+	defer func() { c.scheduled = false }()
 	c.action(e.Action, c.poolName())
 }
 
@@ -230,6 +268,8 @@ func (c *Checker) at(a *AtSchedule) {
 		c.Errorf(a.Action, "use it in on failure", "%s runs on a failure, not on a schedule", actionName(a.Action))
 		return
 	}
+	c.scheduled = true
+	defer func() { c.scheduled = false }()
 	c.action(a.Action, c.poolName())
 }
 

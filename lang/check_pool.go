@@ -81,6 +81,8 @@ func (c *Checker) poolItem(it *PoolItem) (key string, check func()) {
 		return "env", func() { c.env(it.Env) }
 	case it.Metric != nil:
 		return "metric " + it.Metric.Name.Name, func() { c.metricDecl(it.Metric) }
+	case it.Volume != nil:
+		return "volume " + it.Volume.Kind.Name, func() { c.volume(it.Volume) }
 	}
 	return "", nil
 }
@@ -268,4 +270,28 @@ func envName(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// volume checks a `volume NAME { … }` against the settings of the pool's
+// provider kind: volumes are the provider's disks, and a kind without
+// them (a local process) has none to give.
+func (c *Checker) volume(v *BlockDecl) {
+	var prov *BlockDecl
+	for _, it := range c.pool.Items {
+		if it.Provider != nil {
+			prov = it.Provider
+		}
+	}
+	if c.opts.Volumes == nil || prov == nil {
+		c.unchecked(v) // the language alone, or no provider (reported)
+		return
+	}
+	schema := c.opts.Volumes[prov.Kind.Name]
+	if schema == nil {
+		kinds := sortedKeys(c.opts.Volumes)
+		c.Errorf(v.Kind, fmt.Sprintf("volumes are disks a provider attaches to its instances: provider %s has them", strings.Join(kinds, ", ")),
+			"provider %s has no volumes (pool %q)", prov.Kind.Name, c.pool.Name.Name)
+		return
+	}
+	c.settings(v, prov.Kind.Name+" volume", "volume "+v.Kind.Name, schema)
 }

@@ -197,6 +197,8 @@ func (p *printer) pool(d *PoolDecl, next int) {
 				p.blockDecl(it, "metric "+it.Metric.Name.Name, it.Metric.Source, nextItem)
 			case it.Balancer != nil:
 				p.blockDecl(it, "balancer", it.Balancer, nextItem)
+			case it.Volume != nil:
+				p.blockDecl(it, "volume", it.Volume, nextItem)
 			case it.Install != nil:
 				p.provision(it, "install", it.Install, nextItem)
 			case it.Configure != nil:
@@ -441,6 +443,12 @@ func actionText(a *Action) string {
 		return s
 	case a.Set != nil:
 		return "set " + a.Set.Pool.Name + " " + a.Set.Limit.Name + " " + a.Set.Value.text()
+	case a.Snapshot != nil:
+		s := "snapshot " + a.Snapshot.Volume.String()
+		if a.Snapshot.Keep != nil {
+			s += " keep " + a.Snapshot.Keep.text()
+		}
+		return s
 	}
 	return ""
 }

@@ -56,7 +56,7 @@ var statementKeywords = []string{"pool", "when", "on", "every", "at", "let", "in
 
 // poolKeywords are the words that can start a statement inside a pool block.
 var poolKeywords = []string{"provider", "balancer", "instances", "port", "check", "cooldown", "standby",
-	"heartbeat", "primary", "storage", "install", "configure", "env", "metric", "when", "keep", "on", "every", "at"}
+	"heartbeat", "primary", "storage", "install", "configure", "env", "metric", "volume", "when", "keep", "on", "every", "at"}
 
 // StatementKeywords returns the words that can start a top-level
 // statement, and PoolKeywords those that can start a statement inside a

@@ -79,7 +79,7 @@ func syntaxError(toks []lexer.Token, start, end int, err error) *Diagnostic {
 // expectNames says in words what a grammar node that participle expected
 // is.
 var expectNames = map[string]string{
-	"Action":       "an action (add, remove, replace, promote, sync, exec or set)",
+	"Action":       "an action (add, remove, replace, promote, sync, exec, set or snapshot)",
 	"Value":        "a value",
 	"Verb":         "a command word",
 	"Ident":        "a name",

@@ -90,6 +90,12 @@ func (p *condParser) action() *Action {
 		}
 	case isWord(t, "set"):
 		a.Set = p.setLimit()
+	case isWord(t, "snapshot"):
+		// Parsed here too so that the checker, not the parser, says a
+		// snapshot belongs in a job.
+		if a.Snapshot = p.snapshot(); a.Snapshot.EndPos == (Pos{}) {
+			return a
+		}
 	default:
 		p.fail("Action")
 		return a
@@ -161,6 +167,25 @@ func (p *condParser) setLimit() *SetLimit {
 	}
 	if s.Value = p.expectValue(); s.Value == nil {
 		return s
+	}
+	s.EndPos = p.end()
+	return s
+}
+
+// snapshot: "snapshot" Ref ( "keep" Value )?
+func (p *condParser) snapshot() *Snapshot {
+	s := &Snapshot{}
+	s.Pos = p.next().Pos
+	if p.lex.Peek().Type != tokIdent {
+		p.fail("Ident")
+		return s
+	}
+	s.Volume = p.ref(p.ident())
+	if isWord(p.lex.Peek(), "keep") {
+		p.next()
+		if s.Keep = p.expectValue(); s.Keep == nil {
+			return s
+		}
 	}
 	s.EndPos = p.end()
 	return s

@@ -17,6 +17,10 @@ type BlockSchema struct {
 	// provider can move from one instance to another (ec2's elastic_ip):
 	// enough for a primary pool without a balancer.
 	Address string
+	// Check, if set, checks the block as a whole once its settings have
+	// been checked one by one (settings that go together or exclude each
+	// other); pool is the pool the block is in.
+	Check func(c *Checker, pool *PoolDecl, b *BlockDecl)
 }
 
 // SettingSchema describes one setting's arguments.
@@ -49,6 +53,10 @@ type Options struct {
 	// Metrics are the sources a `metric NAME KIND { … }` may name. Their
 	// schemas leave out `unit`, which the language reads itself.
 	Metrics map[string]*BlockSchema
+	// Volumes are the settings of a `volume NAME { … }`, by the provider
+	// kind that has volumes; a pool whose provider kind is not here has
+	// none.
+	Volumes map[string]*BlockSchema
 }
 
 // PortNumber is the schema of a setting that takes one TCP port number
@@ -76,6 +84,14 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 		c.Errorf(b.Kind, DidYouMean(b.Kind.Name, names), "unknown %s %q", what, b.Kind.Name)
 		return
 	}
+	c.settings(b, b.Kind.Name+" "+what, b.Kind.Name, schema)
+}
+
+// settings checks a block's settings against schema; what names the block
+// in messages ("ec2 provider", "ec2 volume"), block in hints ("ec2",
+// "volume data").
+func (c *Checker) settings(b *BlockDecl, what, block string, schema *BlockSchema) {
+	before := len(c.diags)
 	seen := map[string]*Setting{}
 	misspelt := map[string]bool{}
 	keys := sortedKeys(schema.Settings)
@@ -83,7 +99,7 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 		key := s.Key.Name
 		ss, ok := schema.Settings[key]
 		if !ok {
-			c.Errorf(s.Key, DidYouMean(key, keys), "unknown %s %s setting %q", b.Kind.Name, what, key)
+			c.Errorf(s.Key, DidYouMean(key, keys), "unknown %s setting %q", what, key)
 			misspelt[nearest(key, keys)] = true // its hint says what is missing
 			continue
 		}
@@ -109,15 +125,18 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 		}
 		switch {
 		case len(set) == 0:
-			hint := fmt.Sprintf("add %s to the %s block", alts[0], b.Kind.Name)
+			hint := fmt.Sprintf("add %s to the %s block", alts[0], block)
 			if len(alts) > 1 {
 				hint += fmt.Sprintf(" (or %s)", strings.Join(alts[1:], " or "))
 			}
-			c.Errorf(b.Kind, hint, "%s %s needs the setting %q", b.Kind.Name, what, alts[0])
+			c.Errorf(b.Kind, hint, "%s needs the setting %q", what, alts[0])
 		case len(set) > 1 && set[0] != nil && set[1] != nil:
 			c.report(&Diagnostic{Range: set[1].Key.Range(), Message: fmt.Sprintf("%s and %s cannot both be set", set[0].Key.Name, set[1].Key.Name),
 				Hint: "keep one", Notes: []Note{{Range: set[0].Key.Range(), Message: set[0].Key.Name + " set here"}}})
 		}
+	}
+	if schema.Check != nil && len(c.diags) == before {
+		schema.Check(c, c.pool, b)
 	}
 }
 

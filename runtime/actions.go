@@ -42,9 +42,18 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 		return
 	}
 	var summary, output string // what a sync did, how a command ended; its output
+	snapPool := a.Pool             // snapshot POOL.VOLUME, or the job's own pool's
+	if snapPool == "" {
+		snapPool = pool
+	}
+	snapshotter, _ := e.opts.Drivers.Providers[snapPool].(Snapshotter)
 	run := func(ctx context.Context) (err error) {
-		if a.Kind == decision.Sync {
+		switch a.Kind {
+		case decision.Sync:
 			summary, err = e.opts.Drivers.Syncer.Sync(ctx, a.Src, a.Dst, filepath.Dir(a.Pos.Filename))
+			return err
+		case decision.Snapshot:
+			summary, err = snapshotter.Snapshot(ctx, snapPool, a.Volume, a.N)
 			return err
 		}
 		res, err := e.opts.Drivers.Executor.Exec(ctx, e.execCommand(p, a, text, env))
@@ -52,8 +61,11 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 		return err
 	}
 	d := decision.New(now, pool, a.Kind, e.target(p)).By(text, pos)
-	if (a.Kind == decision.Sync && e.opts.Drivers.Syncer == nil) || (a.Kind == decision.Exec && e.opts.Drivers.Executor == nil) {
-		d.Outcome = "recorded, not run (no " + map[decision.Action]string{decision.Sync: "syncer", decision.Exec: "executor"}[a.Kind] + ": a simulation)"
+	missing := map[decision.Action]bool{decision.Sync: e.opts.Drivers.Syncer == nil,
+		decision.Exec: e.opts.Drivers.Executor == nil, decision.Snapshot: snapshotter == nil}
+	if missing[a.Kind] {
+		d.Outcome = "recorded, not run (no " + map[decision.Action]string{decision.Sync: "syncer", decision.Exec: "executor",
+			decision.Snapshot: "provider with snapshots"}[a.Kind] + ": a simulation)"
 		e.log(d)
 		return
 	}

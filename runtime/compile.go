@@ -254,6 +254,13 @@ func (c *compiler) action(a *lang.Action) *Action {
 		out.Pool = a.Set.Pool.Name
 		out.Limit = a.Set.Limit.Name
 		out.N = int(c.quantity(a.Set.Value, lang.Number).Value)
+	case a.Snapshot != nil:
+		out.Kind = decision.Snapshot
+		out.Volume = a.Snapshot.Volume.Name.Name
+		if a.Snapshot.Volume.Pool != nil {
+			out.Pool = a.Snapshot.Volume.Pool.Name
+		}
+		out.N = int(c.quantity(a.Snapshot.Keep, lang.Number).Value)
 	}
 	return out
 }

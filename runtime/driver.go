@@ -45,6 +45,9 @@ type Instance struct {
 	// balancer, still running and counted, left alone by scale-in and
 	// restarts until `instance stop_maintain`.
 	Maintain bool `json:"maintain,omitempty"`
+	// Zone is where the provider placed the instance (an EC2
+	// availability zone), or "" for a provider without zones.
+	Zone string `json:"zone,omitempty"`
 	// Reason is why the provider reports the instance failed (a boot that
 	// timed out, a provisioning step that failed), for the decision log.
 	Reason string `json:"reason,omitempty"`
@@ -81,6 +84,34 @@ type Resumer interface {
 // instances are fenced with it, so one that hangs cannot come back.
 type Killer interface {
 	Kill(ctx context.Context, inst Instance) error
+}
+
+// Attacher is an optional interface of a Provider whose primary pools
+// carry data that belongs to whichever instance is the primary (an EBS
+// volume). The engine calls Attach before an instance takes the primary's
+// place in rotation, and puts it in only once Attach has returned nil, so
+// the address never points at a primary without its data. Attach takes the
+// data from the instance that had it, which the engine has fenced (killed)
+// by then, and does nothing when to has it already. done says what it did
+// ("" for nothing), for the decision log.
+type Attacher interface {
+	Attach(ctx context.Context, pool string, to Instance) (done string, err error)
+}
+
+// Snapshotter is an optional interface of a Provider whose pools declare
+// volumes: `snapshot VOLUME keep N` copies the pool's volume of that name
+// (each instance's, or the primary's) and deletes the copies it made
+// beyond the newest keep. The summary says what it made and deleted.
+type Snapshotter interface {
+	Snapshot(ctx context.Context, pool, volume string, keep int) (summary string, err error)
+}
+
+// Imager is an optional interface of a Provider that can make a machine
+// image of an instance (`instance image NODE as NAME`): reboot lets the
+// instance restart for a consistent file system. It returns once the image
+// can be launched from, with its ID.
+type Imager interface {
+	Image(ctx context.Context, inst Instance, name string, reboot bool) (id string, err error)
 }
 
 // Balancer puts instances into and out of rotation.

@@ -178,7 +178,7 @@ func (e *Engine) switchover(ctx context.Context, ps *poolState, now time.Time, f
 // balancer can (Switcher), and says whether it did.
 func (e *Engine) switchTo(ctx context.Context, ps *poolState, now time.Time, from, next *Instance) bool {
 	sw, ok := e.opts.Drivers.Balancers[ps.p.Name].(Switcher)
-	if !ok {
+	if !ok || !e.attach(ctx, ps, now, next) {
 		return false
 	}
 	if err := sw.Switch(ctx, *from, *next); err != nil {
@@ -215,4 +215,26 @@ func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, fail
 		return
 	}
 	e.log(ps.decide(now, decision.Replace).By("on failure promote standby", a.Pos).Says("no standby ready: replacing " + failed.Name))
+}
+
+// attach gives a primary pool's data (its volume) to in, which is about to
+// take the primary's place, when the provider carries such data
+// (Attacher), and says whether in may now go into rotation.
+func (e *Engine) attach(ctx context.Context, ps *poolState, now time.Time, in *Instance) bool {
+	a, ok := e.provider(ps.p).(Attacher)
+	if !ok {
+		return true // nothing to carry over
+	}
+	if !e.mayAct(ps) {
+		return false
+	}
+	done, err := a.Attach(ctx, ps.p.Name, *in)
+	if err != nil {
+		e.log(ps.decide(now, decision.Error).Sayf("%s cannot be the primary yet: %v", in.Name, err))
+		return false
+	}
+	if done != "" {
+		e.log(ps.decide(now, decision.Volume).Says(done))
+	}
+	return true
 }

@@ -194,9 +194,10 @@ type Action struct {
 	Dst     string
 	Command string        // exec
 	Timeout time.Duration // exec: then it is killed
-	Pool    string        // set POOL
+	Pool    string        // set POOL; snapshot POOL.VOLUME
 	Limit   string        // min or max
-	N       int
+	N       int           // set's limit; snapshot's keep
+	Volume  string        // snapshot
 	Pos     lang.Pos
 }
 

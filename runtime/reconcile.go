@@ -166,6 +166,9 @@ func (e *Engine) balance(ctx context.Context, ps *poolState, now time.Time) {
 			// it is out (fenced, or stopped by a restart).
 			continue
 		}
+		if ps.p.Primary && !e.attach(ctx, ps, now, in) {
+			continue
+		}
 		if err := b.Add(ctx, *in); err != nil {
 			e.log(ps.decide(now, decision.Error).Sayf("balancer add %s: %v", in.Name, err))
 			continue

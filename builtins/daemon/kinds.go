@@ -33,13 +33,16 @@ type providerKind struct {
 	// balancer for its address), into w. Nil for a kind the daemon does
 	// not run.
 	wire func(d *Daemon, ctx context.Context, w *wiring, p *runtime.Pool, b *lang.BlockDecl) error
+	// volumes is what a `volume NAME { … }` of a pool of this kind takes;
+	// nil for a kind without volumes.
+	volumes *lang.BlockSchema
 }
 
 var providerKinds = []providerKind{
-	{"local", local.Settings, (*Daemon).wireLocal},
-	{"ec2", ec2.Settings, (*Daemon).wireEC2},
-	{"ssh", ssh.Settings, (*Daemon).wireSSH},
-	{"sim", sim.Settings, nil}, // `cloudspeak simulate` only
+	{"local", local.Settings, (*Daemon).wireLocal, nil},
+	{"ec2", ec2.Settings, (*Daemon).wireEC2, ec2.VolumeSettings},
+	{"ssh", ssh.Settings, (*Daemon).wireSSH, nil},
+	{"sim", sim.Settings, nil, nil}, // `cloudspeak simulate` only
 }
 
 // balancerKind is a kind of `balancer KIND { … }`.
@@ -80,12 +83,16 @@ var metricKinds = []metricKind{
 // settings, for the checker: the daemon, `cloudspeak check`, `simulate` and
 // the REPL check policies with them.
 func CheckOptions() *lang.Options {
-	opts := &lang.Options{Providers: map[string]*lang.BlockSchema{}, Balancers: map[string]*lang.BlockSchema{}, Metrics: map[string]*lang.BlockSchema{}}
+	opts := &lang.Options{Providers: map[string]*lang.BlockSchema{}, Balancers: map[string]*lang.BlockSchema{},
+		Metrics: map[string]*lang.BlockSchema{}, Volumes: map[string]*lang.BlockSchema{}}
 	for _, k := range metricKinds {
 		opts.Metrics[k.name] = k.settings
 	}
 	for _, k := range providerKinds {
 		opts.Providers[k.name] = k.settings
+		if k.volumes != nil {
+			opts.Volumes[k.name] = k.volumes
+		}
 	}
 	for _, k := range balancerKinds {
 		opts.Balancers[k.name] = k.settings
@@ -149,6 +156,10 @@ func (d *Daemon) wireEC2(ctx context.Context, w *wiring, p *runtime.Pool, b *lan
 	if err != nil {
 		return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
 	}
+	if spec.Volumes, err = ec2.VolumesFrom(p.Decl); err != nil {
+		return fmt.Errorf("pool %s: %w", p.Name, err)
+	}
+	spec.Primary = p.Primary
 	prov := d.ec2Provider()
 	w.commits = append(w.commits, func() error {
 		if err := prov.SetSpec(p.Name, spec); err != nil {

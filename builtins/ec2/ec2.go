@@ -15,6 +15,7 @@
 package ec2
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -44,11 +45,13 @@ const (
 
 // Spec is how a pool's instances are launched.
 type Spec struct {
-	Region        string // default: the AWS chain's (AWS_REGION, the profile)
-	Image         string // AMI id; required
-	Type          string // instance type; default EC2's
-	KeyPair       string
-	Subnet        string
+	Region  string // default: the AWS chain's (AWS_REGION, the profile)
+	Image   string // AMI id; required
+	Type    string // instance type; default EC2's
+	KeyPair string
+	// Subnets are where instances go: one, or several in different
+	// availability zones, over which a pool is spread evenly (zones.go).
+	Subnets       []string
 	SecurityGroup string // an id (sg-…) or, in a default VPC, a name
 	UserData      string // the script itself; base64 is done here
 	Endpoint      string // overrides the chain's endpoint (AWS_ENDPOINT_URL_EC2)
@@ -60,6 +63,10 @@ type Spec struct {
 	// BootTimeout bounds pending → running; an instance that takes
 	// longer is Failed. Default DefaultBootTimeout.
 	BootTimeout time.Duration
+	// Volumes are the pool's EBS volumes; Primary says they follow the
+	// pool's primary (one each) rather than being each instance's own.
+	Volumes []Volume
+	Primary bool
 }
 
 // DefaultBootTimeout is how long an instance may stay pending.
@@ -89,6 +96,13 @@ type Options struct {
 	StateTTL time.Duration
 	// HTTPClient, if set, carries the SDK's requests.
 	HTTPClient aws.HTTPClient
+	// VolumePoll spaces the describes that wait on a volume (default 1s);
+	// VolumeTimeout bounds each wait (default 5m); DetachGrace is how long
+	// a plain detach from a fenced instance may take before it is forced
+	// (default 20s).
+	VolumePoll, VolumeTimeout, DetachGrace time.Duration
+	// ImageTimeout bounds the wait for a new image (default 1h).
+	ImageTimeout time.Duration
 }
 
 // Provider launches and terminates EC2 instances: runtime.Provider,
@@ -105,11 +119,15 @@ type Provider struct {
 	clients map[string]*client // by region and endpoint
 	boots   map[string]*boot   // by instance id
 	states  map[string]*stateCache
+	// launching serializes the launches of each pool spread over zones.
+	launching map[string]*sync.Mutex
+	journal   *journal // volume operations under way (volumes.go)
 }
 
 type pool struct {
 	spec   Spec
 	client *client
+	zones  map[string]string // subnet → zone, once asked (zones.go)
 }
 
 type client struct {
@@ -147,9 +165,18 @@ func New(opts Options) *Provider {
 	if opts.StateTTL <= 0 {
 		opts.StateTTL = time.Second
 	}
+	opts.VolumePoll = cmp.Or(opts.VolumePoll, time.Second)
+	opts.VolumeTimeout = cmp.Or(opts.VolumeTimeout, 5*time.Minute)
+	opts.DetachGrace = cmp.Or(opts.DetachGrace, 20*time.Second)
+	opts.ImageTimeout = cmp.Or(opts.ImageTimeout, time.Hour)
 	p := &Provider{opts: opts, pools: map[string]*pool{}, clients: map[string]*client{},
 		boots: map[string]*boot{}, states: map[string]*stateCache{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	j, err := loadJournal(opts.StateDir)
+	if err != nil {
+		p.logf("ec2: %v", err)
+	}
+	p.journal = j
 	if opts.Generations != nil {
 		p.gens = opts.Generations
 		return p
@@ -263,9 +290,17 @@ func (p *Provider) Start(ctx context.Context, poolName, name string) (runtime.In
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("start %s/%s: launch generation: %w", poolName, name, err)
 	}
+	// One launch of a pool at a time when it spreads over zones, so that
+	// each choice counts the launch before it.
+	unlock := p.lockLaunch(pl, poolName)
+	defer unlock()
+	subnet, err := p.chooseSubnet(ctx, pl, poolName)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s/%s: %w", poolName, name, err)
+	}
 	for retried := false; ; retried = true {
 		token := clientToken(poolName, name, gen)
-		in, err := p.run(ctx, pl, poolName, name, token)
+		in, err := p.run(ctx, pl, poolName, name, token, subnet)
 		if code(err) == "IdempotentParameterMismatch" {
 			// The slot was launched under this token with other settings
 			// (a reload between a crash and the restart): that launch is
@@ -296,7 +331,7 @@ func (p *Provider) Start(ctx context.Context, poolName, name string) (runtime.In
 	}
 }
 
-func (p *Provider) run(ctx context.Context, pl *pool, poolName, name, token string) (types.Instance, error) {
+func (p *Provider) run(ctx context.Context, pl *pool, poolName, name, token, subnet string) (types.Instance, error) {
 	s := pl.spec
 	tags := map[string]string{}
 	for k, v := range s.Tags {
@@ -317,7 +352,13 @@ func (p *Provider) run(ctx context.Context, pl *pool, poolName, name, token stri
 	in := &ec2.RunInstancesInput{
 		ImageId: aws.String(s.Image), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		ClientToken: aws.String(token), TagSpecifications: []types.TagSpecification{spec},
-		InstanceType: types.InstanceType(s.Type), KeyName: optional(s.KeyPair), SubnetId: optional(s.Subnet),
+		InstanceType: types.InstanceType(s.Type), KeyName: optional(s.KeyPair), SubnetId: optional(subnet),
+	}
+	if !s.Primary && len(s.Volumes) > 0 {
+		// Each instance's own volumes are made with it, in its zone, and
+		// attached before it boots.
+		in.BlockDeviceMappings = blockDevices(s.Volumes)
+		in.TagSpecifications = append(in.TagSpecifications, volumeTags(poolName, name))
 	}
 	if s.SecurityGroup != "" {
 		if strings.HasPrefix(s.SecurityGroup, "sg-") {
@@ -384,6 +425,9 @@ func (p *Provider) instance(s Spec, in types.Instance) runtime.Instance {
 	}
 	if in.LaunchTime != nil {
 		inst.Started = *in.LaunchTime
+	}
+	if in.Placement != nil {
+		inst.Zone = aws.ToString(in.Placement.AvailabilityZone)
 	}
 	ip := aws.ToString(in.PublicIpAddress)
 	if ip == "" {

@@ -144,7 +144,7 @@ func (f *fixture) start(t *testing.T, name string) runtime.Instance {
 func TestStartToRunning(t *testing.T) {
 	f := setup(t, ec2test.Options{BootDelay: 150 * time.Millisecond})
 	spec := f.spec
-	spec.KeyPair, spec.Subnet, spec.SecurityGroup = "k1", "subnet-1", "sg-1"
+	spec.KeyPair, spec.Subnets, spec.SecurityGroup = "k1", []string{"subnet-1"}, "sg-1"
 	spec.UserData = "#!/bin/sh\necho hello\n"
 	spec.Tags = map[string]string{"team": "payments", "cloudspeak:pool": "not-this"}
 	if err := f.p.SetSpec("web", spec); err != nil {

@@ -20,6 +20,7 @@ var Settings = &lang.BlockSchema{
 		"type":           {Type: lang.String},
 		"keypair":        {Type: lang.String},
 		"subnet":         {Type: lang.String},
+		"subnets":        {Type: lang.String, List: true},
 		"security_group": {Type: lang.String},
 		"user_data":      {Type: lang.String},
 		"tags":           {Map: true},
@@ -29,6 +30,19 @@ var Settings = &lang.BlockSchema{
 	}),
 	Required: []string{"image", "type"},
 	Address:  "elastic_ip",
+	Check: func(c *lang.Checker, _ *lang.PoolDecl, b *lang.BlockDecl) {
+		var one *lang.Setting
+		for _, s := range b.Settings {
+			switch s.Key.Name {
+			case "subnet":
+				one = s
+			case "subnets":
+				if one != nil {
+					c.Errorf(s.Key, `keep subnets "subnet-a", "subnet-b" (one subnet is a list of one)`, "subnet and subnets cannot both be set")
+				}
+			}
+		}
+	},
 }
 
 // SpecFrom reads a pool's checked `provider ec2 { … }` block; port is the
@@ -49,7 +63,11 @@ func SpecFrom(b *lang.BlockDecl, port int, dir string) (Spec, error) {
 		case "keypair":
 			s.KeyPair, err = set.Str()
 		case "subnet":
-			s.Subnet, err = set.Str()
+			var one string
+			one, err = set.Str()
+			s.Subnets = []string{one}
+		case "subnets":
+			s.Subnets, err = set.Strings()
 		case "security_group":
 			s.SecurityGroup, err = set.Str()
 		case "endpoint":

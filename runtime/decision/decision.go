@@ -26,6 +26,8 @@ import (
 //	restart   pool restart began, or replaced one more instance
 //	sync      a sync action started or finished (simulate records it)
 //	exec      an exec action started or finished (simulate records it)
+//	snapshot  a snapshot job copied a volume, and deleted copies beyond its keep
+//	volume    a volume was attached to the primary, or moved from a fenced one to its successor
 //
 // What failure handling did:
 //
@@ -54,6 +56,8 @@ const (
 	Restart  Action = "restart"
 	Sync     Action = "sync"
 	Exec     Action = "exec"
+	Snapshot Action = "snapshot"
+	Volume   Action = "volume"
 
 	Failed    Action = "failed"
 	Replace   Action = "replace"
@@ -83,6 +87,8 @@ var meanings = []struct {
 	{Restart, "pool restart began, or replaced one more instance"},
 	{Sync, "a sync action started or finished (simulate records it)"},
 	{Exec, "an exec action started or finished (simulate records it)"},
+	{Snapshot, "a snapshot job copied a volume, and deleted copies beyond its keep"},
+	{Volume, "a volume was attached to the primary, or moved from a fenced one to its successor"},
 	{Failed, "an instance failed: the outcome says why, with its last probes"},
 	{Replace, "a failed instance is being replaced"},
 	{Promote, "a standby took a failed instance's place"},
