@@ -42,7 +42,7 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 		return
 	}
 	var summary, output string // what a sync did, how a command ended; its output
-	snapPool := a.Pool             // snapshot POOL.VOLUME, or the job's own pool's
+	snapPool := a.Pool         // snapshot POOL.VOLUME, or the job's own pool's
 	if snapPool == "" {
 		snapPool = pool
 	}
