@@ -1,6 +1,9 @@
 package lang
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // command checks a command's verb and arguments. Commands may name pools
 // and instances that exist only at run time, so names are not resolved.
@@ -54,6 +57,8 @@ func (c *Checker) instanceCommand(v *Verb) {
 	case "scp":
 		good = len(args) == 2 && args[0].Str != nil && args[1].Str != nil &&
 			(args[0].Host == nil) != (args[1].Host == nil)
+	case "image":
+		good = c.imageArgs(args)
 	default:
 		good = len(args) == 1 && word(args[0])
 	}
@@ -120,4 +125,46 @@ func (c *Checker) metricCommand(v *Verb) {
 	if _, err := ParseReading(val.ReadingText(), m.Type); err != nil {
 		c.Errorf(val, typeHint(m.Type), "%s takes %s: %v", name, m.Type.article(), err)
 	}
+}
+
+// imageArgs checks the arguments of `instance image INSTANCE [as NAME]
+// [no_reboot]`, and says whether they have its shape.
+func (c *Checker) imageArgs(args []*CmdArg) bool {
+	if len(args) == 0 || args[0].Word == nil || args[0].Host != nil {
+		return false
+	}
+	rest := args[1:]
+	if len(rest) > 0 && rest[len(rest)-1].Word != nil && rest[len(rest)-1].Word.Name == "no_reboot" {
+		rest = rest[:len(rest)-1]
+	}
+	switch {
+	case len(rest) == 0:
+		return true
+	case len(rest) != 2 || rest[0].Word == nil || rest[0].Word.Name != "as" || rest[1].Host != nil:
+		return false
+	}
+	name := ""
+	if rest[1].Word != nil {
+		name = rest[1].Word.Name
+	} else if q, ok := c.Value(rest[1].Str, String); ok {
+		name = q.Str
+	}
+	if !ImageName(name) {
+		c.Errorf(rest[1], "3 to 128 letters, digits and ( ) [ ] . / - ' @ _, e.g. web-gold-2026-12-05", "%q is not a name an image may have", name)
+	}
+	return true
+}
+
+// ImageName says whether name may name a machine image (EC2's rule for
+// AMI names, which is the strictest the providers have).
+func ImageName(name string) bool {
+	if len(name) < 3 || len(name) > 128 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("()[] ./-'@_", r)) {
+			return false
+		}
+	}
+	return true
 }

@@ -116,6 +116,7 @@ var instanceForms = []struct{ verb, usage string }{
 	{"cmd", `instance cmd all|POOL|INSTANCE "COMMAND"`},
 	{"start_maintain", "instance start_maintain INSTANCE"},
 	{"stop_maintain", "instance stop_maintain INSTANCE"},
+	{"image", `instance image INSTANCE [as NAME] [no_reboot]`},
 }
 
 // InstanceVerbs are the verbs of the instance command.

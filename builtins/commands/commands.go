@@ -55,6 +55,7 @@ type Access struct {
 	Dir       string            // the declaring policy file's directory: copy sources are relative to it
 	Login     *control.SSHLogin // for instance ssh over SSH; nil for a local pool
 	Target    func(runtime.Instance) (ssh.Target, error)
+	Imager    runtime.Imager // instance image; nil for a provider without images
 }
 
 // Env is what a request's commands act on.
@@ -327,6 +328,8 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		return nil
 	case "install", "reconfigure":
 		return x.provision(ctx, v.Name.Name, a[0])
+	case "image":
+		return x.image(ctx, v)
 	}
 	return usageErr{fmt.Errorf("unknown instance command %q", v.Name.Name)}
 }
@@ -507,7 +510,20 @@ func (x *commander) show(topic string, names []string) error {
 			}
 			return fmt.Sprintf("%-20s %s", started, leader)
 		}
-		fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", "POOL", "NAME", "STATE", "ROLE", "ADDRESS", last("STARTED", "LED BY"))
+		// Where each instance is, for pools spread over zones.
+		zoned := slices.ContainsFunc(st.Pools, func(p runtime.PoolStatus) bool {
+			return slices.ContainsFunc(p.Instances, func(in runtime.Instance) bool { return in.Zone != "" })
+		})
+		addr := func(addr, zone string) string {
+			if !zoned {
+				return fmt.Sprintf("%-21s", addr)
+			}
+			if zone == "" {
+				zone = "-"
+			}
+			return fmt.Sprintf("%-21s %-12s", addr, zone)
+		}
+		fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %s %s\n", "POOL", "NAME", "STATE", "ROLE", addr("ADDRESS", "ZONE"), last("STARTED", "LED BY"))
 		for _, p := range st.Pools {
 			if !slices.Contains(names, p.Name) {
 				continue
@@ -521,7 +537,7 @@ func (x *commander) show(topic string, names []string) error {
 				if p.Primary && in.Role == runtime.Serving {
 					role = "primary"
 				}
-				fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %-21s %s\n", p.Name, in.Name, state, role, in.Addr, last(in.Started.UTC().Format(time.RFC3339), p.Leader))
+				fmt.Fprintf(x.out, "%-12s %-8s %-10s %-9s %s %s\n", p.Name, in.Name, state, role, addr(in.Addr, in.Zone), last(in.Started.UTC().Format(time.RFC3339), p.Leader))
 			}
 		}
 	case "rules":
@@ -576,5 +592,43 @@ func (x *commander) json(v any) error {
 	}
 	x.out.Write(b)
 	x.out.WriteByte('\n')
+	return nil
+}
+
+// image makes a machine image of an instance: `instance image INSTANCE
+// [as NAME] [no_reboot]`. The name defaults to POOL-INSTANCE-TIME (UTC).
+func (x *commander) image(ctx context.Context, v *lang.Verb) error {
+	a := words(v)
+	in, err := x.one(a[0])
+	if err != nil {
+		return err
+	}
+	acc := x.Access[in.Pool]
+	if acc == nil || acc.Imager == nil {
+		if x.offline != "" {
+			return errNeedsDaemon{x.offline, "instance image"}
+		}
+		return fmt.Errorf("pool %s: its provider makes no images (provider ec2 does)", in.Pool)
+	}
+	reboot := a[len(a)-1] != "no_reboot"
+	name := fmt.Sprintf("%s-%s-%s", in.Pool, in.Name, time.Now().UTC().Format("20060102-150405"))
+	for i, arg := range v.Args {
+		if arg.Word == nil || arg.Word.Name != "as" || i+1 == len(v.Args) {
+			continue
+		}
+		if next := v.Args[i+1]; next.Word != nil {
+			name = next.Word.Name
+		} else if q, err := lang.Interpret(next.Str, lang.String); err == nil {
+			name = q.Str
+		}
+	}
+	if !reboot {
+		fmt.Fprintf(x.out, "warning: no_reboot: %s keeps running while it is copied, so its file systems may not be consistent in the image (writes in flight are lost); leave no_reboot out for a clean copy\n", in.Name)
+	}
+	id, err := acc.Imager.Image(ctx, in, name, reboot)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(x.out, "%s: image %s (%s) is available; launch the pool from it with image \"%s\" and pool restart %s\n", in.Name, id, name, id, in.Pool)
 	return nil
 }

@@ -180,10 +180,10 @@ func (d *Daemon) wireEC2(ctx context.Context, w *wiring, p *runtime.Pool, b *lan
 	}
 	if dl, err := d.dialer(cfg); err != nil {
 		d.cfg.Log.Warn("ec2 pool without SSH: instance cmd, scp, ssh, provisioning and cpu/load/memory metrics will fail", "pool", p.Name, "pos", b.Pos.String(), "err", err)
-		w.access[p.Name] = &commands.Access{Remote: ssh.Unreachable{Err: fmt.Errorf("pool %s: %w", p.Name, err)}}
+		w.access[p.Name] = &commands.Access{Remote: ssh.Unreachable{Err: fmt.Errorf("pool %s: %w", p.Name, err)}, Imager: prov}
 	} else {
 		target := ssh.AtAddress(dl.Config())
-		w.access[p.Name] = &commands.Access{Remote: &ssh.Remote{Dialer: dl, Target: target}, Login: d.login(dl.Config()), Target: target}
+		w.access[p.Name] = &commands.Access{Remote: &ssh.Remote{Dialer: dl, Target: target}, Login: d.login(dl.Config()), Target: target, Imager: prov}
 		w.sources[p.Name] = append(w.sources[p.Name], ssh.NewMetrics(dl, listVia(w.drivers.Providers), target))
 	}
 	if spec.ElasticIP != "" {

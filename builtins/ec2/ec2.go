@@ -96,7 +96,7 @@ type Options struct {
 	StateTTL time.Duration
 	// HTTPClient, if set, carries the SDK's requests.
 	HTTPClient aws.HTTPClient
-	// VolumePoll spaces the describes that wait on a volume (default 1s);
+	// VolumePoll spaces the describes that wait on a volume (default 500ms);
 	// VolumeTimeout bounds each wait (default 5m); DetachGrace is how long
 	// a plain detach from a fenced instance may take before it is forced
 	// (default 20s).
@@ -165,7 +165,7 @@ func New(opts Options) *Provider {
 	if opts.StateTTL <= 0 {
 		opts.StateTTL = time.Second
 	}
-	opts.VolumePoll = cmp.Or(opts.VolumePoll, time.Second)
+	opts.VolumePoll = cmp.Or(opts.VolumePoll, 500*time.Millisecond)
 	opts.VolumeTimeout = cmp.Or(opts.VolumeTimeout, 5*time.Minute)
 	opts.DetachGrace = cmp.Or(opts.DetachGrace, 20*time.Second)
 	opts.ImageTimeout = cmp.Or(opts.ImageTimeout, time.Hour)

@@ -45,6 +45,14 @@ Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, args
 		if len(args) == 0 && name != "explain" && name != "why" {
 			return usageError(std, v, "which %s command? see --help", name)
 		}
+		if name == "instance" && args[0] == "image" {
+			// The language's word for the shell's flag.
+			for i, arg := range args {
+				if arg == "--no-reboot" {
+					args[i] = "no_reboot"
+				}
+			}
+		}
 		return sendStatements(std, std.state, control.Request{Statements: name + " " + joinWords(args, quoted(name, args)), JSON: asJSON})
 	}
 	return v
