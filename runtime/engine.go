@@ -66,13 +66,16 @@ type poolState struct {
 	outUntil time.Time // cooldown ends
 	inUntil  time.Time
 	nextTick time.Time
-	handled  map[string]bool // failed instances already acted on
-	gone     map[string]bool // failed instances the provider no longer lists
-	dirty    bool            // instances started or stopped since the last list
-	changeAt time.Time       // when a Predictor said the instances change next
-	stopped  bool            // by `pool stop`: no instances, no rules, until `pool start`
-	maintain bool            // by `pool maintain`: nothing started, stopped or replaced, until `pool start`
-	restart  map[string]bool // by `pool restart`: instances still to replace, one at a time
+	// attachAfter is when a primary's data may be asked for again after
+	// an Attach failed: each try may take the provider's whole timeout.
+	attachAfter time.Time
+	handled     map[string]bool // failed instances already acted on
+	gone        map[string]bool // failed instances the provider no longer lists
+	dirty       bool            // instances started or stopped since the last list
+	changeAt    time.Time       // when a Predictor said the instances change next
+	stopped     bool            // by `pool stop`: no instances, no rules, until `pool start`
+	maintain    bool            // by `pool maintain`: nothing started, stopped or replaced, until `pool start`
+	restart     map[string]bool // by `pool restart`: instances still to replace, one at a time
 	// rotation holds the instances this engine has put in the balancer.
 	// It starts empty, so a new engine (after a restart or reload) adds
 	// every running serving instance once; the balancer takes a second add

@@ -217,6 +217,9 @@ func (e *Engine) promote(ctx context.Context, ps *poolState, now time.Time, fail
 	e.log(ps.decide(now, decision.Replace).By("on failure promote standby", a.Pos).Says("no standby ready: replacing " + failed.Name))
 }
 
+// attachRetry is how long after a failed Attach the next try waits.
+const attachRetry = 10 * time.Second
+
 // attach gives a primary pool's data (its volume) to in, which is about to
 // take the primary's place, when the provider carries such data
 // (Attacher), and says whether in may now go into rotation.
@@ -228,9 +231,14 @@ func (e *Engine) attach(ctx context.Context, ps *poolState, now time.Time, in *I
 	if !e.mayAct(ps) {
 		return false
 	}
+	if now.Before(ps.attachAfter) {
+		ps.dirty = true // list again next tick, so balance tries again once it may
+		return false
+	}
 	done, err := a.Attach(ctx, ps.p.Name, *in)
 	if err != nil {
-		e.log(ps.decide(now, decision.Error).Sayf("%s cannot be the primary yet: %v", in.Name, err))
+		ps.attachAfter, ps.dirty = now.Add(attachRetry), true
+		e.log(ps.decide(now, decision.Error).Sayf("%s cannot be the primary yet (tried again in %s): %v", in.Name, attachRetry, err))
 		return false
 	}
 	if done != "" {

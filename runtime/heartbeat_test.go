@@ -434,3 +434,82 @@ func TestPrimaryRestartSwitches(t *testing.T) {
 		t.Errorf("%d in rotation at once", sw.most)
 	}
 }
+
+// attaching is a sim provider whose primaries carry data (a volume): each
+// Attach is recorded in the balancer's log, and the first fail ones fail.
+type attaching struct {
+	*sim.Provider
+	log  *switching
+	fail int
+}
+
+func (a *attaching) Attach(_ context.Context, pool string, to runtime.Instance) (string, error) {
+	a.log.mu.Lock()
+	defer a.log.mu.Unlock()
+	if a.fail > 0 {
+		a.fail--
+		a.log.ops = append(a.log.ops, "attach "+to.Name+" failed")
+		return "", errors.New("the volume is still detaching")
+	}
+	a.log.ops = append(a.log.ops, "attach "+to.Name)
+	return "data attached to " + to.Name, nil
+}
+
+// TestPrimaryDataFirst: a primary's data (Attacher) is given to it before
+// it goes into rotation, and on failover to the standby before the
+// primary's place moves; an Attach that fails keeps the standby out of
+// rotation until a later try, attachRetry after, succeeds.
+func TestPrimaryDataFirst(t *testing.T) {
+	const policy = `pool db {
+  provider sim
+  balancer haproxy { listen "127.0.0.1:5432"; mode tcp }
+  primary
+  standby 1
+  heartbeat every 500ms timeout 1500ms
+  on failure promote standby
+}
+`
+	h := newHB(t, policy, 500*time.Millisecond)
+	sw := &switching{}
+	prov := &attaching{Provider: h.prov, log: sw}
+	var err error
+	h.e, err = runtime.New(compile(t, policy, nil), runtime.Options{Clock: h.vc, CallTimeout: -1,
+		Log: func(d decision.Decision) { h.mu.Lock(); h.log = append(h.log, d); h.mu.Unlock() },
+		Drivers: runtime.Drivers{
+			Providers: map[string]runtime.Provider{"db": prov},
+			Balancers: map[string]runtime.Balancer{"db": sw},
+			Probers:   map[string]runtime.Prober{"db": h.probe}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.run(3 * time.Second)
+	ops := func() string {
+		sw.mu.Lock()
+		defer sw.mu.Unlock()
+		return strings.Join(sw.ops, ", ")
+	}
+	if got := ops(); got != "attach node0, add node0" {
+		t.Fatalf("at start the balancer and provider saw: %s; want node0's data attached, then node0 added", got)
+	}
+	prov.fail = 1
+	h.probe.set("node0", errors.New("hung"))
+	h.run(5 * time.Second)
+	if got := sw.members(); got != "" {
+		t.Errorf("in rotation while the data could not move: %q, want nobody", got)
+	}
+	h.run(10 * time.Second)
+	// (node0's remove, once its connections end, runs on its own.)
+	want := "attach node0, add node0, attach node1 failed, fence node0, attach node1, add node1"
+	if got := strings.ReplaceAll(ops(), "remove node0, ", ""); got != want {
+		t.Errorf("after the failover the balancer and provider saw: %s; want %s", got, want)
+	}
+	if got := sw.members(); got != "node1" {
+		t.Errorf("in rotation: %q, want node1", got)
+	}
+	if got := h.decisions("volume"); len(got) != 2 || !strings.Contains(got[1], "data attached to node1") {
+		t.Errorf("volume decisions: %q", got)
+	}
+	if got := h.decisions("error"); len(got) != 1 || !strings.Contains(got[0], "the volume is still detaching") {
+		t.Errorf("error decisions: %q; want the one failed attach, tried again after a wait", got)
+	}
+}
