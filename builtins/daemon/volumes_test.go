@@ -92,7 +92,12 @@ func TestEC2VolumeFollowsPrimaryMoto(t *testing.T) {
 		t.Errorf("primary in %q, standby in %q: both belong in the volume's zone %s", first.Zone, standby.Zone, subnets[0][1])
 	}
 	m.AWS(t, "ec2", "terminate-instances", "--instance-ids", first.ID)
-	testenv.WaitFor(t, 30*time.Second, "the volume and the address on the new primary", func() bool {
+	defer func() {
+		if t.Failed() {
+			t.Logf("the daemon's log:\n%s", logs.String())
+		}
+	}()
+	testenv.WaitFor(t, 60*time.Second, "the volume and the address on the new primary", func() bool {
 		v, a := witness()
 		return v == standby.ID && a == standby.ID
 	})
@@ -100,6 +105,23 @@ func TestEC2VolumeFollowsPrimaryMoto(t *testing.T) {
 		p, s := roles()
 		return p.ID == standby.ID && s.ID != "" && s.ID != first.ID && s.Zone == subnets[0][1]
 	})
+	// Where each instance is: pool list -o json and show instances.
+	out := d.Execute(context.Background(), control.Request{Statements: "pool list db", JSON: true})
+	var pools []struct {
+		Instances []struct{ Name, Zone string }
+	}
+	if err := json.Unmarshal([]byte(out.Output), &pools); err != nil || len(pools) != 1 || len(pools[0].Instances) < 2 {
+		t.Fatalf("pool list -o json: %v\n%s", err, out.Output)
+	}
+	for _, in := range pools[0].Instances {
+		if in.Zone != subnets[0][1] {
+			t.Errorf("pool list -o json: %s in zone %q, want %s", in.Name, in.Zone, subnets[0][1])
+		}
+	}
+	if out := d.Execute(context.Background(), control.Request{Statements: "show instances"}); !strings.Contains(out.Output, "ZONE") ||
+		!strings.Contains(out.Output, subnets[0][1]) {
+		t.Errorf("show instances has no zones:\n%s", out.Output)
+	}
 	if !strings.Contains(logs.String(), "attached to "+standby.Name) {
 		t.Errorf("no volume decision for the move to %s:\n%s", standby.Name, logs.String())
 	}
