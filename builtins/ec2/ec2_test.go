@@ -142,7 +142,9 @@ func (f *fixture) start(t *testing.T, name string) runtime.Instance {
 }
 
 func TestStartToRunning(t *testing.T) {
-	f := setup(t, ec2test.Options{BootDelay: 150 * time.Millisecond})
+	// The server knows only the subnets it is given; RunInstances with
+	// another fails as on EC2.
+	f := setup(t, ec2test.Options{BootDelay: 150 * time.Millisecond, Subnets: map[string]string{"subnet-1": "us-east-1a"}})
 	spec := f.spec
 	spec.KeyPair, spec.Subnets, spec.SecurityGroup = "k1", []string{"subnet-1"}, "sg-1"
 	spec.UserData = "#!/bin/sh\necho hello\n"

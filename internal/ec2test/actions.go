@@ -23,6 +23,19 @@ var actions = map[string]func(*Server, url.Values) (any, error){
 	"AssociateAddress":   (*Server).associateAddress,
 	"DescribeAddresses":  (*Server).describeAddresses,
 	"CreateTags":         (*Server).createTags,
+	"DeleteTags":         (*Server).deleteTags,
+	"DescribeSubnets":    (*Server).describeSubnets,
+	"CreateVolume":       (*Server).createVolume,
+	"DescribeVolumes":    (*Server).describeVolumes,
+	"DeleteVolume":       (*Server).deleteVolume,
+	"AttachVolume":       (*Server).attachVolume,
+	"DetachVolume":       (*Server).detachVolume,
+	"CreateSnapshot":     (*Server).createSnapshot,
+	"DescribeSnapshots":  (*Server).describeSnapshots,
+	"DeleteSnapshot":     (*Server).deleteSnapshot,
+	"CreateImage":        (*Server).createImage,
+	"DescribeImages":     (*Server).describeImages,
+	"DeregisterImage":    (*Server).deregisterImage,
 }
 
 const defaultInstanceType = "m1.small" // EC2's, when a request names none
@@ -34,7 +47,9 @@ var (
 
 type launchParams struct {
 	image, typ, keyName, subnet, userData, token string
+	zone                                         string
 	groups                                       []string
+	devices                                      []volumeSpec // each instance's volumes
 }
 
 func (s *Server) runInstances(f url.Values) (any, error) {
@@ -53,24 +68,9 @@ func (s *Server) runInstances(f url.Values) (any, error) {
 		}
 		return s.runResult(r), nil
 	}
-	p := launchParams{
-		image: f.Get("ImageId"), typ: f.Get("InstanceType"), keyName: f.Get("KeyName"),
-		subnet: f.Get("SubnetId"), userData: f.Get("UserData"), token: token,
-		groups: append(list(f, "SecurityGroupId"), list(f, "SecurityGroup")...),
-	}
-	switch {
-	case p.image == "":
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter ImageId")
-	case !amiRE.MatchString(p.image):
-		return nil, errorf(http.StatusBadRequest, "InvalidAMIID.Malformed", "Invalid id: %q (expecting \"ami-...\")", p.image)
-	case len(s.opts.Images) > 0 && !slices.Contains(s.opts.Images, p.image):
-		return nil, errorf(http.StatusBadRequest, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", p.image)
-	}
-	if p.typ == "" {
-		p.typ = defaultInstanceType
-	}
-	if !s.validType(p.typ) {
-		return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "Value (%s) for parameter instanceType is invalid.", p.typ)
+	p, err := s.launchParams(f, token)
+	if err != nil {
+		return nil, err
 	}
 	minCount, err1 := strconv.Atoi(f.Get("MinCount"))
 	maxCount, err2 := strconv.Atoi(f.Get("MaxCount"))
@@ -80,11 +80,6 @@ func (s *Server) runInstances(f url.Values) (any, error) {
 	if err1 != nil || err2 != nil || minCount < 1 || maxCount < minCount {
 		return nil, errorf(http.StatusBadRequest, "InvalidParameterValue",
 			"MinCount (%s) and MaxCount (%s) must be integers with 1 <= MinCount <= MaxCount.", f.Get("MinCount"), f.Get("MaxCount"))
-	}
-	if p.userData != "" {
-		if _, err := base64.StdEncoding.DecodeString(p.userData); err != nil {
-			return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid BASE64 encoding of user data.")
-		}
 	}
 	// An account's limit, so no request can make the server launch
 	// millions of instances.
@@ -98,23 +93,52 @@ func (s *Server) runInstances(f url.Values) (any, error) {
 		free := s.opts.Capacity - s.live()
 		if free < minCount {
 			return nil, errorf(s.opts.CapacityStatus, "InsufficientInstanceCapacity",
-				"We currently do not have sufficient %s capacity in the Availability Zone you requested (%sa).", p.typ, s.opts.Region)
+				"We currently do not have sufficient %s capacity in the Availability Zone you requested (%s).", p.typ, p.zone)
 		}
 		n = min(n, free)
 	}
-	tags := instanceTags(f)
+	tags, volumeTags := specTags(f, "instance"), specTags(f, "volume")
 	r := &reservation{id: newID("r-"), params: canon}
 	for i := range n {
 		in := s.launch(p, r.id, i)
-		for _, t := range tags {
-			in.setTag(t.Key, t.Value)
-		}
+		in.setTags(tags)
+		s.attachBlockDevices(in, p.devices, volumeTags)
 		r.instances = append(r.instances, in)
 	}
 	if token != "" {
 		s.reservations[token] = r
 	}
 	return s.runResult(r), nil
+}
+
+// launchParams reads and checks what RunInstances launches: image, type,
+// user data, placement and block devices.
+func (s *Server) launchParams(f url.Values, token string) (launchParams, error) {
+	p := launchParams{
+		image: f.Get("ImageId"), typ: f.Get("InstanceType"), keyName: f.Get("KeyName"),
+		userData: f.Get("UserData"), token: token,
+		groups: append(list(f, "SecurityGroupId"), list(f, "SecurityGroup")...),
+	}
+	if err := s.launchable(p.image); err != nil {
+		return p, err
+	}
+	if p.typ == "" {
+		p.typ = defaultInstanceType
+	}
+	if !s.validType(p.typ) {
+		return p, errorf(http.StatusBadRequest, "InvalidParameterValue", "Value (%s) for parameter instanceType is invalid.", p.typ)
+	}
+	if p.userData != "" {
+		if _, err := base64.StdEncoding.DecodeString(p.userData); err != nil {
+			return p, errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid BASE64 encoding of user data.")
+		}
+	}
+	var err error
+	if p.zone, p.subnet, err = s.placement(f); err != nil {
+		return p, err
+	}
+	p.devices, err = s.blockDevices(f, p.image)
+	return p, err
 }
 
 func (s *Server) runResult(r *reservation) *runInstancesResult {
@@ -158,10 +182,13 @@ func (s *Server) launch(p launchParams, resID string, index int) *instance {
 		now = s.lastLaunch.Add(time.Millisecond)
 	}
 	s.lastLaunch = now
+	if p.zone == "" {
+		p.zone, p.subnet = s.defaultPlacement()
+	}
 	in := &instance{
 		id: newID("i-"), reservation: resID, image: p.image, typ: p.typ, keyName: p.keyName,
-		subnet: p.subnet, groups: p.groups, userData: p.userData, clientToken: p.token,
-		launchIndex: index, launched: now, tags: map[string]string{},
+		subnet: p.subnet, zone: p.zone, groups: p.groups, userData: p.userData, clientToken: p.token,
+		launchIndex: index, launched: now,
 	}
 	if !s.opts.NoPublicIP {
 		in.publicIP = s.opts.PublicIP
@@ -181,62 +208,10 @@ func (s *Server) boot(in *instance) {
 	in.state, in.until = "pending", s.now().Add(s.opts.BootDelay)
 }
 
-func (in *instance) setTag(k, v string) {
-	if _, ok := in.tags[k]; !ok {
-		in.tagOrder = append(in.tagOrder, k)
-	}
-	in.tags[k] = v
-}
-
-type tag struct{ Key, Value string }
-
-// instanceTags reads the tags of TagSpecification.N whose ResourceType is
-// instance.
-func instanceTags(f url.Values) []tag {
-	var tags []tag
-	for _, spec := range indices(f, "TagSpecification") {
-		p := "TagSpecification." + spec
-		if f.Get(p+".ResourceType") != "instance" {
-			continue
-		}
-		for _, i := range indices(f, p+".Tag") {
-			tags = append(tags, tag{f.Get(p + ".Tag." + i + ".Key"), f.Get(p + ".Tag." + i + ".Value")})
-		}
-	}
-	return tags
-}
-
-// canonical is a request's arguments in a form that compares equal for
-// equal arguments: sorted, without what may differ between retries.
-func canonical(f url.Values) string {
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		if k != "Action" && k != "Version" && k != "ClientToken" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "=" + strings.Join(f[k], ",") + "\n")
-	}
-	return b.String()
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *Server) describeInstances(f url.Values) (any, error) {
 	ids := list(f, "InstanceId")
-	if len(ids) > 0 && f.Has("MaxResults") {
-		return nil, errorf(http.StatusBadRequest, "InvalidParameterCombination",
-			"The parameter instancesSet cannot be used with the parameter maxResults")
+	if err := idsWithMaxResults(ids, f, "instancesSet"); err != nil {
+		return nil, err
 	}
 	if err := s.checkIDs(ids); err != nil {
 		return nil, err
@@ -277,32 +252,6 @@ func (s *Server) describeInstances(f url.Values) (any, error) {
 	return res, nil
 }
 
-// paginate applies MaxResults (5–1000, as EC2 requires) and NextToken.
-func paginate(all []*instance, f url.Values) (page []*instance, next string, err error) {
-	off := 0
-	if t := f.Get("NextToken"); t != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(t, "nt-"))
-		if !strings.HasPrefix(t, "nt-") || err != nil || n < 0 || n > len(all) {
-			return nil, "", errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid value '%s' for nextToken", t)
-		}
-		off = n
-	}
-	limit := len(all) - off
-	if f.Has("MaxResults") {
-		m, err := strconv.Atoi(f.Get("MaxResults"))
-		if err != nil || m < 5 || m > 1000 {
-			return nil, "", errorf(http.StatusBadRequest, "InvalidParameterValue",
-				"Value ( %s ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.", f.Get("MaxResults"))
-		}
-		limit = min(limit, m)
-	}
-	page = all[off : off+limit]
-	if off+limit < len(all) {
-		next = "nt-" + strconv.Itoa(off+limit)
-	}
-	return page, next, nil
-}
-
 // checkIDs reports malformed and unknown instance ids as EC2 does: all
 // the unknown ones in one error.
 func (s *Server) checkIDs(ids []string) error {
@@ -324,11 +273,6 @@ func (s *Server) checkIDs(ids []string) error {
 	return errorf(http.StatusBadRequest, "InvalidInstanceID.NotFound", "The instance IDs '%s' do not exist", strings.Join(missing, ", "))
 }
 
-type filter struct {
-	name   string
-	values []*regexp.Regexp
-}
-
 // instanceFilters are the DescribeInstances filters the server knows,
 // besides tag:KEY; each gives an instance's values for the filter.
 var instanceFilters = map[string]func(*instance) []string{
@@ -340,72 +284,21 @@ var instanceFilters = map[string]func(*instance) []string{
 	"image-id":            func(in *instance) []string { return []string{in.image} },
 	"key-name":            func(in *instance) []string { return []string{in.keyName} },
 	"subnet-id":           func(in *instance) []string { return []string{in.subnet} },
-	"reservation-id":      func(in *instance) []string { return []string{in.reservation} },
-	"ip-address":          func(in *instance) []string { return []string{in.publicIP} },
-	"tag-key":             func(in *instance) []string { return in.tagOrder },
-	"tag-value": func(in *instance) []string {
-		var vs []string
-		for _, k := range in.tagOrder {
-			vs = append(vs, in.tags[k])
+	"availability-zone":   func(in *instance) []string { return []string{in.zone} },
+	"vpc-id": func(in *instance) []string {
+		if in.subnet == "" {
+			return nil
 		}
-		return vs
+		return []string{vpcID}
 	},
+	"reservation-id": func(in *instance) []string { return []string{in.reservation} },
+	"ip-address":     func(in *instance) []string { return []string{in.publicIP} },
+	"tag-key":        func(in *instance) []string { return in.tagOrder },
+	"tag-value":      func(in *instance) []string { return in.tagValues() },
 }
 
 func (s *Server) matchInstance(in *instance, filters []filter) bool {
-	for _, f := range filters {
-		var have []string
-		if key, ok := strings.CutPrefix(f.name, "tag:"); ok {
-			v, tagged := in.tags[key]
-			if !tagged {
-				return false
-			}
-			have = []string{v}
-		} else {
-			have = instanceFilters[f.name](in)
-		}
-		if !matchAny(f.values, have) {
-			return false
-		}
-	}
-	return true
-}
-
-func matchAny(patterns []*regexp.Regexp, have []string) bool {
-	for _, p := range patterns {
-		for _, h := range have {
-			if p.MatchString(h) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// parseFilters reads Filter.N.Name and Filter.N.Value.M. Values may hold
-// EC2's wildcards, * and ?. An unknown filter name is an error, as on EC2.
-func parseFilters[T any](f url.Values, known map[string]T) ([]filter, error) {
-	var out []filter
-	for _, i := range indices(f, "Filter") {
-		p := "Filter." + i
-		name := f.Get(p + ".Name")
-		if _, ok := known[name]; !ok && !(strings.HasPrefix(name, "tag:") && len(name) > 4) {
-			return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "The filter '%s' is invalid", name)
-		}
-		flt := filter{name: name}
-		for _, v := range list(f, p+".Value") {
-			flt.values = append(flt.values, wildcard(v))
-		}
-		out = append(out, flt)
-	}
-	return out, nil
-}
-
-func wildcard(v string) *regexp.Regexp {
-	q := regexp.QuoteMeta(v)
-	q = strings.ReplaceAll(q, `\*`, ".*")
-	q = strings.ReplaceAll(q, `\?`, ".")
-	return regexp.MustCompile("^" + q + "$")
+	return matchFilters(filters, &in.tagged, func(name string) []string { return instanceFilters[name](in) })
 }
 
 func (s *Server) terminateInstances(f url.Values) (any, error) {
@@ -584,56 +477,4 @@ func (s *Server) describeAddresses(f url.Values) (any, error) {
 		res.AddressesSet.Items = append(res.AddressesSet.Items, x)
 	}
 	return res, nil
-}
-
-func (s *Server) createTags(f url.Values) (any, error) {
-	ids := list(f, "ResourceId")
-	if len(ids) == 0 {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter ResourceId")
-	}
-	if err := s.checkIDs(ids); err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
-		for _, i := range indices(f, "Tag") {
-			s.instances[id].setTag(f.Get("Tag."+i+".Key"), f.Get("Tag."+i+".Value"))
-		}
-	}
-	return &returnResult{Return: true}, nil
-}
-
-// list reads a flattened list: prefix.1, prefix.2, … (1-based), in index
-// order.
-func list(f url.Values, prefix string) []string {
-	var out []string
-	for _, i := range indices(f, prefix) {
-		out = append(out, f.Get(prefix+"."+i))
-	}
-	return out
-}
-
-// indices returns the N of every key prefix.N or prefix.N.…, in numeric
-// order: the members of a flattened list.
-func indices(f url.Values, prefix string) []string {
-	seen := map[int]bool{}
-	for k := range f {
-		rest, ok := strings.CutPrefix(k, prefix+".")
-		if !ok {
-			continue
-		}
-		num, _, _ := strings.Cut(rest, ".")
-		if n, err := strconv.Atoi(num); err == nil && n >= 1 {
-			seen[n] = true
-		}
-	}
-	ns := make([]int, 0, len(seen))
-	for n := range seen {
-		ns = append(ns, n)
-	}
-	sort.Ints(ns)
-	out := make([]string, len(ns))
-	for i, n := range ns {
-		out[i] = strconv.Itoa(n)
-	}
-	return out
 }

@@ -1,11 +1,24 @@
 // Package ec2test is an EC2 Query-API server for tests: a real HTTP server
 // on 127.0.0.1 that speaks the XML wire format the AWS SDK and the AWS CLI
 // speak to EC2 (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/),
-// for the actions the ec2 provider uses. Its instances go through EC2's
+// for the actions a provider uses. Its instances go through EC2's
 // lifecycle (pending → running → shutting-down → terminated) on timers,
 // RunInstances honours ClientToken idempotency as EC2 documents it, and
-// tests can inject faults (throttling, denied actions, no capacity) and read
-// back which requests arrived.
+// tests can inject faults (throttling, denied actions, no capacity) into
+// any action and read back which requests arrived.
+//
+// Beyond instances it keeps subnets in availability zones (an instance is
+// in its subnet's zone), EBS volumes (CreateVolume with idempotency,
+// creating → available; AttachVolume only in the instance's zone,
+// attaching → attached; DetachVolume, detaching → available, where a busy
+// volume's unforced detach never ends, as on EC2; volumes made from
+// RunInstances' block device mappings, released or deleted when their
+// instance terminates), snapshots (pending → completed) and images
+// (CreateImage, which reboots the instance unless NoReboot, pending →
+// available, and launchable). Tags work on all of them. The behaviours
+// Python's moto leaves out — zone mismatches, volumes in use, stuck
+// detaches, reboots for images, the delays between states — are the ones
+// a provider's error handling needs, so they are here.
 //
 // Its wire compatibility is witnessed by the AWS CLI (TestAWSCLIWitness):
 // what the CLI and the Go SDK both accept is what EC2 sends. Nothing here
@@ -62,9 +75,28 @@ type Options struct {
 	// Images, if set, are the only AMIs that exist (others:
 	// InvalidAMIID.NotFound); by default every well-formed AMI id does.
 	Images []string
-	// Region names the availability zone instances are placed in; default
+	// Region names the availability zones (REGIONa, b and c); default
 	// us-east-1.
 	Region string
+	// Subnets are the subnets there are: subnet id → availability zone.
+	// Default: DefaultSubnets(Region), one in each zone. An instance
+	// launched without SubnetId goes to the first (by id) subnet of its
+	// zone, as to a default VPC's default subnet.
+	Subnets map[string]string
+
+	// VolumeDelay is how long a new volume stays creating; 0: available
+	// from the next request on (the CreateVolume reply says creating, as
+	// EC2's does).
+	VolumeDelay time.Duration
+	// AttachDelay is how long an attachment stays attaching, DetachDelay
+	// how long a detach stays detaching; 0: done by the next request.
+	AttachDelay, DetachDelay time.Duration
+	// BusyDetach makes every volume busy (see SetBusy): a detach without
+	// Force never ends.
+	BusyDetach bool
+	// SnapshotDelay is how long a snapshot stays pending, ImageDelay how
+	// long an image does; 0: done by the next request.
+	SnapshotDelay, ImageDelay time.Duration
 }
 
 // Request is one request the server received, in the log Requests returns.
@@ -94,6 +126,19 @@ type Server struct {
 	requests     []Request
 	lastLaunch   time.Time
 
+	subnets      map[string]*subnet
+	subnetOrder  []*subnet               // by id
+	volumes      map[string]*volume      // live ones
+	volumeOrder  []*volume               // live ones, in creation order
+	volumeTokens map[string]*tokenVolume // by CreateVolume's client token, deleted ones too
+	busy         map[string]bool         // by volume id; set by SetBusy, else Options.BusyDetach
+	snapshots    map[string]*snapshot    // by id
+	snapOrder    []*snapshot             // in creation order
+	images       map[string]*image       // made here, by id
+	imageOrder   []*image                // in creation order
+	deregistered map[string]bool         // image ids made here and deregistered since
+	reboots      map[string]int          // by instance id: CreateImage's reboots
+
 	httpSrv *http.Server
 	ln      net.Listener
 	done    chan struct{}
@@ -103,6 +148,7 @@ type instance struct {
 	id, reservation string
 	image, typ      string
 	keyName, subnet string
+	zone            string
 	groups          []string
 	userData        string // base64, as sent
 	clientToken     string
@@ -111,8 +157,7 @@ type instance struct {
 	state           string
 	until           time.Time // when a transitional state (pending, stopping, shutting-down) ends
 	publicIP        string    // "" when it has none (terminated, stopped, NoPublicIP)
-	tags            map[string]string
-	tagOrder        []string
+	tagged
 }
 
 type reservation struct {
@@ -146,7 +191,10 @@ func New(opts Options) *Server {
 		opts: opts, now: time.Now,
 		instances: map[string]*instance{}, reservations: map[string]*reservation{},
 		addresses: map[string]*address{}, faults: map[string][]fault{}, lost: map[string]int{}, denied: map[string]bool{},
+		volumes: map[string]*volume{}, volumeTokens: map[string]*tokenVolume{}, busy: map[string]bool{},
+		snapshots: map[string]*snapshot{}, images: map[string]*image{}, deregistered: map[string]bool{}, reboots: map[string]int{},
 	}
+	s.initSubnets()
 	for alloc, ip := range opts.Addresses {
 		s.addresses[alloc] = &address{allocation: alloc, publicIP: ip}
 	}
@@ -260,6 +308,7 @@ type Instance struct {
 	ID, ReservationID, ClientToken string
 	State                          string
 	Image, Type, KeyName, Subnet   string
+	Zone                           string
 	SecurityGroups                 []string
 	UserData                       string // base64, as sent
 	PublicIP                       string
@@ -292,15 +341,11 @@ func (s *Server) Instance(id string) (Instance, bool) {
 }
 
 func (in *instance) snapshot() Instance {
-	tags := map[string]string{}
-	for k, v := range in.tags {
-		tags[k] = v
-	}
 	return Instance{
 		ID: in.id, ReservationID: in.reservation, ClientToken: in.clientToken, State: in.state,
-		Image: in.image, Type: in.typ, KeyName: in.keyName, Subnet: in.subnet,
+		Image: in.image, Type: in.typ, KeyName: in.keyName, Subnet: in.subnet, Zone: in.zone,
 		SecurityGroups: append([]string(nil), in.groups...), UserData: in.userData,
-		PublicIP: in.publicIP, Launched: in.launched, Tags: tags,
+		PublicIP: in.publicIP, Launched: in.launched, Tags: in.tagMap(),
 	}
 }
 
@@ -454,10 +499,12 @@ func accessKeyID(auth string) string {
 	return key
 }
 
-// advance moves every instance whose transitional state has ended on to
-// the next one; the caller holds s.mu.
+// advance moves every instance, volume, attachment, snapshot and image
+// whose transitional state has ended on to the next one; the caller holds
+// s.mu. Nothing runs between requests: time is looked at when asked.
 func (s *Server) advance() {
 	now := s.now()
+	defer s.advanceStorage(now)
 	for _, in := range s.order {
 		if in.until.IsZero() || now.Before(in.until) {
 			continue
@@ -469,6 +516,7 @@ func (s *Server) advance() {
 			in.state = "stopped"
 		case "shutting-down":
 			in.state, in.publicIP = "terminated", ""
+			s.release(in)
 		}
 		in.until = time.Time{}
 	}

@@ -18,10 +18,14 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// start runs a server with opts for the test, and a Go SDK client for it.
-func start(t *testing.T, opts Options) (*Server, *ec2.Client) {
+// start runs a server with opts for the test, and a Go SDK client for it;
+// each of before changes the server before it starts.
+func start(t *testing.T, opts Options, before ...func(*Server)) (*Server, *ec2.Client) {
 	t.Helper()
 	srv := New(opts)
+	for _, f := range before {
+		f(srv)
+	}
 	if err := srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,11 @@ type tagXML struct {
 	Value string `xml:"value"`
 }
 
+// tagSetXML is every resource's <tagSet>.
+type tagSetXML struct {
+	Items []tagXML `xml:"item"`
+}
+
 type groupXML struct {
 	GroupID   string `xml:"groupId"`
 	GroupName string `xml:"groupName"`
@@ -66,15 +71,30 @@ type instanceXML struct {
 		State string `xml:"state"`
 	} `xml:"monitoring"`
 	SubnetID         string `xml:"subnetId,omitempty"`
+	VpcID            string `xml:"vpcId,omitempty"`
 	PrivateIPAddress string `xml:"privateIpAddress,omitempty"`
 	IPAddress        string `xml:"ipAddress,omitempty"`
 	GroupSet         struct {
 		Items []groupXML `xml:"item"`
 	} `xml:"groupSet"`
-	ClientToken string `xml:"clientToken,omitempty"`
-	TagSet      struct {
-		Items []tagXML `xml:"item"`
-	} `xml:"tagSet"`
+	RootDeviceType     string `xml:"rootDeviceType"`
+	RootDeviceName     string `xml:"rootDeviceName"`
+	BlockDeviceMapping struct {
+		Items []instanceDeviceXML `xml:"item"`
+	} `xml:"blockDeviceMapping"`
+	ClientToken string    `xml:"clientToken,omitempty"`
+	TagSet      tagSetXML `xml:"tagSet"`
+}
+
+// instanceDeviceXML is one of an instance's attached volumes.
+type instanceDeviceXML struct {
+	DeviceName string `xml:"deviceName"`
+	Ebs        struct {
+		VolumeID            string `xml:"volumeId"`
+		Status              string `xml:"status"`
+		AttachTime          string `xml:"attachTime"`
+		DeleteOnTermination bool   `xml:"deleteOnTermination"`
+	} `xml:"ebs"`
 }
 
 type reservationXML struct {
@@ -141,7 +161,12 @@ type returnResult struct {
 	Return bool `xml:"return"`
 }
 
-const ownerID = "123456789012"
+// AccountID is the account that owns everything here: the ownerId of
+// reservations, snapshots and images, what DescribeImages' Owner "self"
+// means.
+const AccountID = "123456789012"
+
+const ownerID = AccountID
 
 func (s *Server) instanceXML(in *instance) instanceXML {
 	x := instanceXML{
@@ -150,7 +175,17 @@ func (s *Server) instanceXML(in *instance) instanceXML {
 		LaunchTime: in.launched.UTC().Format(timeFormat), SubnetID: in.subnet,
 		ClientToken: in.clientToken, IPAddress: in.publicIP,
 	}
-	x.Placement.AvailabilityZone = s.opts.Region + "a"
+	x.Placement.AvailabilityZone = in.zone
+	if in.subnet != "" {
+		x.VpcID = vpcID
+	}
+	x.RootDeviceType, x.RootDeviceName = "ebs", rootDevice
+	for _, v := range s.attached(in.id) {
+		var d instanceDeviceXML
+		d.DeviceName, d.Ebs.VolumeID, d.Ebs.Status = v.att.device, v.id, v.att.status
+		d.Ebs.AttachTime, d.Ebs.DeleteOnTermination = v.att.since.UTC().Format(timeFormat), v.att.deleteOnTermination
+		x.BlockDeviceMapping.Items = append(x.BlockDeviceMapping.Items, d)
+	}
 	x.Placement.Tenancy = "default"
 	x.Monitoring.State = "disabled"
 	if in.state != "terminated" {
@@ -163,9 +198,7 @@ func (s *Server) instanceXML(in *instance) instanceXML {
 	for _, g := range in.groups {
 		x.GroupSet.Items = append(x.GroupSet.Items, groupXML{GroupID: g, GroupName: g})
 	}
-	for _, k := range in.tagOrder {
-		x.TagSet.Items = append(x.TagSet.Items, tagXML{k, in.tags[k]})
-	}
+	x.TagSet = in.tagSet()
 	return x
 }
 
