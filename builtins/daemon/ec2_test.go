@@ -21,7 +21,7 @@ import (
 const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzSECRETKEY"
 
 // awsEnv points the AWS chain at test credentials only.
-func awsEnv(t *testing.T) {
+func awsEnv(t testing.TB) {
 	dir := t.TempDir()
 	t.Setenv("HOME", dir)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDCLOUDSPEAKTEST")
@@ -37,7 +37,7 @@ func awsEnv(t *testing.T) {
 // startEC2 runs the EC2 test server for the test, with the AWS chain
 // pointed at test credentials only; it closes after the test's daemon
 // (cleanups run last first).
-func startEC2(t *testing.T, opts ec2test.Options) *ec2test.Server {
+func startEC2(t testing.TB, opts ec2test.Options) *ec2test.Server {
 	t.Helper()
 	awsEnv(t)
 	srv := ec2test.New(opts)
@@ -50,7 +50,7 @@ func startEC2(t *testing.T, opts ec2test.Options) *ec2test.Server {
 
 // startLogged writes policy to path and runs a daemon on it (its state
 // beside it) until the test ends, its log kept for the test to read.
-func startLogged(t *testing.T, path, policy string) (*Daemon, *testenv.Buffer) {
+func startLogged(t testing.TB, path, policy string) (*Daemon, *testenv.Buffer) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)

@@ -266,7 +266,7 @@ func (p *Provider) attachTo(ctx context.Context, pl *pool, poolName string, v Vo
 		return err
 	}
 	cctx, cancel := p.call(ctx)
-	_, err := pl.client.AttachVolume(cctx, &ec2.AttachVolumeInput{VolumeId: aws.String(id), InstanceId: aws.String(to.ID), Device: aws.String(v.Device)})
+	_, err := pl.client.AttachVolume(cctx, attachInput(id, to.ID, v.Device))
 	cancel()
 	if err != nil {
 		hint := ""
@@ -280,6 +280,10 @@ func (p *Provider) attachTo(ctx context.Context, pl *pool, poolName string, v Vo
 	}
 	p.logf("ec2: pool %s: volume %s (%s) attached to %s (%s) at %s", poolName, v.Name, id, to.Name, to.ID, v.Device)
 	return p.journal.end(poolName, v.Name)
+}
+
+func attachInput(volume, instance, device string) *ec2.AttachVolumeInput {
+	return &ec2.AttachVolumeInput{VolumeId: aws.String(volume), InstanceId: aws.String(instance), Device: aws.String(device)}
 }
 
 // fenced says an instance can no longer write to a volume.
