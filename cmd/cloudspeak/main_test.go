@@ -409,20 +409,26 @@ func sshdCmd(ts *testscript.TestScript, neg bool, args []string) {
 
 // ec2Server is `ec2server FILE...`: it starts the EC2-compatible test
 // server (internal/ec2test) on 127.0.0.1 for the script, replaces EC2_URL
-// with its URL in each FILE, and gives the script test credentials (and a
+// with its URL in each FILE (and SUBNET_A, SUBNET_B with its subnets in
+// us-east-1a and 1b), and gives the script test credentials (and a
 // HOME without ~/.aws) for the AWS chain.
 func ec2Server(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("usage: ec2server FILE...")
 	}
-	srv := ec2test.New(ec2test.Options{BootDelay: 300 * time.Millisecond, TerminateDelay: 300 * time.Millisecond})
+	// An Elastic IP (eipalloc-0script), and volumes that take their time.
+	srv := ec2test.New(ec2test.Options{BootDelay: 300 * time.Millisecond, TerminateDelay: 300 * time.Millisecond,
+		AttachDelay: 200 * time.Millisecond, DetachDelay: 200 * time.Millisecond, Addresses: map[string]string{"eipalloc-0script": "127.0.0.1"}})
 	ts.Check(srv.Start("127.0.0.1:0"))
 	ts.Defer(srv.Close)
 	for _, f := range args {
 		path := ts.MkAbs(f)
 		data, err := os.ReadFile(path)
 		ts.Check(err)
-		ts.Check(os.WriteFile(path, bytes.ReplaceAll(data, []byte("EC2_URL"), []byte(strconv.Quote(srv.URL()))), 0o644))
+		data = bytes.ReplaceAll(data, []byte("EC2_URL"), []byte(strconv.Quote(srv.URL())))
+		data = bytes.ReplaceAll(data, []byte("SUBNET_A"), []byte(strconv.Quote(ec2test.SubnetA)))
+		data = bytes.ReplaceAll(data, []byte("SUBNET_B"), []byte(strconv.Quote(ec2test.SubnetB)))
+		ts.Check(os.WriteFile(path, data, 0o644))
 	}
 	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "AKIDSCRIPT", "AWS_SECRET_ACCESS_KEY": "script-secret-key",
 		"AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": ts.MkAbs("no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": ts.MkAbs("no-aws-credentials"),
