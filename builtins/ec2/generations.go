@@ -54,18 +54,45 @@ func loadGenerations(dir string) (*generations, error) {
 		return g, nil
 	}
 	g.path = filepath.Join(dir, generationsFile)
-	data, err := os.ReadFile(g.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return g, nil
-	}
-	if err == nil {
-		err = json.Unmarshal(data, &g.m)
-	}
-	if err != nil {
+	if err := readStateFile(g.path, &g.m); err != nil {
 		g.m = map[string]map[string]int{}
-		return g, fmt.Errorf("read %s: %w (launch tokens start again)", g.path, err)
+		return g, fmt.Errorf("%w (launch tokens start again)", err)
 	}
 	return g, nil
+}
+
+// readStateFile reads one of the provider's files in the state directory
+// into v; a missing file leaves v as it is.
+func readStateFile(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = json.Unmarshal(data, v)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeStateFile writes v to one of the provider's files atomically (a
+// temporary file renamed over it), 0600 in a 0700 directory, so a crash
+// leaves the old content or the new, never half of either; what says what
+// it holds, for errors.
+func writeStateFile(path string, v any, what string) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("save %s to %s: %w", what, path, err)
+	}
+	return nil
 }
 
 func (g *generations) Get(_ context.Context, pool, name string) (int, error) {
@@ -86,22 +113,10 @@ func (g *generations) Bump(_ context.Context, pool, name string) (int, error) {
 	return g.m[pool][name], g.save()
 }
 
-// save writes the file atomically (a temporary file renamed over it), so a
-// crash leaves the old generations or the new ones, never half of either;
-// the caller holds g.mu.
+// save writes the file; the caller holds g.mu.
 func (g *generations) save() error {
 	if g.path == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(g.m, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(g.path), 0o700); err != nil {
-		return fmt.Errorf("save launch generations: %w", err)
-	}
-	if err := atomicfile.WriteFile(g.path, data, 0o600); err != nil {
-		return fmt.Errorf("save launch generations to %s: %w", g.path, err)
-	}
-	return nil
+	return writeStateFile(g.path, g.m, "launch generations")
 }

@@ -2,18 +2,13 @@ package ec2
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/cloudspeak/cloudspeak/internal/atomicfile"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -46,16 +41,9 @@ func loadJournal(dir string) (*journal, error) {
 		return j, nil
 	}
 	j.path = filepath.Join(dir, journalFile)
-	data, err := os.ReadFile(j.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return j, nil
-	}
-	if err == nil {
-		err = json.Unmarshal(data, &j.steps)
-	}
-	if err != nil {
+	if err := readStateFile(j.path, &j.steps); err != nil {
 		j.steps = map[string]map[string]step{}
-		return j, fmt.Errorf("read %s: %w (the volumes' tags are still the truth: each is checked before it is moved)", j.path, err)
+		return j, fmt.Errorf("%w (the volumes' tags are still the truth: each is checked before it is moved)", err)
 	}
 	return j, nil
 }
@@ -94,22 +82,12 @@ func (j *journal) pending(pool string) map[string]step {
 	return out
 }
 
-// save writes the journal atomically; the caller holds j.mu.
+// save writes the journal; the caller holds j.mu.
 func (j *journal) save() error {
 	if j.path == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(j.steps, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-		return fmt.Errorf("record a volume step: %w", err)
-	}
-	if err := atomicfile.WriteFile(j.path, data, 0o600); err != nil {
-		return fmt.Errorf("record a volume step in %s: %w", j.path, err)
-	}
-	return nil
+	return writeStateFile(j.path, j.steps, "a volume step")
 }
 
 // settle finishes or undoes the steps a daemon left under way for pool,
