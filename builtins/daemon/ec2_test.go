@@ -13,7 +13,6 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/internal/ec2test"
 	"github.com/cloudspeak/cloudspeak/internal/testenv"
-	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
 // secret is the secret key the tests give the AWS chain: it must never
@@ -112,24 +111,11 @@ func TestEC2PrimaryFailover(t *testing.T) {
 `, srv.URL(), port)
 	d, logs := startLogged(t, path, pol)
 
-	roles := func() (primary, standby runtime.Instance) {
-		for _, in := range d.Status().Pools[0].Instances {
-			if in.State != runtime.Running {
-				continue
-			}
-			if in.Role == runtime.Serving {
-				primary = in
-			} else {
-				standby = in
-			}
-		}
-		return
-	}
 	testenv.WaitFor(t, 15*time.Second, "a running primary and standby", func() bool {
-		p, s := roles()
+		p, s := roles(d)
 		return p.ID != "" && s.ID != ""
 	})
-	first, standby := roles()
+	first, standby := roles(d)
 	testenv.WaitFor(t, 15*time.Second, "the elastic IP on the primary", func() bool {
 		id, _ := srv.Address("eipalloc-0db")
 		return id == first.ID
@@ -151,7 +137,7 @@ func TestEC2PrimaryFailover(t *testing.T) {
 		return id == standby.ID
 	})
 	testenv.WaitFor(t, 15*time.Second, "a new standby", func() bool {
-		p, s := roles()
+		p, s := roles(d)
 		return p.ID == standby.ID && s.ID != "" && s.ID != first.ID
 	})
 	if !strings.Contains(logs.String(), "is the primary in place of "+first.Name) {

@@ -41,18 +41,24 @@ func volumePool(t testing.TB, srv *ec2test.Server) (*Daemon, *testenv.Buffer) {
 // address, and a running standby, and returns them.
 func steady(t testing.TB, d *Daemon, srv *ec2test.Server) (primary, standby runtime.Instance) {
 	testenv.WaitFor(t, 60*time.Second, "the volume and the address on the primary, and a standby", func() bool {
-		primary, standby = runtime.Instance{}, runtime.Instance{}
-		for _, in := range d.Status().Pools[0].Instances {
-			switch {
-			case in.State != runtime.Running:
-			case in.Role == runtime.Serving:
-				primary = in
-			default:
-				standby = in
-			}
-		}
+		primary, standby = roles(d)
 		return primary.ID != "" && standby.ID != "" && holds(srv, primary.ID)
 	})
+	return primary, standby
+}
+
+// roles returns the running primary and standby of the daemon's first
+// pool (zero when there is none).
+func roles(d *Daemon) (primary, standby runtime.Instance) {
+	for _, in := range d.Status().Pools[0].Instances {
+		switch {
+		case in.State != runtime.Running:
+		case in.Role == runtime.Serving:
+			primary = in
+		default:
+			standby = in
+		}
+	}
 	return primary, standby
 }
 

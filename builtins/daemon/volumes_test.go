@@ -55,18 +55,6 @@ func TestEC2VolumeFollowsPrimaryMoto(t *testing.T) {
 `, ami, m.URL, alloc, subnets[0][0], subnets[1][0])
 	d, logs := startLogged(t, filepath.Join(dir, "db.cloud"), pol)
 
-	roles := func() (primary, standby runtime.Instance) {
-		for _, in := range d.Status().Pools[0].Instances {
-			switch {
-			case in.State != runtime.Running:
-			case in.Role == runtime.Serving:
-				primary = in
-			default:
-				standby = in
-			}
-		}
-		return
-	}
 	witness := func() (volHolder, addrHolder string) {
 		var v, a []string
 		aws(&v, "ec2", "describe-volumes", "--filters", "Name=tag:cloudspeak:pool,Values=db", "--query", "Volumes[].Attachments[0].InstanceId")
@@ -84,7 +72,7 @@ func TestEC2VolumeFollowsPrimaryMoto(t *testing.T) {
 	}
 	var first, standby runtime.Instance
 	testenv.WaitFor(t, 30*time.Second, "the volume and the address on the primary", func() bool {
-		first, standby = roles()
+		first, standby = roles(d)
 		v, a := witness()
 		return first.ID != "" && standby.ID != "" && v == first.ID && a == first.ID
 	})
@@ -102,7 +90,7 @@ func TestEC2VolumeFollowsPrimaryMoto(t *testing.T) {
 		return v == standby.ID && a == standby.ID
 	})
 	testenv.WaitFor(t, 30*time.Second, "a new standby in the volume's zone", func() bool {
-		p, s := roles()
+		p, s := roles(d)
 		return p.ID == standby.ID && s.ID != "" && s.ID != first.ID && s.Zone == subnets[0][1]
 	})
 	// Where each instance is: pool list -o json and show instances.
