@@ -17,6 +17,10 @@ type BlockSchema struct {
 	// provider can move from one instance to another (ec2's elastic_ip):
 	// enough for a primary pool without a balancer.
 	Address string
+	// Check, if set, validates what involves several settings (one that
+	// another rules out); it runs once the settings have been checked one
+	// by one, and reports through c.
+	Check func(c *Checker, b *BlockDecl)
 }
 
 // SettingSchema describes one setting's arguments.
@@ -118,6 +122,9 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 			c.report(&Diagnostic{Range: set[1].Key.Range(), Message: fmt.Sprintf("%s and %s cannot both be set", set[0].Key.Name, set[1].Key.Name),
 				Hint: "keep one", Notes: []Note{{Range: set[0].Key.Range(), Message: set[0].Key.Name + " set here"}}})
 		}
+	}
+	if schema.Check != nil {
+		schema.Check(c, b)
 	}
 }
 
