@@ -232,8 +232,11 @@ func (d *Daemon) wireHAProxy(ctx context.Context, w *wiring, pools []*runtime.Po
 	var balanced []haproxy.Pool
 	for _, p := range pools {
 		b := balancerBlock(p.Decl)
-		hp, err := haproxy.FromDecl(p.Name, b)
-		if err != nil {
+		hp, err := haproxy.FromDecl(p.Name, b, policyDir(p.Decl.Pos.Filename))
+		var pe *haproxy.PoolError
+		if errors.As(err, &pe) {
+			return poolError(w, pe) // a sorry page it cannot read, at its path
+		} else if err != nil {
 			return fmt.Errorf("%s: pool %s: %w", b.Pos, p.Name, err)
 		}
 		if addr, ok := d.cfg.BalancerListen[p.Name]; ok && !hp.External() {
@@ -248,13 +251,7 @@ func (d *Daemon) wireHAProxy(ctx context.Context, w *wiring, pools []*runtime.Po
 	if err := d.haproxy.Apply(ctx, balanced); err != nil {
 		var pe *haproxy.PoolError
 		if errors.As(err, &pe) {
-			sources := map[string][]byte{}
-			for _, f := range w.files {
-				sources[f.Name] = f.Src
-			}
-			return &PolicyError{Sources: sources, Diagnostics: lang.Diagnostics{{
-				Severity: lang.Error, Range: pe.Range, Hint: pe.Hint,
-				Message: fmt.Sprintf("pool %s: balancer haproxy: %v", pe.Pool, pe.Err)}}}
+			return poolError(w, pe)
 		}
 		return err
 	}
@@ -262,6 +259,18 @@ func (d *Daemon) wireHAProxy(ctx context.Context, w *wiring, pools []*runtime.Po
 		w.sources[p.Name] = append(w.sources[p.Name], d.haproxy)
 	}
 	return nil
+}
+
+// poolError makes a balancer block HAProxy cannot use the policy's error,
+// shown at the block (or the setting) with its source line.
+func poolError(w *wiring, pe *haproxy.PoolError) error {
+	sources := map[string][]byte{}
+	for _, f := range w.files {
+		sources[f.Name] = f.Src
+	}
+	return &PolicyError{Sources: sources, Diagnostics: lang.Diagnostics{{
+		Severity: lang.Error, Range: pe.Range, Hint: pe.Hint,
+		Message: fmt.Sprintf("pool %s: balancer haproxy: %v", pe.Pool, pe.Err)}}}
 }
 
 // strangerInterval is how often the daemon looks for instances tagged for

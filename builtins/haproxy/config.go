@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -26,6 +27,7 @@ type Pool struct {
 	Retries   int           // attempts after the first, each may go to another server (FromDecl's default: 3)
 	Drain     time.Duration // how long scale-in waits for an instance's sessions to end
 	Timeout   time.Duration // client and server inactivity timeout
+	Sorry     Sorry         // what is served while no instance is up, if anything
 
 	// Socket, if set, is the admin socket of an HAProxy the operator runs
 	// themselves: CloudSpeak then only adds, drains and removes servers in
@@ -80,6 +82,16 @@ func (p Pool) External() bool { return p.Socket != "" }
 // Validate checks what HAProxy would take badly, so the message names the
 // setting rather than a line of generated config.
 func (p Pool) Validate() error {
+	if p.Sorry != (Sorry{}) {
+		switch {
+		case p.External():
+			return errors.New("sorry is for the HAProxy CloudSpeak runs: with socket, the config is yours")
+		case p.Mode != "http":
+			return errors.New("sorry needs mode http")
+		case strings.ContainsAny(p.Sorry.Backup+p.Sorry.Host, " \t\r\n\"'\\#{}"):
+			return fmt.Errorf("sorry backup %q: spaces, quotes, braces, '#' and backslashes are not allowed", p.Sorry.Host)
+		}
+	}
 	if p.External() {
 		if !validName.MatchString(p.Backend) {
 			return fmt.Errorf("backend %q: letters, digits, '.', '_' and '-' only", p.Backend)
@@ -134,76 +146,130 @@ type config struct {
 // render writes the configuration for pools (managed ones only, in order)
 // with their current servers.
 func render(f files, pools []Pool, servers map[string][]server) config {
-	var b, static bytes.Buffer
-	var owner []string
-	cur := ""
-	line := func(format string, args ...any) {
-		s := fmt.Sprintf(format, args...)
-		b.WriteString(s)
-		b.WriteByte('\n')
-		if t := strings.TrimSpace(s); !strings.HasPrefix(t, "server ") && !strings.HasPrefix(t, "#") {
-			static.WriteString(s)
-			static.WriteByte('\n')
-		}
-		owner = append(owner, cur)
-	}
-	line("# Written by CloudSpeak from the policy; rewritten on every change, so edits here are lost.")
-	line("# Servers come and go through the runtime API; this file lists them as of the last reload.")
-	line("global")
-	line("    master-worker")
-	line("    stats socket %s mode 600 level admin expose-fd listeners", f.admin())
-	line("    stats timeout 30s")
-	line("    server-state-file %s", f.state())
-	line("    pidfile %s", f.pidfile())
-	line("")
-	line("defaults")
-	line("    load-server-state-from-file global")
-	line("    timeout connect 5s")
-	line("    timeout queue 30s")
-	line("    timeout check 5s")
-	line("    timeout http-request 30s")
+	w := &writer{}
+	w.line("# Written by CloudSpeak from the policy; rewritten on every change, so edits here are lost.")
+	w.line("# Servers come and go through the runtime API; this file lists them as of the last reload.")
+	w.line("global")
+	w.line("    master-worker")
+	w.line("    stats socket %s mode 600 level admin expose-fd listeners", f.admin())
+	w.line("    stats timeout 30s")
+	w.line("    server-state-file %s", f.state())
+	w.line("    pidfile %s", f.pidfile())
+	w.line("")
+	w.line("defaults")
+	w.line("    load-server-state-from-file global")
+	w.line("    timeout connect 5s")
+	w.line("    timeout queue 30s")
+	w.line("    timeout check 5s")
+	w.line("    timeout http-request 30s")
 	for _, p := range pools {
 		p = p.withDefaults()
-		cur = p.Name
-		line("")
-		line("# pool %s, balancer at %s", p.Name, p.Range.Start)
-		line("frontend %s", p.Name)
-		line("    mode %s", p.Mode)
-		line("    bind %s", p.Listen)
-		line("    timeout client %s", hd(p.Timeout))
-		line("    default_backend %s", p.Name)
-		line("")
-		line("backend %s", p.Name)
-		line("    mode %s", p.Mode)
-		line("    balance %s", p.Algorithm)
-		if p.Algorithm == "source" {
-			line("    hash-type consistent") // map-based hashing cannot take servers at run time
-		}
-		line("    timeout server %s", hd(p.Timeout))
-		// A request that hits a dying server is sent again, to another
-		// server (redispatch): after a failed connection always (nothing was
-		// sent), and in http mode also after an empty answer or a timeout,
-		// but then only if replaying it is harmless (an idempotent method).
-		line("    retries %d", p.Retries)
-		line("    option redispatch 1")
-		if p.Mode == "http" {
-			line("    retry-on conn-failure empty-response response-timeout")
-			line("    acl idempotent method GET HEAD OPTIONS TRACE PUT DELETE")
-			line("    http-request disable-l7-retry unless idempotent")
-		}
-		switch p.Health.Kind {
-		case "http":
-			line("    option httpchk GET %s", p.Health.Path)
-			line("    http-check expect status 200-399")
-		case "tcp":
-			line("    option tcp-check")
-		}
-		for _, s := range servers[p.Name] {
-			line("    server %s %s%s", s.Name, s.Addr, serverOptions(p))
-		}
+		w.cur = p.Name
+		w.pool(f, p, servers[p.Name])
 	}
-	return config{text: b.Bytes(), static: static.String(), owner: owner}
+	return config{text: w.text.Bytes(), static: w.static.String(), owner: w.owner}
 }
+
+// writer accumulates a config, and its static part.
+type writer struct {
+	text, static bytes.Buffer
+	owner        []string
+	cur          string // the pool being written
+}
+
+// line writes a line of the config that is not a member.
+func (w *writer) line(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	if !strings.HasPrefix(strings.TrimSpace(s), "#") {
+		w.static.WriteString(s)
+		w.static.WriteByte('\n')
+	}
+	w.member("%s", s)
+}
+
+// member writes a server line of a pool's member: these change through
+// the runtime API, not by a reload.
+func (w *writer) member(format string, args ...any) {
+	fmt.Fprintf(&w.text, format, args...)
+	w.text.WriteByte('\n')
+	w.owner = append(w.owner, w.cur)
+}
+
+// pool writes a pool's frontend and backend, and its sorry backup's.
+func (w *writer) pool(f files, p Pool, servers []server) {
+	w.line("")
+	w.line("# pool %s, balancer at %s", p.Name, p.Range.Start)
+	w.line("frontend %s", p.Name)
+	w.line("    mode %s", p.Mode)
+	w.line("    bind %s", p.Listen)
+	w.line("    timeout client %s", hd(p.Timeout))
+	if p.Sorry.Backup != "" {
+		// nbsrv counts a backend's usable servers; the pool's own
+		// backend has no backup server, so 0 means no instance is up.
+		w.line("    use_backend %s if { nbsrv(%s) eq 0 }", sorryBackend(p), p.Name)
+	}
+	w.line("    default_backend %s", p.Name)
+	w.line("")
+	w.line("backend %s", p.Name)
+	w.line("    mode %s", p.Mode)
+	w.line("    balance %s", p.Algorithm)
+	if p.Algorithm == "source" {
+		w.line("    hash-type consistent") // map-based hashing cannot take servers at run time
+	}
+	w.line("    timeout server %s", hd(p.Timeout))
+	// A request that hits a dying server is sent again, to another
+	// server (redispatch): after a failed connection always (nothing was
+	// sent), and in http mode also after an empty answer or a timeout,
+	// but then only if replaying it is harmless (an idempotent method).
+	w.line("    retries %d", p.Retries)
+	w.line("    option redispatch 1")
+	if p.Mode == "http" {
+		w.line("    retry-on conn-failure empty-response response-timeout")
+		w.line("    acl idempotent method GET HEAD OPTIONS TRACE PUT DELETE")
+		w.line("    http-request disable-l7-retry unless idempotent")
+	}
+	switch p.Health.Kind {
+	case "http":
+		w.line("    option httpchk GET %s", p.Health.Path)
+		w.line("    http-check expect status 200-399")
+	case "tcp":
+		w.line("    option tcp-check")
+	}
+	if p.Sorry.Page != "" {
+		// HAProxy's own 503, sent when no server is up (or none could be
+		// reached after the retries), becomes the page.
+		w.line("    errorfile 503 %s", f.sorryPage(p.Name, p.Sorry.Page))
+	}
+	for _, s := range servers {
+		w.member("    server %s %s%s", s.Name, s.Addr, serverOptions(p))
+	}
+	if p.Sorry.Backup != "" {
+		w.backup(p)
+	}
+}
+
+// backup writes the backend of a pool's sorry backup. It has no health
+// check (a backup that is down costs nothing more than a 503), and its
+// name is looked up when HAProxy loads the config; one that does not
+// resolve leaves the backup out (init-addr none) rather than the config
+// refused.
+func (w *writer) backup(p Pool) {
+	w.line("")
+	w.line("backend %s", sorryBackend(p))
+	w.line("    mode http")
+	w.line("    timeout server %s", hd(p.Timeout))
+	w.line("    http-request set-header Host %s", p.Sorry.Host)
+	tls := ""
+	if p.Sorry.TLS {
+		host, _, _ := net.SplitHostPort(p.Sorry.Backup)
+		tls = fmt.Sprintf(" ssl verify required ca-file @system-ca sni str(%s) verifyhost %s", host, host)
+	}
+	w.line("    server sorry %s init-addr libc,none%s", p.Sorry.Backup, tls)
+}
+
+// sorryBackend names a pool's sorry backup's backend: pool names have no
+// '.', so it is no pool's.
+func sorryBackend(p Pool) string { return p.Name + ".sorry" }
 
 // serverOptions are the options of each server line and `add server`
 // command: dynamic servers inherit no default-server, so both spell them

@@ -22,6 +22,17 @@ var checkOptions = &lang.Options{Balancers: map[string]*lang.BlockSchema{"haprox
 // does.
 func loadPools(t *testing.T, src string) []Pool {
 	t.Helper()
+	pools, err := loadPoolsIn(t, src, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pools
+}
+
+// loadPoolsIn is loadPools for a policy file in dir, with FromDecl's
+// error.
+func loadPoolsIn(t *testing.T, src, dir string) ([]Pool, error) {
+	t.Helper()
 	files, _, diags := lang.Load([]lang.Source{{Name: "web.cloud", Src: []byte(src)}}, checkOptions)
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -33,15 +44,15 @@ func loadPools(t *testing.T, src string) []Pool {
 		}
 		for _, it := range st.Pool.Items {
 			if it.Balancer != nil {
-				p, err := FromDecl(st.Pool.Name.Name, it.Balancer)
+				p, err := FromDecl(st.Pool.Name.Name, it.Balancer, dir)
 				if err != nil {
-					t.Fatal(err)
+					return nil, err
 				}
 				pools = append(pools, p)
 			}
 		}
 	}
-	return pools
+	return pools, nil
 }
 
 const twoPools = `pool web {

@@ -17,8 +17,10 @@ var Settings = &lang.BlockSchema{
 		"timeout":   {Type: lang.Duration},
 		"socket":    {Type: lang.String},
 		"backend":   {Type: lang.String},
+		"sorry":     {Check: checkSorry},
 	},
 	Required: []string{"listen|socket"},
+	Check:    checkBlock,
 }
 
 // checkHealth validates `health http "/path" every D` and `health tcp every D`.
@@ -66,8 +68,10 @@ func checkRetries(c *lang.Checker, s *lang.Setting) {
 }
 
 // FromDecl reads a pool's `balancer haproxy { … }` block, which the checker
-// has passed.
-func FromDecl(pool string, b *lang.BlockDecl) (Pool, error) {
+// has passed; dir is the policy file's directory, where a sorry page's
+// relative path starts. A sorry page it cannot use is a *PoolError at the
+// page's path.
+func FromDecl(pool string, b *lang.BlockDecl, dir string) (Pool, error) {
 	p := Pool{Name: pool, Range: b.Kind.Range(), Retries: DefaultRetries}
 	for _, set := range b.Settings {
 		var err error
@@ -91,6 +95,8 @@ func FromDecl(pool string, b *lang.BlockDecl) (Pool, error) {
 			p.Backend, err = set.Str()
 		case "health":
 			p.Health, err = healthFrom(set)
+		case "sorry":
+			p.Sorry, err = sorryFrom(pool, set, dir)
 		}
 		if err != nil {
 			return p, err

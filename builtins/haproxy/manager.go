@@ -212,6 +212,9 @@ func (m *Manager) Apply(ctx context.Context, pools []Pool) error {
 	if err := m.prepareDir(); err != nil {
 		return err
 	}
+	if err := m.writePages(managed); err != nil {
+		return err
+	}
 	candidate := m.f.config() + ".new"
 	if err := os.WriteFile(candidate, cfg.text, 0o600); err != nil {
 		return err
@@ -220,19 +223,20 @@ func (m *Manager) Apply(ctx context.Context, pools []Pool) error {
 	if err := check(ctx, m.bin, candidate); err != nil {
 		return m.blame(cfg, managed, err, "haproxy -c refused the config")
 	}
+	var err error
+	what := "haproxy did not start"
 	if m.proc == nil {
-		if err := m.start(ctx, cfg); err != nil {
-			return m.blame(cfg, managed, err, "haproxy did not start")
-		}
-		m.pools, m.managed = next, managed
-		applied = true
-		return nil
+		err = m.start(ctx, cfg)
+	} else {
+		what = "haproxy refused the reload; the old config goes on serving"
+		err = m.reload(ctx, cfg, old)
 	}
-	if err := m.reload(ctx, cfg, old); err != nil {
-		return m.blame(cfg, managed, err, "haproxy refused the reload; the old config goes on serving")
+	if err != nil {
+		return m.blame(cfg, managed, err, what)
 	}
 	m.pools, m.managed = next, managed
 	applied = true
+	m.prunePages()
 	return nil
 }
 

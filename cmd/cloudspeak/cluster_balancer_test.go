@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,4 +232,74 @@ func killInstances(dir string) {
 			syscall.Kill(-r.PID, syscall.SIGKILL)
 		}
 	}
+}
+
+// TestClusterSorry: in a cluster every daemon's HAProxy serves the pool's
+// sorry page while the pool has no instance (the one that does not lead
+// it mirrors the leader's empty rotation), and the instances again once
+// the pool is started.
+func TestClusterSorry(t *testing.T) {
+	testenv.Need(t, "haproxy", "apt-get install haproxy")
+	etcd := etcdtest.Start(t, 1)
+	dir := testenv.ShortDir(t)
+	host, _ := os.Hostname()
+	bin := clusterBin(t)
+	policy := filepath.Join(dir, "web.cloud")
+	const page = "<h1>Back soon</h1>\n"
+	src := fmt.Sprintf(`pool web {
+  provider local {
+    run "exec %s demo-server"
+    host %q
+    grace 2s
+  }
+  instances 2
+  balancer haproxy {
+    listen %q
+    health http "/health" every 500ms
+    sorry "sorry.html"
+  }
+  check every 200ms
+}
+`, bin, host, freeAddr(t))
+	if err := os.WriteFile(policy, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sorry.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &clusterRun{t: t, bin: bin, url: etcd.URL("sorry"), policy: policy, env: []string{"CLOUDSPEAK_CLUSTER="}}
+	t.Cleanup(func() { killInstances(dir) })
+	addrs := map[string]string{"d1": freeAddr(t), "d2": freeAddr(t)}
+	for _, name := range []string{"d1", "d2"} {
+		c.startWith(name, "--balancer-listen", "web="+addrs[name])
+	}
+	// both waits until every daemon's balancer answers as want says.
+	both := func(what string, want func(status int, body string) bool) {
+		t.Helper()
+		testenv.WaitFor(t, 30*time.Second, what, func() bool {
+			for _, addr := range addrs {
+				resp, err := http.Get("http://" + addr + "/health")
+				if err != nil {
+					return false
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !want(resp.StatusCode, string(body)) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	instances := func(status int, body string) bool { return status == 200 && strings.HasPrefix(body, "ok node") }
+	both("both balancers serve the instances", instances)
+	pool := func(verb string) {
+		if out, err := exec.Command(c.bin, "--state", c.members[0].state, "pool", verb, "web").CombinedOutput(); err != nil {
+			t.Fatalf("pool %s web: %v: %s", verb, err, out)
+		}
+	}
+	pool("stop")
+	both("both balancers serve the sorry page", func(status int, body string) bool { return status == 503 && body == page })
+	pool("start")
+	both("both balancers serve the instances again", instances)
 }

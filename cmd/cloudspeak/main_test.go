@@ -204,11 +204,18 @@ func load(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// httpWait is `httpwait URL REGEXP`: it GETs URL (on loopback) every 50ms
-// until the body matches REGEXP, failing after 20s.
+// httpWait is `httpwait URL REGEXP [STATUS]`: it GETs URL (on loopback)
+// every 50ms until the body matches REGEXP (and the status is STATUS, if
+// given), failing after 20s.
 func httpWait(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: httpwait URL REGEXP")
+	if neg || len(args) != 2 && len(args) != 3 {
+		ts.Fatalf("usage: httpwait URL REGEXP [STATUS]")
+	}
+	status := 0
+	if len(args) == 3 {
+		n, err := strconv.Atoi(args[2])
+		ts.Check(err)
+		status = n
 	}
 	if !strings.HasPrefix(args[0], "http://127.") {
 		ts.Fatalf("httpwait only targets loopback addresses")
@@ -225,8 +232,8 @@ func httpWait(ts *testscript.TestScript, neg bool, args []string) {
 		} else {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			last = string(body)
-			if re.MatchString(last) {
+			last = resp.Status + "\n" + string(body)
+			if re.MatchString(string(body)) && (status == 0 || resp.StatusCode == status) {
 				return
 			}
 		}
