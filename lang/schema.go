@@ -91,7 +91,6 @@ func (c *Checker) block(b *BlockDecl, what string, kinds map[string]*BlockSchema
 // in messages ("ec2 provider", "ec2 volume"), block in hints ("ec2",
 // "volume data").
 func (c *Checker) settings(b *BlockDecl, what, block string, schema *BlockSchema) {
-	before := len(c.diags)
 	seen := map[string]*Setting{}
 	misspelt := map[string]bool{}
 	keys := sortedKeys(schema.Settings)
@@ -135,7 +134,7 @@ func (c *Checker) settings(b *BlockDecl, what, block string, schema *BlockSchema
 				Hint: "keep one", Notes: []Note{{Range: set[0].Key.Range(), Message: set[0].Key.Name + " set here"}}})
 		}
 	}
-	if schema.Check != nil && len(c.diags) == before {
+	if schema.Check != nil {
 		schema.Check(c, c.pool, b)
 	}
 }
