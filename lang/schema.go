@@ -17,6 +17,10 @@ type BlockSchema struct {
 	// provider can move from one instance to another (ec2's elastic_ip):
 	// enough for a primary pool without a balancer.
 	Address string
+	// PrimaryOnly says a balancer of this kind points one name at one
+	// instance (a DNS record, a hosts-file line): it serves a primary pool
+	// only.
+	PrimaryOnly bool
 }
 
 // SettingSchema describes one setting's arguments.
