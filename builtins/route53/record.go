@@ -194,7 +194,7 @@ func (r *Record) waitInSync(ctx context.Context, id string, start time.Time, log
 		log.Warn("route53: change still pending; not watched further", "after", time.Since(start).Round(time.Millisecond))
 		return nil
 	}
-	return fmt.Errorf("route53: change %s for %s: not in sync after %s: %w", id, r.cfg.Name, time.Since(start).Round(time.Second), err)
+	return fmt.Errorf("route53: change %s for %s: not in sync after %s: %w", id, r.cfg.Name, time.Since(start).Round(100*time.Millisecond), err)
 }
 
 // poll asks GetChange until the change is INSYNC or ctx ends, the delay
@@ -212,6 +212,8 @@ func (r *Record) poll(ctx context.Context, id string) error {
 			return nil
 		case err == nil:
 			last = fmt.Errorf("still %s", out.ChangeInfo.Status)
+		case ctx.Err() != nil && last != nil:
+			return last // the call cut short says less than the answer before it
 		default:
 			last = wrap("GetChange", err)
 		}
