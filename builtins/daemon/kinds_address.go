@@ -100,8 +100,14 @@ func (d *Daemon) hostsPrimary(pool string) (runtime.Instance, bool) {
 	running := d.wired
 	d.mu.Unlock()
 	if running != nil {
-		if h, ok := running.drivers.Balancers[pool].(*hostsfile.Hosts); ok {
-			return h.Primary()
+		bs, ok := running.drivers.Balancers[pool].(runtime.Balancers) // with an elastic_ip
+		if !ok {
+			bs = runtime.Balancers{running.drivers.Balancers[pool]}
+		}
+		for _, b := range bs {
+			if h, ok := b.(*hostsfile.Hosts); ok {
+				return h.Primary()
+			}
 		}
 	}
 	if d.store == nil {
