@@ -122,12 +122,18 @@ func (r *route53Pool) record(t testing.TB) string {
 	return v
 }
 
+// settled is how long an instance runs before its failure is no failed
+// start (ten heartbeat intervals, runtime.Pool.settle), with a margin for
+// moto's launch times, in whole seconds: failing younger ones makes the
+// pool back off.
+const settled = 3 * time.Second
+
 // steady waits for a running primary whose record is in sync and a
-// standby the heartbeat has found healthy, and returns them.
+// standby the heartbeat has found healthy, both settled, and returns them.
 func (r *route53Pool) steady(t testing.TB) (primary, standby runtime.Instance) {
 	testenv.WaitFor(t, 30*time.Second, "a primary with its record, and a healthy standby", func() bool {
 		primary, standby = primaryAndStandby(r.d, "db")
-		if primary.ID == "" || standby.ID == "" {
+		if primary.ID == "" || standby.ID == "" || time.Since(standby.Started) < settled || time.Since(primary.Started) < settled {
 			return false
 		}
 		st := r.d.Status().Pools[0]
