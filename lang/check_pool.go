@@ -101,6 +101,12 @@ func (c *Checker) poolNeeds(p *PoolDecl, seen map[string]*PoolItem) {
 	if primary := seen["primary"]; primary != nil {
 		c.primary(p, primary, seen["instances"], seen["heartbeat"])
 	}
+	if b := seen["balancer"]; b != nil && !c.poolHas[p].primary {
+		if bs := c.opts.Balancers[b.Balancer.Kind.Name]; bs != nil && bs.PrimaryOnly {
+			c.Errorf(b.Balancer.Kind, "add primary to the pool (with a heartbeat, standby 1 and on failure promote standby), or use balancer haproxy",
+				"balancer %s is for a primary pool: it points its name at one instance", b.Balancer.Kind.Name)
+		}
+	}
 	if f := c.poolHas[p]; f.movable && !f.primary {
 		prov := seen["provider"].Provider
 		bs := c.opts.Providers[prov.Kind.Name]

@@ -279,6 +279,17 @@ func (c *Checker) metric(r *Ref, pools map[string]bool) *MetricInfo {
 	return &m
 }
 
+// PoolRef resolves a pool named in a kind's setting (`pools app, worker`):
+// an undeclared one is reported at n, with the nearest declared name as a
+// hint, and is nil.
+func (c *Checker) PoolRef(n *Ident) *PoolDecl {
+	p := c.info.Pools[n.Name]
+	if p == nil && !c.broken[n.Name] {
+		c.Errorf(n, c.poolHint(n.Name), "undeclared pool %q", n.Name)
+	}
+	return p
+}
+
 func (c *Checker) poolHint(name string) string {
 	if s := nearest(name, c.poolNames); s != "" {
 		return fmt.Sprintf("did you mean %q?", s)

@@ -21,6 +21,10 @@ type BlockSchema struct {
 	// been checked one by one (settings that go together or exclude each
 	// other); pool is the pool the block is in.
 	Check func(c *Checker, pool *PoolDecl, b *BlockDecl)
+	// PrimaryOnly says a balancer of this kind points one name at one
+	// instance (a DNS record, a hosts-file line): it serves a primary pool
+	// only.
+	PrimaryOnly bool
 }
 
 // SettingSchema describes one setting's arguments.

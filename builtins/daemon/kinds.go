@@ -10,9 +10,11 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/commands"
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
+	"github.com/cloudspeak/cloudspeak/builtins/hostsfile"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/builtins/metric"
 	"github.com/cloudspeak/cloudspeak/builtins/prometheus"
+	"github.com/cloudspeak/cloudspeak/builtins/route53"
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
@@ -57,6 +59,8 @@ type balancerKind struct {
 
 var balancerKinds = []balancerKind{
 	{"haproxy", haproxy.Settings, (*Daemon).wireHAProxy},
+	{"route53", route53.Settings, (*Daemon).wireRoute53}, // kinds_address.go
+	{"hosts", hostsfile.Settings, (*Daemon).wireHosts},
 }
 
 // metricKind is a source of `metric NAME KIND { … }`.

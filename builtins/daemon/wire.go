@@ -32,16 +32,15 @@ type wired struct {
 	hosts  map[string]string
 	ctx    context.Context
 	cancel context.CancelFunc // stops the goroutines below
+	once   sync.Once          // makes ctx and cancel
 	wg     sync.WaitGroup     // background work for this program (looking for strangers)
 }
 
-// goroutine runs f in the background until the program stops.
+// goroutine runs f in the background until the program stops. Drivers
+// call it from the engine too (a Route 53 change still pending), hence the
+// Once.
 func (w *wired) goroutine(f func(ctx context.Context)) {
-	if w.cancel == nil {
-		var ctx context.Context
-		ctx, w.cancel = context.WithCancel(context.Background())
-		w.ctx = ctx
-	}
+	w.once.Do(func() { w.ctx, w.cancel = context.WithCancel(context.Background()) })
 	w.wg.Add(1)
 	go func() { // owned by the wired program: close cancels and waits
 		defer w.wg.Done()
@@ -50,6 +49,7 @@ func (w *wired) goroutine(f func(ctx context.Context)) {
 }
 
 func (w *wired) close() {
+	w.once.Do(func() {}) // none started: none to cancel
 	if w.cancel != nil {
 		w.cancel()
 	}
@@ -71,6 +71,10 @@ type wiring struct {
 	// were; finally runs after them, once per key.
 	commits []func() error
 	finally map[string]func()
+	// started run once the whole program is wired (every provider wrapped
+	// for provisioning, every pool's access set): the background work that
+	// reads them.
+	started []func()
 }
 
 // wire gives each pool of prog its provider, balancer and metric sources,
@@ -90,6 +94,9 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 		return nil, err
 	}
 	d.wireProvisioning(w)
+	for _, start := range w.started {
+		start()
+	}
 	return w.wired, nil
 }
 
