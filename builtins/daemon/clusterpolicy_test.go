@@ -108,7 +108,9 @@ func TestClusterPolicy(t *testing.T) {
 	if err := d1.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 10*time.Second, "d3 runs d1's change", func() bool { return hasPool(d3, "jobs") })
+	// (d2 too: a declaration at a daemon that has not caught up is refused,
+	// and d2 declares next.)
+	testenv.WaitFor(t, 10*time.Second, "d2 and d3 run d1's change", func() bool { return hasPool(d2, "jobs") && hasPool(d3, "jobs") })
 	write("d3/a.cloud", localPools("web", "api", "old"))
 	if err := d3.Reload(); !errors.Is(err, ErrStalePolicy) {
 		t.Fatalf("a reload from files behind the cluster's: %v", err)
