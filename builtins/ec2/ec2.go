@@ -358,7 +358,7 @@ func (p *Provider) run(ctx context.Context, pl *pool, poolName, name, token, sub
 		// Each instance's own volumes are made with it, in its zone, and
 		// attached before it boots.
 		in.BlockDeviceMappings = blockDevices(s.Volumes)
-		in.TagSpecifications = append(in.TagSpecifications, volumeTags(poolName, name))
+		in.TagSpecifications = append(in.TagSpecifications, volumeTags(poolName, name, s.Volumes))
 	}
 	if s.SecurityGroup != "" {
 		if strings.HasPrefix(s.SecurityGroup, "sg-") {

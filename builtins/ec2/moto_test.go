@@ -146,14 +146,14 @@ func TestMotoSpreadOverZones(t *testing.T) {
 	// Each has its own volume, made with it, in its zone.
 	var vols [][]string
 	f.witness(t, &vols, "ec2", "describe-volumes", "--filters", "Name=tag:cloudspeak:pool,Values=web", "Name=attachment.device,Values=/dev/sdg",
-		"--query", "Volumes[].[Attachments[0].InstanceId,AvailabilityZone,Tags[?Key=='cloudspeak:name']|[0].Value]")
+		"--query", "Volumes[].[Attachments[0].InstanceId,AvailabilityZone,Tags[?Key=='cloudspeak:name']|[0].Value,Tags[?Key=='cloudspeak:volume']|[0].Value]")
 	if len(vols) != 4 {
 		t.Fatalf("awscli sees %d volumes at /dev/sdg, want 4: %v", len(vols), vols)
 	}
 	for _, v := range vols {
 		for _, in := range insts {
-			if in.ID == v[0] && (in.Zone != v[1] || in.Name != v[2]) {
-				t.Errorf("volume of %s (%s): zone %s, tagged %s", in.Name, in.Zone, v[1], v[2])
+			if in.ID == v[0] && (in.Zone != v[1] || in.Name != v[2] || v[3] != "scratch") {
+				t.Errorf("volume of %s (%s): zone %s, tagged %s and %s", in.Name, in.Zone, v[1], v[2], v[3])
 			}
 		}
 	}

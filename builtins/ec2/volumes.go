@@ -52,12 +52,18 @@ func blockDevices(vols []Volume) []types.BlockDeviceMapping {
 }
 
 // volumeTags tags the volumes a launch makes. Tag specifications apply to
-// every volume of the launch alike, so they say the pool and the slot;
-// which volume each is, its device says.
-func volumeTags(poolName, name string) types.TagSpecification {
+// every volume of the launch alike, so they say the pool, the slot and the
+// pool's volume names (joined with commas when it declares several: which
+// volume each is, its device says).
+func volumeTags(poolName, name string, vols []Volume) types.TagSpecification {
+	var names []string
+	for _, v := range vols {
+		names = append(names, v.Name)
+	}
 	return types.TagSpecification{ResourceType: types.ResourceTypeVolume, Tags: []types.Tag{
 		{Key: aws.String(TagName), Value: aws.String(name)},
 		{Key: aws.String(TagPool), Value: aws.String(poolName)},
+		{Key: aws.String(TagVolume), Value: aws.String(strings.Join(names, ","))},
 	}}
 }
 
