@@ -18,8 +18,6 @@ package ec2
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -101,14 +99,17 @@ func (p *Provider) describeVolumes(ctx context.Context, pl *pool, filters []type
 	return out, nil
 }
 
+// errVolumeGone is a volume EC2 no longer has (or is deleting).
+var errVolumeGone = errors.New("it is gone")
+
 // volume describes one volume by ID.
 func (p *Provider) volume(ctx context.Context, pl *pool, id string) (types.Volume, error) {
 	vols, err := p.describeVolumes(ctx, pl, []types.Filter{filter("volume-id", id)})
 	if err != nil {
 		return types.Volume{}, err
 	}
-	if len(vols) == 0 {
-		return types.Volume{}, fmt.Errorf("volume %s is gone", id)
+	if len(vols) == 0 || vols[0].State == types.VolumeStateDeleting || vols[0].State == types.VolumeStateDeleted {
+		return types.Volume{}, fmt.Errorf("volume %s: %w", id, errVolumeGone)
 	}
 	return vols[0], nil
 }
@@ -183,40 +184,68 @@ func (p *Provider) attachVolume(ctx context.Context, pl *pool, poolName string, 
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
 
-// createVolume makes the pool's volume v in zone, tagged as it is made;
-// its client token makes a retry (or a restarted daemon's) get the same
-// volume rather than a second.
+// createVolume makes the pool's volume v in zone, tagged as it is made.
+// Its client token (from the pool, the volume and a generation kept with
+// the launch generations) makes a retry, or a restarted daemon's, get the
+// same volume rather than a second; once the token's volume is gone
+// (deleted by hand), the generation moves on and a new one is made.
 func (p *Provider) createVolume(ctx context.Context, pl *pool, poolName string, v Volume, zone string) (*types.Volume, error) {
 	if zone == "" {
 		return nil, errors.New("the instance's zone is not known yet")
 	}
-	sum := sha256.Sum256([]byte(poolName + "\x00" + v.Name + "\x00" + zone))
+	slot := "volume:" + v.Name
+	gen, err := p.gens.Get(ctx, poolName, slot)
+	if err != nil {
+		return nil, fmt.Errorf("volume generation: %w", err)
+	}
+	if err := p.journal.begin(poolName, v.Name, step{Op: "create", Zone: zone}); err != nil {
+		return nil, err
+	}
+	for retried := false; ; retried = true {
+		id, err := p.createOne(ctx, pl, poolName, v, zone, clientToken(poolName, slot+"\x00"+zone, gen))
+		if err != nil {
+			return nil, err
+		}
+		_, err = p.volume(ctx, pl, id)
+		if errors.Is(err, errVolumeGone) && !retried {
+			p.logf("ec2: pool %s: volume %s's client token names %s, which is gone; making it anew", poolName, v.Name, id)
+			if gen, err = p.gens.Bump(ctx, poolName, slot); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err == nil {
+			err = p.waitVolume(ctx, pl, id, available)
+		}
+		if err != nil {
+			return nil, err
+		}
+		vol, err := p.volume(ctx, pl, id)
+		if err != nil {
+			return nil, err
+		}
+		return &vol, p.journal.end(poolName, v.Name)
+	}
+}
+
+// createOne asks EC2 for the volume, and returns its ID.
+func (p *Provider) createOne(ctx context.Context, pl *pool, poolName string, v Volume, zone, token string) (string, error) {
 	in := &ec2.CreateVolumeInput{AvailabilityZone: aws.String(zone), VolumeType: types.VolumeType(v.Type),
-		SnapshotId: optional(v.Snapshot), ClientToken: aws.String("csv-" + hex.EncodeToString(sum[:])[:60]),
+		SnapshotId: optional(v.Snapshot), ClientToken: aws.String(token),
 		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeVolume, Tags: []types.Tag{
 			{Key: aws.String(TagPool), Value: aws.String(poolName)}, {Key: aws.String(TagVolume), Value: aws.String(v.Name)}}}}}
 	if v.SizeGiB > 0 {
 		in.Size = aws.Int32(v.SizeGiB)
 	}
-	if err := p.journal.begin(poolName, v.Name, step{Op: "create", Zone: zone}); err != nil {
-		return nil, err
-	}
 	cctx, cancel := p.call(ctx)
 	out, err := pl.client.CreateVolume(cctx, in)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("make it in %s: %w", zone, wrap("CreateVolume", pl.client.region, err))
+		return "", fmt.Errorf("make it in %s: %w", zone, wrap("CreateVolume", pl.client.region, err))
 	}
 	id := aws.ToString(out.VolumeId)
 	p.logf("ec2: pool %s: volume %s is %s (%s)", poolName, v.Name, id, zone)
-	if err := p.waitVolume(ctx, pl, id, available); err != nil {
-		return nil, err
-	}
-	vol, err := p.volume(ctx, pl, id)
-	if err != nil {
-		return nil, err
-	}
-	return &vol, p.journal.end(poolName, v.Name)
+	return id, nil
 }
 
 // detachFrom takes volume id off holder, which must be fenced: shutting

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	ec2sdk "github.com/aws/aws-sdk-go-v2/service/ec2"
+
 	"github.com/cloudspeak/cloudspeak/internal/ec2test"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
@@ -272,5 +274,35 @@ func TestImageNameTaken(t *testing.T) {
 	}
 	if _, err := f.p.Image(context.Background(), in, "web-gold", false); err == nil || !strings.Contains(err.Error(), "choose another") {
 		t.Errorf("a second image named web-gold: %v", err)
+	}
+}
+
+// TestVolumeDeletedByHand: once the pool's volume is deleted (by an
+// operator), the next primary gets a new one: the old client token, which
+// names the deleted volume, is moved on.
+func TestVolumeDeletedByHand(t *testing.T) {
+	f, node0, _ := primaryFixture(t, ec2test.Options{})
+	if _, err := f.p.Attach(ctx(t), "db", node0); err != nil {
+		t.Fatal(err)
+	}
+	old := f.srv.Volumes()[0].ID
+	pl, _ := f.p.pool("db")
+	if _, err := pl.client.DetachVolume(ctx(t), &ec2sdk.DetachVolumeInput{VolumeId: &old}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the volume detached", func() bool { v, _ := f.srv.Volume(old); return v.State == "available" })
+	if _, err := pl.client.DeleteVolume(ctx(t), &ec2sdk.DeleteVolumeInput{VolumeId: &old}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := f.p.Attach(ctx(t), "db", node0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols := f.srv.Volumes()
+	if len(vols) != 1 || vols[0].ID == old || vols[0].Instance != node0.ID || !strings.Contains(done, "made data") {
+		t.Errorf("after the delete: %+v (%q); want a new volume on node0", vols, done)
+	}
+	if !strings.Contains(f.logs.String(), "client token names "+old+", which is gone; making it anew") {
+		t.Errorf("the stale token is not said:\n%s", f.logs)
 	}
 }
