@@ -392,12 +392,15 @@ type Verb struct {
 }
 
 // CmdArg is a command argument: a word, a string, `in POOL`, or
-// `NODE:"PATH"` for scp.
+// `NODE:"PATH"` for scp. An instance may be named with its pool,
+// POOL/NODE, where a name alone would be ambiguous.
 type CmdArg struct {
 	Node
-	Host *Ident `parser:"  ( @@ ':' )?"` // the instance in NODE:"PATH"
-	Str  *Value `parser:"  @@"`
-	Word *Ident `parser:"| @@"`
+	HostPool *Ident `parser:"  ( ( @@ '/' )?"`
+	Host     *Ident `parser:"    @@ ':' )?"` // the instance in NODE:"PATH"
+	Str      *Value `parser:"  ( @@"`
+	Pool     *Ident `parser:"  | ( @@ '/' )?"` // the pool in POOL/NODE
+	Word     *Ident `parser:"    @@ )"`
 }
 
 // Explain is `explain [POOL]` (or `why [POOL]`): what each rule sees and

@@ -8,6 +8,14 @@ import (
 // command checks a command's verb and arguments. Commands may name pools
 // and instances that exist only at run time, so names are not resolved.
 func (c *Checker) command(cmd *Command) {
+	for _, v := range []*Verb{cmd.Pool, cmd.Show, cmd.Metric} {
+		for _, a := range argsOf(v) {
+			if a.Pool != nil || a.HostPool != nil {
+				c.Errorf(a, "POOL/NODE names an instance: give the pool's name alone", "%s: a pool is wanted here, not an instance", v.Name.Name)
+				return
+			}
+		}
+	}
 	switch {
 	case cmd.Pool != nil:
 		v := cmd.Pool
@@ -46,6 +54,10 @@ func (c *Checker) instanceCommand(v *Verb) {
 		return
 	}
 	args := v.Args
+	if verb == "start" && len(args) == 2 && args[1].Pool != nil {
+		c.Errorf(args[1], "name the pool alone: instance start in POOL", "%s/%s names an instance, not a pool", args[1].Pool.Name, args[1].Word.Name)
+		return
+	}
 	word := func(a *CmdArg) bool { return a.Word != nil && a.Host == nil }
 	str := func(a *CmdArg) bool { return a.Str != nil && a.Host == nil }
 	good := false
@@ -167,4 +179,11 @@ func ImageName(name string) bool {
 		}
 	}
 	return true
+}
+
+func argsOf(v *Verb) []*CmdArg {
+	if v == nil {
+		return nil
+	}
+	return v.Args
 }

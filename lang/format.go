@@ -496,9 +496,15 @@ func commandText(c *Command) string {
 			s += " "
 			switch {
 			case a.Host != nil:
-				s += a.Host.Name + ":" + a.Str.text()
+				host := a.Host.Name
+				if a.HostPool != nil {
+					host = a.HostPool.Name + "/" + host
+				}
+				s += host + ":" + a.Str.text()
 			case a.Str != nil:
 				s += a.Str.text()
+			case a.Pool != nil:
+				s += a.Pool.Name + "/" + a.Word.Name
 			default:
 				s += a.Word.Name
 			}

@@ -25,7 +25,7 @@ const (
 	tokNumber // 12, 0.7, 75%, 5m, 500/s, 2GiB, -1: digits with an optional unit suffix
 	tokTime   // 07:30
 	tokString // "…" with \" and \\ escapes, on one line
-	tokPunct  // { } ( ) , = . .. : < <= > >= == !=
+	tokPunct  // { } ( ) , = . .. : < <= > >= == != / (POOL/NODE)
 	tokTerm   // a newline or ';': ends a statement
 	tokSpace  // elided: a terminator that ends nothing, or a bad character
 )
@@ -268,7 +268,7 @@ func punctLen(s []byte) int {
 		}
 	}
 	switch s[0] {
-	case '{', '}', '(', ')', ',', '=', '.', ':', '<', '>':
+	case '{', '}', '(', ')', ',', '=', '.', ':', '<', '>', '/':
 		return 1
 	}
 	return 0

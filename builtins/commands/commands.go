@@ -165,12 +165,12 @@ func (x *commander) run(ctx context.Context, c *lang.Command) error {
 	return fmt.Errorf("%s: not available in this release", why)
 }
 
-// words returns a verb's plain-word arguments.
+// words returns a verb's plain-word arguments (POOL/NODE as one).
 func words(v *lang.Verb) []string {
 	var a []string
 	for _, x := range v.Args {
 		if x.Word != nil {
-			a = append(a, x.Word.Name)
+			a = append(a, ref(x))
 		}
 	}
 	return a
@@ -229,24 +229,59 @@ func (x *commander) pool(verb string, names []string, why string) error {
 }
 
 // instances returns the running instances a word names: all, a pool's, or
-// one by name or ID.
+// one by name, POOL/NAME or ID. A name that two pools' instances share is
+// refused, with what to write instead, wherever it is used: a command must
+// not run on both when one was meant.
 func (x *commander) instances(word string) ([]runtime.Instance, error) {
 	st := x.Engine.Status()
+	pool, name, qualified := strings.Cut(word, "/")
+	if !qualified {
+		pool, name = "", word
+	}
 	var out []runtime.Instance
+	byName := false
 	for _, p := range st.Pools {
 		for _, in := range p.Instances {
 			if in.State != runtime.Running {
 				continue
 			}
-			if word == "all" || word == p.Name || word == in.Name || word == in.ID {
+			whole := !qualified && (word == "all" || word == p.Name)
+			if whole || (pool == "" || pool == p.Name) && (name == in.Name || name == in.ID) {
 				out = append(out, in)
+				byName = byName || !whole && name == in.Name
 			}
 		}
 	}
 	if len(out) == 0 {
 		return nil, notRunning(st, word)
 	}
+	if byName && len(out) > 1 {
+		// Names are unique within a pool, not across pools.
+		var refs []string
+		for _, in := range out {
+			refs = append(refs, fmt.Sprintf("%s/%s (%s)", in.Pool, in.Name, in.ID))
+		}
+		return nil, usageErr{fmt.Errorf("%q names an instance in %d pools: give POOL/NODE or the ID instead: %s", word, len(out), strings.Join(refs, ", "))}
+	}
 	return out, nil
+}
+
+// ref returns the instance an argument names, as instances takes it:
+// NODE, POOL/NODE or an ID.
+func ref(a *lang.CmdArg) string {
+	if a.Pool != nil {
+		return a.Pool.Name + "/" + a.Word.Name
+	}
+	if a.Host != nil {
+		if a.HostPool != nil {
+			return a.HostPool.Name + "/" + a.Host.Name
+		}
+		return a.Host.Name
+	}
+	if a.Word != nil {
+		return a.Word.Name
+	}
+	return ""
 }
 
 // notRunning says why word names no running instance: a pool whose
@@ -279,10 +314,11 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		return x.Engine.StopInstance(ctx, in.Pool, in.Name, why)
 	case "start_maintain", "stop_maintain":
 		on := v.Name.Name == "start_maintain"
-		if _, err := x.one(a[0]); err != nil {
+		in, err := x.one(a[0])
+		if err != nil {
 			return err
 		}
-		pool, drain, err := x.Engine.MaintainInstance(ctx, a[0], on, why)
+		pool, drain, err := x.Engine.MaintainInstance(ctx, in.ID, on, why)
 		if err != nil {
 			return err
 		}
@@ -340,16 +376,12 @@ func (x *commander) one(word string) (runtime.Instance, error) {
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	if ins[0].Name != word && ins[0].ID != word {
-		return runtime.Instance{}, usageErr{fmt.Errorf("%q is a pool, not an instance", word)}
+	_, name, qualified := strings.Cut(word, "/")
+	if !qualified {
+		name = word
 	}
-	if len(ins) > 1 {
-		// Names are unique within a pool, not across pools.
-		var ids []string
-		for _, in := range ins {
-			ids = append(ids, fmt.Sprintf("%s in pool %s", in.ID, in.Pool))
-		}
-		return runtime.Instance{}, usageErr{fmt.Errorf("%q names an instance in %d pools: give its ID instead (%s)", word, len(ins), strings.Join(ids, ", "))}
+	if len(ins) > 1 || ins[0].Name != name && ins[0].ID != name {
+		return runtime.Instance{}, usageErr{fmt.Errorf("%q is a pool, not an instance", word)}
 	}
 	return ins[0], nil
 }
@@ -363,7 +395,7 @@ func (x *commander) cmd(ctx context.Context, v *lang.Verb) error {
 	if err != nil {
 		return err
 	}
-	ins, err := x.instances(v.Args[0].Word.Name)
+	ins, err := x.instances(ref(v.Args[0]))
 	if err != nil {
 		return err
 	}
@@ -464,7 +496,7 @@ func (x *commander) scp(ctx context.Context, v *lang.Verb) error {
 			return err
 		}
 		if a.Host != nil {
-			node, remote = a.Host.Name, q.Str
+			node, remote = ref(a), q.Str
 		} else {
 			local = q.Str
 		}

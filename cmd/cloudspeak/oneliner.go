@@ -80,7 +80,7 @@ func quoted(verb string, args []string) map[int]bool {
 		q[2] = true
 	case "scp":
 		for i := 1; i < len(args); i++ {
-			if host, _, ok := strings.Cut(args[i], ":"); !ok || !plainWord(host) {
+			if host, _, ok := strings.Cut(args[i], ":"); !ok || !plainWord(host) && !instanceRef(host) {
 				q[i] = true
 			}
 		}
@@ -98,8 +98,8 @@ func joinWords(words []string, quote map[int]bool) string {
 		switch {
 		case quote[i]:
 			out[i] = strconv.Quote(w)
-		case !plainWord(w):
-			if host, path, ok := strings.Cut(w, ":"); ok && plainWord(host) && !strings.HasPrefix(path, `"`) {
+		case !plainWord(w) && !instanceRef(w):
+			if host, path, ok := strings.Cut(w, ":"); ok && (plainWord(host) || instanceRef(host)) && !strings.HasPrefix(path, `"`) {
 				out[i] = host + ":" + strconv.Quote(path) // node1:/tmp/x as scp wants it
 			} else if !strings.HasPrefix(w, `"`) {
 				out[i] = strconv.Quote(w)
@@ -107,6 +107,12 @@ func joinWords(words []string, quote map[int]bool) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// instanceRef says w is POOL/NODE: an instance named with its pool.
+func instanceRef(w string) bool {
+	pool, node, ok := strings.Cut(w, "/")
+	return ok && plainWord(pool) && plainWord(node)
 }
 
 func plainWord(w string) bool {
