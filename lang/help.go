@@ -33,7 +33,7 @@ var commandHelp = []CommandHelp{
 	{`instance scp INSTANCE:"REMOTE" "LOCAL"`, "copy a file or directory from an instance"},
 	{"sync SRC to DST", "copy changed files now (as the `sync` action)"},
 	{"show pools|instances|rules|schedules [POOL]", "print the state, of every pool or one"},
-	{"explain [POOL], why [POOL]", "for each rule: what it sees now, its threshold, since when it is pending, the cooldown left, its last run; each declared metric's value and age; each `keep` rule's wish and why; then the pool's last actions"},
+	{"explain [POOL], why [POOL]", "for each rule: what it sees now, its threshold, since when it is pending, the cooldown left, its last run; each declared metric's value and age; each `keep` rule's wish and why; then the pool's last 15 actions (with -o json: the status, jobs and every action the daemon keeps, up to its last 1,000 decisions)"},
 	{"metric set POOL NAME VALUE", "push a value to a pool's `push` metric (a number, or a literal with its unit: `42`, `75%`)"},
 	{"help [TOPIC]", "print help: the commands, or one keyword or verb"},
 }

@@ -160,6 +160,9 @@ func (x *commander) run(ctx context.Context, c *lang.Command) error {
 			}
 			names = []string{c.Explain.Pool.Name}
 		}
+		if x.req.JSON {
+			return x.json(explainJSON(x.Engine, names, x.Recent))
+		}
 		return explain(x.Engine, names, x.Recent, x.out)
 	}
 	return fmt.Errorf("%s: not available in this release", why)

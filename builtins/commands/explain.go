@@ -77,8 +77,9 @@ func list(e Engine, names []string, asJSON bool, out *strings.Builder) error {
 	return nil
 }
 
-// lastActions is how many of a pool's last actions explain shows.
-const lastActions = 5
+// lastActions is how many of a pool's last actions explain shows; -o json
+// gives all the daemon keeps.
+const lastActions = 15
 
 // explain says, for each rule of the pools, what it sees and waits for,
 // and shows each pool's last actions.
@@ -205,15 +206,21 @@ func explainJobs(pool string, jobs []runtime.JobStatus, out *strings.Builder) {
 	}
 }
 
-// explainActions writes the pool's last actions (not its decisions not to
-// act), oldest first.
-func explainActions(pool string, recent []decision.Decision, out *strings.Builder) {
+// actionsOf returns the pool's actions among recent (not its decisions
+// not to act), oldest first.
+func actionsOf(pool string, recent []decision.Decision) []decision.Decision {
 	var acts []decision.Decision
 	for _, d := range recent {
 		if d.Pool == pool && !d.Action.Quiet() {
 			acts = append(acts, d)
 		}
 	}
+	return acts
+}
+
+// explainActions writes the pool's last actions, oldest first.
+func explainActions(pool string, recent []decision.Decision, out *strings.Builder) {
+	acts := actionsOf(pool, recent)
 	if len(acts) > lastActions {
 		acts = acts[len(acts)-lastActions:]
 	}
@@ -273,4 +280,49 @@ func explainMetrics(p *runtime.PoolStatus, now time.Time, out *strings.Builder) 
 			fmt.Fprintf(out, "%s, %s old\n", m.Value, now.Sub(m.At).Round(time.Second))
 		}
 	}
+}
+
+// explainedPool is a pool as `explain -o json` gives it: its status (what
+// pool list -o json says, rules and keeps included), its jobs, and every
+// action the daemon keeps for it, oldest first.
+type explainedPool struct {
+	runtime.PoolStatus
+	Jobs    []runtime.JobStatus `json:"jobs"`
+	Actions []explainedAction   `json:"actions"`
+}
+
+// explainedAction is one decision of the log, in snake_case.
+type explainedAction struct {
+	Time    time.Time `json:"time"`
+	Action  string    `json:"action"`
+	Target  int       `json:"target"`
+	Rule    string    `json:"rule,omitempty"`
+	At      string    `json:"at,omitempty"` // FILE:LINE:COL of the rule
+	Outcome string    `json:"outcome"`
+	Probes  []string  `json:"probes,omitempty"`
+}
+
+func explainJSON(e Engine, names []string, recent []decision.Decision) []explainedPool {
+	st := e.Status()
+	out := []explainedPool{}
+	for _, p := range st.Pools {
+		if !slices.Contains(names, p.Name) {
+			continue
+		}
+		ep := explainedPool{PoolStatus: p, Jobs: []runtime.JobStatus{}, Actions: []explainedAction{}}
+		for _, j := range st.Jobs {
+			if j.Pool == p.Name {
+				ep.Jobs = append(ep.Jobs, j)
+			}
+		}
+		for _, d := range actionsOf(p.Name, recent) {
+			a := explainedAction{Time: d.Time, Action: string(d.Action), Target: d.Instances, Rule: d.Rule, Outcome: d.Outcome, Probes: d.Probes}
+			if d.Pos.Line > 0 {
+				a.At = d.Pos.String()
+			}
+			ep.Actions = append(ep.Actions, a)
+		}
+		out = append(out, ep)
+	}
+	return out
 }

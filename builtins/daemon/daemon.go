@@ -429,7 +429,7 @@ func (d *Daemon) Status() runtime.Status {
 	return d.ledStatus(e)
 }
 
-const keepDecisions = 200
+const keepDecisions = 1000
 
 func (d *Daemon) logDecision(dec decision.Decision) {
 	d.met.observe(dec)
