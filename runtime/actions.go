@@ -46,7 +46,7 @@ func (e *Engine) act(ctx context.Context, now time.Time, p *Pool, a *Action, tex
 	if snapPool == "" {
 		snapPool = pool
 	}
-	snapshotter, _ := e.opts.Drivers.Providers[snapPool].(Snapshotter)
+	snapshotter, _ := As[Snapshotter](e.opts.Drivers.Providers[snapPool])
 	run := func(ctx context.Context) (err error) {
 		switch a.Kind {
 		case decision.Sync:

@@ -86,6 +86,29 @@ type Killer interface {
 	Kill(ctx context.Context, inst Instance) error
 }
 
+// Unwrapper is a Provider that wraps another (provisioning steps around an
+// ec2 provider's starts): the engine finds the optional interfaces of the
+// provider inside through it (As).
+type Unwrapper interface {
+	Unwrap() Provider
+}
+
+// As returns p, or the first provider p wraps, that implements T.
+func As[T any](p Provider) (T, bool) {
+	for p != nil {
+		if t, ok := p.(T); ok {
+			return t, true
+		}
+		u, ok := p.(Unwrapper)
+		if !ok {
+			break
+		}
+		p = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // Attacher is an optional interface of a Provider whose primary pools
 // carry data that belongs to whichever instance is the primary (an EBS
 // volume). The engine calls Attach before an instance takes the primary's

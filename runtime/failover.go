@@ -224,7 +224,7 @@ const attachRetry = 10 * time.Second
 // take the primary's place, when the provider carries such data
 // (Attacher), and says whether in may now go into rotation.
 func (e *Engine) attach(ctx context.Context, ps *poolState, now time.Time, in *Instance) bool {
-	a, ok := e.provider(ps.p).(Attacher)
+	a, ok := As[Attacher](e.provider(ps.p))
 	if !ok {
 		return true // nothing to carry over
 	}

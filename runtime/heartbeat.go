@@ -241,7 +241,11 @@ func (e *Engine) judge(ctx context.Context, ps *poolState, probes []*probe) {
 			st.recovered, st.reason = now, ""
 			e.log(ps.decide(now, decision.Recovered).Probing(st.results).
 				Sayf("%s recovered after %d successful probes in a row: back in rotation", in.Name, st.okRun))
-			e.balance(ctx, ps, now)
+			// Bounded as a tick's calls are: the watch's own context has
+			// no deadline, and balance may attach a volume or move a record.
+			cctx, cancel := e.call(ctx)
+			e.balance(cctx, ps, now)
+			cancel()
 		}
 	}
 	if failed {

@@ -368,7 +368,7 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 	case "install", "reconfigure":
 		return x.provision(ctx, v.Name.Name, a[0])
 	case "image":
-		return x.image(ctx, v)
+		return x.image(ctx, v, why)
 	}
 	return usageErr{fmt.Errorf("unknown instance command %q", v.Name.Name)}
 }
@@ -632,7 +632,7 @@ func (x *commander) json(v any) error {
 
 // image makes a machine image of an instance: `instance image INSTANCE
 // [as NAME] [no_reboot]`. The name defaults to POOL-INSTANCE-TIME (UTC).
-func (x *commander) image(ctx context.Context, v *lang.Verb) error {
+func (x *commander) image(ctx context.Context, v *lang.Verb, why string) error {
 	a := words(v)
 	in, err := x.one(a[0])
 	if err != nil {
@@ -656,6 +656,31 @@ func (x *commander) image(ctx context.Context, v *lang.Verb) error {
 		} else if q, err := lang.Interpret(next.Str, lang.String); err == nil {
 			name = q.Str
 		}
+	}
+	if reboot && !in.Maintain {
+		// The reboot would fail the instance's heartbeat probes, and its
+		// failure handler would replace it mid-copy: it is under
+		// maintenance (not probed, out of rotation) until the image is made.
+		p, err := x.status(in.Pool)
+		if err != nil {
+			return err
+		}
+		if p.Primary && in.Role == runtime.Serving {
+			return usageErr{fmt.Errorf("%s is pool %s's primary: its reboot would stop the service (and fail it over); image a standby (the same software), or give no_reboot", in.Name, in.Pool)}
+		}
+		if _, _, err := x.Engine.MaintainInstance(ctx, in.ID, true, why); err != nil {
+			return err
+		}
+		fmt.Fprintf(x.out, "%s: under maintenance while it reboots for the image\n", in.Name)
+		defer func() {
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if _, _, err := x.Engine.MaintainInstance(bctx, in.ID, false, why); err != nil {
+				fmt.Fprintf(x.out, "%s: still under maintenance (%v): instance stop_maintain %s/%s\n", in.Name, err, in.Pool, in.Name)
+				return
+			}
+			fmt.Fprintf(x.out, "%s: back in service\n", in.Name)
+		}()
 	}
 	if !reboot {
 		fmt.Fprintf(x.out, "warning: no_reboot: %s keeps running while it is copied, so its file systems may not be consistent in the image (writes in flight are lost); leave no_reboot out for a clean copy\n", in.Name)

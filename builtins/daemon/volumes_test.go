@@ -143,6 +143,9 @@ func TestEC2GoldImageMoto(t *testing.T) {
 	if out.Status != 0 {
 		t.Fatalf("instance image: %s %s", out.Output, out.Error)
 	}
+	if !strings.Contains(out.Output, "node0: under maintenance while it reboots for the image") || !strings.Contains(out.Output, "node0: back in service") {
+		t.Errorf("instance image with a reboot does not keep node0 under maintenance meanwhile: %q", out.Output)
+	}
 	gold := regexp.MustCompile(`image (ami-[0-9a-f]+) \(web-gold-1\) is available`).FindStringSubmatch(out.Output)
 	if gold == nil {
 		t.Fatalf("instance image says %q", out.Output)

@@ -30,28 +30,40 @@ type wired struct {
 	// hosts ties a pool to the machine whose daemon must lead it, in a
 	// cluster (local pools: their processes are that machine's).
 	hosts  map[string]string
+	mu     sync.Mutex // guards the three below
 	ctx    context.Context
 	cancel context.CancelFunc // stops the goroutines below
-	once   sync.Once          // makes ctx and cancel
-	wg     sync.WaitGroup     // background work for this program (looking for strangers)
+	closed bool
+	wg     sync.WaitGroup // background work for this program (looking for strangers)
 }
 
 // goroutine runs f in the background until the program stops. Drivers
-// call it from the engine too (a Route 53 change still pending), hence the
-// Once.
+// call it from the engine too (a Route 53 change still pending), even as
+// the program closes: once it has, nothing more is started.
 func (w *wired) goroutine(f func(ctx context.Context)) {
-	w.once.Do(func() { w.ctx, w.cancel = context.WithCancel(context.Background()) })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	if w.ctx == nil {
+		w.ctx, w.cancel = context.WithCancel(context.Background())
+	}
+	ctx := w.ctx
 	w.wg.Add(1)
 	go func() { // owned by the wired program: close cancels and waits
 		defer w.wg.Done()
-		f(w.ctx)
+		f(ctx)
 	}()
 }
 
 func (w *wired) close() {
-	w.once.Do(func() {}) // none started: none to cancel
-	if w.cancel != nil {
-		w.cancel()
+	w.mu.Lock()
+	w.closed = true
+	cancel := w.cancel
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 	w.wg.Wait()
 }

@@ -294,13 +294,13 @@ func (p *Provider) Start(ctx context.Context, poolName, name string) (runtime.In
 	// each choice counts the launch before it.
 	unlock := p.lockLaunch(pl, poolName)
 	defer unlock()
-	subnet, err := p.chooseSubnet(ctx, pl, poolName)
+	subnet, zone, err := p.chooseSubnet(ctx, pl, poolName)
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("start %s/%s: %w", poolName, name, err)
 	}
 	for retried := false; ; retried = true {
 		token := clientToken(poolName, name, gen)
-		in, err := p.run(ctx, pl, poolName, name, token, subnet)
+		in, err := p.run(ctx, pl, poolName, name, token, subnet, zone)
 		if code(err) == "IdempotentParameterMismatch" {
 			// The slot was launched under this token with other settings
 			// (a reload between a crash and the restart): that launch is
@@ -331,7 +331,7 @@ func (p *Provider) Start(ctx context.Context, poolName, name string) (runtime.In
 	}
 }
 
-func (p *Provider) run(ctx context.Context, pl *pool, poolName, name, token, subnet string) (types.Instance, error) {
+func (p *Provider) run(ctx context.Context, pl *pool, poolName, name, token, subnet, zone string) (types.Instance, error) {
 	s := pl.spec
 	tags := map[string]string{}
 	for k, v := range s.Tags {
@@ -353,6 +353,14 @@ func (p *Provider) run(ctx context.Context, pl *pool, poolName, name, token, sub
 		ImageId: aws.String(s.Image), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		ClientToken: aws.String(token), TagSpecifications: []types.TagSpecification{spec},
 		InstanceType: types.InstanceType(s.Type), KeyName: optional(s.KeyPair), SubnetId: optional(subnet),
+	}
+	if zone != "" {
+		in.Placement = &types.Placement{AvailabilityZone: aws.String(zone)}
+	}
+	if s.Primary {
+		// The primary's volume comes by Attach: the devices stay free,
+		// even if the image (a gold image of an old primary) maps them.
+		in.BlockDeviceMappings = noDevices(s.Volumes)
 	}
 	if !s.Primary && len(s.Volumes) > 0 {
 		// Each instance's own volumes are made with it, in its zone, and

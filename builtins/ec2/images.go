@@ -26,9 +26,13 @@ func (p *Provider) Image(ctx context.Context, inst runtime.Instance, name string
 	}
 	tags := []types.Tag{{Key: aws.String(TagPool), Value: aws.String(inst.Pool)}, {Key: aws.String(TagImageOf), Value: aws.String(inst.Name)}}
 	cctx, cancel := p.call(ctx)
+	// The pool's volumes are data, not the machine: the image leaves them
+	// out, so that instances launched from it do not start with a copy of
+	// a primary's data (stale, and in the way of the real volume).
 	out, err := pl.client.CreateImage(cctx, &ec2.CreateImageInput{InstanceId: aws.String(inst.ID), Name: aws.String(name),
 		NoReboot: aws.Bool(!reboot), Description: aws.String(fmt.Sprintf("cloudspeak: %s/%s (%s)", inst.Pool, inst.Name, inst.ID)),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: tags}}})
+		BlockDeviceMappings: noDevices(pl.spec.Volumes),
+		TagSpecifications:   []types.TagSpecification{{ResourceType: types.ResourceTypeImage, Tags: tags}}})
 	cancel()
 	if err != nil {
 		hint := ""

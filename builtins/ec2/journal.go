@@ -2,6 +2,7 @@ package ec2
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -128,6 +129,9 @@ func (p *Provider) settleStep(ctx context.Context, pl *pool, poolName string, v 
 		return what, p.journal.end(poolName, v.Name)
 	}
 	vol, err := p.volume(ctx, pl, s.Volume)
+	if errors.Is(err, errVolumeGone) {
+		return "the volume is gone (deleted by hand): nothing to settle", p.journal.end(poolName, v.Name)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ package ec2
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -98,9 +99,10 @@ func (p *Provider) snapshotOne(ctx context.Context, pl *pool, poolName, volume s
 	return id, nil
 }
 
-// prune deletes the pool's copies of volume beyond the newest keep of
-// each slot. A copy still being made counts toward keep, and is never
-// deleted.
+// prune deletes the pool's copies of volume beyond the newest keep
+// completed ones of each slot. A copy still being made is never deleted,
+// nor counted (it may yet fail); a failed copy ("error") is no backup, and
+// goes; one an image was made from (InvalidSnapshot.InUse) stays, said.
 func (p *Provider) prune(ctx context.Context, pl *pool, poolName, volume string, keep int) ([]string, error) {
 	cctx, cancel := p.call(ctx)
 	defer cancel()
@@ -120,21 +122,32 @@ func (p *Provider) prune(ctx context.Context, pl *pool, poolName, volume string,
 		bySlot[slot] = append(bySlot[slot], s)
 	}
 	var deleted []string
+	var errs []error
 	for _, list := range bySlot {
 		sort.Slice(list, func(i, j int) bool { return aws.ToTime(list[i].StartTime).After(aws.ToTime(list[j].StartTime)) })
-		for _, s := range list[min(keep, len(list)):] {
-			if s.State == types.SnapshotStatePending {
+		kept := 0
+		for _, s := range list {
+			switch {
+			case s.State == types.SnapshotStatePending:
+				continue
+			case s.State == types.SnapshotStateCompleted && kept < keep:
+				kept++
 				continue
 			}
 			id := aws.ToString(s.SnapshotId)
-			if _, err := pl.client.DeleteSnapshot(cctx, &ec2.DeleteSnapshotInput{SnapshotId: s.SnapshotId}); err != nil {
-				return deleted, fmt.Errorf("delete %s, beyond keep %d: %w", id, keep, wrap("DeleteSnapshot", pl.client.region, err))
+			_, err := pl.client.DeleteSnapshot(cctx, &ec2.DeleteSnapshotInput{SnapshotId: s.SnapshotId})
+			switch {
+			case code(err) == "InvalidSnapshot.InUse":
+				p.logf("ec2: pool %s: snapshot %s of volume %s is beyond keep %d but an image uses it: kept", poolName, id, volume, keep)
+			case err != nil:
+				errs = append(errs, fmt.Errorf("delete %s, beyond keep %d: %w", id, keep, wrap("DeleteSnapshot", pl.client.region, err)))
+			default:
+				deleted = append(deleted, id)
 			}
-			deleted = append(deleted, id)
 		}
 	}
 	sort.Strings(deleted)
-	return deleted, nil
+	return deleted, errors.Join(errs...)
 }
 
 func tagOf(tags []types.Tag, key string) string {

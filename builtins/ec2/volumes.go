@@ -49,6 +49,16 @@ func blockDevices(vols []Volume) []types.BlockDeviceMapping {
 	return out
 }
 
+// noDevices maps the volumes' devices to nothing: a launch that must not
+// make them, and an image that must not copy them.
+func noDevices(vols []Volume) []types.BlockDeviceMapping {
+	var out []types.BlockDeviceMapping
+	for _, v := range vols {
+		out = append(out, types.BlockDeviceMapping{DeviceName: aws.String(v.Device), NoDevice: aws.String("")})
+	}
+	return out
+}
+
 // volumeTags tags the volumes a launch makes. Tag specifications apply to
 // every volume of the launch alike, so they say the pool, the slot and the
 // pool's volume names (joined with commas when it declares several: which
@@ -324,7 +334,7 @@ func attachInput(volume, instance, device string) *ec2.AttachVolumeInput {
 // fenced says an instance can no longer write to a volume.
 func fenced(in types.Instance) bool {
 	if in.State == nil {
-		return true
+		return false // EC2 did not say: not known to be fenced
 	}
 	switch in.State.Name {
 	case types.InstanceStateNameShuttingDown, types.InstanceStateNameTerminated, types.InstanceStateNameStopped:

@@ -75,6 +75,7 @@ func actions(srv *ec2test.Server, names ...string) []string {
 func TestVolumeFailover(t *testing.T) {
 	f, node0, node1 := primaryFixture(t, ec2test.Options{AttachDelay: 200 * time.Millisecond, DetachDelay: 300 * time.Millisecond,
 		VolumeDelay: 100 * time.Millisecond})
+	f.p.opts.DetachGrace = 30 * time.Second // the plain detach ends on its own: no force, however slow the machine
 	if node0.Zone != "us-east-1b" || node1.Zone != "us-east-1b" {
 		t.Fatalf("zones %q, %q: want both in the first subnet's, us-east-1b", node0.Zone, node1.Zone)
 	}
@@ -304,5 +305,75 @@ func TestVolumeDeletedByHand(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), "client token names "+old+", which is gone; making it anew") {
 		t.Errorf("the stale token is not said:\n%s", f.logs)
+	}
+}
+
+// TestVolumesNotInImages: a gold image leaves the pool's volume devices
+// out (the volume is data, not the machine), and a primary pool's launches
+// keep those devices free for the volume that follows the primary, even
+// from an image that maps them.
+func TestVolumesNotInImages(t *testing.T) {
+	f, node0, _ := primaryFixture(t, ec2test.Options{})
+	if _, err := f.p.Attach(ctx(t), "db", node0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.p.Image(ctx(t), node0, "db-gold", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.srv.Requests() {
+		if r.Action != "CreateImage" && r.Action != "RunInstances" {
+			continue
+		}
+		if r.Params.Get("BlockDeviceMapping.1.DeviceName") != "/dev/sdf" || !r.Params.Has("BlockDeviceMapping.1.NoDevice") {
+			t.Errorf("%s does not leave /dev/sdf out: %v", r.Action, r.Params)
+		}
+	}
+}
+
+// TestSnapshotKeepCountsCompleted: copies still being made neither count
+// toward keep nor go: keep 1 never deletes the one completed copy while
+// the newer ones may yet fail.
+func TestSnapshotKeepCountsCompleted(t *testing.T) {
+	f := setup(t, ec2test.Options{SnapshotDelay: 400 * time.Millisecond})
+	spec := f.spec
+	spec.Volumes = []Volume{{Name: "data", SizeGiB: 4, Type: "gp3", Device: "/dev/sdf"}}
+	if err := f.p.SetSpec("web", spec); err != nil {
+		t.Fatal(err)
+	}
+	in := f.start(t, "node0")
+	poll(t, "node0 running", func() bool { i, _ := f.srv.Instance(in.ID); return i.State == "running" })
+	snap := func() string {
+		summary, err := f.p.Snapshot(ctx(t), "web", "data", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return summary
+	}
+	first := strings.Fields(snap())[1]
+	poll(t, "the first copy completed", func() bool {
+		for _, s := range f.srv.Snapshots() {
+			if s.ID == first && s.State == "completed" {
+				return true
+			}
+		}
+		return false
+	})
+	for i := 0; i < 2; i++ {
+		if got := snap(); strings.Contains(got, "deleted") {
+			t.Fatalf("with the newer copies pending, a run deleted: %s", got)
+		}
+	}
+	poll(t, "all copies completed", func() bool {
+		for _, s := range f.srv.Snapshots() {
+			if s.State != "completed" {
+				return false
+			}
+		}
+		return true
+	})
+	// Three completed and a new pending one: keep 1 keeps the newest
+	// completed, and deletes the two older (the first among them).
+	if got := snap(); !strings.Contains(got, "deleted") || !strings.Contains(strings.SplitN(got, "deleted", 2)[1], first) || strings.Count(got, "snap-") != 3 {
+		t.Errorf("the run after they completed: %s; want the new copy made and the two older completed deleted", got)
 	}
 }

@@ -14,12 +14,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
-// lockLaunch serializes the launches of a pool that spreads over zones,
-// so that each choice of zone counts the launches before it.
+// lockLaunch serializes the launches of a pool that spreads over zones, or
+// keeps to its volume's, so that each choice of zone sees the launches
+// before it.
 func (p *Provider) lockLaunch(pl *pool, poolName string) func() {
-	if len(pl.spec.Subnets) < 2 {
+	if len(pl.spec.Subnets) < 2 && !(pl.spec.Primary && len(pl.spec.Volumes) > 0) {
 		return func() {}
 	}
 	p.mu.Lock()
@@ -38,29 +41,36 @@ func (p *Provider) lockLaunch(pl *pool, poolName string) func() {
 
 // chooseSubnet returns the subnet the pool's next instance goes to: ""
 // for EC2's default, the one subnet, or the one in the zone the pool needs
-// most.
-func (p *Provider) chooseSubnet(ctx context.Context, pl *pool, poolName string) (string, error) {
+// most. zone is set when there is no subnet but the instance must go to a
+// zone all the same: a primary pool's volume's.
+func (p *Provider) chooseSubnet(ctx context.Context, pl *pool, poolName string) (subnet, zone string, err error) {
 	subnets := pl.spec.Subnets
 	if len(subnets) == 0 {
-		return "", nil
+		if pl.spec.Primary && len(pl.spec.Volumes) > 0 {
+			zone, err = p.volumeZone(ctx, pl, poolName)
+		}
+		return "", zone, err
 	}
 	if len(subnets) == 1 && !(pl.spec.Primary && len(pl.spec.Volumes) > 0) {
-		return subnets[0], nil
+		return subnets[0], "", nil
 	}
 	zones, err := p.subnetZones(ctx, pl)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if pl.spec.Primary && len(pl.spec.Volumes) > 0 {
-		return p.volumeSubnet(ctx, pl, poolName, zones)
+		subnet, err = p.volumeSubnet(ctx, pl, poolName, zones)
+		return subnet, "", err
 	}
 	live, err := p.List(ctx, poolName)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	count := map[string]int{}
+	count := map[string]int{} // the live ones: a dying instance leaves its zone
 	for _, in := range live {
-		count[in.Zone]++
+		if in.State == runtime.Starting || in.State == runtime.Running {
+			count[in.Zone]++
+		}
 	}
 	best := subnets[0]
 	for _, s := range subnets[1:] {
@@ -68,7 +78,31 @@ func (p *Provider) chooseSubnet(ctx context.Context, pl *pool, poolName string) 
 			best = s
 		}
 	}
-	return best, nil
+	return best, "", nil
+}
+
+// volumeZone is the zone a primary pool with volumes and no subnets
+// launches in: its first volume's, or, before that is made, the zone of an
+// instance the pool already has (the first primary's), so that the
+// standbys are where the volume will be. "" leaves the first one to EC2.
+func (p *Provider) volumeZone(ctx context.Context, pl *pool, poolName string) (string, error) {
+	vol, err := p.findVolume(ctx, pl, poolName, pl.spec.Volumes[0].Name)
+	if err != nil || vol != nil {
+		if vol != nil {
+			return aws.ToString(vol.AvailabilityZone), nil
+		}
+		return "", err
+	}
+	live, err := p.List(ctx, poolName)
+	if err != nil {
+		return "", err
+	}
+	for _, in := range live {
+		if in.Zone != "" && (in.State == runtime.Starting || in.State == runtime.Running) {
+			return in.Zone, nil
+		}
+	}
+	return "", nil
 }
 
 // volumeSubnet is where a primary pool with volumes launches: in the zone

@@ -211,6 +211,10 @@ func Wrap(p runtime.Provider, js *Jobs, pend *Pending) *Provisioner {
 
 // Resume hands the saved instances on to the provider it wraps, if that
 // keeps its own record of them (runtime.Resumer).
+// Unwrap returns the provider whose starts p wraps: runtime.Unwrapper, so
+// the engine finds its volumes and snapshots (runtime.As).
+func (p *Provisioner) Unwrap() runtime.Provider { return p.Provider }
+
 func (p *Provisioner) Resume(pool string, insts []runtime.Instance) error {
 	if r, ok := p.Provider.(runtime.Resumer); ok {
 		return r.Resume(pool, insts)

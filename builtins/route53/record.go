@@ -150,6 +150,9 @@ func (r *Record) Point(ctx context.Context, in runtime.Instance) error {
 	if err != nil {
 		return fmt.Errorf("route53: point %s at %s (%s): %w", r.cfg.Name, in.Name, ip, wrap("ChangeResourceRecordSets", err))
 	}
+	if out.ChangeInfo == nil {
+		return fmt.Errorf("route53: point %s at %s (%s): Route 53 answered without the change's ID", r.cfg.Name, in.Name, ip)
+	}
 	id := aws.ToString(out.ChangeInfo.Id)
 	log := r.opts.Log.With("pool", r.pool, "record", r.cfg.Name, "type", string(typ), "ip", ip.String(), "instance", in.Name, "change", id)
 	log.Info("route53: record upserted", "status", string(out.ChangeInfo.Status))
@@ -208,6 +211,8 @@ func (r *Record) poll(ctx context.Context, id string) error {
 		out, err := r.client.GetChange(cctx, &route53.GetChangeInput{Id: aws.String(id)})
 		cancel()
 		switch {
+		case err == nil && out.ChangeInfo == nil:
+			last = errors.New("Route 53 answered GetChange without the change")
 		case err == nil && out.ChangeInfo.Status == types.ChangeStatusInsync:
 			return nil
 		case err == nil:
