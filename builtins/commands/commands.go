@@ -479,7 +479,7 @@ func (x *commander) provision(ctx context.Context, verb, word string) error {
 		}
 		return usageErr{fmt.Errorf("pool %s has no %s steps: add e.g. %s { copy \"./site\" to \"/srv/www\"; run \"…\" } to it", in.Pool, block, strings.Fields(block)[0])}
 	}
-	if err := runtime.Provision(ctx, acc.Remote, in, steps, acc.Dir, x.out); err != nil {
+	if err := runtime.Provision(ctx, acc.Remote, in, steps, acc.Dir, x.out, true); err != nil {
 		return err
 	}
 	unit := "steps"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
@@ -108,8 +109,8 @@ func (o *offlineEngine) Pools() []string {
 	return names
 }
 
-// Status reports the recorded instances; one whose process is gone is
-// reported Stopped (it ended while no daemon watched).
+// Status reports the recorded instances; a local one whose process is
+// gone is reported Stopped (it ended while no daemon watched).
 func (o *offlineEngine) Status() runtime.Status {
 	var s runtime.Status
 	for _, name := range o.Pools() {
@@ -124,7 +125,9 @@ func (o *offlineEngine) Status() runtime.Status {
 		ps := runtime.PoolStatus{Name: name, Min: p.Min, Max: p.Max, Target: p.Target, Stopped: p.Stopped,
 			Maintain: p.Maintain, Restart: len(p.Restart), OutUntil: p.OutUntil, InUntil: p.InUntil}
 		for _, in := range p.Instances {
-			if in.State == runtime.Running || in.State == runtime.Starting {
+			// Only a local instance's liveness can be read here; another
+			// provider's is reported as recorded.
+			if (in.State == runtime.Running || in.State == runtime.Starting) && local.Owns(in) {
 				in.State = runtime.Running
 				if !live[in.ID] {
 					in.State = runtime.Stopped
@@ -137,9 +140,40 @@ func (o *offlineEngine) Status() runtime.Status {
 	return s
 }
 
+// errRemote refuses to stop, without a daemon, instances another
+// provider than local runs (ec2, ssh): reaching them needs the policy's
+// provider block (region, endpoint, login), which the state does not
+// keep, and dropping them from the state would leave them running unseen.
+type errRemote struct {
+	dir, what string
+	ids       []string
+}
+
+func (e errRemote) Error() string {
+	return fmt.Sprintf("%s: %s run on the pool's provider (ec2 or ssh), which only a daemon running its policy can reach: "+
+		"nothing was stopped, and they stay in the state\nhint: start one, then stop them there: cloudspeak run --state %s POLICY.cloud, then cloudspeak %s",
+		e.what, strings.Join(e.ids, ", "), e.dir, e.what)
+}
+
+// remote returns the IDs of the pool's recorded instances (all, or the
+// one named) that the local provider does not run.
+func (o *offlineEngine) remote(pool, name string) []string {
+	var ids []string
+	for _, in := range o.st.Pools[pool].Instances {
+		if (name == "" || in.Name == name) && in.State != runtime.Stopped && !local.Owns(in) {
+			ids = append(ids, in.ID)
+		}
+	}
+	return ids
+}
+
 // StopPool stops the pool's recorded instances and marks it stopped, so the
-// next daemon keeps it so until `pool start`.
+// next daemon keeps it so until `pool start`. A pool of another provider
+// is refused (errRemote).
 func (o *offlineEngine) StopPool(pool, why string) error {
+	if ids := o.remote(pool, ""); len(ids) > 0 {
+		return errRemote{o.dir, "pool stop " + pool, ids}
+	}
 	p := o.st.Pools[pool]
 	for _, in := range o.running(pool) {
 		if err := o.local.Stop(context.Background(), in); err != nil {
@@ -153,8 +187,11 @@ func (o *offlineEngine) StopPool(pool, why string) error {
 }
 
 // StopInstance stops one instance and lowers the pool's target by one, as
-// the daemon does.
+// the daemon does; one of another provider is refused (errRemote).
 func (o *offlineEngine) StopInstance(ctx context.Context, pool, name, why string) error {
+	if ids := o.remote(pool, name); len(ids) > 0 {
+		return errRemote{o.dir, "instance stop " + name, ids}
+	}
 	p := o.st.Pools[pool]
 	for i, in := range p.Instances {
 		if in.Name != name {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -97,13 +98,21 @@ type Client interface {
 }
 
 // Dial returns a client for the daemon running on stateDir, or an error
-// wrapping ErrNoDaemon if none listens there.
+// wrapping ErrNoDaemon if none listens there. A socket, directory or
+// daemon of another user (not root) is an *UntrustedError.
 func Dial(stateDir string) (Client, error) {
-	c, err := net.DialTimeout("unix", filepath.Join(stateDir, SocketName), 2*time.Second)
+	path := filepath.Join(stateDir, SocketName)
+	if err := checkOwner(path); err != nil {
+		return nil, err
+	}
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("%w on %s", ErrNoDaemon, stateDir)
 	}
-	c.Close()
+	defer c.Close()
+	if err := checkDaemon(c, path); err != nil {
+		return nil, err
+	}
 	return socketClient(stateDir), nil
 }
 
@@ -119,11 +128,17 @@ func (s socketClient) Execute(ctx context.Context, req Request) Response {
 
 // Send sends a request to the daemon running on stateDir, and gives up
 // when ctx ends: the daemon then stops what it runs for the request. It
-// returns an error wrapping ErrNoDaemon if none listens there.
+// returns an error wrapping ErrNoDaemon if none listens there, and an
+// *UntrustedError, sending nothing, if the socket or the daemon is another
+// user's.
 func Send(ctx context.Context, stateDir string, req Request) (Response, error) {
+	path := filepath.Join(stateDir, SocketName)
+	if err := checkOwner(path); err != nil {
+		return Response{}, err
+	}
 	var dialer net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	c, err := dialer.DialContext(dctx, "unix", filepath.Join(stateDir, SocketName))
+	c, err := dialer.DialContext(dctx, "unix", path)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -132,6 +147,9 @@ func Send(ctx context.Context, stateDir string, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("%w on %s", ErrNoDaemon, stateDir)
 	}
 	defer c.Close()
+	if err := checkDaemon(c, path); err != nil {
+		return Response{}, err
+	}
 	// The long deadline first: set after, it would undo a cancellation
 	// that came in between.
 	c.SetDeadline(time.Now().Add(executeTimeout + time.Minute))
@@ -158,13 +176,16 @@ var ErrNoDaemon = errors.New("no daemon runs")
 type Server struct {
 	ln   net.Listener
 	path string
+	log  *slog.Logger
 	wg   sync.WaitGroup // the accept loop and the requests under way
 }
 
 // Listen listens on stateDir's control socket, mode 0600, and answers each
-// request with c until Close. A socket left by a daemon that died is
+// request with c until Close. A connection from a process of another
+// user than the daemon's (root aside) is refused and logged to log, its
+// request never run. A socket left by a daemon that died is
 // replaced: the state file's lock already keeps a second daemon out.
-func Listen(stateDir string, c Client) (*Server, error) {
+func Listen(stateDir string, c Client, log *slog.Logger) (*Server, error) {
 	path := filepath.Join(stateDir, SocketName)
 	os.Remove(path)
 	// Created 0600 from the start: no moment between listen and chmod in
@@ -180,7 +201,7 @@ func Listen(stateDir string, c Client) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s := &Server{ln: ln, path: path}
+	s := &Server{ln: ln, path: path, log: log}
 	s.wg.Add(1)
 	go func() { // owned by the server: ends when Close closes the listener
 		defer s.wg.Done()
@@ -192,7 +213,9 @@ func Listen(stateDir string, c Client) (*Server, error) {
 			s.wg.Add(1)
 			go func() { // owned by the server: Close waits for it
 				defer s.wg.Done()
-				handle(conn, c)
+				if s.admit(conn) {
+					handle(conn, c)
+				}
 			}()
 		}
 	}()
@@ -206,6 +229,32 @@ func (s *Server) Close() {
 	s.ln.Close()
 	os.Remove(s.path)
 	s.wg.Wait()
+}
+
+// admit says whether conn's process may use the daemon: its user's or
+// root's. Another is logged, told why, and closed, its request unread.
+func (s *Server) admit(conn net.Conn) bool {
+	cred, err := peerCred(conn)
+	if err == nil && trusted(cred.Uid) {
+		return true
+	}
+	defer conn.Close()
+	if err != nil {
+		s.log.Error("control socket: connection refused", "err", err)
+		return false
+	}
+	s.log.Warn("control socket: connection from another user refused", "uid", cred.Uid, "pid", cred.Pid)
+	conn.SetWriteDeadline(time.Now().Add(requestTimeout))
+	json.NewEncoder(conn).Encode(Response{Status: 2, Error: fmt.Sprintf(
+		"refused: this daemon runs as %s and answers only its own user and root on its control socket, not %s\n"+
+			"hint: run cloudspeak as the daemon's user (or root), or start a daemon of your own on a state directory of yours",
+		userName(uint32(os.Geteuid())), userName(cred.Uid))})
+	// Close with the request read (and dropped): a unix socket closed on
+	// unread data resets the peer, which might lose the answer.
+	conn.(*net.UnixConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.Copy(io.Discard, io.LimitReader(conn, 1<<20))
+	return false
 }
 
 // handle answers one request. The request must come within

@@ -207,7 +207,7 @@ func Start(cfg Config) (*Daemon, error) {
 			d.mirrorBalancers(d.cl.ctx)
 		}()
 	}
-	if d.control, err = control.Listen(cfg.StateDir, d); err != nil {
+	if d.control, err = control.Listen(cfg.StateDir, d, cfg.Log); err != nil {
 		d.Stop(context.Background())
 		return nil, err
 	}

@@ -31,8 +31,12 @@ import (
 // TestMain lets the test binary serve as a local instance: with
 // CLOUDSPEAK_TEST_SERVE=1 it runs the demo workload on $IP:$PORT. With
 // CLOUDSPEAK_TEST_FLAP naming the instance, that one's /health fails and
-// recovers every second.
+// recovers every second. With CLOUDSPEAK_TEST_CONTROL, it is a control
+// client (controlClient).
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("CLOUDSPEAK_TEST_CONTROL"); dir != "" {
+		os.Exit(controlClient(dir))
+	}
 	if os.Getenv("CLOUDSPEAK_TEST_SERVE") != "1" {
 		os.Exit(m.Run())
 	}

@@ -88,9 +88,12 @@ func (p Pool) Validate() error {
 			return errors.New("sorry is for the HAProxy CloudSpeak runs: with socket, the config is yours")
 		case p.Mode != "http":
 			return errors.New("sorry needs mode http")
-		case strings.ContainsAny(p.Sorry.Backup+p.Sorry.Host, " \t\r\n\"'\\#{}"):
-			return fmt.Errorf("sorry backup %q: spaces, quotes, braces, '#' and backslashes are not allowed", p.Sorry.Host)
+		case hasControl(p.Sorry.Backup+p.Sorry.Host) || strings.ContainsAny(p.Sorry.Backup+p.Sorry.Host, " \"'\\#{}"):
+			return fmt.Errorf("sorry backup %q: spaces, quotes, braces, '#', backslashes and control characters are not allowed", p.Sorry.Host)
 		}
+	}
+	if hasControl(p.Listen + p.Socket + p.Backend) {
+		return fmt.Errorf("listen %q, socket %q, backend %q: control characters are not allowed", p.Listen, p.Socket, p.Backend)
 	}
 	if p.External() {
 		if !validName.MatchString(p.Backend) {
@@ -108,8 +111,8 @@ func (p Pool) Validate() error {
 	if host != "" && net.ParseIP(host) == nil && !validName.MatchString(host) {
 		return fmt.Errorf("listen %q: %q is not an IP address or host name", p.Listen, host)
 	}
-	if strings.ContainsAny(p.Health.Path, " \t\"'\\") {
-		return fmt.Errorf("health check path %q: spaces, quotes and backslashes are not allowed", p.Health.Path)
+	if badPath(p.Health.Path) {
+		return fmt.Errorf("health check path %q: spaces, quotes, backslashes and control characters are not allowed", p.Health.Path)
 	}
 	return nil
 }

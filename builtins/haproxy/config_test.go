@@ -155,6 +155,29 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestValidateControl: a pool built in Go, past the checker, cannot write a
+// control character (or, in the health path, a space) into the config.
+func TestValidateControl(t *testing.T) {
+	for _, c := range []struct {
+		pool Pool
+		want string
+	}{
+		{Pool{Listen: ":80", Health: Health{Kind: "http", Path: "/healthz"}}, ""},
+		{Pool{Listen: ":80", Health: Health{Kind: "http", Path: "/h\nserver evil 10.0.0.9:80"}}, "health check path"},
+		{Pool{Listen: ":80", Health: Health{Kind: "http", Path: "/health check"}}, "health check path"},
+		{Pool{Listen: ":80", Health: Health{Kind: "http", Path: "/h\x7f"}}, "health check path"},
+		{Pool{Listen: ":80\n"}, "control characters are not allowed"},
+		{Pool{Socket: "/run/h.sock\x01", Backend: "app"}, "control characters are not allowed"},
+		{Pool{Listen: ":80", Mode: "http", Sorry: Sorry{Backup: "b.example.com:80", Host: "b.example.com\x0b"}}, "sorry backup"},
+	} {
+		c.pool.Name = "web"
+		err := c.pool.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: %v, want %q", c.pool, err, c.want)
+		}
+	}
+}
+
 func TestParseStat(t *testing.T) {
 	out := "# pxname,svname,qcur,qmax,scur,smax,slim,stot,status,weight,req_tot,rtime,ttime,\n" +
 		"web,FRONTEND,,,3,9,,120,OPEN,,130,,,\n" +

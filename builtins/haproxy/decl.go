@@ -1,6 +1,9 @@
 package haproxy
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
@@ -8,15 +11,15 @@ import (
 // uses them, and FromDecl reads a block that passed.
 var Settings = &lang.BlockSchema{
 	Settings: map[string]lang.SettingSchema{
-		"listen":    {Type: lang.String},
+		"listen":    {Check: checkConfigString},
 		"mode":      {Words: []string{"http", "tcp"}},
 		"algorithm": {Words: []string{"roundrobin", "leastconn", "source"}},
 		"health":    {Check: checkHealth},
 		"retries":   {Check: checkRetries},
 		"drain":     {Type: lang.Duration},
 		"timeout":   {Type: lang.Duration},
-		"socket":    {Type: lang.String},
-		"backend":   {Type: lang.String},
+		"socket":    {Check: checkConfigString},
+		"backend":   {Check: checkConfigString},
 		"sorry":     {Check: checkSorry},
 	},
 	Required: []string{"listen|socket"},
@@ -39,8 +42,14 @@ func checkHealth(c *lang.Checker, s *lang.Setting) {
 			c.Errorf(kind, shape, "health http needs the path to request, as a string")
 			return
 		}
-		if q, ok := c.Value(rest[0].Value, lang.String); ok && (len(q.Str) == 0 || q.Str[0] != '/') {
-			c.Errorf(rest[0].Value, `write the path from the root, e.g. "/healthz"`, "health check path must start with '/'")
+		if q, ok := c.Value(rest[0].Value, lang.String); ok {
+			switch {
+			case len(q.Str) == 0 || q.Str[0] != '/':
+				c.Errorf(rest[0].Value, `write the path from the root, e.g. "/healthz"`, "health check path must start with '/'")
+			case badPath(q.Str):
+				c.Errorf(rest[0].Value, `percent-encode them (a space is %20), e.g. "/health%20check"`,
+					"health check path: spaces, quotes, backslashes and control characters are not allowed")
+			}
 		}
 		rest = rest[1:]
 	case "tcp":
@@ -57,6 +66,30 @@ func checkHealth(c *lang.Checker, s *lang.Setting) {
 	}
 	c.PositiveDuration(rest[1].Value, "health check interval")
 }
+
+// checkConfigString validates a setting that takes one string written
+// into HAProxy's config or used to reach it (listen, socket, backend): a
+// control character would break the generated line, or add one.
+func checkConfigString(c *lang.Checker, s *lang.Setting) {
+	key := s.Key.Name
+	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil {
+		c.Errorf(s.Key, fmt.Sprintf(`write %s "…"`, key), "%s takes one string", key)
+		return
+	}
+	v := s.Args[0].Value
+	q, ok := c.Value(v, lang.String)
+	switch {
+	case !ok:
+	case strings.TrimSpace(q.Str) == "":
+		c.Errorf(v, "", "%s is empty", key)
+	case hasControl(q.Str):
+		c.Errorf(v, "write it on one line, without tabs or control characters", "%s: control characters are not allowed", key)
+	}
+}
+
+// badPath reports what a health check path cannot hold: it is written
+// bare into HAProxy's `option httpchk GET PATH` line.
+func badPath(p string) bool { return hasControl(p) || strings.ContainsAny(p, " \"'\\") }
 
 // checkRetries validates `retries N`: a whole number of further attempts.
 func checkRetries(c *lang.Checker, s *lang.Setting) {

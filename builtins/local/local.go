@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -87,6 +88,17 @@ type record struct {
 }
 
 const recordFile = "instance.json"
+
+// Owns says in's ID is one this provider gives (NAME-PID-START), not
+// another provider's (an EC2 instance ID, an ssh host): what a command run
+// without a daemon can stop itself.
+func Owns(in runtime.Instance) bool {
+	rest, ok := strings.CutPrefix(in.ID, in.Name+"-")
+	pid, start, ok2 := strings.Cut(rest, "-")
+	_, err1 := strconv.Atoi(pid)
+	_, err2 := strconv.ParseUint(start, 10, 64)
+	return ok && ok2 && err1 == nil && err2 == nil
+}
 
 // New returns a provider keeping its instances under root.
 func New(root string, c clock.Clock) *Provider {

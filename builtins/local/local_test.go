@@ -276,3 +276,22 @@ func TestAliveAndKill(t *testing.T) {
 		t.Errorf("Kill took %v: it must not wait for the grace (1m)", took)
 	}
 }
+
+// TestOwns: only IDs of the local provider's form are its own; an EC2
+// instance ID or an ssh host is another provider's.
+func TestOwns(t *testing.T) {
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{
+		{"node0-4242-123456", true},
+		{"i-0123456789abcdef0", false},
+		{"ssh:127.0.0.1:2222", false},
+		{"node1-4242-123456", false}, // another name's
+		{"node0-x-1", false},
+	} {
+		if got := Owns(runtime.Instance{ID: c.id, Name: "node0"}); got != c.want {
+			t.Errorf("Owns(%q) = %v, want %v", c.id, got, c.want)
+		}
+	}
+}

@@ -279,7 +279,8 @@ func (p *Provisioner) run(in runtime.Instance) *job {
 			err = p.storage.Seed(ctx, in)
 		}
 		if err == nil {
-			err = runtime.Provision(ctx, p.remote, in, p.steps, p.dir, &out)
+			// Not the commands' text: out goes to the log.
+			err = runtime.Provision(ctx, p.remote, in, p.steps, p.dir, &out, false)
 		}
 		if ctx.Err() != nil && (p.ctx.Err() != nil || !p.current(in.ID, j)) {
 			return // stopped (the daemon, or the instance): not a failure

@@ -146,8 +146,12 @@ func sendStatements(std stdio, stateFlag string, req control.Request) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	client, err := control.Dial(dir)
-	if errors.Is(err, control.ErrNoDaemon) {
+	switch {
+	case errors.Is(err, control.ErrNoDaemon):
 		client = commands.Offline{StateDir: dir}
+	case err != nil: // another user's socket: neither sent to nor acted on offline
+		fmt.Fprintf(std.err, "cloudspeak: %v\n", err)
+		return exitFail
 	}
 	for {
 		resp := client.Execute(ctx, req)
