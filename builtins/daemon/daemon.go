@@ -81,6 +81,7 @@ type Daemon struct {
 	sshProviders map[string]sshPool
 	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer
 	http         *http.Server
+	httpAddr     string // where http listens, set before Start returns
 	control      *control.Server
 	met          *metrics
 	// reloadMu serializes reloads (SIGHUP, declarations through Execute):
