@@ -132,7 +132,7 @@ func buildInfo() prometheus.Collector {
 	return g
 }
 
-// serveHTTP serves /status and /metrics on cfg.Listen.
+// serveHTTP serves /status, /metrics and /sd on cfg.Listen.
 func (d *Daemon) serveHTTP() error {
 	ln, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
@@ -160,6 +160,7 @@ func (d *Daemon) serveHTTP() error {
 		reg.MustRegister(d.cl.collectors()...)
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /sd", d.serveSD)
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	d.httpAddr = ln.Addr().String()
 	go func() { // owned by the daemon: ended by Shutdown in Stop
@@ -167,6 +168,6 @@ func (d *Daemon) serveHTTP() error {
 			d.cfg.Log.Error("http server", "err", err)
 		}
 	}()
-	d.cfg.Log.Info("serving /status and /metrics", "addr", ln.Addr().String())
+	d.cfg.Log.Info("serving /status, /metrics and /sd", "addr", ln.Addr().String())
 	return nil
 }
