@@ -87,11 +87,12 @@ type Daemon struct {
 	httpAddr     string // where http listens, set before Start returns
 	// The file_sd writer: sdNudge wakes it (after a decision), fileSDStop
 	// and fileSDDone end it.
-	sdNudge    chan struct{}
-	fileSDStop context.CancelFunc
-	fileSDDone chan struct{}
-	control    *control.Server
-	met        *metrics
+	sdNudge     chan struct{}
+	fileSDStop  context.CancelFunc
+	fileSDDone  chan struct{}
+	control     *control.Server
+	met         *metrics
+	instMetrics *instanceMetrics // the instances' cpu, load and memory, for /metrics
 	// reloadMu serializes reloads (SIGHUP, declarations through Execute):
 	// each reads the session and replaces the engine.
 	reloadMu sync.Mutex
@@ -157,6 +158,7 @@ func Start(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, met: newMetrics(), sdNudge: make(chan struct{}, 1)}
+	d.instMetrics = &instanceMetrics{d: d, pools: map[string][]runtime.InstanceReading{}}
 	if cfg.Cluster != nil {
 		if err := d.joinCluster(*cfg.Cluster); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +85,34 @@ func TestBalancerRequestCounters(t *testing.T) {
 			}
 		}
 		return n == 2 && perPool["web"] > 0
+	})
+}
+
+// TestInstanceMetrics: /metrics has each local instance's cpu, load and
+// memory, labelled with its pool and name, once a rule reads them.
+func TestInstanceMetrics(t *testing.T) {
+	d := httpDaemon(t, `pool w {
+  provider local { run "exec sleep 60"; grace 2s }
+  instances 2
+  check every 100ms
+  when cpu > 99% for 1h add instance
+}
+`, Config{})
+	var body string
+	defer func() {
+		if t.Failed() {
+			t.Logf("/metrics:\n%s", body)
+		}
+	}()
+	testenv.WaitFor(t, 30*time.Second, "cpu, load and memory of node0 and node1", func() bool {
+		body = get(t, d, "/metrics")
+		for _, name := range []string{"cloudspeak_instance_cpu_ratio", "cloudspeak_instance_load", "cloudspeak_instance_memory_ratio"} {
+			for _, inst := range []string{"node0", "node1"} {
+				if !strings.Contains(body, fmt.Sprintf("%s{instance=%q,pool=\"w\"} ", name, inst)) {
+					return false
+				}
+			}
+		}
+		return true
 	})
 }
