@@ -94,6 +94,23 @@ func (v Value) Of(agg string) float64 {
 type Observation struct {
 	Values   [numMetrics]Value
 	Declared []Value // by index in the pool's Metrics
+	// PerInstance are the instances' own values of the built-in metrics
+	// that sources read per instance (cpu, load, memory), for /metrics:
+	// the rules read only Values.
+	PerInstance []InstanceReading
+}
+
+// InstanceReading is one instance's value of a metric at a tick.
+type InstanceReading struct {
+	Instance string // its name
+	Metric   Metric
+	Value    float64 // in base units, as Value's
+}
+
+// SetInstance records an instance's own value of a metric, besides the
+// pool's (SetValues).
+func (o *Observation) SetInstance(m Metric, instance string, v float64) {
+	o.PerInstance = append(o.PerInstance, InstanceReading{Instance: instance, Metric: m, Value: v})
 }
 
 // At returns a metric's value.

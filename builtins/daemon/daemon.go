@@ -2,7 +2,7 @@
 // its provider and balancer through the table of kinds (kinds.go), runs the
 // runtime's engine on the wall clock, keeps its state in the state
 // directory, reloads on request, answers the control socket, and serves
-// /status and /metrics over HTTP. It knows what a statement means only
+// /status, /metrics and Prometheus service discovery (/sd) over HTTP. It knows what a statement means only
 // through the commands package, the protocol only through control, and a
 // driver's settings only through the driver's own package.
 package daemon
@@ -57,6 +57,9 @@ type Config struct {
 	// address instead of the policy's listen (by pool): daemons of a
 	// cluster that each serve the pools on their machine's address.
 	BalancerListen map[string]string
+	// FileSD, if set, is a file kept listing the serving instances as
+	// Prometheus file_sd_configs targets (sd.go), like GET /sd.
+	FileSD string
 
 	// observe, if set, is given every decision after it is logged: tests
 	// read the whole decision log through it, not the last few /status
@@ -81,8 +84,15 @@ type Daemon struct {
 	sshProviders map[string]sshPool
 	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer
 	http         *http.Server
-	control      *control.Server
-	met          *metrics
+	httpAddr     string // where http listens, set before Start returns
+	// The file_sd writer: sdNudge wakes it (after a decision), fileSDStop
+	// and fileSDDone end it.
+	sdNudge     chan struct{}
+	fileSDStop  context.CancelFunc
+	fileSDDone  chan struct{}
+	control     *control.Server
+	met         *metrics
+	instMetrics *instanceMetrics // the instances' cpu, load and memory, for /metrics
 	// reloadMu serializes reloads (SIGHUP, declarations through Execute):
 	// each reads the session and replaces the engine.
 	reloadMu sync.Mutex
@@ -147,7 +157,8 @@ func Start(cfg Config) (*Daemon, error) {
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, clock: clock.Real{}, met: newMetrics()}
+	d := &Daemon{cfg: cfg, clock: clock.Real{}, met: newMetrics(), sdNudge: make(chan struct{}, 1)}
+	d.instMetrics = &instanceMetrics{d: d, pools: map[string][]runtime.InstanceReading{}}
 	if cfg.Cluster != nil {
 		if err := d.joinCluster(*cfg.Cluster); err != nil {
 			return nil, err
@@ -217,6 +228,7 @@ func Start(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	d.startFileSD()
 	return d, nil
 }
 
@@ -334,6 +346,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	if d.control != nil {
 		d.control.Close()
 	}
+	d.stopFileSD()
 	if d.cl != nil {
 		// No policy run and no balancer followed from now on.
 		d.cl.cancel()
@@ -433,6 +446,7 @@ const keepDecisions = 1000
 
 func (d *Daemon) logDecision(dec decision.Decision) {
 	d.met.observe(dec)
+	d.nudgeFileSD()
 	if d.cl != nil {
 		d.cl.store.Record(dec)
 	}

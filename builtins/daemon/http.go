@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -104,7 +106,33 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// serveHTTP serves /status and /metrics on cfg.Listen.
+// buildInfo is cloudspeak_build_info, always 1, labelled with what
+// `cloudspeak version` prints: the module's version ("(devel)" when built
+// from a checkout), the commit it was built from (vcs.revision, "" when
+// the build did not record one, as `go run` and `go test` do not) and the
+// Go version.
+func buildInfo() prometheus.Collector {
+	version, revision, goVersion := "(devel)", "", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cloudspeak_build_info", Help: "1, labelled with the version, commit (revision) and Go version the daemon was built from.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	return g
+}
+
+// serveHTTP serves /status, /metrics and /sd on cfg.Listen.
 func (d *Daemon) serveHTTP() error {
 	ln, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
@@ -126,17 +154,20 @@ func (d *Daemon) serveHTTP() error {
 		}{d.cfg.Policies, d.cfg.StateDir, d.Status(), recent})
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, d.met.execs, &poolCollector{d: d}, d.haproxy)
+	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, d.met.execs, &poolCollector{d: d}, d.haproxy, d.instMetrics,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	if d.cl != nil {
 		reg.MustRegister(d.cl.collectors()...)
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /sd", d.serveSD)
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.httpAddr = ln.Addr().String()
 	go func() { // owned by the daemon: ended by Shutdown in Stop
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.cfg.Log.Error("http server", "err", err)
 		}
 	}()
-	d.cfg.Log.Info("serving /status and /metrics", "addr", ln.Addr().String())
+	d.cfg.Log.Info("serving /status, /metrics and /sd", "addr", ln.Addr().String())
 	return nil
 }

@@ -145,7 +145,7 @@ func (d *Daemon) wireDrivers(ctx context.Context, w *wiring) error {
 		live, _ := w.drivers.Providers[p.Name].(heartbeat.Liveness)
 		w.drivers.Probers[p.Name] = heartbeat.New(live, w.health[p.Name])
 	}
-	w.drivers.Metrics = w.sources
+	w.drivers.Metrics = recordedMetrics{Metrics: w.sources, into: d.instMetrics}
 	if err := d.wireSources(w); err != nil {
 		return err
 	}

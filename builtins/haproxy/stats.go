@@ -166,12 +166,14 @@ var (
 	instDescs    = memberDescs("instance", "pool", "instance")
 )
 
-type descs struct{ requests, sessions, queue, latency, healthy *prometheus.Desc }
+type descs struct{ requests, total, sessions, queue, latency, healthy *prometheus.Desc }
 
 func memberDescs(what string, labels ...string) descs {
 	name := "cloudspeak_" + what + "_"
 	return descs{
 		requests: prometheus.NewDesc(name+"requests_per_second", "Requests per second through the balancer, by "+what+".", labels, nil),
+		total: prometheus.NewDesc(name+"requests_total", "Requests (connections, for a tcp pool) through the balancer, by "+what+
+			"; HAProxy's counter, which starts again from 0 when it reloads or restarts.", labels, nil),
 		sessions: prometheus.NewDesc(name+"sessions", "Open sessions at the balancer, by "+what+".", labels, nil),
 		queue:    prometheus.NewDesc(name+"queue", "Requests queued at the balancer, by "+what+".", labels, nil),
 		latency:  prometheus.NewDesc(name+"latency_seconds", "Average response time at the balancer (last 1024 requests), by "+what+".", labels, nil),
@@ -186,7 +188,7 @@ func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	for _, ds := range []descs{poolDescs, instDescs} {
-		for _, d := range []*prometheus.Desc{ds.requests, ds.sessions, ds.queue, ds.latency, ds.healthy} {
+		for _, d := range []*prometheus.Desc{ds.requests, ds.total, ds.sessions, ds.queue, ds.latency, ds.healthy} {
 			ch <- d
 		}
 	}
@@ -210,6 +212,9 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
 	gauge(upDesc, up)
 	ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(ev.restarts))
 	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(ev.reloads), "ok")
@@ -228,12 +233,14 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 				healthy++
 			}
 			gauge(instDescs.requests, ms.rate, pool, inst)
+			counter(instDescs.total, ms.requests, pool, inst)
 			gauge(instDescs.sessions, ms.sessions, pool, inst)
 			gauge(instDescs.queue, ms.queue, pool, inst)
 			gauge(instDescs.latency, ms.latency, pool, inst)
 			gauge(instDescs.healthy, h, pool, inst)
 		}
 		gauge(poolDescs.requests, ps.pool.rate, pool)
+		counter(poolDescs.total, ps.pool.requests, pool)
 		gauge(poolDescs.sessions, ps.pool.sessions, pool)
 		gauge(poolDescs.queue, ps.pool.queue, pool)
 		gauge(poolDescs.latency, ps.pool.latency, pool)

@@ -39,15 +39,22 @@ func (p *Provider) Observe(ctx context.Context, pool string, now time.Time, obs 
 		if !ok {
 			continue
 		}
-		mem = append(mem, float64(g.rssPages*page)/float64(total))
+		name := pr.inst.Name
+		m := float64(g.rssPages*page) / float64(total)
+		mem = append(mem, m)
+		obs.SetInstance(rt.Memory, name, m)
 		if n := len(pr.samples); n > 0 {
 			last := pr.samples[n-1]
 			if dt := now.Sub(last.at).Seconds(); dt > 0 && g.ticks >= last.ticks {
-				cpu = append(cpu, float64(g.ticks-last.ticks)/clockTicks/dt/cores)
+				c := float64(g.ticks-last.ticks) / clockTicks / dt / cores
+				cpu = append(cpu, c)
+				obs.SetInstance(rt.CPU, name, c)
 			}
 			first := pr.samples[0]
 			if dt := now.Sub(first.at).Seconds(); dt > 0 && g.ticks >= first.ticks {
-				load = append(load, float64(g.ticks-first.ticks)/clockTicks/dt/cores) // per core, as §4 says
+				l := float64(g.ticks-first.ticks) / clockTicks / dt / cores // per core, as §4 says
+				load = append(load, l)
+				obs.SetInstance(rt.Load, name, l)
 			}
 		}
 		pr.samples = append(pr.samples, sample{at: now, ticks: g.ticks})

@@ -103,13 +103,19 @@ func (m *Metrics) Observe(ctx context.Context, pool string, now time.Time, obs *
 			continue
 		}
 		id := r.inst.ID
+		name := r.inst.Name
 		if prev, ok := next[id]; ok && r.s.cpu.total > prev.total && r.s.cpu.busy >= prev.busy {
-			cpu = append(cpu, float64(r.s.cpu.busy-prev.busy)/float64(r.s.cpu.total-prev.total))
+			c := float64(r.s.cpu.busy-prev.busy) / float64(r.s.cpu.total-prev.total)
+			cpu = append(cpu, c)
+			obs.SetInstance(runtime.CPU, name, c)
 		}
-		next[id] = r.s.cpu                                        // after a reboot the counters restart: the next delta starts here
-		load = append(load, r.s.load1/float64(max(r.s.cores, 1))) // per core, as §4 says
+		next[id] = r.s.cpu                          // after a reboot the counters restart: the next delta starts here
+		l := r.s.load1 / float64(max(r.s.cores, 1)) // per core, as §4 says
+		load = append(load, l)
+		obs.SetInstance(runtime.Load, name, l)
 		if r.s.hasMemUsage {
 			mem = append(mem, r.s.memUsed)
+			obs.SetInstance(runtime.Memory, name, r.s.memUsed)
 		}
 	}
 	m.last[pool] = next

@@ -39,7 +39,10 @@ Signals: SIGHUP reloads the policy files (a policy with errors is rejected,
 with its diagnostics, and the running one goes on); SIGTERM or SIGINT stop
 gracefully: instances are stopped, unless --keep.
 
-HTTP on --listen: /status (JSON) and /metrics (Prometheus).
+HTTP on --listen: /status (JSON), /metrics (Prometheus) and /sd, the
+serving instances as Prometheus http_sd_configs targets (?all=1 for every
+instance). --file-sd FILE keeps the same targets in FILE, for
+file_sd_configs, rewritten atomically when they change.
 
 SSH (ec2 and ssh pools) verifies every host's key against --known-hosts
 (default ~/.ssh/known_hosts): an unknown host is refused unless
@@ -72,6 +75,7 @@ func init() {
 		fs := flags(runVerb, std)
 		state := fs.String("state", "", "the state `DIR` (see above)")
 		listen := fs.String("listen", "127.0.0.1:9464", "serve /status and /metrics on `ADDR` (\"\" for none)")
+		fileSD := fs.String("file-sd", "", "keep the serving instances in `FILE` as Prometheus file_sd_configs targets")
 		keep := fs.Bool("keep", false, "on stop, leave instances (and HAProxy) running for the next start to adopt")
 		haproxyBin := fs.String("haproxy", "haproxy", "the haproxy `PROGRAM` for pools with a balancer")
 		knownHosts := fs.String("known-hosts", "", "the known_hosts `FILE` SSH host keys are checked against (default ~/.ssh/known_hosts)")
@@ -119,7 +123,7 @@ func init() {
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 		defer signal.Stop(sigs)
-		cfg := daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin, AcceptNew: *acceptNew, Publish: *publish, BalancerListen: balancerListen}
+		cfg := daemon.Config{Policies: fs.Args(), StateDir: dir, Listen: *listen, Keep: *keep, Log: log, HAProxy: *haproxyBin, AcceptNew: *acceptNew, Publish: *publish, BalancerListen: balancerListen, FileSD: *fileSD}
 		if *knownHosts != "" {
 			abs, err := filepath.Abs(*knownHosts)
 			if err != nil {
