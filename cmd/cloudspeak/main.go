@@ -38,6 +38,7 @@ type stdio struct {
 	in       io.Reader
 	out, err io.Writer
 	state    string // --state before the verb, for the one-liners
+	output   string // -o before the verb: text or json, for the verbs that have -o
 }
 
 // verb is one subcommand.
@@ -71,16 +72,25 @@ func run(args []string, std stdio) int {
 		mainUsage(std.err)
 		return exitUsage
 	}
-	// Options before the verb: --state DIR and -e STATEMENTS.
-	for len(args) >= 2 && (args[0] == "--state" || args[0] == "-state" || args[0] == "-e") {
-		if args[0] == "-e" {
-			if len(args) > 2 {
-				fmt.Fprintf(std.err, "cloudspeak: -e takes one argument, the statements (got %q after it); quote them: cloudspeak -e 'pool list; explain'\n", args[2])
-				return exitUsage
-			}
-			return sendStatements(std, std.state, control.Request{Statements: args[1], Source: "-e"})
+	// Options before the verb: --state DIR, -o FORMAT and -e STATEMENTS.
+	args, st := globalOptions(args, &std)
+	if st >= 0 {
+		return st
+	}
+	if len(args) > 0 && args[0] == "-e" {
+		if len(args) < 2 {
+			fmt.Fprintln(std.err, "cloudspeak: -e needs the statements: cloudspeak -e 'pool list; explain'")
+			return exitUsage
 		}
-		std.state, args = args[1], args[2:]
+		stmts := args[1]
+		if args, st = globalOptions(args[2:], &std); st >= 0 {
+			return st
+		}
+		if len(args) > 0 {
+			fmt.Fprintf(std.err, "cloudspeak: -e takes one argument, the statements (got %q after it); quote them: cloudspeak -e 'pool list; explain'\n", args[0])
+			return exitUsage
+		}
+		return sendStatements(std, std.state, control.Request{Statements: stmts, Source: "-e", JSON: std.output == "json"})
 	}
 	if len(args) == 0 && onTerminal(std) {
 		return runREPL(std, std.state)
@@ -120,7 +130,11 @@ func run(args []string, std stdio) int {
 // commands act on the running daemon's pools (or the state dir), its
 // declarations join the running policy until the daemon stops.
 func runFile(std stdio, args []string) int {
-	if len(args) > 1 {
+	rest, st := globalOptions(args[1:], &std)
+	if st >= 0 {
+		return st
+	}
+	if args = append(args[:1], rest...); len(args) > 1 {
 		fmt.Fprintf(std.err, "cloudspeak: %s: one file at a time (to run policies: cloudspeak run %s)\n", args[0], strings.Join(args, " "))
 		return exitUsage
 	}
@@ -136,8 +150,8 @@ func mainUsage(w io.Writer) {
 	fmt.Fprint(w, `CloudSpeak runs self-healing server pools from policy files.
 
 Usage:
-  cloudspeak COMMAND [ARGUMENTS]
-  cloudspeak [--state DIR] -e 'STATEMENT; STATEMENT'
+  cloudspeak [--state DIR] [-o json] COMMAND [ARGUMENTS] [OPTIONS]
+  cloudspeak [--state DIR] [-o json] -e 'STATEMENT; STATEMENT'
   cloudspeak [--state DIR] FILE.cloud    run a file's statements once
   cloudspeak [--state DIR]               on a terminal: the REPL (cloudspeak repl)
 
@@ -147,6 +161,8 @@ Commands:
 		fmt.Fprintf(w, "  %-9s %s\n", v.name, v.summary)
 	}
 	fmt.Fprint(w, `
+Options go before or after the command and its arguments (-- ends them);
+--state DIR and -o json may also come before the command.
 Run 'cloudspeak COMMAND --help' for a command's options.
 Exit status: 0 success, 1 problems found or an action failed, 2 bad usage.
 `)
@@ -161,18 +177,41 @@ func flags(v *verb, std stdio) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args and returns the status to exit with, or -1 to go on.
+// parseFlags parses args, the flags wherever they stand among the other
+// arguments (cloudspeak check FILE -o json), as operators type them; after
+// a "--" everything is an argument. fs.Args() are then the arguments. It
+// returns the status to exit with, or -1 to go on.
 func parseFlags(fs *flag.FlagSet, v *verb, args []string, std stdio) int {
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		printVerbUsage(std.out, v, fs)
-		return exitOK
-	case err != nil:
-		// flag has printed the problem; add how to get help.
-		fmt.Fprintf(std.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
-		return exitUsage
+	if std.output != "" {
+		// -o before the verb; one after it wins.
+		if fs.Lookup("o") == nil {
+			return usageError(std, v, "has no -o option")
+		}
+		if err := fs.Set("o", std.output); err != nil {
+			return usageError(std, v, "-o: %v", err)
+		}
 	}
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			printVerbUsage(std.out, v, fs)
+			return exitOK
+		case err != nil:
+			// flag has printed the problem; add how to get help.
+			fmt.Fprintf(std.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
+			return exitUsage
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" || len(rest) == 0 {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	// Leave the arguments where fs.Args() finds them.
+	_ = fs.Parse(append([]string{"--"}, pos...))
 	return -1
 }
 
