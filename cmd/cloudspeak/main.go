@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/cloudspeak/cloudspeak/builtins/control"
@@ -271,39 +270,5 @@ func init() {
 			return v.run([]string{"--help"}, std)
 		}
 		return usageError(std, helpVerb, "too many arguments")
-	}
-}
-
-var versionVerb = &verb{
-	name:    "version",
-	summary: "print the version",
-	usage: `Usage: cloudspeak version
-
-Prints CloudSpeak's version and the Go version it was built with.`,
-}
-
-func init() {
-	versionVerb.run = func(args []string, std stdio) int {
-		fs := flags(versionVerb, std)
-		if st := parseFlags(fs, versionVerb, args, std); st >= 0 {
-			return st
-		}
-		if fs.NArg() > 0 {
-			return usageError(std, versionVerb, "takes no arguments")
-		}
-		version, goVersion := "(devel)", "unknown"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			goVersion = bi.GoVersion
-			if bi.Main.Version != "" {
-				version = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-					version += " " + s.Value[:12]
-				}
-			}
-		}
-		fmt.Fprintf(std.out, "cloudspeak %s (%s)\n", version, goVersion)
-		return exitOK
 	}
 }
