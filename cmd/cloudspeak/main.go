@@ -51,7 +51,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{runVerb, replVerb, poolVerb, instanceVerb, syncVerb, showVerb, explainVerb, whyVerb, metricVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
+	verbs = []*verb{runVerb, replVerb, poolVerb, instanceVerb, syncVerb, showVerb, explainVerb, whyVerb, metricVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb, completionVerb}
 }
 
 func findVerb(name string) *verb {
@@ -106,6 +106,9 @@ func run(args []string, std stdio) int {
 	case "-version", "--version":
 		name = "version"
 	}
+	if name == "__complete" { // hidden: what the completion scripts call
+		return complete(args[1:], std)
+	}
 	v := findVerb(name)
 	if v == nil && strings.HasSuffix(name, ".cloud") {
 		return runFile(std, args)
@@ -157,7 +160,7 @@ Usage:
 Commands:
 `)
 	for _, v := range verbs {
-		fmt.Fprintf(w, "  %-9s %s\n", v.name, v.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", v.name, v.summary)
 	}
 	fmt.Fprint(w, `
 Options go before or after the command and its arguments (-- ends them);
