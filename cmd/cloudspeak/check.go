@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +16,7 @@ import (
 var checkVerb = &verb{
 	name:    "check",
 	summary: "check policy files for errors",
-	usage: `Usage: cloudspeak check [-q] [-e STATEMENTS] [FILE | DIR | DIR/... | -]...
+	usage: `Usage: cloudspeak check [-q] [-o json] [-e STATEMENTS] [FILE | DIR | DIR/... | -]...
 
 Checks CloudSpeak policies and reports every error with its file, line and
 column, the source line, a caret under the offending token and, where a fix
@@ -27,6 +28,11 @@ files in it. DIR/... stands for every .cloud file below DIR, each checked as
 a policy of its own (as for the examples). - reads a policy from standard
 input. -e adds statements given on the command line.
 
+-o json prints, instead, a JSON array with one object per policy:
+{"files": [...], "ok": BOOL, "summary": "...", "diagnostics": [{"file",
+"line", "column", "end_line", "end_column", "severity", "message", "hint"}]}
+(columns count bytes from 1; hint only when there is one).
+
 Exit status: 0 when every policy is clean, 1 when errors were found, 2 on
 bad usage or an unreadable file.`,
 }
@@ -35,10 +41,14 @@ func init() {
 	checkVerb.run = func(args []string, std stdio) int {
 		fs := flags(checkVerb, std)
 		quiet := fs.Bool("q", false, "print nothing when a policy is clean")
+		output := fs.String("o", "text", "output: text, or json (see above)")
 		var exprs multiFlag
 		fs.Var(&exprs, "e", "check `STATEMENTS` given on the command line (repeatable)")
 		if st := parseFlags(fs, checkVerb, args, std); st >= 0 {
 			return st
+		}
+		if *output != "text" && *output != "json" {
+			return usageError(std, checkVerb, "-o must be text or json, not %q", *output)
 		}
 		if fs.NArg() == 0 && len(exprs) == 0 {
 			return usageError(std, checkVerb, "no policy given: name files, directories, - or use -e")
@@ -61,6 +71,7 @@ func init() {
 		}
 		status := exitOK
 		printer := &lang.Printer{Sources: map[string][]byte{}, Color: colorFor(std.err)}
+		reports := []checkReport{}
 		for _, p := range policies {
 			srcs, err := p.read(std.in)
 			if err != nil {
@@ -71,17 +82,63 @@ func init() {
 				printer.Sources[s.Name] = s.Src
 			}
 			files, _, diags := lang.Load(srcs, daemon.CheckOptions())
-			printer.Write(std.err, diags)
 			if diags.HasErrors() {
 				status = exitFail
+			}
+			if *output == "json" {
+				reports = append(reports, newCheckReport(p, files, diags))
 				continue
 			}
-			if !*quiet {
+			printer.Write(std.err, diags)
+			if !diags.HasErrors() && !*quiet {
 				fmt.Fprintf(std.out, "ok  %s (%s)\n", p.names(), summary(files))
 			}
 		}
+		if *output == "json" {
+			enc := json.NewEncoder(std.out)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("", "  ")
+			enc.Encode(reports)
+		}
 		return status
 	}
+}
+
+// checkReport is one policy's result, for check -o json.
+type checkReport struct {
+	Files       []string         `json:"files"`
+	OK          bool             `json:"ok"`
+	Summary     string           `json:"summary,omitempty"`
+	Diagnostics []jsonDiagnostic `json:"diagnostics"`
+}
+
+type jsonDiagnostic struct {
+	File      string `json:"file"`
+	Line      int    `json:"line"`
+	Column    int    `json:"column"`
+	EndLine   int    `json:"end_line"`
+	EndColumn int    `json:"end_column"`
+	Severity  string `json:"severity"`
+	Message   string `json:"message"`
+	Hint      string `json:"hint,omitempty"`
+}
+
+func newCheckReport(p policy, files []*lang.File, diags lang.Diagnostics) checkReport {
+	r := checkReport{OK: !diags.HasErrors(), Diagnostics: []jsonDiagnostic{}}
+	for _, s := range p {
+		r.Files = append(r.Files, s.name)
+	}
+	if r.OK {
+		r.Summary = summary(files)
+	}
+	for _, d := range diags {
+		r.Diagnostics = append(r.Diagnostics, jsonDiagnostic{
+			File: d.Range.Start.Filename, Line: d.Range.Start.Line, Column: d.Range.Start.Column,
+			EndLine: d.Range.End.Line, EndColumn: d.Range.End.Column,
+			Severity: d.Severity.String(), Message: d.Message, Hint: d.Hint,
+		})
+	}
+	return r
 }
 
 // multiFlag is a repeatable string flag.

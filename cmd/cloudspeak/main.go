@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/cloudspeak/cloudspeak/builtins/control"
@@ -38,6 +37,7 @@ type stdio struct {
 	in       io.Reader
 	out, err io.Writer
 	state    string // --state before the verb, for the one-liners
+	output   string // -o before the verb: text or json, for the verbs that have -o
 }
 
 // verb is one subcommand.
@@ -51,7 +51,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{runVerb, replVerb, poolVerb, instanceVerb, syncVerb, showVerb, explainVerb, whyVerb, metricVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb}
+	verbs = []*verb{runVerb, replVerb, poolVerb, instanceVerb, syncVerb, showVerb, explainVerb, whyVerb, metricVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb, completionVerb, manVerb}
 }
 
 func findVerb(name string) *verb {
@@ -71,16 +71,25 @@ func run(args []string, std stdio) int {
 		mainUsage(std.err)
 		return exitUsage
 	}
-	// Options before the verb: --state DIR and -e STATEMENTS.
-	for len(args) >= 2 && (args[0] == "--state" || args[0] == "-state" || args[0] == "-e") {
-		if args[0] == "-e" {
-			if len(args) > 2 {
-				fmt.Fprintf(std.err, "cloudspeak: -e takes one argument, the statements (got %q after it); quote them: cloudspeak -e 'pool list; explain'\n", args[2])
-				return exitUsage
-			}
-			return sendStatements(std, std.state, control.Request{Statements: args[1], Source: "-e"})
+	// Options before the verb: --state DIR, -o FORMAT and -e STATEMENTS.
+	args, st := globalOptions(args, &std)
+	if st >= 0 {
+		return st
+	}
+	if len(args) > 0 && args[0] == "-e" {
+		if len(args) < 2 {
+			fmt.Fprintln(std.err, "cloudspeak: -e needs the statements: cloudspeak -e 'pool list; explain'")
+			return exitUsage
 		}
-		std.state, args = args[1], args[2:]
+		stmts := args[1]
+		if args, st = globalOptions(args[2:], &std); st >= 0 {
+			return st
+		}
+		if len(args) > 0 {
+			fmt.Fprintf(std.err, "cloudspeak: -e takes one argument, the statements (got %q after it); quote them: cloudspeak -e 'pool list; explain'\n", args[0])
+			return exitUsage
+		}
+		return sendStatements(std, std.state, control.Request{Statements: stmts, Source: "-e", JSON: std.output == "json"})
 	}
 	if len(args) == 0 && onTerminal(std) {
 		return runREPL(std, std.state)
@@ -96,6 +105,9 @@ func run(args []string, std stdio) int {
 		return exitOK
 	case "-version", "--version":
 		name = "version"
+	}
+	if name == "__complete" { // hidden: what the completion scripts call
+		return complete(args[1:], std)
 	}
 	v := findVerb(name)
 	if v == nil && strings.HasSuffix(name, ".cloud") {
@@ -120,7 +132,11 @@ func run(args []string, std stdio) int {
 // commands act on the running daemon's pools (or the state dir), its
 // declarations join the running policy until the daemon stops.
 func runFile(std stdio, args []string) int {
-	if len(args) > 1 {
+	rest, st := globalOptions(args[1:], &std)
+	if st >= 0 {
+		return st
+	}
+	if args = append(args[:1], rest...); len(args) > 1 {
 		fmt.Fprintf(std.err, "cloudspeak: %s: one file at a time (to run policies: cloudspeak run %s)\n", args[0], strings.Join(args, " "))
 		return exitUsage
 	}
@@ -136,17 +152,19 @@ func mainUsage(w io.Writer) {
 	fmt.Fprint(w, `CloudSpeak runs self-healing server pools from policy files.
 
 Usage:
-  cloudspeak COMMAND [ARGUMENTS]
-  cloudspeak [--state DIR] -e 'STATEMENT; STATEMENT'
+  cloudspeak [--state DIR] [-o json] COMMAND [ARGUMENTS] [OPTIONS]
+  cloudspeak [--state DIR] [-o json] -e 'STATEMENT; STATEMENT'
   cloudspeak [--state DIR] FILE.cloud    run a file's statements once
   cloudspeak [--state DIR]               on a terminal: the REPL (cloudspeak repl)
 
 Commands:
 `)
 	for _, v := range verbs {
-		fmt.Fprintf(w, "  %-9s %s\n", v.name, v.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", v.name, v.summary)
 	}
 	fmt.Fprint(w, `
+Options go before or after the command and its arguments (-- ends them);
+--state DIR and -o json may also come before the command.
 Run 'cloudspeak COMMAND --help' for a command's options.
 Exit status: 0 success, 1 problems found or an action failed, 2 bad usage.
 `)
@@ -161,18 +179,41 @@ func flags(v *verb, std stdio) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args and returns the status to exit with, or -1 to go on.
+// parseFlags parses args, the flags wherever they stand among the other
+// arguments (cloudspeak check FILE -o json), as operators type them; after
+// a "--" everything is an argument. fs.Args() are then the arguments. It
+// returns the status to exit with, or -1 to go on.
 func parseFlags(fs *flag.FlagSet, v *verb, args []string, std stdio) int {
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		printVerbUsage(std.out, v, fs)
-		return exitOK
-	case err != nil:
-		// flag has printed the problem; add how to get help.
-		fmt.Fprintf(std.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
-		return exitUsage
+	if std.output != "" {
+		// -o before the verb; one after it wins.
+		if fs.Lookup("o") == nil {
+			return usageError(std, v, "has no -o option")
+		}
+		if err := fs.Set("o", std.output); err != nil {
+			return usageError(std, v, "-o: %v", err)
+		}
 	}
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			printVerbUsage(std.out, v, fs)
+			return exitOK
+		case err != nil:
+			// flag has printed the problem; add how to get help.
+			fmt.Fprintf(std.err, "Run 'cloudspeak %s --help' for usage.\n", v.name)
+			return exitUsage
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" || len(rest) == 0 {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	// Leave the arguments where fs.Args() finds them.
+	_ = fs.Parse(append([]string{"--"}, pos...))
 	return -1
 }
 
@@ -232,39 +273,5 @@ func init() {
 			return v.run([]string{"--help"}, std)
 		}
 		return usageError(std, helpVerb, "too many arguments")
-	}
-}
-
-var versionVerb = &verb{
-	name:    "version",
-	summary: "print the version",
-	usage: `Usage: cloudspeak version
-
-Prints CloudSpeak's version and the Go version it was built with.`,
-}
-
-func init() {
-	versionVerb.run = func(args []string, std stdio) int {
-		fs := flags(versionVerb, std)
-		if st := parseFlags(fs, versionVerb, args, std); st >= 0 {
-			return st
-		}
-		if fs.NArg() > 0 {
-			return usageError(std, versionVerb, "takes no arguments")
-		}
-		version, goVersion := "(devel)", "unknown"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			goVersion = bi.GoVersion
-			if bi.Main.Version != "" {
-				version = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-					version += " " + s.Value[:12]
-				}
-			}
-		}
-		fmt.Fprintf(std.out, "cloudspeak %s (%s)\n", version, goVersion)
-		return exitOK
 	}
 }

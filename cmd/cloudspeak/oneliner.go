@@ -20,7 +20,7 @@ import (
 
 func oneLinerVerb(name, summary, args string) *verb {
 	v := &verb{name: name, summary: summary}
-	v.usage = fmt.Sprintf(`Usage: cloudspeak [--state DIR] %s %s [-o json]
+	v.usage = fmt.Sprintf(`Usage: cloudspeak %s %s [-o json] [--state DIR]
 
 Sends "%s %s" to the daemon running on the state directory
 (--state, else $CLOUDSPEAK_STATE, else $XDG_STATE_HOME/cloudspeak). See
@@ -31,29 +31,20 @@ pool stop, instance stop, cmd, scp and ssh work; what needs the policy
 
 Exit status: 0 on success, 1 if the command failed, 2 on bad usage.`, name, args, name, args)
 	v.run = func(args []string, std stdio) int {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		o := oneLinerOptions{output: std.output, state: std.state}
+		words, err := splitOneLiner(name, args, &o)
+		if err != nil {
+			return usageError(std, v, "%v", err)
+		}
+		if o.help {
 			printVerbUsage(std.out, v, nil)
 			return exitOK
 		}
-		asJSON := false
-		if n := len(args); n >= 2 && args[n-2] == "-o" {
-			if args[n-1] != "json" && args[n-1] != "text" {
-				return usageError(std, v, "-o must be text or json")
-			}
-			asJSON, args = args[n-1] == "json", args[:n-2]
-		}
-		if len(args) == 0 && name != "explain" && name != "why" {
+		if len(words) == 0 && name != "explain" && name != "why" {
 			return usageError(std, v, "which %s command? see --help", name)
 		}
-		if name == "instance" && args[0] == "image" {
-			// The language's word for the shell's flag.
-			for i, arg := range args {
-				if arg == "--no-reboot" {
-					args[i] = "no_reboot"
-				}
-			}
-		}
-		return sendStatements(std, std.state, control.Request{Statements: name + " " + joinWords(args, quoted(name, args)), JSON: asJSON})
+		req := control.Request{Statements: name + " " + joinWords(words, quoted(name, words)), JSON: o.output == "json"}
+		return sendStatements(std, o.state, req)
 	}
 	return v
 }

@@ -73,7 +73,7 @@ or policy errors.`,
 func init() {
 	runVerb.run = func(args []string, std stdio) int {
 		fs := flags(runVerb, std)
-		state := fs.String("state", "", "the state `DIR` (see above)")
+		state := fs.String("state", std.state, "the state `DIR` (see above)")
 		listen := fs.String("listen", "127.0.0.1:9464", "serve /status and /metrics on `ADDR` (\"\" for none)")
 		fileSD := fs.String("file-sd", "", "keep the serving instances in `FILE` as Prometheus file_sd_configs targets")
 		keep := fs.Bool("keep", false, "on stop, leave instances (and HAProxy) running for the next start to adopt")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -56,10 +55,10 @@ func init() {
 		region := fs.String("region", "", "the bucket's region (default $AWS_REGION, the profile's, else us-east-1)")
 		conc := fs.Int("concurrency", s3.DefaultConcurrency, "files copied at once")
 		part := fs.String("part-size", "16MiB", "multipart part size, and the size from which files go up in parts (at least 5MiB)")
-		pos, st := parseInterspersed(fs, args, std)
-		if st >= 0 {
+		if st := parseFlags(fs, syncVerb, args, std); st >= 0 {
 			return st
 		}
+		pos := fs.Args()
 		if len(pos) == 3 && pos[1] == "to" {
 			pos = []string{pos[0], pos[2]}
 		}
@@ -106,26 +105,5 @@ func init() {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return job.Run(ctx, std.out, std.err, colorFor(std.err))
-	}
-}
-
-// parseInterspersed parses flags wherever they stand among the
-// positional arguments (cloudspeak sync SRC DST --delete), as operators
-// type them. It returns the positional arguments, and the status to exit
-// with or -1 to go on.
-func parseInterspersed(fs *flag.FlagSet, args []string, std stdio) ([]string, int) {
-	var pos []string
-	for {
-		if st := parseFlags(fs, syncVerb, args, std); st >= 0 {
-			return nil, st
-		}
-		rest := fs.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), -1 // no flags after --
-		}
-		if len(rest) == 0 {
-			return pos, -1
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
 	}
 }
