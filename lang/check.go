@@ -186,6 +186,17 @@ func (c *Checker) Errorf(n Ranged, hint, format string, args ...any) {
 	c.report(&Diagnostic{Range: n.Range(), Message: fmt.Sprintf(format, args...), Hint: hint})
 }
 
+// OneString returns a setting's single string, reporting any other shape
+// with example as the hint (a BlockSchema's Check uses it).
+func (c *Checker) OneString(s *Setting, example string) (string, bool) {
+	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil {
+		c.Errorf(s.Key, "write e.g. "+s.Key.Name+" "+example, "%s takes one string", s.Key.Name)
+		return "", false
+	}
+	q, ok := c.Value(s.Args[0].Value, String)
+	return q.Str, ok
+}
+
 // Warnf reports a warning at n's range: the policy runs, but the user
 // should know (a DNS TTL that makes failover slow, say).
 func (c *Checker) Warnf(n Ranged, hint, format string, args ...any) {

@@ -50,16 +50,7 @@ func steady(t testing.TB, d *Daemon, srv *ec2test.Server) (primary, standby runt
 // roles returns the running primary and standby of the daemon's first
 // pool (zero when there is none).
 func roles(d *Daemon) (primary, standby runtime.Instance) {
-	for _, in := range d.Status().Pools[0].Instances {
-		switch {
-		case in.State != runtime.Running:
-		case in.Role == runtime.Serving:
-			primary = in
-		default:
-			standby = in
-		}
-	}
-	return primary, standby
+	return primaryAndStandby(d, d.Status().Pools[0].Name)
 }
 
 // holds says the instance has the pool's volume attached and the address.

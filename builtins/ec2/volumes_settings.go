@@ -71,9 +71,8 @@ func sizeGiB(s *lang.Setting) (int32, error) {
 var snapshotID = regexp.MustCompile(`^snap-[0-9a-f]{8,17}$`)
 
 func checkSnapshotID(c *lang.Checker, s *lang.Setting) {
-	v, err := s.Str()
-	if err != nil || len(s.Args) != 1 {
-		c.Errorf(s, `write e.g. snapshot "snap-0123456789abcdef0"`, "snapshot takes one snapshot ID")
+	v, ok := c.OneString(s, `"snap-0123456789abcdef0"`)
+	if !ok {
 		return
 	}
 	if !snapshotID.MatchString(v) {
@@ -85,9 +84,8 @@ func checkSnapshotID(c *lang.Checker, s *lang.Setting) {
 var device = regexp.MustCompile(`^/dev/(sd|xvd)[f-p]$`)
 
 func checkDevice(c *lang.Checker, s *lang.Setting) {
-	v, err := s.Str()
-	if err != nil || len(s.Args) != 1 {
-		c.Errorf(s, `write e.g. device "/dev/sdf"`, "device takes one device name")
+	v, ok := c.OneString(s, `"/dev/sdf"`)
+	if !ok {
 		return
 	}
 	if !device.MatchString(v) {

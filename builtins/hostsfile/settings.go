@@ -56,20 +56,10 @@ func ConfigFrom(b *lang.BlockDecl) (Config, error) {
 	return cfg, nil
 }
 
-// one returns the setting's single string, reporting any other shape.
-func one(c *lang.Checker, s *lang.Setting, example string) (string, bool) {
-	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil {
-		c.Errorf(s.Key, "write e.g. "+s.Key.Name+" "+example, "%s takes one string", s.Key.Name)
-		return "", false
-	}
-	q, ok := c.Value(s.Args[0].Value, lang.String)
-	return q.Str, ok
-}
-
 // checkName: the name goes into a line of the file, among names separated
 // by blanks and before a comment: one word, no '#'.
 func checkName(c *lang.Checker, s *lang.Setting) {
-	n, ok := one(c, s, `"db.internal"`)
+	n, ok := c.OneString(s, `"db.internal"`)
 	if !ok {
 		return
 	}
@@ -89,7 +79,7 @@ func checkName(c *lang.Checker, s *lang.Setting) {
 }
 
 func checkFile(c *lang.Checker, s *lang.Setting) {
-	f, ok := one(c, s, `"/etc/hosts"`)
+	f, ok := c.OneString(s, `"/etc/hosts"`)
 	if !ok {
 		return
 	}

@@ -70,18 +70,8 @@ func ConfigFrom(b *lang.BlockDecl) (Config, error) {
 // rather than giving its id: zone ids never hold a dot.
 func ZoneIsName(zone string) bool { return strings.Contains(zone, ".") }
 
-// one returns the setting's single string, reporting any other shape.
-func one(c *lang.Checker, s *lang.Setting, example string) (string, bool) {
-	if s.Map != nil || len(s.Args) != 1 || s.Args[0].Value == nil {
-		c.Errorf(s.Key, "write e.g. "+s.Key.Name+" "+example, "%s takes one string", s.Key.Name)
-		return "", false
-	}
-	q, ok := c.Value(s.Args[0].Value, lang.String)
-	return q.Str, ok
-}
-
 func checkZone(c *lang.Checker, s *lang.Setting) {
-	z, ok := one(c, s, `"example.com." (or the hosted zone's id, "Z0123456789ABCDEFGHIJ")`)
+	z, ok := c.OneString(s, `"example.com." (or the hosted zone's id, "Z0123456789ABCDEFGHIJ")`)
 	if !ok {
 		return
 	}
@@ -100,7 +90,7 @@ func checkZone(c *lang.Checker, s *lang.Setting) {
 }
 
 func checkName(c *lang.Checker, s *lang.Setting) {
-	n, ok := one(c, s, `"db.example.com"`)
+	n, ok := c.OneString(s, `"db.example.com"`)
 	if !ok {
 		return
 	}
