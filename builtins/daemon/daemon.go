@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -166,11 +167,21 @@ func Start(cfg Config) (*Daemon, error) {
 	} else if d.store, err = boltstore.Open(filepath.Join(cfg.StateDir, "state.db")); err != nil {
 		return nil, err
 	}
+	var httpLn net.Listener // taken before anything starts (listenHTTP)
 	closeState := func() {
+		if httpLn != nil {
+			httpLn.Close()
+		}
 		if d.store != nil {
 			d.store.Close()
 		}
 		d.leaveCluster()
+	}
+	if cfg.Listen != "" {
+		if httpLn, err = listenHTTP(cfg.Listen); err != nil {
+			closeState()
+			return nil, err
+		}
 	}
 	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
 	d.provJobs = map[string]*provision.Jobs{}
@@ -222,8 +233,8 @@ func Start(cfg Config) (*Daemon, error) {
 		d.Stop(context.Background())
 		return nil, err
 	}
-	if cfg.Listen != "" {
-		if err := d.serveHTTP(); err != nil {
+	if httpLn != nil {
+		if err := d.serveHTTP(httpLn); err != nil {
 			d.Stop(context.Background())
 			return nil, err
 		}

@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -204,4 +206,37 @@ func TestStateDirModes(t *testing.T) {
 	if err != nil || sock.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket mode %v, %v", sock.Mode().Perm(), err)
 	}
+}
+
+// A taken --listen address stops the daemon before it starts anything,
+// with a hint; the state it took is let go, so the next start can have it.
+func TestListenTakenFirst(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.cloud")
+	marker := filepath.Join(dir, "started")
+	pol := fmt.Sprintf("pool web {\n  provider local { run \"touch %s; exec sleep 60\" }\n  instances 1\n}\n", marker)
+	if err := os.WriteFile(path, []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Policies: []string{path}, StateDir: filepath.Join(dir, "state"), Listen: taken.Addr().String(),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	_, err = Start(cfg)
+	if err == nil || !strings.Contains(err.Error(), "the address is taken") || !strings.Contains(err.Error(), "--listen ''") {
+		t.Fatalf("a taken --listen: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // an instance started by mistake would have run by now
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("an instance started although the daemon could not listen")
+	}
+	cfg.Listen = ""
+	d, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("the next start on the same state dir: %v", err)
+	}
+	d.Stop(context.Background())
 }

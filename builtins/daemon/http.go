@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/runtime"
@@ -132,12 +133,22 @@ func buildInfo() prometheus.Collector {
 	return g
 }
 
-// serveHTTP serves /status, /metrics and /sd on cfg.Listen.
-func (d *Daemon) serveHTTP() error {
-	ln, err := net.Listen("tcp", d.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+// listenHTTP takes cfg.Listen's address before anything starts, so that a
+// taken port stops the daemon with a hint rather than after its instances
+// have started.
+func listenHTTP(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("--listen %s: the address is taken (another daemon's /metrics, or another server): give another with --listen 127.0.0.1:PORT, or --listen '' for no HTTP endpoint", addr)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// serveHTTP serves /status, /metrics and /sd on ln.
+func (d *Daemon) serveHTTP(ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()

@@ -1,8 +1,11 @@
 package boltstore
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +50,25 @@ func TestSaveLoadAndMode(t *testing.T) {
 	if got.Pools["web"].Target != 3 || !got.Pools["web"].OutUntil.Equal(at) || got.Pools["web"].Instances[0].ID != "i-1" ||
 		!got.Rules["rule|web|when load > 1 add instance"].PendingSince.Equal(at) || !got.Jobs["every||every 1h exec \"x\""].Equal(at) {
 		t.Fatalf("loaded %+v", got)
+	}
+}
+
+// A state file held by a process is refused to the next with an error
+// naming the holder, not a bare timeout.
+func TestInUseNamesTheHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = Open(path)
+	var inUse *InUseError
+	if !errors.As(err, &inUse) {
+		t.Fatalf("second open: %v; want an InUseError", err)
+	}
+	want := fmt.Sprintf("in use by process %d (", os.Getpid())
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "give this one another --state") {
+		t.Errorf("second open says %q; want it to name %s…", err, want)
 	}
 }
