@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -69,6 +70,9 @@ type proc struct {
 	ready     bool
 	ours      bool     // our child: a waiter reaps it; else adopted, watched through /proc
 	samples   []sample // CPU ticks over the last minute, for metrics
+	// exit is how our child ended ("exit status 1"), set by its waiter
+	// before it closes exited.
+	exit string
 }
 
 type sample struct {
@@ -175,6 +179,7 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 	go func() { // the waiter: reaps the child and says it exited
 		defer p.wg.Done()
 		cmd.Wait()
+		pr.exit = cmd.ProcessState.String()
 		close(pr.exited)
 	}()
 	return pr.inst, nil
@@ -272,6 +277,7 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 		switch {
 		case exited:
 			in.State = runtime.Failed
+			in.Reason = p.exitReason(pr)
 		case pr.ready || p.specs[pool].Port == 0: // nothing to wait for but the process
 			in.State = runtime.Running
 		default:
@@ -288,6 +294,48 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 		return out[i].Started.Before(out[j].Started) || out[i].Started.Equal(out[j].Started) && out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+// exitReason says why an instance's process ended unasked: how it exited,
+// and the last lines it wrote (where "address already in use" is said).
+func (p *Provider) exitReason(pr *proc) string {
+	why := "its process exited"
+	if pr.exit != "" {
+		why = "its process ended: " + pr.exit
+	}
+	if tail := lastLines(filepath.Join(p.root, pr.inst.Pool, pr.inst.Name, "output.log"), 2, 300); tail != "" {
+		why += "; its output ends: " + tail
+	}
+	return why
+}
+
+// lastLines returns up to n last non-empty lines of a file, joined with
+// " / ", at most max bytes (the end kept).
+func lastLines(path string, n, max int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const window = 4096
+	if fi, err := f.Stat(); err == nil && fi.Size() > window {
+		f.Seek(fi.Size()-window, io.SeekStart)
+	}
+	data, _ := io.ReadAll(io.LimitReader(f, window))
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	s := strings.Join(lines, " / ")
+	if len(s) > max {
+		s = "…" + s[len(s)-max:]
+	}
+	return s
 }
 
 func dialable(ctx context.Context, addr string) bool {
