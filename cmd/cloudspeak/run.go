@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/internal/sdnotify"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
@@ -38,6 +39,11 @@ $XDG_STATE_HOME/cloudspeak, else ~/.local/state/cloudspeak.
 Signals: SIGHUP reloads the policy files (a policy with errors is rejected,
 with its diagnostics, and the running one goes on); SIGTERM or SIGINT stop
 gracefully: instances are stopped, unless --keep.
+
+Under systemd (Type=notify, examples/cloudspeak.service) it says READY=1
+once the policy runs, RELOADING=1 and READY=1 around a reload and
+STOPPING=1 when it stops, and with WatchdogSec it feeds the watchdog while
+its engine answers.
 
 HTTP on --listen: /status (JSON), /metrics (Prometheus) and /sd, the
 serving instances as Prometheus http_sd_configs targets (?all=1 for every
@@ -143,13 +149,18 @@ func init() {
 		if err != nil {
 			return reportRunError(std, err)
 		}
+		stopWatchdog := notifySystemd(d, log)
+		defer stopWatchdog()
 		for sig := range sigs {
 			if sig == syscall.SIGHUP {
+				sdnotify.Notify("RELOADING=1")
 				if err := d.Reload(); err != nil {
 					reportRunError(std, err)
 				}
+				sdnotify.Notify("READY=1")
 				continue
 			}
+			sdnotify.Notify("STOPPING=1")
 			log.Info("signal: stopping", "signal", sig.String())
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			err := d.Stop(ctx)
@@ -256,4 +267,40 @@ func balancerListenFlag(fs *flag.FlagSet) map[string]string {
 		return nil
 	})
 	return out
+}
+
+// notifySystemd tells systemd the daemon is ready (Type=notify), and, when
+// the unit has WatchdogSec, feeds its watchdog while the daemon answers:
+// an engine that hangs stops the pings, and systemd restarts it. Outside
+// systemd it does nothing. The returned func stops the watchdog.
+func notifySystemd(d *daemon.Daemon, log *slog.Logger) (stop func()) {
+	if sent, err := sdnotify.Notify("READY=1"); err != nil {
+		log.Warn("systemd: could not say READY=1", "err", err)
+	} else if sent {
+		log.Info("systemd: ready")
+	}
+	iv := sdnotify.WatchdogInterval()
+	if iv <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { // owned by run: stop cancels and waits
+		defer close(done)
+		sdnotify.Watchdog(ctx, iv, func() bool { return answers(d, iv) })
+	}()
+	return func() { cancel(); <-done }
+}
+
+// answers says whether the daemon reports its status within limit; a
+// daemon that does not is hung (its status call is left to end with it).
+func answers(d *daemon.Daemon, limit time.Duration) bool {
+	ok := make(chan struct{})
+	go func() { d.Status(); close(ok) }() // ends when the daemon answers; a hung one is restarted by systemd
+	select {
+	case <-ok:
+		return true
+	case <-time.After(limit):
+		return false
+	}
 }
