@@ -71,6 +71,12 @@ func (c *Checker) instanceCommand(v *Verb) {
 			(args[0].Host == nil) != (args[1].Host == nil)
 	case "image":
 		good = c.imageArgs(args)
+	case "logs":
+		rest := args[min(1, len(args)):]
+		if n := len(rest); n > 0 && word(rest[n-1]) && rest[n-1].Word.Name == "follow" {
+			rest = rest[:n-1]
+		}
+		good = len(args) >= 1 && word(args[0]) && (len(rest) == 0 || len(rest) == 1 && str(rest[0]))
 	default:
 		good = len(args) == 1 && word(args[0])
 	}

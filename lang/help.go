@@ -27,6 +27,7 @@ var commandHelp = []CommandHelp{
 	{"instance ssh INSTANCE", "open a shell on an instance"},
 	{"instance start_maintain INSTANCE", "drain an instance: no new work, still running, left alone by restarts"},
 	{"instance stop_maintain INSTANCE", "put a drained instance back in service"},
+	{`instance logs INSTANCE ["FILE"] [follow]`, "print the last 100 lines of an instance's log (a local instance's output; over SSH the system journal, or FILE); follow keeps printing until interrupted (-f from the shell)"},
 	{`instance image INSTANCE [as NAME] [no_reboot]`, "make a machine image (an AMI on ec2) of an instance, rebooting it for a clean copy unless no_reboot; prints its ID once it can be launched"},
 	{`instance cmd all|POOL|INSTANCE "COMMAND"`, "run a command on every instance, a pool's instances, or one instance; each output line is prefixed with the instance's name"},
 	{`instance scp "LOCAL" INSTANCE:"REMOTE"`, "copy a file or directory to an instance, keeping modes"},

@@ -117,6 +117,7 @@ var instanceForms = []struct{ verb, usage string }{
 	{"start_maintain", "instance start_maintain INSTANCE"},
 	{"stop_maintain", "instance stop_maintain INSTANCE"},
 	{"image", `instance image INSTANCE [as NAME] [no_reboot]`},
+	{"logs", `instance logs INSTANCE ["FILE"] [follow]`},
 }
 
 // InstanceVerbs are the verbs of the instance command.

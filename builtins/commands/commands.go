@@ -343,28 +343,10 @@ func (x *commander) instance(ctx context.Context, v *lang.Verb, why string) erro
 		if err != nil {
 			return err
 		}
-		if acc := x.Access[in.Pool]; acc != nil && acc.Login != nil {
-			login := *acc.Login
-			t, err := acc.Target(in)
-			if err != nil {
-				return err
-			}
-			login.Host = t.Host
-			if t.Port != 0 { // else the pool's ssh_port
-				login.Port = t.Port
-			}
-			if t.User != "" {
-				login.User = t.User
-			}
-			x.exec = &control.Exec{Instance: in.Name, SSH: &login}
-			return nil
-		}
-		dir, env, err := x.Local.Shell(in)
-		if err != nil {
-			return err
-		}
-		x.exec = &control.Exec{Instance: in.Name, Dir: dir, Env: env}
-		return nil
+		x.exec, err = x.session(in)
+		return err
+	case "logs":
+		return x.logs(ctx, v)
 	case "install", "reconfigure":
 		return x.provision(ctx, v.Name.Name, a[0])
 	case "image":

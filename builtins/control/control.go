@@ -70,6 +70,9 @@ type Exec struct {
 	// SSH, for an instance reached over SSH, is how to log in; the client
 	// dials it itself, so the shell has its terminal.
 	SSH *SSHLogin `json:"ssh,omitempty"`
+	// Command, if set, is run there instead of a shell (instance logs
+	// follow: `tail -F …`), until it ends or is interrupted.
+	Command string `json:"command,omitempty"`
 }
 
 // SSHLogin is how to reach an instance over SSH: never a secret, only

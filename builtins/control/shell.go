@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 )
@@ -24,11 +26,20 @@ func (x *Exec) Run(stdin io.Reader, stdout, stderr io.Writer) int {
 	if sh == "" {
 		sh = "/bin/sh"
 	}
+	// A command (not a shell) ends with the client: an interrupt that
+	// reaches only the client must not leave it running.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cmd := exec.Command(sh)
+	if x.Command != "" {
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", "exec "+x.Command)
+	}
 	cmd.Dir = x.Dir
 	cmd.Env = append(os.Environ(), x.Env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	fmt.Fprintf(stderr, "(%s on %s, in %s; exit to leave)\n", filepath.Base(sh), x.Instance, x.Dir)
+	if x.Command == "" {
+		fmt.Fprintf(stderr, "(%s on %s, in %s; exit to leave)\n", filepath.Base(sh), x.Instance, x.Dir)
+	}
 	err := cmd.Run()
 	var ee *exec.ExitError
 	switch {
@@ -67,8 +78,12 @@ func (x *Exec) runSSH(stdin io.Reader, stdout, stderr io.Writer) int {
 		in = r
 	}
 	t := ssh.Target{Host: l.Host, Port: l.Port, User: l.User}
-	fmt.Fprintf(stderr, "(ssh %s on %s; exit to leave)\n", t, x.Instance)
-	status, err := dl.Shell(context.Background(), t, "", in, stdout, stderr)
+	if x.Command == "" {
+		fmt.Fprintf(stderr, "(ssh %s on %s; exit to leave)\n", t, x.Instance)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	status, err := dl.Shell(ctx, t, x.Command, in, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "cloudspeak: instance ssh %s: %v\n", x.Instance, err)
 		return 255 // as ssh(1) does when it cannot log in

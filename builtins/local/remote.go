@@ -31,6 +31,16 @@ func (p *Provider) Shell(in runtime.Instance) (dir string, env []string, err err
 	return workDir(filepath.Join(p.root, in.Pool, in.Name), spec), instanceEnv(in.Pool, in.Name, in.Addr, spec), nil
 }
 
+// LogPath is the file a local instance's output goes to.
+func (p *Provider) LogPath(in runtime.Instance) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.procs[in.ID]; !ok {
+		return "", fmt.Errorf("%s: not a running instance", in.Name)
+	}
+	return filepath.Join(p.root, in.Pool, in.Name, "output.log"), nil
+}
+
 // Run runs command with /bin/sh -c on the instance, its output and errors
 // going to out. A command still running when ctx ends is killed with its
 // whole process group.

@@ -82,6 +82,11 @@ func splitOneLiner(verb string, args []string, o *oneLinerOptions) ([]string, er
 			} else {
 				o.output = val
 			}
+		case "f", "follow":
+			if verb != "instance" || len(words) == 0 || words[0] != "logs" {
+				return nil, fmt.Errorf("%s is an option of instance logs only", a)
+			}
+			words = append(words, "follow") // the language's word for it
 		case "no-reboot":
 			if verb != "instance" || len(words) == 0 || words[0] != "image" {
 				return nil, fmt.Errorf("--no-reboot is an option of instance image only")
