@@ -16,10 +16,8 @@ import (
 // lets go or a forced detach ends it.
 
 func (s *Server) attachVolume(f url.Values) (any, error) {
-	for _, p := range []string{"VolumeId", "InstanceId", "Device"} {
-		if f.Get(p) == "" {
-			return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter %s", p)
-		}
+	if err := required(f, "VolumeId", "InstanceId", "Device"); err != nil {
+		return nil, err
 	}
 	v, err := s.volume(f.Get("VolumeId"))
 	if err != nil {
@@ -56,8 +54,8 @@ func (s *Server) attachVolume(f url.Values) (any, error) {
 // detachVolume starts a detach, or forces one under way: detaching again
 // is allowed, as EC2 allows forcing a detach that is stuck.
 func (s *Server) detachVolume(f url.Values) (any, error) {
-	if f.Get("VolumeId") == "" {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter VolumeId")
+	if err := required(f, "VolumeId"); err != nil {
+		return nil, err
 	}
 	v, err := s.volume(f.Get("VolumeId"))
 	if err != nil {

@@ -41,12 +41,11 @@ func amiNotFound(id string) error {
 // NoReboot a running instance is rebooted first, as EC2 does for a
 // consistent file system; Reboots counts it.
 func (s *Server) createImage(f url.Values) (any, error) {
+	if err := required(f, "InstanceId", "Name"); err != nil {
+		return nil, err
+	}
 	id, name := f.Get("InstanceId"), f.Get("Name")
 	switch {
-	case id == "":
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter InstanceId")
-	case name == "":
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter Name")
 	case !amiNameRE.MatchString(name):
 		return nil, errorf(http.StatusBadRequest, "InvalidAMIName.Malformed",
 			"AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_'")
@@ -121,10 +120,10 @@ func (s *Server) publicImage(id string) *image {
 }
 
 func (s *Server) deregisterImage(f url.Values) (any, error) {
-	id := f.Get("ImageId")
-	if id == "" {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter ImageId")
+	if err := required(f, "ImageId"); err != nil {
+		return nil, err
 	}
+	id := f.Get("ImageId")
 	im := s.images[id]
 	if im == nil {
 		return nil, amiNotFound(id)

@@ -173,3 +173,14 @@ func indices(f url.Values, prefix string) []string {
 	}
 	return out
 }
+
+// required says which of params the request lacks (the first), as EC2
+// does: MissingParameter.
+func required(f url.Values, params ...string) error {
+	for _, p := range params {
+		if f.Get(p) == "" {
+			return errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter %s", p)
+		}
+	}
+	return nil
+}

@@ -44,8 +44,8 @@ func (s *Server) snapshot(id string) (*snapshot, error) {
 }
 
 func (s *Server) createSnapshot(f url.Values) (any, error) {
-	if f.Get("VolumeId") == "" {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter VolumeId")
+	if err := required(f, "VolumeId"); err != nil {
+		return nil, err
 	}
 	v, err := s.volume(f.Get("VolumeId"))
 	if err != nil {
@@ -62,8 +62,8 @@ func (s *Server) createSnapshot(f url.Values) (any, error) {
 // deleteSnapshot refuses a snapshot an image of this account is made of,
 // as EC2 does: deregister the image first.
 func (s *Server) deleteSnapshot(f url.Values) (any, error) {
-	if f.Get("SnapshotId") == "" {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter SnapshotId")
+	if err := required(f, "SnapshotId"); err != nil {
+		return nil, err
 	}
 	sn, err := s.snapshot(f.Get("SnapshotId"))
 	if err != nil {

@@ -182,8 +182,8 @@ func (s *Server) volume(id string) (*volume, error) {
 }
 
 func (s *Server) deleteVolume(f url.Values) (any, error) {
-	if f.Get("VolumeId") == "" {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter VolumeId")
+	if err := required(f, "VolumeId"); err != nil {
+		return nil, err
 	}
 	v, err := s.volume(f.Get("VolumeId"))
 	if err != nil {
