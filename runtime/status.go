@@ -68,6 +68,25 @@ type RuleStatus struct {
 	// Last is how its last exec or sync ended.
 	Last   *decision.Decision `json:"last,omitempty"`
 	Values []decision.Reading `json:"values,omitempty"` // at the last tick
+	// Levels are the fixed values its condition compares metrics with
+	// (cpu > 60%: cpu at 60%), for charts.
+	Levels []Level `json:"levels,omitempty"`
+}
+
+// Level is a fixed value a rule compares a metric with.
+type Level struct {
+	Metric string  `json:"metric"` // as written: avg(web.cpu)
+	Value  float64 `json:"value"`  // in the metric's base units
+	Text   string  `json:"text"`   // in its unit: 60%
+	Above  bool    `json:"above"`  // the condition holds above it
+}
+
+func levels(ths []Threshold) []Level {
+	var out []Level
+	for _, th := range ths {
+		out = append(out, Level{Metric: th.Name, Value: th.Value, Text: decision.Format(th.Value, th.Type), Above: th.Above})
+	}
+	return out
 }
 
 // KeepStatus is one keep rule's state at the last tick.
@@ -108,7 +127,7 @@ func (e *Engine) Status() Status {
 		for _, r := range ps.p.Rules {
 			st := e.rules[r]
 			p.Rules = append(p.Rules, RuleStatus{Text: r.Text, Pos: r.Pos.String(), For: r.For, PendingSince: st.pendingSince,
-				Held: st.held, Suppressed: st.suppressed, Fired: st.fired, Running: st.running, Last: lastRun(st.last), Values: e.readings(r)})
+				Held: st.held, Suppressed: st.suppressed, Fired: st.fired, Running: st.running, Last: lastRun(st.last), Values: e.readings(r), Levels: levels(r.Thresholds)})
 		}
 		p.Metrics = ps.metricStatus()
 		for _, k := range ps.p.Keeps {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
+	"github.com/cloudspeak/cloudspeak/builtins/console"
 	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/haproxy"
@@ -61,6 +62,13 @@ type Config struct {
 	// FileSD, if set, is a file kept listing the serving instances as
 	// Prometheus file_sd_configs targets (sd.go), like GET /sd.
 	FileSD string
+	// ConsoleTokens, if any, are required of every request to the HTTP
+	// endpoint (the console's login, or a bearer token); without them
+	// Listen must be a loopback address. ConsoleActions lets the console
+	// act (drain an instance, set a pool's size); it needs tokens, so
+	// that each action names who asked.
+	ConsoleTokens  console.Tokens
+	ConsoleActions bool
 
 	// observe, if set, is given every decision after it is logged: tests
 	// read the whole decision log through it, not the last few /status
@@ -84,6 +92,9 @@ type Daemon struct {
 	dialers      map[string]*ssh.Dialer
 	sshProviders map[string]sshPool
 	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer
+	console      *console.Server  // the web page on http; consoleStop and consoleDone end its sampler
+	consoleStop  context.CancelFunc
+	consoleDone  chan struct{}
 	http         *http.Server
 	httpAddr     string // where http listens, set before Start returns
 	// The file_sd writer: sdNudge wakes it (after a decision), fileSDStop
@@ -156,6 +167,9 @@ func Start(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	if err := checkStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if err := checkConsole(cfg); err != nil {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, met: newMetrics(), sdNudge: make(chan struct{}, 1)}
@@ -358,6 +372,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		d.control.Close()
 	}
 	d.stopFileSD()
+	d.stopConsole()
 	if d.cl != nil {
 		// No policy run and no balancer followed from now on.
 		d.cl.cancel()

@@ -147,7 +147,7 @@ func listenHTTP(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveHTTP serves /status, /metrics and /sd on ln.
+// serveHTTP serves the console, /status, /metrics and /sd on ln.
 func (d *Daemon) serveHTTP(ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -172,13 +172,15 @@ func (d *Daemon) serveHTTP(ln net.Listener) error {
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /sd", d.serveSD)
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.startConsole(mux)
+	d.http = &http.Server{Handler: d.console.Protect(mux), ReadHeaderTimeout: 5 * time.Second}
 	d.httpAddr = ln.Addr().String()
 	go func() { // owned by the daemon: ended by Shutdown in Stop
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.cfg.Log.Error("http server", "err", err)
 		}
 	}()
-	d.cfg.Log.Info("serving /status, /metrics and /sd", "addr", ln.Addr().String())
+	d.cfg.Log.Info("serving the console, /status, /metrics and /sd", "url", "http://"+ln.Addr().String()+"/",
+		"tokens", len(d.cfg.ConsoleTokens) > 0, "actions", d.cfg.ConsoleActions)
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 
 // httpDaemon starts a daemon on policy with its HTTP listener on a free
 // loopback port, stopped when the test ends.
-func httpDaemon(t *testing.T, policy string, cfg Config) *Daemon {
+func httpDaemon(t testing.TB, policy string, cfg Config) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.cloud")

@@ -32,16 +32,7 @@ type targetGroup struct {
 // labels, there for relabelling (instance name → instance, say) and
 // dropped otherwise, so a state change does not start new series.
 func (d *Daemon) targetGroups(all bool, pool string) []targetGroup {
-	d.mu.Lock()
-	kinds := map[string]string{}
-	if d.prog != nil {
-		for _, p := range d.prog.Pools {
-			if b := providerBlock(p.Decl); b != nil {
-				kinds[p.Name] = b.Kind.Name
-			}
-		}
-	}
-	d.mu.Unlock()
+	kinds := d.providerKinds()
 	groups := []targetGroup{}
 	for _, p := range d.Status().Pools {
 		if pool != "" && p.Name != pool {
@@ -65,6 +56,21 @@ func (d *Daemon) targetGroups(all bool, pool string) []targetGroup {
 		}
 	}
 	return groups
+}
+
+// providerKinds gives each pool's provider kind (local, ec2, ssh).
+func (d *Daemon) providerKinds() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kinds := map[string]string{}
+	if d.prog != nil {
+		for _, p := range d.prog.Pools {
+			if b := providerBlock(p.Decl); b != nil {
+				kinds[p.Name] = b.Kind.Name
+			}
+		}
+	}
+	return kinds
 }
 
 // serving says an instance is running and in rotation: not a standby,

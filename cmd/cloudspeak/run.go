@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
+	"github.com/cloudspeak/cloudspeak/builtins/console"
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
 	"github.com/cloudspeak/cloudspeak/internal/sdnotify"
 	"github.com/cloudspeak/cloudspeak/lang"
@@ -45,10 +46,16 @@ once the policy runs, RELOADING=1 and READY=1 around a reload and
 STOPPING=1 when it stops, and with WatchdogSec it feeds the watchdog while
 its engine answers.
 
-HTTP on --listen: /status (JSON), /metrics (Prometheus) and /sd, the
-serving instances as Prometheus http_sd_configs targets (?all=1 for every
+HTTP on --listen: the console, a web page of the pools, their instances,
+rules and decisions, live (http://127.0.0.1:9464/), with its JSON under
+/api; /status (JSON), /metrics (Prometheus) and /sd, the serving
+instances as Prometheus http_sd_configs targets (?all=1 for every
 instance). --file-sd FILE keeps the same targets in FILE, for
-file_sd_configs, rewritten atomically when they change.
+file_sd_configs, rewritten atomically when they change. The console is
+read-only; --console-token-file FILE asks every request for a token (and
+is required to --listen on an address other than loopback), and
+--console-actions then lets the page drain instances and set pools'
+sizes, each action logged with who asked.
 
 SSH (ec2 and ssh pools) verifies every host's key against --known-hosts
 (default ~/.ssh/known_hosts): an unknown host is refused unless
@@ -82,6 +89,8 @@ func init() {
 		state := fs.String("state", std.state, "the state `DIR` (see above)")
 		listen := fs.String("listen", "127.0.0.1:9464", "serve /status and /metrics on `ADDR` (\"\" for none)")
 		fileSD := fs.String("file-sd", "", "keep the serving instances in `FILE` as Prometheus file_sd_configs targets")
+		tokenFile := fs.String("console-token-file", "", "require a token from `FILE` (lines NAME SECRET, mode 0600) of every HTTP request: the console's login, or Authorization: Bearer")
+		consoleActions := fs.Bool("console-actions", false, "let the console drain instances and set pools' sizes (needs --console-token-file; each action is logged with who asked)")
 		keep := fs.Bool("keep", false, "on stop, leave instances (and HAProxy) running for the next start to adopt")
 		haproxyBin := fs.String("haproxy", "haproxy", "the haproxy `PROGRAM` for pools with a balancer")
 		knownHosts := fs.String("known-hosts", "", "the known_hosts `FILE` SSH host keys are checked against (default ~/.ssh/known_hosts)")
@@ -137,6 +146,12 @@ func init() {
 			}
 			cfg.KnownHosts = []string{abs}
 		}
+		if *tokenFile != "" {
+			if cfg.ConsoleTokens, err = console.ReadTokens(*tokenFile); err != nil {
+				return usageError(std, runVerb, "--console-token-file %v", err)
+			}
+		}
+		cfg.ConsoleActions = *consoleActions
 		if *clusterURL != "" {
 			cc, err := clusterConfig(*clusterURL, *clusterTTL, *member, *cacert, *cert, *key, *etcdUser, *etcdPassword)
 			if err != nil {
