@@ -126,18 +126,38 @@ func (s *Server) Close() {
 	}
 }
 
+// Route is one of the console's endpoints, and what it serves.
+type Route struct {
+	Pattern string // as net/http's ServeMux takes it: METHOD PATH
+	Meaning string
+	handler http.Handler
+}
+
+// routes are the console's endpoints: Register mounts them, Routes
+// documents them (the spec's table is made from it).
+func (s *Server) routes() []Route {
+	return []Route{
+		{"GET /{$}", "the pools: each one's size, instances, rules and chart (`?live=1`: the page's body as server-sent events)", s.view(s.poolsView)},
+		{"GET /pools/{pool}", "one pool, and its last 50 decisions", s.view(s.poolView)},
+		{"GET /decisions", "the decision timeline, newest first; `?pool=NAME`, `?action=ACTION`, `?failures=1` filter it", s.view(s.decisionsView)},
+		{"GET /api/pools", "`/` as JSON", s.api(s.poolsView)},
+		{"GET /api/pools/{pool}", "`/pools/POOL` as JSON", s.api(s.poolView)},
+		{"GET /api/decisions", "`/decisions` as JSON, with every decision that matches", s.api(s.decisionsView)},
+		{"POST /api/pools/{pool}/size", "set the pool's target size (`size=N`, within MIN..MAX); with `--console-actions`", http.HandlerFunc(s.setSize)},
+		{"POST /api/pools/{pool}/instances/{name}/maintain", "drain an instance into maintenance (`on=true`) or put it back (`on=false`); with `--console-actions`", http.HandlerFunc(s.maintain)},
+		{"GET /login", "the login form, with tokens", http.HandlerFunc(s.loginPage)},
+		{"POST /login", "log in (`token=SECRET`): a session cookie, for 12 hours or until the daemon restarts", http.HandlerFunc(s.login)},
+		{"POST /logout", "end the session", http.HandlerFunc(s.logout)},
+		{"GET /static/", "the page's style sheet and script, embedded in the binary", http.FileServerFS(assets)},
+	}
+}
+
+// Routes lists the console's endpoints.
+func Routes() []Route { return (&Server{}).routes() }
+
 // Register mounts the console's pages, API and assets on mux.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.Handle("GET /static/", http.FileServerFS(assets))
-	mux.HandleFunc("GET /{$}", s.view(s.poolsView))
-	mux.HandleFunc("GET /pools/{pool}", s.view(s.poolView))
-	mux.HandleFunc("GET /decisions", s.view(s.decisionsView))
-	mux.HandleFunc("GET /api/pools", s.api(s.poolsView))
-	mux.HandleFunc("GET /api/pools/{pool}", s.api(s.poolView))
-	mux.HandleFunc("GET /api/decisions", s.api(s.decisionsView))
-	mux.HandleFunc("POST /api/pools/{pool}/size", s.setSize)
-	mux.HandleFunc("POST /api/pools/{pool}/instances/{name}/maintain", s.maintain)
-	mux.HandleFunc("GET /login", s.loginPage)
-	mux.HandleFunc("POST /login", s.login)
-	mux.HandleFunc("POST /logout", s.logout)
+	for _, r := range s.routes() {
+		mux.Handle(r.Pattern, r.handler)
+	}
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
-// checkConsole refuses an HTTP endpoint open to the network without
+// CheckConsole refuses an HTTP endpoint open to the network without
 // tokens, and console actions without them (an action names who asked).
-func checkConsole(cfg Config) error {
+func CheckConsole(cfg Config) error {
 	if cfg.ConsoleActions && len(cfg.ConsoleTokens) == 0 {
 		return errors.New("--console-actions needs --console-token-file FILE: every action from the page is recorded with who asked")
 	}

@@ -246,7 +246,7 @@ func TestConsoleListenRefused(t *testing.T) {
 		{Config{Listen: "localhost:9464"}, ""},
 		{Config{Listen: "0.0.0.0:9464", ConsoleTokens: tok, ConsoleActions: true}, ""},
 	} {
-		err := checkConsole(c.cfg)
+		err := CheckConsole(c.cfg)
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
 		}

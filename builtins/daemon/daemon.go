@@ -169,7 +169,7 @@ func Start(cfg Config) (*Daemon, error) {
 	if err := checkStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	if err := checkConsole(cfg); err != nil {
+	if err := CheckConsole(cfg); err != nil {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, clock: clock.Real{}, met: newMetrics(), sdNudge: make(chan struct{}, 1)}

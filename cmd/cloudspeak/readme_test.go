@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +67,7 @@ func TestReadme(t *testing.T) {
 	if sessions < 8 {
 		t.Fatalf("found %d console sessions in README.md; the test would prove little", sessions)
 	}
+	checkReadmeURLs(t, string(data))
 	stopMainJob(t, mainJob, state)
 }
 
@@ -231,4 +234,28 @@ func shellWords(s string) ([]string, error) {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+// checkReadmeURLs fetches, while the main job runs, each of the daemon's
+// addresses the README links to (<http://127.0.0.1:…/…>): each must answer
+// 200, as a new user opening it would see.
+func checkReadmeURLs(t *testing.T, readme string) {
+	t.Helper()
+	urls := regexp.MustCompile(`<(http://127\.0\.0\.1:\d+/[^>]*)>`).FindAllStringSubmatch(readme, -1)
+	if len(urls) == 0 {
+		t.Error("README.md links to none of the daemon's pages: the console at least")
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, m := range urls {
+		resp, err := client.Get(m[1])
+		if err != nil {
+			t.Errorf("README.md links to %s: %v", m[1], err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("node0")) {
+			t.Errorf("README.md links to %s: %s, and the page does not show the pool's node0:\n%s", m[1], resp.Status, body)
+		}
+	}
 }

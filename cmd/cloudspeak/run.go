@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -120,20 +121,10 @@ func init() {
 		if err != nil {
 			return usageError(std, runVerb, "%v", err)
 		}
-		var lv slog.Level
-		if err := lv.UnmarshalText([]byte(*level)); err != nil {
-			return usageError(std, runVerb, "--log-level %q: want debug, info, warn or error", *level)
+		log, err := newLogger(std.err, *format, *level)
+		if err != nil {
+			return usageError(std, runVerb, "%v", err)
 		}
-		var handler slog.Handler
-		switch *format {
-		case "", "text":
-			handler = slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: lv})
-		case "json":
-			handler = slog.NewJSONHandler(std.err, &slog.HandlerOptions{Level: lv})
-		default:
-			return usageError(std, runVerb, "--log-format must be text or json, not %q", *format)
-		}
-		log := slog.New(handler)
 		// Take the signals before starting, so none is lost.
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
@@ -152,6 +143,9 @@ func init() {
 			}
 		}
 		cfg.ConsoleActions = *consoleActions
+		if err := daemon.CheckConsole(cfg); err != nil {
+			return usageError(std, runVerb, "%v", err)
+		}
 		if *clusterURL != "" {
 			cc, err := clusterConfig(*clusterURL, *clusterTTL, *member, *cacert, *cert, *key, *etcdUser, *etcdPassword)
 			if err != nil {
@@ -265,6 +259,21 @@ func stateDir(flag string) (string, error) {
 		return "", fmt.Errorf("no state directory: set --state or CLOUDSPEAK_STATE (%v)", err)
 	}
 	return filepath.Join(home, ".local", "state", "cloudspeak"), nil
+}
+
+// newLogger is the daemon's log, as --log-format and --log-level ask.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv})), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
 // balancerListenFlag is --balancer-listen POOL=ADDR, repeatable.
