@@ -173,7 +173,7 @@ func (d *Daemon) serveHTTP(ln net.Listener) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /sd", d.serveSD)
 	d.startConsole(mux)
-	d.http = &http.Server{Handler: d.console.Protect(mux), ReadHeaderTimeout: 5 * time.Second}
+	d.http = &http.Server{Handler: d.console.Protect(mux), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	d.httpAddr = ln.Addr().String()
 	go func() { // owned by the daemon: ended by Shutdown in Stop
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
