@@ -122,6 +122,12 @@ type Provider struct {
 	// launching serializes the launches of each pool spread over zones.
 	launching map[string]*sync.Mutex
 	journal   *journal // volume operations under way (volumes.go)
+	// terminated are the instances this provider terminated (ID → pool),
+	// until EC2 no longer lists them; live are, by pool, those the last
+	// List had starting or running. What ends otherwise failed, and says
+	// why (reasons.go).
+	terminated map[string]string
+	live       map[string]map[string]bool
 }
 
 type pool struct {
@@ -145,10 +151,11 @@ type boot struct {
 // stateCache is one pool's instance states for Alive; its mutex is held
 // while they are fetched, so concurrent probes wait for one call.
 type stateCache struct {
-	mu     sync.Mutex
-	at     time.Time
-	states map[string]types.InstanceStateName
-	err    error
+	mu      sync.Mutex
+	at      time.Time
+	states  map[string]types.InstanceStateName
+	reasons map[string]string // of those that ended: why, in EC2's words
+	err     error
 }
 
 // New returns a provider; Close stops its background work.
@@ -170,7 +177,7 @@ func New(opts Options) *Provider {
 	opts.DetachGrace = cmp.Or(opts.DetachGrace, 20*time.Second)
 	opts.ImageTimeout = cmp.Or(opts.ImageTimeout, time.Hour)
 	p := &Provider{opts: opts, pools: map[string]*pool{}, clients: map[string]*client{},
-		boots: map[string]*boot{}, states: map[string]*stateCache{}}
+		boots: map[string]*boot{}, states: map[string]*stateCache{}, terminated: map[string]string{}, live: map[string]map[string]bool{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	j, err := loadJournal(opts.StateDir)
 	if err != nil {
@@ -505,6 +512,7 @@ func (p *Provider) List(ctx context.Context, poolName string) ([]runtime.Instanc
 		}
 	}
 	p.mu.Unlock()
+	out = p.failures(ctx, pl, poolName, ins, out)
 	sort.SliceStable(out, func(i, j int) bool {
 		return out[i].Started.Before(out[j].Started) || out[i].Started.Equal(out[j].Started) && out[i].ID < out[j].ID
 	})
@@ -544,11 +552,17 @@ func (p *Provider) Stop(ctx context.Context, inst runtime.Instance) error {
 	}
 	cctx, cancel := p.call(ctx)
 	defer cancel()
+	p.mu.Lock()
+	p.terminated[inst.ID] = inst.Pool // before: a List meanwhile must not take it for a failure
+	p.mu.Unlock()
 	_, err = pl.client.TerminateInstances(cctx, &ec2.TerminateInstancesInput{InstanceIds: []string{inst.ID}})
 	if code(err) == "InvalidInstanceID.NotFound" {
 		err = nil // gone already
 	}
 	if err != nil {
+		p.mu.Lock()
+		delete(p.terminated, inst.ID)
+		p.mu.Unlock()
 		return fmt.Errorf("stop %s (%s): %w", inst.Name, inst.ID, wrap("TerminateInstances", pl.client.region, err))
 	}
 	p.invalidate(inst.Pool)
@@ -566,7 +580,7 @@ func (p *Provider) Kill(ctx context.Context, inst runtime.Instance) error { retu
 // down, terminated or unknown. The probes of a pool share one
 // DescribeInstances per StateTTL.
 func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
-	states, err := p.poolStates(ctx, inst.Pool, inst.ID)
+	states, reasons, err := p.poolStates(ctx, inst.Pool, inst.ID)
 	if err != nil {
 		return err
 	}
@@ -579,6 +593,9 @@ func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
 	case st == types.InstanceStateNamePending:
 		return fmt.Errorf("instance %s is still booting", inst.ID)
 	case st == types.InstanceStateNameShuttingDown || st == types.InstanceStateNameTerminated:
+		if why := reasons[inst.ID]; why != "" {
+			return runtime.Gone(fmt.Errorf("instance %s is %s: %s", inst.ID, st, why))
+		}
 		return runtime.Gone(fmt.Errorf("instance %s is %s", inst.ID, st))
 	}
 	return fmt.Errorf("instance %s is %s", inst.ID, st)
@@ -587,10 +604,10 @@ func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
 // poolStates returns the states of poolName's instances, fetched at most
 // StateTTL ago, unless id is not among them: an instance launched since
 // the last fetch must not look gone.
-func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[string]types.InstanceStateName, error) {
+func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[string]types.InstanceStateName, map[string]string, error) {
 	pl, err := p.pool(poolName)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p.mu.Lock()
 	c := p.states[poolName]
@@ -603,12 +620,12 @@ func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[str
 	defer c.mu.Unlock()
 	if !c.at.IsZero() && time.Since(c.at) < p.opts.StateTTL {
 		if _, known := c.states[id]; known || c.err != nil {
-			return c.states, c.err
+			return c.states, c.reasons, c.err
 		}
 	}
 	// Terminated ones too: those are gone, not unknown.
 	ins, err := p.describe(ctx, pl.client, []types.Filter{filter("tag:"+TagPool, poolName)})
-	c.at, c.err, c.states = time.Now(), err, map[string]types.InstanceStateName{}
+	c.at, c.err, c.states, c.reasons = time.Now(), err, map[string]types.InstanceStateName{}, map[string]string{}
 	if err != nil {
 		// Kept for the TTL too: when EC2 fails, N probes must not become
 		// N more calls.
@@ -618,8 +635,14 @@ func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[str
 		if in.State != nil {
 			c.states[aws.ToString(in.InstanceId)] = in.State.Name
 		}
+		if !gone(in) {
+			continue
+		}
+		if why := endReason(in); why != "" {
+			c.reasons[aws.ToString(in.InstanceId)] = why
+		}
 	}
-	return c.states, c.err
+	return c.states, c.reasons, c.err
 }
 
 // invalidate drops poolName's cached states, after a change made here.
