@@ -122,6 +122,7 @@ type Provider struct {
 	// launching serializes the launches of each pool spread over zones.
 	launching map[string]*sync.Mutex
 	journal   *journal // volume operations under way (volumes.go)
+	reaches   *reaches // how each pool's EC2 is reached, for a client with no daemon (offline.go)
 	// terminated are the instances this provider terminated (ID → pool),
 	// until EC2 no longer lists them; live are, by pool, those the last
 	// List had starting or running. What ends otherwise failed, and says
@@ -138,7 +139,8 @@ type pool struct {
 
 type client struct {
 	*ec2.Client
-	region string
+	region   string // the region it reaches, as the AWS chain resolved it
+	endpoint string // its endpoint, if not the region's: the pool's, or the chain's
 }
 
 // boot is what the provider knows of an instance's way to running.
@@ -184,6 +186,9 @@ func New(opts Options) *Provider {
 		p.logf("ec2: %v", err)
 	}
 	p.journal = j
+	if p.reaches, err = loadReaches(opts.StateDir); err != nil {
+		p.logf("ec2: %v", err)
+	}
 	if opts.Generations != nil {
 		p.gens = opts.Generations
 		return p
@@ -217,20 +222,24 @@ func (p *Provider) SetSpec(poolName string, s Spec) error {
 	if s.BootTimeout <= 0 {
 		s.BootTimeout = DefaultBootTimeout
 	}
-	c, err := p.client(s.Region, s.Endpoint)
+	c, err := p.client(s.Region, s.Endpoint, "")
 	if err != nil {
 		return fmt.Errorf("pool %s: %w", poolName, err)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.pools[poolName] = &pool{spec: s, client: c}
+	p.mu.Unlock()
+	// For a client with no daemon to stop the pool's instances (offline.go).
+	if err := p.record(poolName, c); err != nil {
+		p.logf("ec2: pool %s: %v (pool stop without a daemon will not reach it)", poolName, err)
+	}
 	return nil
 }
 
 // client returns the (cached) EC2 client for region and endpoint, made
-// from the AWS chain.
-func (p *Provider) client(region, endpoint string) (*client, error) {
-	key := region + "\x00" + endpoint
+// from the AWS chain (with profile, if not "").
+func (p *Provider) client(region, endpoint, profile string) (*client, error) {
+	key := region + "\x00" + endpoint + "\x00" + profile
 	p.mu.Lock()
 	c := p.clients[key]
 	p.mu.Unlock()
@@ -245,6 +254,9 @@ func (p *Provider) client(region, endpoint string) (*client, error) {
 	}
 	if p.opts.HTTPClient != nil {
 		load = append(load, config.WithHTTPClient(p.opts.HTTPClient))
+	}
+	if profile != "" {
+		load = append(load, config.WithSharedConfigProfile(profile))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
@@ -261,7 +273,7 @@ func (p *Provider) client(region, endpoint string) (*client, error) {
 			o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, p.opts.RetryMaxBackoff)
 		}
 	})
-	c = &client{Client: ec, region: cfg.Region}
+	c = &client{Client: ec, region: cfg.Region, endpoint: aws.ToString(ec.Options().BaseEndpoint)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old := p.clients[key]; old != nil {
@@ -292,6 +304,9 @@ func (p *Provider) Start(ctx context.Context, poolName, name string) (runtime.In
 	pl, err := p.pool(poolName)
 	if err != nil {
 		return runtime.Instance{}, err
+	}
+	if pl.spec.Image == "" {
+		return runtime.Instance{}, fmt.Errorf("start %s/%s: the pool is known only from the state directory, to stop its instances: it launches nothing", poolName, name)
 	}
 	gen, err := p.gens.Get(ctx, poolName, name)
 	if err != nil {
