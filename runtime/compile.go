@@ -111,6 +111,8 @@ func (c *compiler) pool(d *lang.PoolDecl) {
 			p.Cooldown = c.quantity(it.Cooldown, lang.Duration).Duration()
 		case it.Standby != nil:
 			p.Standby = int(c.quantity(it.Standby, lang.Number).Value)
+		case it.Provider != nil:
+			p.Provider = it.Provider.Kind.Name
 		case it.Balancer != nil:
 			p.Balancer = true
 		case it.Primary:

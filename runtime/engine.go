@@ -17,6 +17,10 @@ type Options struct {
 	Drivers Drivers
 	// Log receives every decision, in order. It must not block for long.
 	Log func(decision.Decision)
+	// Events, if set, receives each instance's starts, stops and
+	// adoptions (lifecycle.go), in order; it must not block for long
+	// either.
+	Events func(InstanceEvent)
 	// Store, if set, keeps the engine's state across restarts: New resumes
 	// from it, and every step that changes something saves it.
 	Store Store
@@ -82,6 +86,9 @@ type poolState struct {
 	// as no change.
 	rotation map[string]bool
 	restop   map[string]bool // restored as stopping: stopped again if still listed
+	// restored are the instances taken up from a saved state, adopted
+	// once the provider lists them.
+	restored map[string]bool
 	// probes is the heartbeat's view of each running instance; kept are
 	// failed instances left running, out of rotation, until they recover
 	// (a pool with no replace or promote handler).
@@ -102,7 +109,7 @@ type poolState struct {
 // reconcile (to adopt what already runs).
 func newPoolState(p *Pool, now time.Time) *poolState {
 	return &poolState{p: p, min: p.Min, max: p.Max, target: p.Min, nextTick: now, handled: map[string]bool{}, gone: map[string]bool{}, restart: map[string]bool{},
-		rotation: map[string]bool{}, restop: map[string]bool{}, probes: map[string]*probeState{}, kept: map[string]bool{}, dirty: true,
+		rotation: map[string]bool{}, restop: map[string]bool{}, restored: map[string]bool{}, probes: map[string]*probeState{}, kept: map[string]bool{}, dirty: true,
 		sources: make([]sourceState, len(p.Metrics))}
 }
 

@@ -127,6 +127,7 @@ func (e *Engine) kill(ctx context.Context, ps *poolState, now time.Time, in *Ins
 	if gone || prov == nil || !e.mayAct(ps) {
 		return
 	}
+	e.event(InstanceStopping, *in, "killed: it failed")
 	var err error
 	if k, ok := prov.(Killer); ok {
 		err = k.Kill(ctx, *in)

@@ -23,6 +23,7 @@ type Program struct {
 type Pool struct {
 	Name     string
 	Index    int
+	Provider string // the kind of its provider block: local, ec2, ssh, sim
 	Min, Max int
 	Port     int           // the pool's service port (`port N`), or 0
 	Tick     time.Duration // check every

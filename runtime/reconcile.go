@@ -35,7 +35,9 @@ func (e *Engine) refresh(ctx context.Context, ps *poolState, now time.Time) {
 	}
 	e.adopt(ps, now, list)
 	e.balance(ctx, ps, now)
-	ps.forget(&listing{list: list})
+	for _, in := range ps.forget(&listing{list: list}) {
+		e.event(InstanceStopped, in, "")
+	}
 }
 
 // listing is the provider's list of a pool's instances. Both it and the
@@ -64,6 +66,8 @@ func (l *listing) find(id string) (Instance, bool) {
 // update brings what the engine knows of in up to the provider's view of
 // it, cur (ok false: the provider no longer lists it).
 func (e *Engine) update(ctx context.Context, ps *poolState, now time.Time, in *Instance, cur Instance, ok bool) {
+	restored := ps.restored[in.ID]
+	delete(ps.restored, in.ID)
 	if ps.kept[in.ID] && (!ok || cur.State == Failed) {
 		// A failed instance kept for recovery has died: it will not
 		// recover. Finish it.
@@ -83,9 +87,13 @@ func (e *Engine) update(ctx context.Context, ps *poolState, now time.Time, in *I
 		}
 		return
 	}
+	if restored {
+		e.event(InstanceAdopted, *in, "saved by the last engine, and still there")
+	}
 	if cur.State == Running && in.State == Starting {
 		in.State = Running
 		in.Addr = cur.Addr
+		e.event(InstanceRunning, *in, "")
 	}
 	if cur.State == Running && cur.Addr != "" && cur.Addr != in.Addr {
 		// The provider moved it (an Elastic IP replaces an ec2
@@ -120,24 +128,27 @@ func (e *Engine) adopt(ps *poolState, now time.Time, list []Instance) {
 			ps.nextName = n + 1
 		}
 		e.log(ps.decide(now, decision.Adopted).Sayf("%s (%s) found running", in.Name, in.ID))
+		e.event(InstanceAdopted, in, "found running")
 	}
 }
 
 // forget drops the instances that have stopped (the provider no longer
-// lists them), and what was kept about them. Failed ones stay until their
-// failure is handled.
-func (ps *poolState) forget(l *listing) {
+// lists them), and what was kept about them, and returns them. Failed
+// ones stay until their failure is handled.
+func (ps *poolState) forget(l *listing) (dropped []Instance) {
 	left := ps.insts[:0]
 	for _, in := range ps.insts {
 		if _, ok := l.find(in.ID); ok || in.State == Failed {
 			left = append(left, in)
 		} else {
+			dropped = append(dropped, *in)
 			delete(ps.probes, in.ID)
 			delete(ps.handled, in.ID)
 			delete(ps.gone, in.ID)
 		}
 	}
 	ps.insts = left
+	return dropped
 }
 
 // nameIndex returns N of an instance named nodeN, or -1.
@@ -312,6 +323,7 @@ func (e *Engine) start(ctx context.Context, ps *poolState, now time.Time, role R
 	p := &in
 	ps.insts = append(ps.insts, p)
 	ps.dirty = true
+	e.event(InstanceStarted, in, "")
 	return p, true
 }
 
@@ -329,6 +341,7 @@ func (e *Engine) stop(ctx context.Context, ps *poolState, now time.Time, in *Ins
 	in.State = Stopping
 	ps.dirty = true
 	delete(ps.rotation, in.ID)
+	e.event(InstanceStopping, was, "")
 	b := e.opts.Drivers.Balancers[ps.p.Name]
 	if b == nil || in.Role != Serving {
 		if err := e.provider(ps.p).Stop(ctx, was); err != nil {

@@ -40,6 +40,11 @@ type PoolState struct {
 	// FailedStarts and StartAfter are the failed-start backoff.
 	FailedStarts int       `json:"failed_starts,omitempty"`
 	StartAfter   time.Time `json:"start_after,omitzero"`
+	// Provider is the kind of the pool's provider block, and Storage
+	// says its instances' data goes back to S3 before they stop: what a
+	// client with no daemon needs to know to stop them (or to refuse).
+	Provider string `json:"provider,omitempty"`
+	Storage  bool   `json:"storage,omitempty"`
 }
 
 // RuleState is a rule's remembered window.
@@ -66,7 +71,8 @@ func (e *Engine) snapshotOf(in func(unit string) bool) *State {
 		}
 		p := PoolState{Min: ps.min, Max: ps.max, Target: ps.target, OutUntil: ps.outUntil, InUntil: ps.inUntil,
 			NextName: ps.nextName, Handled: ps.handled, Stopped: ps.stopped, Maintain: ps.maintain,
-			FailedStarts: ps.failedStarts, StartAfter: ps.startAfter, Rotation: []string{}}
+			FailedStarts: ps.failedStarts, StartAfter: ps.startAfter, Rotation: []string{},
+			Provider: ps.p.Provider, Storage: ps.p.Storage != nil}
 		for _, in := range ps.insts {
 			p.Instances = append(p.Instances, *in)
 			if ps.rotation[in.ID] {
@@ -145,6 +151,8 @@ func (e *Engine) restoreOf(s *State, in func(unit string) bool) {
 			in := p.Instances[i]
 			if in.State == Stopping {
 				ps.restop[in.ID] = true
+			} else {
+				ps.restored[in.ID] = true
 			}
 			ps.insts = append(ps.insts, &in)
 		}

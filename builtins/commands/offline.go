@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cloudspeak/cloudspeak/builtins/control"
+	"github.com/cloudspeak/cloudspeak/builtins/ec2"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
@@ -68,10 +69,14 @@ func (o Offline) Execute(ctx context.Context, req control.Request) control.Respo
 		return control.Response{Error: err.Error(), Status: 1}
 	}
 	prov := local.New(filepath.Join(o.StateDir, "instances"), clock.Real{})
-	e := &offlineEngine{dir: o.StateDir, st: st, local: prov}
+	e := &offlineEngine{ctx: ctx, dir: o.StateDir, st: st, local: prov}
 	resp := Run(ctx, f, req, Env{Engine: e, Local: prov, offline: o.StateDir, StateDir: o.StateDir})
+	resp.Output = e.said.String() + resp.Output
 	resp.Notice = fmt.Sprintf("(no daemon runs on %s: acting on the instances the last one left)", o.StateDir)
 	prov.Wait() // the stoppers: SIGTERM, then SIGKILL after the grace period
+	if e.ec2 != nil {
+		e.ec2.Close()
+	}
 	if e.changed {
 		if err := store.Save(st); err != nil {
 			resp.Error, resp.Status = fmt.Sprintf("save state: %v", err), 1
@@ -94,10 +99,13 @@ func needsState(f *lang.File) bool {
 // offlineEngine is the engine interface over a saved state: instances are
 // as recorded, with their liveness read from /proc.
 type offlineEngine struct {
+	ctx     context.Context
 	dir     string
 	st      *runtime.State
 	local   *local.Provider
+	ec2     *ec2.Provider // made when an ec2 pool is stopped (remote.go)
 	changed bool
+	said    strings.Builder // what was stopped elsewhere, for the output
 }
 
 func (o *offlineEngine) Pools() []string {
@@ -140,41 +148,26 @@ func (o *offlineEngine) Status() runtime.Status {
 	return s
 }
 
-// errRemote refuses to stop, without a daemon, instances another
-// provider than local runs (ec2, ssh): reaching them needs the policy's
-// provider block (region, endpoint, login), which the state does not
-// keep, and dropping them from the state would leave them running unseen.
-type errRemote struct {
-	dir, what string
-	ids       []string
-}
-
-func (e errRemote) Error() string {
-	return fmt.Sprintf("%s: %s run on the pool's provider (ec2 or ssh), which only a daemon running its policy can reach: "+
-		"nothing was stopped, and they stay in the state\nhint: start one, then stop them there: cloudspeak run --state %s POLICY.cloud, then cloudspeak %s",
-		e.what, strings.Join(e.ids, ", "), e.dir, e.what)
-}
-
-// remote returns the IDs of the pool's recorded instances (all, or the
-// one named) that the local provider does not run.
-func (o *offlineEngine) remote(pool, name string) []string {
-	var ids []string
-	for _, in := range o.st.Pools[pool].Instances {
-		if (name == "" || in.Name == name) && in.State != runtime.Stopped && !local.Owns(in) {
-			ids = append(ids, in.ID)
-		}
-	}
-	return ids
-}
-
 // StopPool stops the pool's recorded instances and marks it stopped, so the
-// next daemon keeps it so until `pool start`. A pool of another provider
-// is refused (errRemote).
+// next daemon keeps it so until `pool start`. An ec2 or ssh pool's are
+// stopped through its provider (remote.go), or refused, saying how; those
+// not stopped stay in the state.
 func (o *offlineEngine) StopPool(pool, why string) error {
-	if ids := o.remote(pool, ""); len(ids) > 0 {
-		return errRemote{o.dir, "pool stop " + pool, ids}
-	}
 	p := o.st.Pools[pool]
+	if insts := o.remote(pool, ""); len(insts) > 0 {
+		err := o.stopRemote("pool stop "+pool, pool, insts)
+		var refused errRemote
+		if errors.As(err, &refused) {
+			return err // nothing was done
+		}
+		// Even if some did not stop: the next daemon keeps the pool
+		// stopped, and so stops them.
+		p = o.st.Pools[pool]
+		p.Stopped, p.Restart = true, nil
+		o.st.Pools[pool] = p
+		o.changed = true
+		return err
+	}
 	for _, in := range o.running(pool) {
 		if err := o.local.Stop(context.Background(), in); err != nil {
 			return err
@@ -187,23 +180,28 @@ func (o *offlineEngine) StopPool(pool, why string) error {
 }
 
 // StopInstance stops one instance and lowers the pool's target by one, as
-// the daemon does; one of another provider is refused (errRemote).
+// the daemon does; one of an ec2 or ssh pool through its provider
+// (remote.go), or it is refused, saying how.
 func (o *offlineEngine) StopInstance(ctx context.Context, pool, name, why string) error {
-	if ids := o.remote(pool, name); len(ids) > 0 {
-		return errRemote{o.dir, "instance stop " + name, ids}
-	}
 	p := o.st.Pools[pool]
 	for i, in := range p.Instances {
 		if in.Name != name {
 			continue
 		}
-		if err := o.local.Stop(ctx, in); err != nil {
-			return err
+		if insts := o.remote(pool, name); len(insts) > 0 {
+			if err := o.stopRemote("instance stop "+name, pool, insts); err != nil {
+				return err
+			}
+			p = o.st.Pools[pool] // without the instance now
+		} else {
+			if err := o.local.Stop(ctx, in); err != nil {
+				return err
+			}
+			p.Instances = append(p.Instances[:i:i], p.Instances[i+1:]...)
 		}
 		if in.Role == runtime.Serving && p.Target > p.Min {
 			p.Target--
 		}
-		p.Instances = append(p.Instances[:i:i], p.Instances[i+1:]...)
 		o.st.Pools[pool] = p
 		o.changed = true
 		return nil

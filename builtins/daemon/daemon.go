@@ -86,6 +86,9 @@ type Daemon struct {
 	ec2   *ec2.Provider // made when a policy first has an ec2 pool
 	// strangers are the ec2 instances of undeclared pools already logged.
 	strangers sync.Map // instance ID → true
+	// known are the instances this daemon has started or adopted, so a
+	// reload's engine does not adopt them again (lifecycle.go).
+	known sync.Map // instance ID → true
 	// dialers are the SSH logins of ec2 and ssh pools, by their settings;
 	// sshProviders the providers of ssh pools, by pool. Both outlive
 	// reloads.
@@ -275,7 +278,7 @@ func (d *Daemon) startEngine(files []*lang.File, prog *runtime.Program) error {
 		}
 	}
 	d.stopEngine() // its last step saved the state the new engine resumes from
-	opts := runtime.Options{Clock: d.clock, Drivers: w.drivers, Log: d.logDecision}
+	opts := runtime.Options{Clock: d.clock, Drivers: w.drivers, Log: d.logDecision, Events: d.logInstance}
 	if d.cl != nil {
 		share()
 		opts.Leader, opts.Units = d.cl.node, d.cl.store
@@ -423,6 +426,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 			for name, p := range s.Pools {
 				if d.wired != nil && !d.wired.local[name] {
 					continue
+				}
+				for _, in := range p.Instances {
+					d.logInstance(runtime.InstanceEvent{What: runtime.InstanceStopped, Instance: in, Why: "the daemon stopped"})
 				}
 				p.Instances = nil
 				s.Pools[name] = p

@@ -68,6 +68,9 @@ func (p *Provider) waitRunning(c *client, id string, deadline time.Time, timeout
 		case p.ctx.Err() != nil:
 			return p.ctx.Err()
 		case strings.Contains(err.Error(), "transitioned to Failure"):
+			if why := p.whyEnded(c, id); why != "" {
+				return errors.New("ended while booting: " + why)
+			}
 			return errors.New("stopped or terminated while booting")
 		case strings.Contains(err.Error(), "exceeded max wait time") || !time.Now().Before(deadline):
 			// The waiter gives up once less than MinDelay is left: wait

@@ -122,6 +122,13 @@ type Provider struct {
 	// launching serializes the launches of each pool spread over zones.
 	launching map[string]*sync.Mutex
 	journal   *journal // volume operations under way (volumes.go)
+	reaches   *reaches // how each pool's EC2 is reached, for a client with no daemon (offline.go)
+	// terminated are the instances this provider terminated (ID → pool),
+	// until EC2 no longer lists them; live are, by pool, those the last
+	// List had starting or running. What ends otherwise failed, and says
+	// why (reasons.go).
+	terminated map[string]string
+	live       map[string]map[string]bool
 }
 
 type pool struct {
@@ -132,7 +139,8 @@ type pool struct {
 
 type client struct {
 	*ec2.Client
-	region string
+	region   string // the region it reaches, as the AWS chain resolved it
+	endpoint string // its endpoint, if not the region's: the pool's, or the chain's
 }
 
 // boot is what the provider knows of an instance's way to running.
@@ -145,10 +153,11 @@ type boot struct {
 // stateCache is one pool's instance states for Alive; its mutex is held
 // while they are fetched, so concurrent probes wait for one call.
 type stateCache struct {
-	mu     sync.Mutex
-	at     time.Time
-	states map[string]types.InstanceStateName
-	err    error
+	mu      sync.Mutex
+	at      time.Time
+	states  map[string]types.InstanceStateName
+	reasons map[string]string // of those that ended: why, in EC2's words
+	err     error
 }
 
 // New returns a provider; Close stops its background work.
@@ -170,13 +179,16 @@ func New(opts Options) *Provider {
 	opts.DetachGrace = cmp.Or(opts.DetachGrace, 20*time.Second)
 	opts.ImageTimeout = cmp.Or(opts.ImageTimeout, time.Hour)
 	p := &Provider{opts: opts, pools: map[string]*pool{}, clients: map[string]*client{},
-		boots: map[string]*boot{}, states: map[string]*stateCache{}}
+		boots: map[string]*boot{}, states: map[string]*stateCache{}, terminated: map[string]string{}, live: map[string]map[string]bool{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	j, err := loadJournal(opts.StateDir)
 	if err != nil {
 		p.logf("ec2: %v", err)
 	}
 	p.journal = j
+	if p.reaches, err = loadReaches(opts.StateDir); err != nil {
+		p.logf("ec2: %v", err)
+	}
 	if opts.Generations != nil {
 		p.gens = opts.Generations
 		return p
@@ -210,20 +222,24 @@ func (p *Provider) SetSpec(poolName string, s Spec) error {
 	if s.BootTimeout <= 0 {
 		s.BootTimeout = DefaultBootTimeout
 	}
-	c, err := p.client(s.Region, s.Endpoint)
+	c, err := p.client(s.Region, s.Endpoint, "")
 	if err != nil {
 		return fmt.Errorf("pool %s: %w", poolName, err)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.pools[poolName] = &pool{spec: s, client: c}
+	p.mu.Unlock()
+	// For a client with no daemon to stop the pool's instances (offline.go).
+	if err := p.record(poolName, c); err != nil {
+		p.logf("ec2: pool %s: %v (pool stop without a daemon will not reach it)", poolName, err)
+	}
 	return nil
 }
 
 // client returns the (cached) EC2 client for region and endpoint, made
-// from the AWS chain.
-func (p *Provider) client(region, endpoint string) (*client, error) {
-	key := region + "\x00" + endpoint
+// from the AWS chain (with profile, if not "").
+func (p *Provider) client(region, endpoint, profile string) (*client, error) {
+	key := region + "\x00" + endpoint + "\x00" + profile
 	p.mu.Lock()
 	c := p.clients[key]
 	p.mu.Unlock()
@@ -238,6 +254,9 @@ func (p *Provider) client(region, endpoint string) (*client, error) {
 	}
 	if p.opts.HTTPClient != nil {
 		load = append(load, config.WithHTTPClient(p.opts.HTTPClient))
+	}
+	if profile != "" {
+		load = append(load, config.WithSharedConfigProfile(profile))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
@@ -254,7 +273,7 @@ func (p *Provider) client(region, endpoint string) (*client, error) {
 			o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, p.opts.RetryMaxBackoff)
 		}
 	})
-	c = &client{Client: ec, region: cfg.Region}
+	c = &client{Client: ec, region: cfg.Region, endpoint: aws.ToString(ec.Options().BaseEndpoint)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old := p.clients[key]; old != nil {
@@ -285,6 +304,9 @@ func (p *Provider) Start(ctx context.Context, poolName, name string) (runtime.In
 	pl, err := p.pool(poolName)
 	if err != nil {
 		return runtime.Instance{}, err
+	}
+	if pl.spec.Image == "" {
+		return runtime.Instance{}, fmt.Errorf("start %s/%s: the pool is known only from the state directory, to stop its instances: it launches nothing", poolName, name)
 	}
 	gen, err := p.gens.Get(ctx, poolName, name)
 	if err != nil {
@@ -505,6 +527,7 @@ func (p *Provider) List(ctx context.Context, poolName string) ([]runtime.Instanc
 		}
 	}
 	p.mu.Unlock()
+	out = p.failures(ctx, pl, poolName, ins, out)
 	sort.SliceStable(out, func(i, j int) bool {
 		return out[i].Started.Before(out[j].Started) || out[i].Started.Equal(out[j].Started) && out[i].ID < out[j].ID
 	})
@@ -544,11 +567,17 @@ func (p *Provider) Stop(ctx context.Context, inst runtime.Instance) error {
 	}
 	cctx, cancel := p.call(ctx)
 	defer cancel()
+	p.mu.Lock()
+	p.terminated[inst.ID] = inst.Pool // before: a List meanwhile must not take it for a failure
+	p.mu.Unlock()
 	_, err = pl.client.TerminateInstances(cctx, &ec2.TerminateInstancesInput{InstanceIds: []string{inst.ID}})
 	if code(err) == "InvalidInstanceID.NotFound" {
 		err = nil // gone already
 	}
 	if err != nil {
+		p.mu.Lock()
+		delete(p.terminated, inst.ID)
+		p.mu.Unlock()
 		return fmt.Errorf("stop %s (%s): %w", inst.Name, inst.ID, wrap("TerminateInstances", pl.client.region, err))
 	}
 	p.invalidate(inst.Pool)
@@ -566,7 +595,7 @@ func (p *Provider) Kill(ctx context.Context, inst runtime.Instance) error { retu
 // down, terminated or unknown. The probes of a pool share one
 // DescribeInstances per StateTTL.
 func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
-	states, err := p.poolStates(ctx, inst.Pool, inst.ID)
+	states, reasons, err := p.poolStates(ctx, inst.Pool, inst.ID)
 	if err != nil {
 		return err
 	}
@@ -579,6 +608,9 @@ func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
 	case st == types.InstanceStateNamePending:
 		return fmt.Errorf("instance %s is still booting", inst.ID)
 	case st == types.InstanceStateNameShuttingDown || st == types.InstanceStateNameTerminated:
+		if why := reasons[inst.ID]; why != "" {
+			return runtime.Gone(fmt.Errorf("instance %s is %s: %s", inst.ID, st, why))
+		}
 		return runtime.Gone(fmt.Errorf("instance %s is %s", inst.ID, st))
 	}
 	return fmt.Errorf("instance %s is %s", inst.ID, st)
@@ -587,10 +619,10 @@ func (p *Provider) Alive(ctx context.Context, inst runtime.Instance) error {
 // poolStates returns the states of poolName's instances, fetched at most
 // StateTTL ago, unless id is not among them: an instance launched since
 // the last fetch must not look gone.
-func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[string]types.InstanceStateName, error) {
+func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[string]types.InstanceStateName, map[string]string, error) {
 	pl, err := p.pool(poolName)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p.mu.Lock()
 	c := p.states[poolName]
@@ -603,12 +635,12 @@ func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[str
 	defer c.mu.Unlock()
 	if !c.at.IsZero() && time.Since(c.at) < p.opts.StateTTL {
 		if _, known := c.states[id]; known || c.err != nil {
-			return c.states, c.err
+			return c.states, c.reasons, c.err
 		}
 	}
 	// Terminated ones too: those are gone, not unknown.
 	ins, err := p.describe(ctx, pl.client, []types.Filter{filter("tag:"+TagPool, poolName)})
-	c.at, c.err, c.states = time.Now(), err, map[string]types.InstanceStateName{}
+	c.at, c.err, c.states, c.reasons = time.Now(), err, map[string]types.InstanceStateName{}, map[string]string{}
 	if err != nil {
 		// Kept for the TTL too: when EC2 fails, N probes must not become
 		// N more calls.
@@ -618,8 +650,14 @@ func (p *Provider) poolStates(ctx context.Context, poolName, id string) (map[str
 		if in.State != nil {
 			c.states[aws.ToString(in.InstanceId)] = in.State.Name
 		}
+		if !gone(in) {
+			continue
+		}
+		if why := endReason(in); why != "" {
+			c.reasons[aws.ToString(in.InstanceId)] = why
+		}
 	}
-	return c.states, c.err
+	return c.states, c.reasons, c.err
 }
 
 // invalidate drops poolName's cached states, after a change made here.

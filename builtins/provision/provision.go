@@ -72,6 +72,7 @@ type job struct {
 	cancel context.CancelFunc
 	done   bool
 	err    error
+	output string // the last lines the failed step wrote, for its reason
 }
 
 // NewJobs returns pool's provisioning runs: steps run on each new instance
@@ -258,6 +259,9 @@ func (p *Provisioner) List(ctx context.Context, pool string) ([]runtime.Instance
 		case j.err != nil:
 			in.State = runtime.Failed
 			in.Reason = "provisioning failed: " + j.err.Error()
+			if j.output != "" {
+				in.Reason += "; its output ends: " + j.output
+			}
 		}
 	}
 	return list, nil
@@ -287,6 +291,9 @@ func (p *Provisioner) run(in runtime.Instance) *job {
 		}
 		p.mu.Lock()
 		j.done, j.err = true, err
+		if err != nil {
+			j.output = stepOutput(out.String(), in.Name)
+		}
 		p.mu.Unlock()
 		if err != nil {
 			p.log.Error("provisioning failed: the instance is failed", "pool", p.pool, "instance", in.Name, "err", err, "output", tail(out.String(), 2000))
@@ -367,6 +374,27 @@ func (p *Provisioner) Kill(ctx context.Context, in runtime.Instance) error {
 		return k.Kill(ctx, in)
 	}
 	return p.Provider.Stop(ctx, in)
+}
+
+// stepOutput returns the last lines the last step wrote in out (the
+// output of Provision for the instance named name, whose steps are headed
+// by their position, never their command's text): at most two, joined
+// with " / ", at most 300 bytes, the end kept.
+func stepOutput(out, name string) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, name+": run step at "), strings.HasPrefix(l, name+": copy "):
+			lines = lines[:0] // a step's heading: what came before is another step's
+		case l != "":
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > 2 {
+		lines = lines[len(lines)-2:]
+	}
+	return tail(strings.Join(lines, " / "), 300)
 }
 
 // tail returns the last n bytes of s.

@@ -414,20 +414,49 @@ func sshdCmd(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("SSH_USER_KEY", c.UserKey)
 }
 
+// ec2Servers are the EC2 test servers of the running scripts.
+var ec2Servers sync.Map // *testscript.TestScript → *ec2test.Server
+
 // ec2Server is `ec2server FILE...`: it starts the EC2-compatible test
 // server (internal/ec2test) on 127.0.0.1 for the script, replaces EC2_URL
 // with its URL in each FILE (and SUBNET_A, SUBNET_B with its subnets in
 // us-east-1a and 1b), and gives the script test credentials (and a
-// HOME without ~/.aws) for the AWS chain.
+// HOME without ~/.aws) for the AWS chain. Then `ec2server fail-launches N
+// CODE` makes its next N launches fail to boot with that state reason,
+// and `ec2server instances` prints its instances, "ID STATE POOL/NAME"
+// a line, terminated ones too, for stdout to check.
 func ec2Server(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
-		ts.Fatalf("usage: ec2server FILE...")
+		ts.Fatalf("usage: ec2server FILE... | ec2server fail-launches N CODE | ec2server instances")
+	}
+	if len(args) > 0 && (args[0] == "fail-launches" || args[0] == "instances") {
+		v, _ := ec2Servers.Load(ts)
+		srv, _ := v.(*ec2test.Server)
+		switch {
+		case srv == nil:
+			ts.Fatalf("ec2server %s: no ec2server runs", args[0])
+		case args[0] == "instances" && len(args) == 1:
+			for _, in := range srv.Instances() {
+				fmt.Fprintf(ts.Stdout(), "%s %s %s/%s\n", in.ID, in.State, in.Tags["cloudspeak:pool"], in.Tags["cloudspeak:name"])
+			}
+		case args[0] == "fail-launches" && len(args) == 3:
+			n, err := strconv.Atoi(args[1])
+			ts.Check(err)
+			srv.FailLaunches(n, args[2], "")
+		default:
+			ts.Fatalf("usage: ec2server fail-launches N CODE | ec2server instances")
+		}
+		return
 	}
 	// An Elastic IP (eipalloc-0script), and volumes that take their time.
 	srv := ec2test.New(ec2test.Options{BootDelay: 300 * time.Millisecond, TerminateDelay: 300 * time.Millisecond,
 		AttachDelay: 200 * time.Millisecond, DetachDelay: 200 * time.Millisecond, Addresses: map[string]string{"eipalloc-0script": "127.0.0.1"}})
 	ts.Check(srv.Start("127.0.0.1:0"))
-	ts.Defer(srv.Close)
+	ec2Servers.Store(ts, srv)
+	ts.Defer(func() {
+		ec2Servers.Delete(ts)
+		srv.Close()
+	})
 	for _, f := range args {
 		path := ts.MkAbs(f)
 		data, err := os.ReadFile(path)

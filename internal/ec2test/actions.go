@@ -101,6 +101,7 @@ func (s *Server) runInstances(f url.Values) (any, error) {
 	r := &reservation{id: newID("r-"), params: canon}
 	for i := range n {
 		in := s.launch(p, r.id, i)
+		s.failBoot(in)
 		in.setTags(tags)
 		s.attachBlockDevices(in, p.devices, volumeTags)
 		r.instances = append(r.instances, in)
@@ -303,16 +304,17 @@ func (s *Server) matchInstance(in *instance, filters []filter) bool {
 
 func (s *Server) terminateInstances(f url.Values) (any, error) {
 	return s.changeStates(f, func(in *instance) error {
-		s.terminate(in)
+		s.terminate(in, s.userShutdown())
 		return nil
 	})
 }
 
-// terminate starts shutting in down; the caller holds s.mu.
-func (s *Server) terminate(in *instance) {
+// terminate starts shutting in down, for why; the caller holds s.mu.
+func (s *Server) terminate(in *instance, why stateReason) {
 	if in.state == "shutting-down" || in.state == "terminated" {
 		return
 	}
+	in.reason, in.bootFail = why, nil
 	// until is never zero here: with no delay, the next advance (the
 	// next request) finds it terminated, after this reply said
 	// shutting-down, as EC2's does.
@@ -329,6 +331,7 @@ func (s *Server) stopInstances(f url.Values) (any, error) {
 		switch in.state {
 		case "pending", "running":
 			in.state, in.until = "stopping", s.now().Add(max(s.opts.TerminateDelay, 0))
+			in.reason, in.bootFail = s.userShutdown(), nil
 		case "shutting-down", "terminated":
 			return errorf(http.StatusBadRequest, "IncorrectInstanceState",
 				"The instance '%s' is not in a state from which it can be stopped.", in.id)
@@ -342,6 +345,7 @@ func (s *Server) startInstances(f url.Values) (any, error) {
 		switch in.state {
 		case "stopped":
 			s.boot(in)
+			in.reason = stateReason{}
 		case "stopping", "shutting-down", "terminated":
 			return errorf(http.StatusBadRequest, "IncorrectInstanceState",
 				"The instance '%s' is not in a state from which it can be started.", in.id)

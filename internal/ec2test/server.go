@@ -5,7 +5,8 @@
 // lifecycle (pending → running → shutting-down → terminated) on timers,
 // RunInstances honours ClientToken idempotency as EC2 documents it, and
 // tests can inject faults (throttling, denied actions, no capacity) into
-// any action and read back which requests arrived.
+// any action, fail launches and instances with EC2's state reasons
+// (reasons.go), and read back which requests arrived.
 //
 // Beyond instances it keeps subnets in availability zones (an instance is
 // in its subnet's zone), EBS volumes (CreateVolume with idempotency,
@@ -125,6 +126,7 @@ type Server struct {
 	denied       map[string]bool         // actions that get UnauthorizedOperation
 	requests     []Request
 	lastLaunch   time.Time
+	launchFails  []stateReason // the next launches' boot failures (FailLaunches)
 
 	subnets      map[string]*subnet
 	subnetOrder  []*subnet               // by id
@@ -157,6 +159,11 @@ type instance struct {
 	state           string
 	until           time.Time // when a transitional state (pending, stopping, shutting-down) ends
 	publicIP        string    // "" when it has none (terminated, stopped, NoPublicIP)
+	// reason is why it left pending or running (EC2's StateReason and
+	// StateTransitionReason); bootFail, set for a launch that is to fail,
+	// is the reason it will end with instead of running (reasons.go).
+	reason   stateReason
+	bootFail *stateReason
 	tagged
 }
 
@@ -314,6 +321,10 @@ type Instance struct {
 	PublicIP                       string
 	Launched                       time.Time
 	Tags                           map[string]string
+	// StateReason and StateMessage are EC2's StateReason (code and
+	// message), Transition its StateTransitionReason: why it left pending
+	// or running ("" while it has not).
+	StateReason, StateMessage, Transition string
 }
 
 // Instances returns every instance, terminated ones too, in launch order.
@@ -346,6 +357,7 @@ func (in *instance) snapshot() Instance {
 		Image: in.image, Type: in.typ, KeyName: in.keyName, Subnet: in.subnet, Zone: in.zone,
 		SecurityGroups: append([]string(nil), in.groups...), UserData: in.userData,
 		PublicIP: in.publicIP, Launched: in.launched, Tags: in.tagMap(),
+		StateReason: in.reason.code, StateMessage: in.reason.message, Transition: in.reason.transition,
 	}
 }
 
@@ -374,7 +386,7 @@ func (s *Server) Terminate(ids ...string) {
 	s.advance()
 	for _, id := range ids {
 		if in, ok := s.instances[id]; ok {
-			s.terminate(in)
+			s.terminate(in, s.userShutdown())
 		}
 	}
 }
@@ -509,12 +521,15 @@ func (s *Server) advance() {
 		if in.until.IsZero() || now.Before(in.until) {
 			continue
 		}
-		switch in.state {
-		case "pending":
+		switch {
+		case in.state == "pending" && in.bootFail != nil:
+			s.terminate(in, *in.bootFail) // shutting-down now, terminated after TerminateDelay
+			continue
+		case in.state == "pending":
 			in.state = "running"
-		case "stopping":
+		case in.state == "stopping":
 			in.state = "stopped"
-		case "shutting-down":
+		case in.state == "shutting-down":
 			in.state, in.publicIP = "terminated", ""
 			s.release(in)
 		}

@@ -84,6 +84,16 @@ type instanceXML struct {
 	} `xml:"blockDeviceMapping"`
 	ClientToken string    `xml:"clientToken,omitempty"`
 	TagSet      tagSetXML `xml:"tagSet"`
+	// Reason is EC2's StateTransitionReason (always sent, empty while
+	// the instance has not left pending or running); StateReason is sent
+	// once it has.
+	Reason      string          `xml:"reason"`
+	StateReason *stateReasonXML `xml:"stateReason,omitempty"`
+}
+
+type stateReasonXML struct {
+	Code    string `xml:"code"`
+	Message string `xml:"message"`
 }
 
 // instanceDeviceXML is one of an instance's attached volumes.
@@ -199,6 +209,10 @@ func (s *Server) instanceXML(in *instance) instanceXML {
 		x.GroupSet.Items = append(x.GroupSet.Items, groupXML{GroupID: g, GroupName: g})
 	}
 	x.TagSet = in.tagSet()
+	x.Reason = in.reason.transition
+	if in.reason.code != "" {
+		x.StateReason = &stateReasonXML{Code: in.reason.code, Message: in.reason.message}
+	}
 	return x
 }
 
