@@ -28,6 +28,7 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
+	"golang.org/x/sys/unix"
 )
 
 // Spec is how a pool's instances run.
@@ -178,11 +179,29 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 	p.wg.Add(1)
 	go func() { // the waiter: reaps the child and says it exited
 		defer p.wg.Done()
+		endGroup(cmd.Process.Pid)
 		cmd.Wait()
 		pr.exit = cmd.ProcessState.String()
 		close(pr.exited)
 	}()
 	return pr.inst, nil
+}
+
+// endGroup waits for an instance's leader to exit, without reaping it,
+// then kills what is left of its process group: an instance whose leader
+// ended (asked, or failed) is gone, and children it leaves must not go on
+// holding its address, as a server under `sh -c` does when the shell is
+// killed. While the leader is an unreaped zombie its PID, the group's ID,
+// cannot be given to another process, so the signal reaches only the
+// instance's own.
+func endGroup(pid int) {
+	var info unix.Siginfo
+	for {
+		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
+			break
+		}
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
 }
 
 // workDir is where an instance's processes run: the pool's dir, else the
@@ -416,6 +435,13 @@ func (p *Provider) stop(in runtime.Instance, kill bool) error {
 	pr.stopping = true
 	p.mu.Unlock()
 	if pr.hasExited() {
+		if !pr.ours {
+			// An adopted leader is nobody's child here, so endGroup could
+			// not wait for it: end its group's leftovers now. Linux does not
+			// give a PID still in use as a group's ID to a new process, so
+			// while any of them live the signal reaches only them.
+			syscall.Kill(-pr.pid, syscall.SIGKILL)
+		}
 		if !already {
 			os.Remove(filepath.Join(p.root, in.Pool, in.Name, recordFile))
 		}

@@ -152,6 +152,24 @@ func TestCrashIsFailed(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "failed", func() bool { return state(t, p, "w", in.ID) == runtime.Failed })
 }
 
+// TestCrashEndsTheGroup: an instance whose leader is killed (kill -9 of
+// the shell of `sh -c "server"`) is failed, and the children it leaves
+// are killed too, not left holding its address.
+func TestCrashEndsTheGroup(t *testing.T) {
+	p := New(t.TempDir(), clock.Real{})
+	defer p.StopAll(context.Background())
+	p.SetSpec("w", Spec{Run: "sleep 30 & wait"})
+	in, err := p.Start(context.Background(), "w", "node0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgid := pidOf(t, in)
+	testenv.WaitFor(t, 10*time.Second, "the child", func() bool { return len(groupMembers(pgid)) >= 2 })
+	syscall.Kill(pgid, syscall.SIGKILL) // the leader only
+	testenv.WaitFor(t, 10*time.Second, "failed", func() bool { return state(t, p, "w", in.ID) == runtime.Failed })
+	testenv.WaitFor(t, 10*time.Second, "the orphaned child to die", func() bool { return len(groupMembers(pgid)) == 0 })
+}
+
 // TestAdoptAfterRestart: a new provider over the same directory (a
 // restarted daemon) finds the processes the last one left, and can stop
 // them; records of dead processes are dropped.
