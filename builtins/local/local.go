@@ -494,10 +494,16 @@ func (p *Provider) stop(in runtime.Instance, kill bool) error {
 func (p *Provider) Alive(ctx context.Context, in runtime.Instance) error {
 	p.mu.Lock()
 	pr, ok := p.procs[in.ID]
-	exited := ok && pr.hasExited()
+	why := ""
+	if ok && pr.hasExited() {
+		why = p.exitReason(pr) // how it ended, and what it last wrote
+	}
 	p.mu.Unlock()
-	if !ok || exited {
-		return runtime.Gone(fmt.Errorf("process %d exited", pr.pid))
+	if !ok {
+		return runtime.Gone(fmt.Errorf("%s has no process here", in.Name))
+	}
+	if why != "" {
+		return runtime.Gone(errors.New(why))
 	}
 	st, err := readStat(pr.pid)
 	if err != nil || st.startTime != pr.startTime || st.state == 'Z' || st.state == 'X' {
