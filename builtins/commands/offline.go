@@ -67,7 +67,7 @@ func (o Offline) Execute(ctx context.Context, req control.Request) control.Respo
 	if err != nil {
 		return control.Response{Error: err.Error(), Status: 1}
 	}
-	prov := local.New(filepath.Join(o.StateDir, "instances"), clock.Real{})
+	prov := local.New(filepath.Join(o.StateDir, "instances"), clock.Real{}, "")
 	e := &offlineEngine{dir: o.StateDir, st: st, local: prov}
 	resp := Run(ctx, f, req, Env{Engine: e, Local: prov, offline: o.StateDir, StateDir: o.StateDir})
 	resp.Notice = fmt.Sprintf("(no daemon runs on %s: acting on the instances the last one left)", o.StateDir)

@@ -26,6 +26,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/builtins/metric"
 	"github.com/cloudspeak/cloudspeak/builtins/provision"
+	"github.com/cloudspeak/cloudspeak/builtins/proxy"
 	"github.com/cloudspeak/cloudspeak/builtins/s3"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
@@ -83,7 +84,8 @@ type Daemon struct {
 	// reloads.
 	dialers      map[string]*ssh.Dialer
 	sshProviders map[string]sshPool
-	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer
+	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer haproxy
+	proxy        *proxy.Manager   // serves the pools with a balancer local
 	http         *http.Server
 	httpAddr     string // where http listens, set before Start returns
 	// The file_sd writer: sdNudge wakes it (after a decision), fileSDStop
@@ -183,7 +185,7 @@ func Start(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
+	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock, "")
 	d.provJobs = map[string]*provision.Jobs{}
 	d.sync = s3.NewSyncer(s3.Config{StateDir: cfg.StateDir})
 	d.pushes = metric.NewPushes(d.clock.Now)
@@ -202,6 +204,7 @@ func Start(cfg Config) (*Daemon, error) {
 		}
 	}
 	d.haproxy = haproxy.New(haproxy.Options{Dir: filepath.Join(cfg.StateDir, "haproxy"), Bin: cfg.HAProxy, Log: cfg.Log})
+	d.proxy = proxy.New(cfg.Log)
 	prog, err := runtime.Compile(files, info, time.Local)
 	if err == nil {
 		d.seedBalancer(prog)
@@ -215,6 +218,7 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	if err != nil {
 		d.haproxy.Close(false)
+		d.proxy.Close()
 		closeState()
 		return nil, err
 	}
@@ -380,6 +384,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	// HAProxy first: it finishes the requests it has while the instances
 	// still run. With Keep it goes on serving them.
 	d.haproxy.Close(d.cfg.Keep)
+	d.proxy.Close() // it serves from this process: it ends with it, --keep or not
 	if d.ec2 != nil {
 		d.ec2.Close()
 	}

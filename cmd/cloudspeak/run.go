@@ -255,7 +255,7 @@ func stateDir(flag string) (string, error) {
 // balancerListenFlag is --balancer-listen POOL=ADDR, repeatable.
 func balancerListenFlag(fs *flag.FlagSet) map[string]string {
 	out := map[string]string{}
-	fs.Func("balancer-listen", "`POOL=ADDR`: this daemon binds the pool's HAProxy frontend at ADDR, not at the policy's listen (repeatable)", func(v string) error {
+	fs.Func("balancer-listen", "`POOL=ADDR`: this daemon binds the pool's balancer (HAProxy's frontend, or balancer local) at ADDR, not at the policy's listen (repeatable)", func(v string) error {
 		pool, addr, ok := strings.Cut(v, "=")
 		if !ok || pool == "" {
 			return fmt.Errorf("want POOL=HOST:PORT, not %q", v)
