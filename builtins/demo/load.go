@@ -110,24 +110,26 @@ func (l Load) Run(ctx context.Context) Tally {
 	start := time.Now()
 	tick := time.NewTicker(l.Every)
 	defer tick.Stop()
-	report := func(label string) {
+	report := func(label string, last bool) {
 		mu.Lock()
 		t := cur
 		cur = Tally{By: map[string]int{}}
 		mu.Unlock()
 		total.add(t)
-		fmt.Fprintf(l.Out, "%-6s %s\n", label, t)
+		if !last || len(t.By) > 0 || t.Failed > 0 {
+			fmt.Fprintf(l.Out, "%-6s %s\n", label, t)
+		}
 	}
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case now := <-tick.C:
-			report(now.Sub(start).Round(time.Second).String())
+			report(now.Sub(start).Round(time.Second).String(), false)
 		}
 	}
 	wg.Wait()
-	report(time.Since(start).Round(time.Second).String())
+	report(time.Since(start).Round(time.Second).String(), true)
 	fmt.Fprintf(l.Out, "%-6s %s\n", "total", total)
 	return total
 }
