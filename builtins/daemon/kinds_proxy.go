@@ -13,7 +13,8 @@ import (
 // local block, with its counts as their balancer metrics. The proxy
 // outlives reloads: a pool keeps its address, and its members, while the
 // new program takes over; pools the program no longer balances so are let
-// go once every pool is wired. A pool new to the proxy starts with the
+// go once every pool is wired, and an address bound for a policy that is
+// then rejected is let go again. A pool new to the proxy starts with the
 // instances the saved state has in rotation (a restart after --keep),
 // which the engine does not add again.
 func (d *Daemon) wireProxy(ctx context.Context, w *wiring, pools []*runtime.Pool) error {
@@ -41,6 +42,8 @@ func (d *Daemon) wireProxy(ctx context.Context, w *wiring, pools []*runtime.Pool
 		}
 		if created {
 			d.proxy.Seed(p.Name, d.savedRotation(p.Name))
+			name := p.Name
+			w.undo = append(w.undo, func() { d.proxy.Drop(name) }) // a rejected policy binds nothing
 		}
 		w.drivers.Balancers[p.Name] = d.proxy.Balancer(p.Name)
 		w.sources[p.Name] = append(w.sources[p.Name], d.proxy)

@@ -114,6 +114,50 @@ func TestBalancerLocal(t *testing.T) {
 		t.Fatalf("after the reload: %v", got)
 	}
 
+	// A reload that adds two pools, the second on a taken address, is
+	// rejected, and the first one's address is let go: nothing changes.
+	free, err := testproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	d.cfg.BalancerListen["api"] = fmt.Sprintf("127.0.0.1:%d", free)
+	d.cfg.BalancerListen["admin"] = taken.Addr().String()
+	more := `
+pool api {
+  provider local { run "exec sleep 60" }
+  balancer local { listen ":8001" }
+}
+pool admin {
+  provider local { run "exec sleep 60" }
+  balancer local { listen ":8002" }
+}
+`
+	writeProxyPolicy(t, path, "leastconn", port)
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(more)
+	f.Close()
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "pool admin: balancer local: cannot listen on "+taken.Addr().String()) {
+		t.Fatalf("reload with a taken address: %v", err)
+	}
+	if d.proxy.Addr("api") != "" {
+		t.Fatal("a rejected policy's balancer still serves")
+	}
+	testenv.WaitFor(t, 10*time.Second, "the rejected policy's address closed", func() bool {
+		c, err := net.Dial("tcp", d.cfg.BalancerListen["api"])
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if got := answers(t, addr, 2); len(got) != 2 {
+		t.Fatalf("after a rejected reload: %v", got)
+	}
+
 	// Another daemon on the same address: its policy is rejected, at listen.
 	dir2 := t.TempDir()
 	path2 := filepath.Join(dir2, "p.cloud")

@@ -170,6 +170,16 @@ type countedBody struct {
 	done func()
 }
 
+// Write lets a connection upgraded by the instance (101 Switching
+// Protocols: a WebSocket) carry the client's bytes: ReverseProxy needs
+// the body of such an answer to be writable.
+func (b *countedBody) Write(p []byte) (int, error) {
+	if w, ok := b.ReadCloser.(io.Writer); ok {
+		return w.Write(p)
+	}
+	return 0, errors.New("the instance's answer cannot be written to")
+}
+
 func (b *countedBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.once.Do(b.done)

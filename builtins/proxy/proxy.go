@@ -205,15 +205,31 @@ func (m *Manager) Keep(pools []string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for name, p := range m.pools {
-		if keep[name] {
-			continue
+	for name := range m.pools {
+		if !keep[name] {
+			m.drop(name)
 		}
-		m.log.Info("balancer local: no longer serving", "pool", name, "listen", p.listen())
-		m.retire(p.srv)
-		p.closeIdle()
-		delete(m.pools, name)
 	}
+}
+
+// Drop stops serving pool: a pool Serve made for a policy that was then
+// rejected.
+func (m *Manager) Drop(pool string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.drop(pool)
+}
+
+// drop stops serving a pool, if served. The caller holds mu.
+func (m *Manager) drop(name string) {
+	p := m.pools[name]
+	if p == nil {
+		return
+	}
+	m.log.Info("balancer local: no longer serving", "pool", name, "listen", p.bound())
+	m.retire(p.srv)
+	p.closeIdle()
+	delete(m.pools, name)
 }
 
 // Addr returns where pool is served (the bound address, with the port

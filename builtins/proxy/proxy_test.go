@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -45,7 +47,7 @@ func newBackend(t *testing.T, name string) *backend {
 
 func serve(t *testing.T, cfg Config) (*Manager, string) {
 	t.Helper()
-	m := New(nil)
+	m := New(quiet)
 	t.Cleanup(m.Close)
 	if cfg.Pool == "" {
 		cfg.Pool = "web"
@@ -61,6 +63,8 @@ func serve(t *testing.T, cfg Config) (*Manager, string) {
 }
 
 var client = &http.Client{Timeout: 10 * time.Second}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -326,7 +330,7 @@ func waitClosed(t *testing.T, addr string) {
 // grace is over, and every goroutine the Manager started.
 func TestClose(t *testing.T) {
 	before := goruntime.NumGoroutine()
-	m := New(nil)
+	m := New(quiet)
 	m.grace = 300 * time.Millisecond
 	if _, err := m.Serve(Config{Pool: "web", Listen: "127.0.0.1:0"}); err != nil {
 		t.Fatal(err)
@@ -365,5 +369,45 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := m.Serve(Config{Pool: "web", Listen: "127.0.0.1:0"}); err == nil {
 		t.Fatal("Serve after Close")
+	}
+}
+
+// TestUpgrade: a connection the instance upgrades (101, as for a
+// WebSocket) carries bytes both ways through the proxy.
+func TestUpgrade(t *testing.T) {
+	m, url := serve(t, Config{})
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "want Upgrade: echo", http.StatusBadRequest)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		line, _ := rw.ReadString('\n')
+		rw.WriteString("echo " + line)
+		rw.Flush()
+	}))
+	defer echo.Close()
+	m.Balancer("web").Add(context.Background(), runtime.Instance{Name: "node0", Addr: strings.TrimPrefix(echo.URL, "http://")})
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	fmt.Fprintf(c, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo ping\n" {
+		t.Fatalf("through the upgraded connection: %q %v", line, err)
 	}
 }
