@@ -21,8 +21,10 @@ var demoVerb = &verb{
 
 Serves a small HTTP workload, for examples and tests: /health answers,
 /work?ms=N burns N milliseconds of CPU (at most 10s), /fail makes the
-process exit with status 1, as a crash would. SIGTERM and SIGINT stop it
-gracefully.
+process exit with status 1, as a crash would, and /metrics counts the
+requests for Prometheus. Every answer names the server in its
+Demo-Instance header (what cloudspeak demo-load counts). SIGTERM and
+SIGINT stop it gracefully.
 
 The default address is $IP:$PORT as the local provider sets them, else
 127.0.0.1:8080.`,
