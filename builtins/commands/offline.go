@@ -68,7 +68,7 @@ func (o Offline) Execute(ctx context.Context, req control.Request) control.Respo
 	if err != nil {
 		return control.Response{Error: err.Error(), Status: 1}
 	}
-	prov := local.New(filepath.Join(o.StateDir, "instances"), clock.Real{})
+	prov := local.New(filepath.Join(o.StateDir, "instances"), clock.Real{}, "")
 	e := &offlineEngine{ctx: ctx, dir: o.StateDir, st: st, local: prov}
 	resp := Run(ctx, f, req, Env{Engine: e, Local: prov, offline: o.StateDir, StateDir: o.StateDir})
 	resp.Output = e.said.String() + resp.Output

@@ -27,6 +27,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/builtins/metric"
 	"github.com/cloudspeak/cloudspeak/builtins/provision"
+	"github.com/cloudspeak/cloudspeak/builtins/proxy"
 	"github.com/cloudspeak/cloudspeak/builtins/s3"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
 	"github.com/cloudspeak/cloudspeak/lang"
@@ -94,7 +95,8 @@ type Daemon struct {
 	// reloads.
 	dialers      map[string]*ssh.Dialer
 	sshProviders map[string]sshPool
-	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer
+	haproxy      *haproxy.Manager // runs the HAProxy of pools with a balancer haproxy
+	proxy        *proxy.Manager   // serves the pools with a balancer local
 	console      *console.Server  // the web page on http; consoleStop and consoleDone end its sampler
 	consoleStop  context.CancelFunc
 	consoleDone  chan struct{}
@@ -200,7 +202,7 @@ func Start(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock)
+	d.local = local.New(filepath.Join(cfg.StateDir, "instances"), d.clock, "")
 	d.provJobs = map[string]*provision.Jobs{}
 	d.sync = s3.NewSyncer(s3.Config{StateDir: cfg.StateDir})
 	d.pushes = metric.NewPushes(d.clock.Now)
@@ -219,6 +221,7 @@ func Start(cfg Config) (*Daemon, error) {
 		}
 	}
 	d.haproxy = haproxy.New(haproxy.Options{Dir: filepath.Join(cfg.StateDir, "haproxy"), Bin: cfg.HAProxy, Log: cfg.Log})
+	d.proxy = proxy.New(cfg.Log)
 	prog, err := runtime.Compile(files, info, time.Local)
 	if err == nil {
 		d.seedBalancer(prog)
@@ -232,6 +235,7 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	if err != nil {
 		d.haproxy.Close(false)
+		d.proxy.Close()
 		closeState()
 		return nil, err
 	}
@@ -398,6 +402,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	// HAProxy first: it finishes the requests it has while the instances
 	// still run. With Keep it goes on serving them.
 	d.haproxy.Close(d.cfg.Keep)
+	d.proxy.Close() // it serves from this process: it ends with it, --keep or not
 	if d.ec2 != nil {
 		d.ec2.Close()
 	}

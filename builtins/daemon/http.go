@@ -165,7 +165,7 @@ func (d *Daemon) serveHTTP(ln net.Listener) error {
 		}{d.cfg.Policies, d.cfg.StateDir, d.Status(), recent})
 	})
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, d.met.execs, &poolCollector{d: d}, d.haproxy, d.instMetrics,
+	reg.MustRegister(d.met.actions, d.met.errors, d.met.reloads, d.met.execs, &poolCollector{d: d}, d.haproxy, d.proxy, d.instMetrics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	if d.cl != nil {
 		reg.MustRegister(d.cl.collectors()...)

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/builtins/metric"
 	"github.com/cloudspeak/cloudspeak/builtins/prometheus"
+	"github.com/cloudspeak/cloudspeak/builtins/proxy"
 	"github.com/cloudspeak/cloudspeak/builtins/route53"
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
@@ -61,6 +62,7 @@ var balancerKinds = []balancerKind{
 	{"haproxy", haproxy.Settings, (*Daemon).wireHAProxy},
 	{"route53", route53.Settings, (*Daemon).wireRoute53}, // kinds_address.go
 	{"hosts", hostsfile.Settings, (*Daemon).wireHosts},
+	{"local", proxy.Settings, (*Daemon).wireProxy}, // kinds_proxy.go
 }
 
 // metricKind is a source of `metric NAME KIND { … }`.

@@ -17,6 +17,7 @@ func TestKindsCheck(t *testing.T) {
 		"../ec2/testdata/settings.cloud",
 		"../ssh/testdata/settings.cloud",
 		"../haproxy/testdata/settings.cloud",
+		"../proxy/testdata/settings.cloud",
 		"../route53/testdata/settings.cloud",
 		"../hostsfile/testdata/settings.cloud",
 	} {

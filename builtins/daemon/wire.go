@@ -87,6 +87,9 @@ type wiring struct {
 	// for provisioning, every pool's access set): the background work that
 	// reads them.
 	started []func()
+	// undo takes back what wiring did outside the program (an address a
+	// balancer bound) if the program is rejected.
+	undo []func()
 }
 
 // wire gives each pool of prog its provider, balancer and metric sources,
@@ -103,6 +106,9 @@ func (d *Daemon) wire(ctx context.Context, prog *runtime.Program, files []*lang.
 	}
 	if err := d.wireDrivers(ctx, w); err != nil {
 		w.close()
+		for _, undo := range w.undo {
+			undo()
+		}
 		return nil, err
 	}
 	d.wireProvisioning(w)

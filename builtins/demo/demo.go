@@ -1,7 +1,9 @@
 // Package demo is the small HTTP workload that `cloudspeak demo-server`
 // runs, so examples and tests have something real to scale on any machine:
 // /health answers, /work?ms=N burns N ms of CPU, /fail makes it exit, and
-// /metrics counts its requests for Prometheus.
+// /metrics counts its requests for Prometheus; every answer names the
+// server in its Demo-Instance header. `cloudspeak demo-load` (Load) makes
+// it busy, and counts who answered.
 //
 // It knows nothing of CloudSpeak: it is any program a pool might run.
 package demo
@@ -62,7 +64,10 @@ func Handler(name string, fail func()) http.Handler {
 		}
 		go fail()
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(InstanceHeader, name)
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // burn keeps a core busy for d, or until ctx is done.

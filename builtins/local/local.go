@@ -48,8 +48,9 @@ const DefaultGrace = 10 * time.Second
 
 // Provider runs local instances under root (root/POOL/NAME/).
 type Provider struct {
-	root  string
-	clock clock.Clock
+	root   string
+	clock  clock.Clock
+	leases string // the directory of address leases (lease.go)
 
 	mu         sync.Mutex
 	specs      map[string]Spec
@@ -70,6 +71,7 @@ type proc struct {
 	stopping  bool
 	ready     bool
 	ours      bool     // our child: a waiter reaps it; else adopted, watched through /proc
+	lease     *lease   // its address, leased while it lives (nil: unleased); under Provider.mu
 	samples   []sample // CPU ticks over the last minute, for metrics
 	// exit is how our child ended ("exit status 1"), set by its waiter
 	// before it closes exited.
@@ -105,9 +107,14 @@ func Owns(in runtime.Instance) bool {
 	return ok && ok2 && err1 == nil && err2 == nil
 }
 
-// New returns a provider keeping its instances under root.
-func New(root string, c clock.Clock) *Provider {
-	return &Provider{root: root, clock: c, specs: map[string]Spec{}, procs: map[string]*proc{}, discovered: map[string]bool{}}
+// New returns a provider keeping its instances under root, and the leases
+// of their addresses in leases ("" for DefaultLeases, which every daemon
+// of the user shares).
+func New(root string, c clock.Clock, leases string) *Provider {
+	if leases == "" {
+		leases = DefaultLeases()
+	}
+	return &Provider{root: root, clock: c, leases: leases, specs: map[string]Spec{}, procs: map[string]*proc{}, discovered: map[string]bool{}}
 }
 
 // SetSpec sets (or, on a policy reload, changes) how pool's new instances run.
@@ -132,10 +139,16 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return runtime.Instance{}, err
 	}
-	ip, err := p.freeIP()
+	ip, l, err := p.freeIP(spec.Port)
 	if err != nil {
-		return runtime.Instance{}, err
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
 	}
+	started := false
+	defer func() {
+		if !started {
+			l.release()
+		}
+	}()
 	port := spec.Port
 	if port == 0 {
 		if port, err = freePort(ip); err != nil {
@@ -166,7 +179,7 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 			Name: name, Pool: pool, Addr: net.JoinHostPort(ip, strconv.Itoa(port)),
 			State: runtime.Starting, Role: runtime.Serving, Started: now,
 		},
-		pid: cmd.Process.Pid, startTime: st.startTime, exited: make(chan struct{}), ours: true,
+		pid: cmd.Process.Pid, startTime: st.startTime, exited: make(chan struct{}), ours: true, lease: l,
 	}
 	// Record it before anything else can fail: a daemon killed now must
 	// still find this process when it comes back.
@@ -176,6 +189,7 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	p.procs[pr.inst.ID] = pr
+	started = true
 	p.wg.Add(1)
 	go func() { // the waiter: reaps the child and says it exited
 		defer p.wg.Done()
@@ -246,23 +260,6 @@ func writeRecord(dir string, pr *proc) error {
 	return os.Rename(tmp, filepath.Join(dir, recordFile))
 }
 
-// freeIP returns the lowest loopback address 127.0.0.N (N ≥ 2) no live
-// instance uses; the caller holds p.mu.
-func (p *Provider) freeIP() (string, error) {
-	used := map[string]bool{}
-	for _, pr := range p.procs {
-		host, _, _ := net.SplitHostPort(pr.inst.Addr)
-		used[host] = true
-	}
-	for n := 2; n < 255; n++ {
-		ip := fmt.Sprintf("127.0.0.%d", n)
-		if !used[ip] {
-			return ip, nil
-		}
-	}
-	return "", errors.New("no free loopback address: 253 local instances already run")
-}
-
 func freePort(ip string) (int, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
@@ -289,6 +286,7 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 		}
 		exited := pr.hasExited()
 		if exited && pr.stopping {
+			pr.lease.release()
 			delete(p.procs, id) // stopped as asked: gone
 			continue
 		}
@@ -403,10 +401,12 @@ func (p *Provider) discover(pool string) {
 			os.Remove(path)
 			continue
 		}
-		p.procs[r.ID] = &proc{
+		pr := &proc{
 			inst: runtime.Instance{ID: r.ID, Name: r.Name, Pool: pool, Addr: r.Addr, State: runtime.Running, Started: r.Started},
 			pid:  r.PID, startTime: r.StartTime, exited: make(chan struct{}), ready: true,
 		}
+		p.adoptLease(pr)
+		p.procs[r.ID] = pr
 	}
 }
 
@@ -483,6 +483,9 @@ func (p *Provider) stop(in runtime.Instance, kill bool) error {
 		// The leader is gone; make sure nothing of its group lingers.
 		syscall.Kill(-pr.pid, syscall.SIGKILL)
 		os.Remove(filepath.Join(p.root, in.Pool, in.Name, recordFile))
+		p.mu.Lock()
+		pr.lease.release() // its address is free for any daemon
+		p.mu.Unlock()
 	}()
 	return nil
 }

@@ -64,7 +64,7 @@ func pidOf(t *testing.T, in runtime.Instance) int {
 
 func TestStartEnvDirAndLog(t *testing.T) {
 	root := t.TempDir()
-	p := New(root, clock.Real{})
+	p := New(root, clock.Real{}, leases(t))
 	defer p.StopAll(context.Background())
 	p.SetSpec("web", Spec{Run: `echo "$IP $PORT $CLOUDSPEAK_POOL $CLOUDSPEAK_INSTANCE $GREETING $(pwd)"; exec sleep 30`, Env: map[string]string{"GREETING": "hi"}})
 	in, err := p.Start(context.Background(), "web", "node0")
@@ -103,7 +103,7 @@ func TestStartEnvDirAndLog(t *testing.T) {
 }
 
 func TestReadyWhenPortAccepts(t *testing.T) {
-	p := New(t.TempDir(), clock.Real{})
+	p := New(t.TempDir(), clock.Real{}, leases(t))
 	defer p.StopAll(context.Background())
 	// The test binary itself is the server (see TestMain): it listens on
 	// $IP:$PORT after half a second.
@@ -119,7 +119,7 @@ func TestReadyWhenPortAccepts(t *testing.T) {
 }
 
 func TestStopEscalatesAndKillsTheGroup(t *testing.T) {
-	p := New(t.TempDir(), clock.Real{})
+	p := New(t.TempDir(), clock.Real{}, leases(t))
 	// The shell ignores SIGTERM and has a child: both must go.
 	p.SetSpec("w", Spec{Run: `trap "" TERM; sleep 30 & wait`, Grace: 300 * time.Millisecond})
 	in, err := p.Start(context.Background(), "w", "node0")
@@ -141,7 +141,7 @@ func TestStopEscalatesAndKillsTheGroup(t *testing.T) {
 }
 
 func TestCrashIsFailed(t *testing.T) {
-	p := New(t.TempDir(), clock.Real{})
+	p := New(t.TempDir(), clock.Real{}, leases(t))
 	defer p.StopAll(context.Background())
 	p.SetSpec("w", Spec{Run: "sleep 30"})
 	in, err := p.Start(context.Background(), "w", "node0")
@@ -156,7 +156,7 @@ func TestCrashIsFailed(t *testing.T) {
 // the shell of `sh -c "server"`) is failed, and the children it leaves
 // are killed too, not left holding its address.
 func TestCrashEndsTheGroup(t *testing.T) {
-	p := New(t.TempDir(), clock.Real{})
+	p := New(t.TempDir(), clock.Real{}, leases(t))
 	defer p.StopAll(context.Background())
 	p.SetSpec("w", Spec{Run: "sleep 30 & wait"})
 	in, err := p.Start(context.Background(), "w", "node0")
@@ -174,8 +174,8 @@ func TestCrashEndsTheGroup(t *testing.T) {
 // restarted daemon) finds the processes the last one left, and can stop
 // them; records of dead processes are dropped.
 func TestAdoptAfterRestart(t *testing.T) {
-	root := t.TempDir()
-	old := New(root, clock.Real{})
+	root, dir := t.TempDir(), leases(t)
+	old := New(root, clock.Real{}, dir)
 	old.SetSpec("w", Spec{Run: "exec sleep 30"})
 	in, err := old.Start(context.Background(), "w", "node0")
 	if err != nil {
@@ -188,7 +188,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 	syscall.Kill(pidOf(t, dead), syscall.SIGKILL)
 	testenv.WaitFor(t, 10*time.Second, "node1 to die", func() bool { return state(t, old, "w", dead.ID) == runtime.Failed })
 
-	p := New(root, clock.Real{})
+	p := New(root, clock.Real{}, dir)
 	p.SetSpec("w", Spec{Run: "exec sleep 30", Grace: time.Second})
 	got := list(t, p, "w")
 	if len(got) != 1 || got[0].ID != in.ID || got[0].State != runtime.Running {
@@ -206,7 +206,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 }
 
 func TestMetricsFromProc(t *testing.T) {
-	p := New(t.TempDir(), clock.Real{})
+	p := New(t.TempDir(), clock.Real{}, leases(t))
 	defer p.StopAll(context.Background())
 	p.SetSpec("busy", Spec{Run: "while :; do :; done"})
 	p.SetSpec("idle", Spec{Run: "exec sleep 30"})
@@ -268,7 +268,7 @@ func groupMembers(pgid int) []int {
 // answering and an exited one as gone; Kill ends even a stopped process,
 // with no grace.
 func TestAliveAndKill(t *testing.T) {
-	p := New(t.TempDir(), clock.Real{})
+	p := New(t.TempDir(), clock.Real{}, leases(t))
 	p.SetSpec("w", Spec{Run: "exec sleep 60", Grace: time.Minute})
 	defer p.StopAll(context.Background())
 	ctx := context.Background()

@@ -33,11 +33,14 @@ func (p *Provider) Resume(pool string, insts []runtime.Instance) error {
 		}
 		pr := &proc{inst: in, pid: pid, startTime: start, exited: make(chan struct{}), ready: in.State == runtime.Running}
 		pr.inst.State = runtime.Running
+		p.adoptLease(pr)
 		dir := filepath.Join(p.root, pool, in.Name)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			pr.lease.release()
 			return err
 		}
 		if err := writeRecord(dir, pr); err != nil {
+			pr.lease.release()
 			return err
 		}
 		p.procs[in.ID] = pr

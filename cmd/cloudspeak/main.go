@@ -51,7 +51,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{runVerb, replVerb, poolVerb, instanceVerb, syncVerb, showVerb, explainVerb, whyVerb, metricVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, helpVerb, versionVerb, completionVerb, manVerb}
+	verbs = []*verb{runVerb, replVerb, poolVerb, instanceVerb, syncVerb, showVerb, explainVerb, whyVerb, metricVerb, checkVerb, fmtVerb, simulateVerb, demoVerb, demoLoadVerb, helpVerb, versionVerb, completionVerb, manVerb}
 }
 
 func findVerb(name string) *verb {

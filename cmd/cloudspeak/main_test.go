@@ -100,7 +100,7 @@ func TestScripts(t *testing.T) {
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "procs": procs, "load": load,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"waitfor": waitFor, "instip": instIP, "procs": procs, "load": load,
 			"httpwait": httpWait, "haproxy": haproxyCmd, "sighup": sighup, "holdport": holdPort,
 			"instance-signal": instanceSignal, "sshd": sshdCmd, "ec2server": ec2Server,
 			"s3server": s3Server, "s3wait": s3Wait, "promserver": promServer},
@@ -128,6 +128,31 @@ func waitFor(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ts.Fatalf("waitfor %q: cloudspeak %s never printed it; last output:\n%s", args[0], strings.Join(args[1:], " "), out.String())
+}
+
+// instIP is `instip NODE VAR`: it waits (20s at most) until `cloudspeak
+// pool list` lists the instance NODE, and sets VAR to its IP. Local
+// instances lease their loopback addresses machine-wide, so a script's
+// first instance is on 127.0.0.2 only if no other daemon (another script,
+// a quickstart) has it: scripts read the address rather than assume it.
+func instIP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: instip NODE VAR")
+	}
+	re := regexp.MustCompile(`(?m)^\d+: INSTANCE: ` + regexp.QuoteMeta(args[0]) + ` - (\S+) - `)
+	cmd := []string{"--state", ts.Getenv("CLOUDSPEAK_STATE"), "pool", "list"}
+	var out bytes.Buffer
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		out.Reset()
+		run(cmd, stdio{in: strings.NewReader(""), out: &out, err: io.Discard})
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			ts.Setenv(args[1], m[1])
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("instip %s: pool list never listed it; last output:\n%s", args[0], out.String())
 }
 
 // procs is `procs DIR N`: exactly N live processes run in a working
@@ -523,14 +548,33 @@ func s3Wait(ts *testscript.TestScript, neg bool, args []string) {
 
 // promServer is `promserver ADDR TARGET...`: it runs a real Prometheus on
 // ADDR (127.0.0.1:PORT) scraping the targets every second, until the
-// script ends.
+// script ends. A target file:PATH is the targets a daemon keeps in PATH
+// (run --file-sd PATH), as file_sd_configs reads them.
 func promServer(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
 		ts.Fatalf("usage: promserver ADDR TARGET...")
 	}
 	dir := ts.MkAbs("prometheus")
 	ts.Check(os.MkdirAll(dir, 0o755))
-	s, err := promtest.Run(dir, args[0], time.Second, args[1:]...)
+	var static, files []string
+	for _, tg := range args[1:] {
+		if path, ok := strings.CutPrefix(tg, "file:"); ok {
+			files = append(files, fmt.Sprintf("%q", ts.MkAbs(path)))
+		} else {
+			if !strings.HasPrefix(tg, "127.") {
+				ts.Fatalf("promserver scrapes loopback targets only, not %s", tg)
+			}
+			static = append(static, fmt.Sprintf("%q", tg))
+		}
+	}
+	cfg := "  - job_name: demo\n"
+	if len(static) > 0 {
+		cfg += fmt.Sprintf("    static_configs:\n      - targets: [%s]\n", strings.Join(static, ", "))
+	}
+	if len(files) > 0 {
+		cfg += fmt.Sprintf("    file_sd_configs:\n      - files: [%s]\n", strings.Join(files, ", "))
+	}
+	s, err := promtest.RunConfig(dir, args[0], time.Second, cfg)
 	ts.Check(err)
 	ts.Defer(s.Stop)
 }

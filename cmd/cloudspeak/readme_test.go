@@ -22,7 +22,10 @@ import (
 // ("$ cloudspeak ARGS" followed by the output, stdout and stderr
 // together), run from the repository root while the main job runs, and
 // compared line for line; "…" in the README stands for any text (process
-// ids, times, measured values).
+// ids, times, measured values, instance addresses). The daemon's HTTP
+// endpoint and the pool's balancer are bound on free ports, so that the
+// test runs beside a quickstart (or another run of the tests) on the same
+// machine; no session talks to them.
 func TestReadme(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -44,7 +47,8 @@ func TestReadme(t *testing.T) {
 		switch b.lang {
 		case "sh":
 			if mainJob == nil && strings.Contains(b.text, "go run ./cmd/cloudspeak") {
-				mainJob = startMainJob(t, b, state)
+				_, ports := quickstartPorts(t)
+				mainJob = startMainJob(t, b, state, ports...)
 			}
 		case "console":
 			for _, s := range splitSession(b.text) {
@@ -93,9 +97,9 @@ func matchOutput(readme, got string) bool {
 }
 
 // startMainJob starts the set-up block's first command, the quickstart,
-// as its own process (the test binary is cloudspeak: see TestMain), and
-// waits until its pool serves.
-func startMainJob(t *testing.T, b block, state string) *exec.Cmd {
+// as its own process (the test binary is cloudspeak: see TestMain), with
+// extra arguments after the README's, and waits until its pool serves.
+func startMainJob(t *testing.T, b block, state string, extra ...string) *exec.Cmd {
 	t.Helper()
 	var cmds []string
 	for _, l := range strings.Split(b.text, "\n") {
@@ -118,7 +122,7 @@ func startMainJob(t *testing.T, b block, state string) *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, append(args, extra...)...)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

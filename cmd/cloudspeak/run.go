@@ -279,7 +279,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // balancerListenFlag is --balancer-listen POOL=ADDR, repeatable.
 func balancerListenFlag(fs *flag.FlagSet) map[string]string {
 	out := map[string]string{}
-	fs.Func("balancer-listen", "`POOL=ADDR`: this daemon binds the pool's HAProxy frontend at ADDR, not at the policy's listen (repeatable)", func(v string) error {
+	fs.Func("balancer-listen", "`POOL=ADDR`: this daemon binds the pool's balancer (HAProxy's frontend, or balancer local) at ADDR, not at the policy's listen (repeatable)", func(v string) error {
 		pool, addr, ok := strings.Cut(v, "=")
 		if !ok || pool == "" {
 			return fmt.Errorf("want POOL=HOST:PORT, not %q", v)
