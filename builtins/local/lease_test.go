@@ -114,6 +114,7 @@ func TestLeaseTakenOnAdoption(t *testing.T) {
 	if host(o0) == host(in) {
 		t.Fatalf("another daemon got %s, the adopted instance's address", o0.Addr)
 	}
+	p.StopAll(context.Background()) // the adopted process ends, and old's waiter with it
 	old.Wait()
 }
 

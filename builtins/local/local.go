@@ -480,8 +480,13 @@ func (p *Provider) stop(in runtime.Instance, kill bool) error {
 				syscall.Kill(-pr.pid, syscall.SIGKILL)
 			}
 		}
-		// The leader is gone; make sure nothing of its group lingers.
+		// The leader is gone; make sure nothing of its group lingers, and
+		// wait (briefly) until the kernel has ended them, so that stopped
+		// means stopped.
 		syscall.Kill(-pr.pid, syscall.SIGKILL)
+		for deadline := time.Now().Add(time.Second); len(groupMembers(pr.pid)) > 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		os.Remove(filepath.Join(p.root, in.Pool, in.Name, recordFile))
 		p.mu.Lock()
 		pr.lease.release() // its address is free for any daemon

@@ -249,21 +249,6 @@ func TestMetricsFromProc(t *testing.T) {
 	}
 }
 
-func groupMembers(pgid int) []int {
-	gs, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range gs {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readStat(pid); err == nil && st.pgrp == pgid && st.state != 'Z' {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // TestAliveAndKill: Alive sees a stopped (SIGSTOP) process as not
 // answering and an exited one as gone; Kill ends even a stopped process,
 // with no grace.

@@ -99,3 +99,21 @@ func memTotal() (int64, error) {
 	}
 	return 0, fmt.Errorf("no MemTotal in /proc/meminfo")
 }
+
+// groupMembers returns the live (not zombie) processes of a process
+// group: zombies are left out, as a parent that does not reap (an init
+// in a container) may keep them for good.
+func groupMembers(pgid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(pid); err == nil && st.pgrp == pgid && st.state != 'Z' {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -20,18 +20,22 @@ import (
 // pool on (examples/local.cloud's balancer local).
 const quickstartBalancer = "127.0.0.1:8000"
 
-// quickstartPorts returns a free address for the quickstart pool's
-// balancer and the arguments that bind it there, and the daemon's HTTP
-// endpoint on a free port: a test's daemon then runs beside a quickstart
+// quickstartPorts returns free addresses for the quickstart pool's
+// balancer and the daemon's HTTP endpoint, and the arguments that bind
+// them there: a test's daemon then runs beside a quickstart
 // on the same machine, or beside another run of the tests.
-func quickstartPorts(t *testing.T) (balancer string, args []string) {
+func quickstartPorts(t *testing.T) (balancer, listen string, args []string) {
 	t.Helper()
-	port, err := testproc.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	var ports [2]int
+	for i := range ports {
+		port, err := testproc.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = port
 	}
-	balancer = "127.0.0.1:" + strconv.Itoa(port)
-	return balancer, []string{"--listen", "127.0.0.1:0", "--balancer-listen", "demo=" + balancer}
+	balancer, listen = "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[1])
+	return balancer, listen, []string{"--listen", listen, "--balancer-listen", "demo=" + balancer}
 }
 
 // TestQuickstartLoad does what the README's "Running pools" says to make
@@ -91,7 +95,7 @@ func TestQuickstartLoad(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	t.Setenv("CLOUDSPEAK_STATE", state)
 	t.Setenv("NO_COLOR", "1")
-	balancer, ports := quickstartPorts(t)
+	balancer, _, ports := quickstartPorts(t)
 	daemon := startMainJob(t, setup, state, ports...)
 
 	// The load block, as written but for the balancer's address, through

@@ -43,11 +43,13 @@ func TestReadme(t *testing.T) {
 	blocks := fencedBlocks(string(data))
 	sessions := 0
 	var mainJob *exec.Cmd
+	var listen string // the main job's HTTP endpoint
+	var ports []string
 	for _, b := range blocks {
 		switch b.lang {
 		case "sh":
 			if mainJob == nil && strings.Contains(b.text, "go run ./cmd/cloudspeak") {
-				_, ports := quickstartPorts(t)
+				_, listen, ports = quickstartPorts(t)
 				mainJob = startMainJob(t, b, state, ports...)
 			}
 		case "console":
@@ -71,7 +73,7 @@ func TestReadme(t *testing.T) {
 	if sessions < 8 {
 		t.Fatalf("found %d console sessions in README.md; the test would prove little", sessions)
 	}
-	checkReadmeURLs(t, string(data))
+	checkReadmeURLs(t, string(data), listen)
 	stopMainJob(t, mainJob, state)
 }
 
@@ -241,17 +243,18 @@ func shellWords(s string) ([]string, error) {
 }
 
 // checkReadmeURLs fetches, while the main job runs, each of the daemon's
-// addresses the README links to (<http://127.0.0.1:…/…>): each must answer
-// 200, as a new user opening it would see.
-func checkReadmeURLs(t *testing.T, readme string) {
+// addresses the README links to (<http://127.0.0.1:9464/…>, the default
+// --listen, which the test's main job has at listen): each must answer
+// 200 and show the pool, as a new user opening it would see.
+func checkReadmeURLs(t *testing.T, readme, listen string) {
 	t.Helper()
-	urls := regexp.MustCompile(`<(http://127\.0\.0\.1:\d+/[^>]*)>`).FindAllStringSubmatch(readme, -1)
+	urls := regexp.MustCompile(`<http://127\.0\.0\.1:9464(/[^>]*)>`).FindAllStringSubmatch(readme, -1)
 	if len(urls) == 0 {
 		t.Error("README.md links to none of the daemon's pages: the console at least")
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, m := range urls {
-		resp, err := client.Get(m[1])
+		resp, err := client.Get("http://" + listen + m[1])
 		if err != nil {
 			t.Errorf("README.md links to %s: %v", m[1], err)
 			continue
