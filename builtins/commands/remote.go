@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,23 +107,29 @@ func (o *offlineEngine) terminate(pool string, insts []runtime.Instance, refuse 
 	return nil
 }
 
-// drop removes the instances ids from the pool's state.
+// drop removes the instances ids from the pool's state, and what the
+// engine remembers of them (a failure handled, kept for recovery, in
+// rotation, due for a restart): a later instance given the same ID (an
+// ssh host's generations count from the instances saved) must not
+// inherit it.
 func (o *offlineEngine) drop(pool string, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
 	p := o.st.Pools[pool]
+	dropped := func(id string) bool { return slices.Contains(ids, id) }
 	var left []runtime.Instance
 	for _, in := range p.Instances {
-		found := false
-		for _, id := range ids {
-			found = found || in.ID == id
-		}
-		if !found {
+		if !dropped(in.ID) {
 			left = append(left, in)
 		}
 	}
 	p.Instances = left
+	maps.DeleteFunc(p.Handled, func(id string, _ bool) bool { return dropped(id) })
+	// DeleteFunc keeps a slice non-nil: Rotation's [] differs from null.
+	p.Kept = slices.DeleteFunc(p.Kept, dropped)
+	p.Restart = slices.DeleteFunc(p.Restart, dropped)
+	p.Rotation = slices.DeleteFunc(p.Rotation, dropped)
 	o.st.Pools[pool] = p
 	o.changed = true
 }

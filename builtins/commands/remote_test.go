@@ -43,8 +43,9 @@ func loadState(t *testing.T, dir string) *runtime.State {
 }
 
 // TestOfflineStopRemote: with no daemon, an ssh pool's hosts are released
-// as a daemon releases them (and the target lowered for one instance);
-// a pool with storage, an ec2 pool no daemon recorded how to reach, and a
+// as a daemon releases them (and the target lowered for one instance),
+// and what the state remembers of them goes with them (an ssh host's next
+// instance may be given the same ID after a restart); a pool with storage, an ec2 pool no daemon recorded how to reach, and a
 // pool whose provider the state does not say are refused, saying how, and
 // keep their instances.
 func TestOfflineStopRemote(t *testing.T) {
@@ -54,8 +55,11 @@ func TestOfflineStopRemote(t *testing.T) {
 		return runtime.Instance{ID: id, Name: name, Pool: pool, Addr: "10.0.0.1", State: runtime.Running, Role: runtime.Serving, Started: at}
 	}
 	saveState(t, dir, &runtime.State{Pools: map[string]runtime.PoolState{
+		// node0 was saved by an older daemon: its ID is the bare host.
 		"web": {Provider: "ssh", Min: 1, Max: 3, Target: 2, Instances: []runtime.Instance{
-			inst("web", "node0", "ssh:10.0.0.1"), inst("web", "node1", "ssh:10.0.0.2")}},
+			inst("web", "node0", "ssh:10.0.0.1"), inst("web", "node1", "ssh:10.0.0.2#4")},
+			Handled: map[string]bool{"ssh:10.0.0.1": true, "ssh:10.0.0.2#4": true}, Kept: []string{"ssh:10.0.0.2#4"},
+			Rotation: []string{"ssh:10.0.0.1", "ssh:10.0.0.2#4"}},
 		"files": {Provider: "ssh", Storage: true, Min: 1, Max: 1, Target: 1, Instances: []runtime.Instance{inst("files", "node0", "ssh:10.0.0.3")}},
 		"api":   {Provider: "ec2", Min: 1, Max: 1, Target: 1, Instances: []runtime.Instance{inst("api", "node0", "i-0123456789abcdef0")}},
 		"old":   {Min: 1, Max: 1, Target: 1, Instances: []runtime.Instance{inst("old", "node0", "i-0fedcba9876543210")}},
@@ -65,11 +69,12 @@ func TestOfflineStopRemote(t *testing.T) {
 	}
 
 	resp := run("instance stop web/node1")
-	if resp.Status != 0 || resp.Output != "pool web: node1 (ssh:10.0.0.2) released: the host goes on running, as when a daemon stops it\n" {
+	if resp.Status != 0 || resp.Output != "pool web: node1 (ssh:10.0.0.2#4) released: the host goes on running, as when a daemon stops it\n" {
 		t.Errorf("instance stop web/node1: %+v", resp)
 	}
-	if p := loadState(t, dir).Pools["web"]; len(p.Instances) != 1 || p.Target != 1 {
-		t.Errorf("web after instance stop: %+v, want node0 left, target 1", p)
+	if p := loadState(t, dir).Pools["web"]; len(p.Instances) != 1 || p.Target != 1 ||
+		fmt.Sprint(p.Handled, p.Kept, p.Rotation) != "map[ssh:10.0.0.1:true] [] [ssh:10.0.0.1]" {
+		t.Errorf("web after instance stop: %+v, want node0 left (and only what is kept of it), target 1", p)
 	}
 	resp = run("pool stop web")
 	if resp.Status != 0 || !strings.HasPrefix(resp.Output, "pool web: node0 (ssh:10.0.0.1) released") {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,10 +22,15 @@ import (
 // pool's hooks. Health, failover, cmd, scp and install work over SSH as
 // for any other provider.
 //
-// An instance's ID is "ssh:" and its host's SSH address, stable across
-// restarts. The assignment lives in memory: after a daemon restart, call
-// Restore with the engine's saved instances before the engine's first
-// List, or they would be forgotten and their hosts assigned afresh.
+// An instance's ID is "ssh:", its host's SSH address and "#" and the
+// host's start generation: "ssh:10.0.0.21:2222#3" is the third instance
+// started on that host (see instanceID). Each start on a host has its own
+// ID, so the engine never takes a replacement for the instance it
+// replaces (whose failure it has handled, say). An ID saved by an older
+// daemon is the bare address, "ssh:10.0.0.21:2222": read as generation 0.
+// The assignment lives in memory: after a daemon restart, call Restore
+// with the engine's saved instances before the engine's first List, or
+// they would be forgotten and their hosts assigned afresh.
 type Provider struct {
 	dialer *Dialer
 
@@ -44,8 +51,12 @@ type Spec struct {
 type hostPool struct {
 	spec    Spec
 	targets []Target
-	ids     []string                     // by index of targets
-	insts   map[string]*runtime.Instance // assigned, by ID
+	hosts   []string                     // host keys (hostKey), by index of targets
+	insts   map[string]*runtime.Instance // assigned, by host key
+	// gens are the last start generation of each host key, kept across
+	// SetSpec (a host dropped from the list and listed again goes on
+	// counting) and raised by Restore to what the engine saved.
+	gens map[string]int
 }
 
 // NewProvider returns a provider that logs in with d.
@@ -56,41 +67,85 @@ func NewProvider(d *Dialer) *Provider {
 // SetSpec sets pool's hosts. Hosts assigned before and still listed keep
 // their instances; those no longer listed are forgotten.
 func (p *Provider) SetSpec(pool string, s Spec) error {
-	hp := &hostPool{spec: s, insts: map[string]*runtime.Instance{}}
+	hp := &hostPool{spec: s, insts: map[string]*runtime.Instance{}, gens: map[string]int{}}
 	seen := map[string]bool{}
 	for _, h := range s.Hosts {
 		t, err := ParseTarget(h)
 		if err != nil {
 			return fmt.Errorf("pool %s: %w", pool, err)
 		}
-		id := hostID(t)
-		if seen[id] {
+		if strings.ContainsRune(t.Host, '#') {
+			// '#' ends the host in an instance ID (instanceID).
+			return fmt.Errorf("pool %s: host %q: a host name has no '#'", pool, h)
+		}
+		key := hostKey(t)
+		if seen[key] {
 			return fmt.Errorf("pool %s: host %s is listed twice", pool, h)
 		}
-		seen[id] = true
+		seen[key] = true
 		hp.targets = append(hp.targets, t)
-		hp.ids = append(hp.ids, id)
+		hp.hosts = append(hp.hosts, key)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old, ok := p.pools[pool]; ok {
-		for id, in := range old.insts {
-			if seen[id] {
-				hp.insts[id] = in
+		for key, in := range old.insts {
+			if seen[key] {
+				hp.insts[key] = in
 			}
 		}
+		maps.Copy(hp.gens, old.gens)
 	}
 	p.pools[pool] = hp
 	return nil
 }
 
-// hostID is the instance ID of a host: its SSH address, with the port
-// only when one was given.
-func hostID(t Target) string {
+// hostKey names a host in instance IDs: "ssh:" and its SSH address, with
+// the port only when one was given. It was the whole ID of the host's
+// instance before IDs had a generation.
+func hostKey(t Target) string {
 	if t.Port == 0 {
 		return "ssh:" + t.Host
 	}
 	return "ssh:" + net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+}
+
+// instanceID is the ID of the gen'th instance started on the host key:
+// "ssh:HOST#GEN". A host has no '#' (SetSpec refuses one), so the last
+// '#' ends the host (parseID).
+func instanceID(key string, gen int) string {
+	return key + "#" + strconv.Itoa(gen)
+}
+
+// parseID returns the host key and start generation of an instance ID:
+// generation 0 for an ID an older daemon saved (the bare host key).
+func parseID(id string) (key string, gen int, ok bool) {
+	if !strings.HasPrefix(id, "ssh:") {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(id, '#')
+	if i < 0 {
+		return id, 0, true
+	}
+	gen, err := strconv.Atoi(id[i+1:])
+	if err != nil || gen <= 0 {
+		return "", 0, false
+	}
+	return id[:i], gen, true
+}
+
+// assigned returns the pool's instance whose ID is id, if it still holds
+// its host; the caller holds p.mu.
+func (hp *hostPool) assigned(id string) (*runtime.Instance, bool) {
+	key, _, ok := parseID(id)
+	if !ok || hp == nil {
+		return nil, false
+	}
+	in, ok := hp.insts[key]
+	if !ok || in.ID != id {
+		return nil, false // released, and maybe given to another since
+	}
+	return in, true
 }
 
 func (hp *hostPool) addr(t Target) string {
@@ -119,17 +174,18 @@ func (p *Provider) Start(ctx context.Context, pool, name string) (runtime.Instan
 		return runtime.Instance{}, err
 	}
 	var in *runtime.Instance
-	for i, id := range hp.ids {
-		if _, used := hp.insts[id]; !used {
-			in = &runtime.Instance{ID: id, Name: name, Pool: pool, Addr: hp.addr(hp.targets[i]),
+	for i, key := range hp.hosts {
+		if _, used := hp.insts[key]; !used {
+			hp.gens[key]++
+			in = &runtime.Instance{ID: instanceID(key, hp.gens[key]), Name: name, Pool: pool, Addr: hp.addr(hp.targets[i]),
 				State: runtime.Starting, Role: runtime.Serving, Started: time.Now()}
-			hp.insts[id] = in
+			hp.insts[key] = in
 			break
 		}
 	}
 	p.mu.Unlock()
 	if in == nil {
-		return runtime.Instance{}, fmt.Errorf("start %s: all %d hosts of pool %s are in use (list more hosts in its ssh provider)", name, len(hp.ids), pool)
+		return runtime.Instance{}, fmt.Errorf("start %s: all %d hosts of pool %s are in use (list more hosts in its ssh provider)", name, len(hp.hosts), pool)
 	}
 	p.check(ctx, *in)
 	return p.get(pool, in.ID), nil
@@ -150,7 +206,7 @@ func (p *Provider) check(ctx context.Context, in runtime.Instance) {
 	err := p.Alive(ctx, in)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cur, ok := p.pools[in.Pool].insts[in.ID]
+	cur, ok := p.pools[in.Pool].assigned(in.ID)
 	if !ok || cur.State != runtime.Starting {
 		return
 	}
@@ -168,7 +224,7 @@ func (p *Provider) check(ctx context.Context, in runtime.Instance) {
 func (p *Provider) get(pool, id string) runtime.Instance {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if in, ok := p.pools[pool].insts[id]; ok {
+	if in, ok := p.pools[pool].assigned(id); ok {
 		return *in
 	}
 	return runtime.Instance{}
@@ -176,12 +232,16 @@ func (p *Provider) get(pool, id string) runtime.Instance {
 
 // Stop releases the instance's host for another instance. It does not
 // power the machine off or stop anything on it: that is the pool's stop
-// hook's business (run by the daemon over SSH before Stop).
+// hook's business (run by the daemon over SSH before Stop). A host given
+// to another instance since is left to it.
 func (p *Provider) Stop(ctx context.Context, inst runtime.Instance) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if hp, ok := p.pools[inst.Pool]; ok {
-		delete(hp.insts, inst.ID)
+		if in, ok := hp.assigned(inst.ID); ok {
+			key, _, _ := parseID(in.ID)
+			delete(hp.insts, key)
+		}
 	}
 	return nil
 }
@@ -217,8 +277,8 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []runtime.Instance
-	for _, id := range hp.ids { // in host order: stable output
-		if in, ok := hp.insts[id]; ok {
+	for _, key := range hp.hosts { // in host order: stable output
+		if in, ok := hp.insts[key]; ok {
 			out = append(out, *in)
 		}
 	}
@@ -226,8 +286,12 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 }
 
 // Restore takes back the hosts of instances the engine saved before a
-// restart: each keeps its name and host. Instances whose host is no longer
-// listed, or that were stopped, are left out.
+// restart: each keeps its name, ID and host, and a host's next start
+// counts on from the generations saved. Instances whose host is no longer
+// listed, or that were stopped, are left out; of two saved on one host
+// (one stopping, whose host was given to its replacement), the later
+// start has it. An ID saved by an older daemon (the bare host) is read as
+// that host's.
 func (p *Provider) Restore(pool string, insts []runtime.Instance) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -236,18 +300,25 @@ func (p *Provider) Restore(pool string, insts []runtime.Instance) error {
 		return err
 	}
 	for _, in := range insts {
-		if in.Pool != pool || in.State == runtime.Stopped || !strings.HasPrefix(in.ID, "ssh:") {
+		key, gen, ok := parseID(in.ID)
+		if in.Pool != pool || in.State == runtime.Stopped || !ok {
 			continue
 		}
-		for i, id := range hp.ids {
-			if id == in.ID {
-				in.Addr = hp.addr(hp.targets[i])
-				if in.State != runtime.Running {
-					in.State = runtime.Starting // List checks it again
-				}
-				hp.insts[id] = &in
+		hp.gens[key] = max(hp.gens[key], gen)
+		i := slices.Index(hp.hosts, key)
+		if i < 0 {
+			continue
+		}
+		if cur, ok := hp.insts[key]; ok {
+			if _, curGen, _ := parseID(cur.ID); curGen > gen {
+				continue
 			}
 		}
+		in.Addr = hp.addr(hp.targets[i])
+		if in.State != runtime.Running {
+			in.State = runtime.Starting // List checks it again
+		}
+		hp.insts[key] = &in
 	}
 	return nil
 }
@@ -268,17 +339,16 @@ func (p *Provider) Resume(pool string, insts []runtime.Instance) error {
 func (p *Provider) Target(inst runtime.Instance) (Target, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	key, _, ok := parseID(inst.ID)
+	if !ok {
+		return Target{}, fmt.Errorf("instance %s (%s) is not an ssh host", inst.Name, inst.ID)
+	}
 	if hp, ok := p.pools[inst.Pool]; ok {
-		for i, id := range hp.ids {
-			if id == inst.ID {
-				return hp.targets[i], nil
-			}
+		if i := slices.Index(hp.hosts, key); i >= 0 {
+			return hp.targets[i], nil
 		}
 	}
-	if t, ok := strings.CutPrefix(inst.ID, "ssh:"); ok {
-		return ParseTarget(t)
-	}
-	return Target{}, fmt.Errorf("instance %s (%s) is not an ssh host", inst.Name, inst.ID)
+	return ParseTarget(strings.TrimPrefix(key, "ssh:"))
 }
 
 // Alive checks that the instance's host answers over SSH (a keepalive on
