@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/internal/sdnotify"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
@@ -120,7 +121,7 @@ func init() {
 		case "", "text":
 			handler = slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: lv})
 		case "json":
-			handler = slog.NewJSONHandler(std.err, &slog.HandlerOptions{Level: lv})
+			handler = slog.NewJSONHandler(std.err, &slog.HandlerOptions{Level: lv, ReplaceAttr: jsonout.LogAttr})
 		default:
 			return usageError(std, runVerb, "--log-format must be text or json, not %q", *format)
 		}
