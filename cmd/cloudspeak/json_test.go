@@ -7,14 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,7 +26,7 @@ import (
 // with '<'), a keep rule on a declared metric, and jobs.
 const jsonPolicy = `pool web {
   provider local {
-    run "exec sleep 60"
+    run "exec sleep 3600"
     grace 2s
   }
   instances 2..4
@@ -41,7 +38,7 @@ const jsonPolicy = `pool web {
   every 1h exec "true"
 }
 pool idle {
-  provider local { run "exec sleep 60" }
+  provider local { run "exec sleep 3600" }
   instances 0..1
 }
 every 1h exec "true"
@@ -52,48 +49,16 @@ every 1h exec "true"
 // the one-liners' -o json, /status and /sd, and its JSON log (see
 // checkJSON).
 func TestJSONOutputs(t *testing.T) {
-	dir := testenv.ShortDir(t)
-	state := filepath.Join(dir, "state")
-	policy := filepath.Join(dir, "web.cloud")
-	if err := os.WriteFile(policy, []byte(jsonPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(clusterBin(t), "run", "--state", state, "--listen", listen, "--log-format", "json", "--log-level", "debug", policy)
-	var log testenv.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-
-	try := func(args ...string) ([]byte, string, bool) {
-		var out, errOut bytes.Buffer
-		st := run(append([]string{"--state", state}, args...), stdio{in: strings.NewReader(""), out: &out, err: &errOut})
-		return out.Bytes(), errOut.String(), st == exitOK
-	}
-	oneLiner := func(args ...string) []byte {
-		t.Helper()
-		out, errOut, ok := try(args...)
-		if !ok {
-			t.Fatalf("cloudspeak %s failed:\n%s%s\ndaemon:\n%s", strings.Join(args, " "), out, errOut, log.String())
-		}
-		return out
-	}
+	d := startDaemon(t, jsonPolicy, "--log-format", "json", "--log-level", "debug")
 	// Until the metric is pushed, the exec rule has acted, and the metric is read.
 	pushed := false
 	testenv.WaitFor(t, 20*time.Second, "web's two instances, its exec rule's run and its metric", func() bool {
 		if !pushed {
-			_, _, pushed = try("metric", "set", "web", "backlog", "500")
+			_, _, pushed = d.run("metric", "set", "web", "backlog", "500")
 			return false
 		}
 		var pools []runtime.PoolStatus
-		if json.Unmarshal(oneLiner("pool", "list", "web", "-o", "json"), &pools) != nil || len(pools) != 1 {
+		if json.Unmarshal(d.mustRun(t, "pool", "list", "web", "-o", "json"), &pools) != nil || len(pools) != 1 {
 			return false
 		}
 		p := pools[0]
@@ -111,18 +76,17 @@ func TestJSONOutputs(t *testing.T) {
 		{"why", "idle", "-o", "json"},
 		{"-o", "json", "-e", "pool list web"},
 	} {
-		checkJSON(t, strings.Join(args, " "), oneLiner(args...), jsonCheck{})
+		checkJSON(t, strings.Join(args, " "), d.mustRun(t, args...), jsonCheck{})
 	}
-	checkJSON(t, "show rules -o json", oneLiner("show", "rules", "-o", "json"), jsonCheck{namesAtTop: true})
+	checkJSON(t, "show rules -o json", d.mustRun(t, "show", "rules", "-o", "json"), jsonCheck{namesAtTop: true})
 	for _, path := range []string{"/status", "/sd", "/sd?all=1", "/sd?pool=idle"} {
-		checkJSON(t, "GET "+path, httpGet(t, "http://"+listen+path), jsonCheck{})
+		checkJSON(t, "GET "+path, httpGet(t, "http://"+d.listen+path), jsonCheck{})
 	}
 
-	cmd.Process.Signal(syscall.SIGINT)
-	cmd.Wait()
-	records := strings.Split(strings.TrimSpace(log.String()), "\n")
-	if len(records) < 5 || !strings.Contains(log.String(), `"msg":"decision"`) {
-		t.Errorf("the daemon's JSON log has %d records, no decision:\n%s", len(records), log.String())
+	d.stop()
+	records := strings.Split(strings.TrimSpace(d.log.String()), "\n")
+	if len(records) < 5 || !strings.Contains(d.log.String(), `"msg":"decision"`) {
+		t.Errorf("the daemon's JSON log has %d records, no decision:\n%s", len(records), d.log.String())
 	}
 	for i, rec := range records {
 		checkJSON(t, fmt.Sprintf("the daemon's log, record %d", i+1), []byte(rec), jsonCheck{undocumented: true})
