@@ -40,7 +40,7 @@ type Instance struct {
 	Addr    string        `json:"addr,omitempty"`
 	State   InstanceState `json:"state"`
 	Role    Role          `json:"role"`
-	Started time.Time     `json:"started"`
+	Started time.Time     `json:"started,omitzero"`
 	// Maintain is set by `instance start_maintain`: drained from the
 	// balancer, still running and counted, left alone by scale-in and
 	// restarts until `instance stop_maintain`.

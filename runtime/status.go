@@ -3,14 +3,16 @@ package runtime
 import (
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 // Status is a snapshot of the engine for /status, `explain` and `pool
-// list`.
+// list`, whose JSON is theirs (spec §13, "JSON output"): lists are [] when
+// empty, and what has nothing to say is left out.
 type Status struct {
 	Pools []PoolStatus `json:"pools"`
-	Jobs  []JobStatus  `json:"jobs,omitempty"`
+	Jobs  []JobStatus  `json:"jobs"`
 }
 
 // JobStatus is one every or at job's state.
@@ -37,9 +39,9 @@ type PoolStatus struct {
 	InUntil   time.Time    `json:"scale_in_cooldown_until,omitzero"`
 	Instances []Instance   `json:"instances"`
 	Rules     []RuleStatus `json:"rules"`
-	Keeps     []KeepStatus `json:"keeps,omitempty"`
+	Keeps     []KeepStatus `json:"keeps"`
 	// Metrics are its declared metrics' last readings.
-	Metrics []MetricStatus `json:"metrics,omitempty"`
+	Metrics []MetricStatus `json:"metrics"`
 	// Probes holds, by instance name, the heartbeat's last probe results.
 	Probes map[string]string `json:"probes,omitempty"`
 	// Primary says the pool's serving instance is its primary.
@@ -55,22 +57,22 @@ type PoolStatus struct {
 
 // RuleStatus is one rule's state.
 type RuleStatus struct {
-	Text         string        `json:"text"`
-	Pos          string        `json:"pos"`
-	For          time.Duration `json:"for,omitempty"`
-	PendingSince time.Time     `json:"pending_since,omitzero"`
-	Held         bool          `json:"held,omitempty"`
-	Suppressed   string        `json:"suppressed,omitempty"`
+	Text         string           `json:"text"`
+	Pos          string           `json:"pos"`
+	For          jsonout.Duration `json:"for,omitempty"`
+	PendingSince time.Time        `json:"pending_since,omitzero"`
+	Held         bool             `json:"held,omitempty"`
+	Suppressed   string           `json:"suppressed,omitempty"`
 	// Fired says an exec, sync or set rule has acted in this spell of its
 	// condition holding; Running, that its command or copy is going.
 	Fired   bool `json:"fired,omitempty"`
 	Running bool `json:"running,omitempty"`
 	// Last is how its last exec or sync ended.
 	Last   *decision.Decision `json:"last,omitempty"`
-	Values []decision.Reading `json:"values,omitempty"` // at the last tick
+	Values []decision.Reading `json:"values"` // at the last tick
 	// Levels are the fixed values its condition compares metrics with
 	// (cpu > 60%: cpu at 60%), for charts.
-	Levels []Level `json:"levels,omitempty"`
+	Levels []Level `json:"levels"`
 }
 
 // Level is a fixed value a rule compares a metric with.
@@ -94,7 +96,7 @@ type KeepStatus struct {
 	Text   string             `json:"text"`
 	Pos    string             `json:"pos"`
 	Target float64            `json:"target"` // in the metric's base units
-	Values []decision.Reading `json:"values,omitempty"`
+	Values []decision.Reading `json:"values"`
 	// Desired is the size its formula gives; Wish, after the tolerance
 	// band and the stabilization windows. Won says the pool's size is its.
 	Desired int    `json:"desired"`
@@ -126,7 +128,7 @@ func (e *Engine) Status() Status {
 		}
 		for _, r := range ps.p.Rules {
 			st := e.rules[r]
-			p.Rules = append(p.Rules, RuleStatus{Text: r.Text, Pos: r.Pos.String(), For: r.For, PendingSince: st.pendingSince,
+			p.Rules = append(p.Rules, RuleStatus{Text: r.Text, Pos: r.Pos.String(), For: jsonout.Duration(r.For), PendingSince: st.pendingSince,
 				Held: st.held, Suppressed: st.suppressed, Fired: st.fired, Running: st.running, Last: lastRun(st.last), Values: e.readings(r), Levels: levels(r.Thresholds)})
 		}
 		p.Metrics = ps.metricStatus()

@@ -39,6 +39,33 @@ type Entry struct {
 	Member string `json:"member"`
 }
 
+// MarshalJSON writes the decision's fields and "member" in one object.
+// Without it the decision's own MarshalJSON, promoted, would leave the
+// member out.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	d, err := json.Marshal(e.Decision)
+	if err != nil {
+		return nil, err
+	}
+	m, err := json.Marshal(e.Member)
+	if err != nil {
+		return nil, err
+	}
+	d = bytes.TrimSuffix(d, []byte("}"))
+	return append(append(append(d, `,"member":`...), m...), '}'), nil
+}
+
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	var m struct {
+		Member string `json:"member"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	e.Member = m.Member
+	return json.Unmarshal(b, &e.Decision)
+}
+
 // Store is the runtime's UnitStore in etcd.
 type Store struct {
 	n *Node

@@ -8,7 +8,6 @@ package commands
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/control"
 	"github.com/cloudspeak/cloudspeak/builtins/local"
 	"github.com/cloudspeak/cloudspeak/builtins/ssh"
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
@@ -602,15 +602,7 @@ func (x *commander) show(topic string, names []string) error {
 	return nil
 }
 
-func (x *commander) json(v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	x.out.Write(b)
-	x.out.WriteByte('\n')
-	return nil
-}
+func (x *commander) json(v any) error { return jsonout.Write(x.out, v) }
 
 // image makes a machine image of an instance: `instance image INSTANCE
 // [as NAME] [no_reboot]`. The name defaults to POOL-INSTANCE-TIME (UTC).

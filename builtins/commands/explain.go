@@ -1,13 +1,13 @@
 package commands
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
@@ -33,13 +33,7 @@ func list(e Engine, names []string, asJSON bool, out *strings.Builder) error {
 		}
 	}
 	if asJSON {
-		b, err := json.MarshalIndent(sel, "", "  ")
-		if err != nil {
-			return err
-		}
-		out.Write(b)
-		out.WriteByte('\n')
-		return nil
+		return jsonout.Write(out, sel)
 	}
 	for _, p := range sel {
 		switch {
@@ -284,22 +278,12 @@ func explainMetrics(p *runtime.PoolStatus, now time.Time, out *strings.Builder) 
 
 // explainedPool is a pool as `explain -o json` gives it: its status (what
 // pool list -o json says, rules and keeps included), its jobs, and every
-// action the daemon keeps for it, oldest first.
+// action the daemon keeps for it, oldest first, as decisions are written
+// everywhere (/status too).
 type explainedPool struct {
 	runtime.PoolStatus
 	Jobs    []runtime.JobStatus `json:"jobs"`
-	Actions []explainedAction   `json:"actions"`
-}
-
-// explainedAction is one decision of the log, in snake_case.
-type explainedAction struct {
-	Time    time.Time `json:"time"`
-	Action  string    `json:"action"`
-	Target  int       `json:"target"`
-	Rule    string    `json:"rule,omitempty"`
-	At      string    `json:"at,omitempty"` // FILE:LINE:COL of the rule
-	Outcome string    `json:"outcome"`
-	Probes  []string  `json:"probes,omitempty"`
+	Actions []decision.Decision `json:"actions"`
 }
 
 func explainJSON(e Engine, names []string, recent []decision.Decision) []explainedPool {
@@ -309,19 +293,13 @@ func explainJSON(e Engine, names []string, recent []decision.Decision) []explain
 		if !slices.Contains(names, p.Name) {
 			continue
 		}
-		ep := explainedPool{PoolStatus: p, Jobs: []runtime.JobStatus{}, Actions: []explainedAction{}}
+		ep := explainedPool{PoolStatus: p}
 		for _, j := range st.Jobs {
 			if j.Pool == p.Name {
 				ep.Jobs = append(ep.Jobs, j)
 			}
 		}
-		for _, d := range actionsOf(p.Name, recent) {
-			a := explainedAction{Time: d.Time, Action: string(d.Action), Target: d.Instances, Rule: d.Rule, Outcome: d.Outcome, Probes: d.Probes}
-			if d.Pos.Line > 0 {
-				a.At = d.Pos.String()
-			}
-			ep.Actions = append(ep.Actions, a)
-		}
+		ep.Actions = actionsOf(p.Name, recent)
 		out = append(out, ep)
 	}
 	return out

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
@@ -74,7 +75,7 @@ func newFake() *fakeSource {
 			{Name: "web", Min: 1, Max: 4, Target: 2, Instances: []runtime.Instance{
 				{ID: "node0-10-1", Name: "node0", Pool: "web", Addr: "127.0.0.2:8080", State: runtime.Running, Role: runtime.Serving, Started: now.Add(-time.Minute)},
 				{ID: "node1-11-1", Name: "node1", Pool: "web", Addr: "127.0.0.3:8080", State: runtime.Failed, Role: runtime.Serving, Started: now, Reason: "its process ended: signal: killed"},
-			}, Rules: []runtime.RuleStatus{{Text: "when cpu > 60% for 10s add instance", Pos: "p.cloud:3:3", For: 10 * time.Second,
+			}, Rules: []runtime.RuleStatus{{Text: "when cpu > 60% for 10s add instance", Pos: "p.cloud:3:3", For: jsonout.Duration(10 * time.Second),
 				PendingSince: now.Add(-4 * time.Second), Values: []decision.Reading{{Name: "cpu", Value: 0.75, Type: lang.Percent}},
 				Levels: []runtime.Level{{Metric: "cpu", Value: 0.6, Text: "60%", Above: true}}}}},
 			{Name: "idle", Min: 0, Max: 2},
@@ -132,7 +133,7 @@ func TestAPIMirrorsViews(t *testing.T) {
 		t.Errorf("web: %+v", web)
 	}
 	r := web.Rules[0]
-	if r.Status != "pending" || r.For != "10s" || r.Waits != "6s" || r.Thresholds[0] != "cpu > 60%" || r.Now != "cpu=75%" {
+	if r.Status != "pending" || r.For.String() != "10s" || r.Waits.String() != "6s" || r.Thresholds[0] != "cpu > 60%" || r.Now != "cpu=75%" {
 		t.Errorf("rule: %+v", r)
 	}
 	if len(web.Chart.Metrics) != 1 || web.Chart.Metrics[0].Levels[0].Kind != "above" || len(web.Chart.Marks) != 2 {

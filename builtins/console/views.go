@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
@@ -68,26 +69,26 @@ type poolView struct {
 	Failed   int `json:"failed"`
 	// State is running, stopped or maintenance; Notes say what else holds
 	// it (a rolling restart, a backoff, its leader in a cluster).
-	State       string         `json:"state"`
-	Notes       []string       `json:"notes"`
-	Primary     bool           `json:"primary"`
-	CooldownOut string         `json:"scale_out_cooldown_left"`
-	CooldownIn  string         `json:"scale_in_cooldown_left"`
-	Instances   []instanceView `json:"instances"`
-	Rules       []ruleView     `json:"rules"`
-	Keeps       []keepView     `json:"keeps"`
-	Chart       chart          `json:"chart"`
+	State       string           `json:"state"`
+	Notes       []string         `json:"notes"`
+	Primary     bool             `json:"primary"`
+	CooldownOut jsonout.Duration `json:"scale_out_cooldown_left,omitempty"`
+	CooldownIn  jsonout.Duration `json:"scale_in_cooldown_left,omitempty"`
+	Instances   []instanceView   `json:"instances"`
+	Rules       []ruleView       `json:"rules"`
+	Keeps       []keepView       `json:"keeps"`
+	Chart       chart            `json:"chart"`
 }
 
 type instanceView struct {
-	Name    string    `json:"name"`
-	ID      string    `json:"id"` // the provider's: an EC2 instance ID, NAME-PID-START for a local process
-	State   string    `json:"state"`
-	Role    string    `json:"role"`
-	Address string    `json:"address"`
-	Zone    string    `json:"zone"`
-	Started time.Time `json:"started"`
-	Age     string    `json:"age"`
+	Name    string           `json:"name"`
+	ID      string           `json:"id"` // the provider's: an EC2 instance ID, NAME-PID-START for a local process
+	State   string           `json:"state"`
+	Role    string           `json:"role"`
+	Address string           `json:"address"`
+	Zone    string           `json:"zone"`
+	Started time.Time        `json:"started"`
+	Age     jsonout.Duration `json:"age"`
 	// Maintenance says it is drained, under maintenance.
 	Maintenance bool   `json:"maintenance"`
 	Probes      string `json:"probes"` // the heartbeat's last results
@@ -98,13 +99,13 @@ type ruleView struct {
 	Text string `json:"text"`
 	Pos  string `json:"pos"`
 	// Now is what it sees (cpu=42%); Thresholds what it compares with.
-	Now        string   `json:"now"`
-	Thresholds []string `json:"thresholds"`
-	For        string   `json:"for"`
+	Now        string           `json:"now"`
+	Thresholds []string         `json:"thresholds"`
+	For        jsonout.Duration `json:"for,omitempty"`
 	// PendingSince is when its condition began to hold, while it waits
 	// out its window (Waits left); zero when it does not hold.
-	PendingSince time.Time `json:"pending_since,omitzero"`
-	Waits        string    `json:"waits"`
+	PendingSince time.Time        `json:"pending_since,omitzero"`
+	Waits        jsonout.Duration `json:"waits,omitempty"`
 	// Status is waiting (does not hold), pending, held, suppressed,
 	// fired or running; Why says more.
 	Status string `json:"status"`
@@ -232,7 +233,7 @@ func (s *Server) poolOf(p *runtime.PoolStatus, kinds map[string]string, decs []d
 		v.Notes = append(v.Notes, fmt.Sprintf("rolling restart: %d instances to replace", p.Restart))
 	}
 	if p.StartAfter.After(now) {
-		v.Notes = append(v.Notes, "backing off: instances failed soon after starting; no new one for "+left(p.StartAfter, now))
+		v.Notes = append(v.Notes, "backing off: instances failed soon after starting; no new one for "+left(p.StartAfter, now).String())
 	}
 	if p.Leader != "" {
 		v.Notes = append(v.Notes, "led by "+p.Leader)
@@ -280,9 +281,7 @@ func (s *Server) poolOf(p *runtime.PoolStatus, kinds map[string]string, decs []d
 func ruleOf(r runtime.RuleStatus, now time.Time) ruleView {
 	v := ruleView{Text: r.Text, Pos: r.Pos, Now: decision.Readings(r.Values), Thresholds: []string{}, Status: "waiting",
 		PendingSince: r.PendingSince}
-	if r.For > 0 {
-		v.For = r.For.String()
-	}
+	v.For = r.For
 	for _, l := range r.Levels {
 		op := "<"
 		if l.Above {
@@ -299,7 +298,7 @@ func ruleOf(r runtime.RuleStatus, now time.Time) ruleView {
 		v.Status, v.Why = "held", "no data for a metric it reads"
 	case !r.PendingSince.IsZero():
 		v.Status = "pending"
-		v.Waits = left(r.PendingSince.Add(r.For), now)
+		v.Waits = left(r.PendingSince.Add(time.Duration(r.For)), now)
 	case r.Fired:
 		v.Status = "fired"
 	}
@@ -309,18 +308,18 @@ func ruleOf(r runtime.RuleStatus, now time.Time) ruleView {
 	return v
 }
 
-// left is the time from now until t, in whole seconds ("" once past).
-func left(t, now time.Time) string {
+// left is the time from now until t, in whole seconds (0 once past).
+func left(t, now time.Time) jsonout.Duration {
 	if !t.After(now) {
-		return ""
+		return 0
 	}
-	return t.Sub(now).Round(time.Second).String()
+	return jsonout.Duration(t.Sub(now).Round(time.Second))
 }
 
 // since is the time from t until now, in whole seconds.
-func since(t, now time.Time) string {
+func since(t, now time.Time) jsonout.Duration {
 	if t.IsZero() {
-		return ""
+		return 0
 	}
-	return max(now.Sub(t), 0).Round(time.Second).String()
+	return jsonout.Duration(max(now.Sub(t), 0).Round(time.Second))
 }

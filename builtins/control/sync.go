@@ -2,11 +2,12 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/cloudspeak/cloudspeak/builtins/s3"
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 )
 
 // SyncJob is a `sync SRC to DST` for the client to run itself, as it
@@ -51,7 +52,7 @@ func (j *SyncJob) Run(ctx context.Context, stdout, stderr io.Writer, terminal bo
 	res, err := c.Run(ctx, j.Src, j.Dst, j.Dir, opt)
 	switch {
 	case j.JSON:
-		json.NewEncoder(stdout).Encode(syncJSON(res, err))
+		jsonout.Write(stdout, syncJSON(res, err))
 	default:
 		if j.DryRun {
 			for _, op := range res.Ops {
@@ -85,26 +86,23 @@ func (j *SyncJob) Run(ctx context.Context, stdout, stderr io.Writer, terminal bo
 
 // syncResult is a sync's outcome as JSON.
 type syncResult struct {
-	Src       string   `json:"src"`
-	Dst       string   `json:"dst"`
-	DryRun    bool     `json:"dry_run,omitempty"`
-	Changes   []s3.Op  `json:"changes"`
-	Copied    int      `json:"copied"`
-	Bytes     int64    `json:"bytes"`
-	Deleted   int      `json:"deleted"`
-	Unchanged int      `json:"unchanged"`
-	Kept      int      `json:"kept"`
-	Seconds   float64  `json:"seconds"`
-	Warnings  []string `json:"warnings,omitempty"`
-	Error     string   `json:"error,omitempty"`
+	Src       string           `json:"src"`
+	Dst       string           `json:"dst"`
+	DryRun    bool             `json:"dry_run,omitempty"`
+	Changes   []s3.Op          `json:"changes"`
+	Copied    int              `json:"copied"`
+	Bytes     int64            `json:"bytes"`
+	Deleted   int              `json:"deleted"`
+	Unchanged int              `json:"unchanged"`
+	Kept      int              `json:"kept"`
+	Elapsed   jsonout.Duration `json:"elapsed"`
+	Warnings  []string         `json:"warnings"`
+	Error     string           `json:"error,omitempty"`
 }
 
 func syncJSON(r s3.Result, err error) syncResult {
 	out := syncResult{Src: r.Src, Dst: r.Dst, DryRun: r.DryRun, Changes: r.Ops, Copied: r.Copied, Bytes: r.Bytes,
-		Deleted: r.Deleted, Unchanged: r.Unchanged, Kept: r.Kept, Seconds: r.Elapsed.Seconds(), Warnings: r.Warnings}
-	if out.Changes == nil {
-		out.Changes = []s3.Op{}
-	}
+		Deleted: r.Deleted, Unchanged: r.Unchanged, Kept: r.Kept, Elapsed: jsonout.Duration(r.Elapsed.Round(time.Millisecond)), Warnings: r.Warnings}
 	if err != nil {
 		out.Error = err.Error()
 	}

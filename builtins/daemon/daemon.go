@@ -496,15 +496,22 @@ func (d *Daemon) logDecision(dec decision.Decision) {
 		d.recent = d.recent[len(d.recent)-keepDecisions:]
 	}
 	d.mu.Unlock()
-	attrs := []any{"pool", dec.Pool, "action", string(dec.Action), "instances", dec.Instances}
+	// The names are those of a decision's JSON (/status, explain -o json).
+	attrs := []any{"pool", dec.Pool, "action", string(dec.Action), "target", dec.Instances}
 	if dec.Rule != "" {
 		attrs = append(attrs, "rule", dec.Rule)
 	}
 	if dec.Pos.Line > 0 {
-		attrs = append(attrs, "pos", dec.Pos.String())
+		attrs = append(attrs, "at", dec.Pos.String())
 	}
-	for _, r := range dec.Values {
-		attrs = append(attrs, r.Name, r.String())
+	if len(dec.Values) > 0 {
+		// In a group of their own: a metric's name (instances) may be
+		// another attribute's.
+		vals := make([]any, 0, 2*len(dec.Values))
+		for _, r := range dec.Values {
+			vals = append(vals, r.Name, decision.Format(r.Value, r.Type))
+		}
+		attrs = append(attrs, slog.Group("values", vals...))
 	}
 	if dec.Outcome != "" {
 		attrs = append(attrs, "outcome", dec.Outcome)

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/decision"
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,9 +155,7 @@ func (d *Daemon) serveHTTP(ln net.Listener) error {
 		recent := append([]decision.Decision(nil), d.recent...)
 		d.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
+		jsonout.Write(w, struct {
 			Policies []string            `json:"policies"`
 			State    string              `json:"state"`
 			Status   runtime.Status      `json:"status"`

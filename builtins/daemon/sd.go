@@ -3,13 +3,13 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"sort"
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/internal/atomicfile"
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/runtime"
 )
 
@@ -94,7 +94,7 @@ func (d *Daemon) serveSD(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(d.targetGroups(all, q.Get("pool")))
+	jsonout.Write(w, d.targetGroups(all, q.Get("pool")))
 }
 
 // fileSDEvery is how often the file_sd file is brought up to date, at
@@ -113,12 +113,14 @@ func (d *Daemon) startFileSD() {
 	var last []byte
 	var lastErr string
 	write := func() {
-		b, err := json.MarshalIndent(d.targetGroups(false, ""), "", "  ")
+		var buf bytes.Buffer
+		err := jsonout.Write(&buf, d.targetGroups(false, ""))
+		b := buf.Bytes()
 		if err == nil && bytes.Equal(b, last) {
 			return
 		}
 		if err == nil {
-			err = atomicfile.WriteFile(d.cfg.FileSD, append(b, '\n'), 0o644)
+			err = atomicfile.WriteFile(d.cfg.FileSD, b, 0o644)
 		}
 		if err != nil {
 			if err.Error() != lastErr {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
 
@@ -95,10 +95,7 @@ func init() {
 			}
 		}
 		if *output == "json" {
-			enc := json.NewEncoder(std.out)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			enc.Encode(reports)
+			jsonout.Write(std.out, reports)
 		}
 		return status
 	}

@@ -187,34 +187,25 @@ func daemonNames(std stdio) (pools, instances []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	resp := client.Execute(ctx, control.Request{Statements: "show instances", JSON: true})
-	var v any
-	if resp.Status != exitOK || json.Unmarshal([]byte(resp.Output), &v) != nil {
+	// pool list, as the REPL's completion asks: a pool with no instances
+	// (stopped, or scaled to zero) is named too.
+	resp := client.Execute(ctx, control.Request{Statements: "pool list", JSON: true})
+	var list []struct {
+		Name      string `json:"name"`
+		Instances []struct {
+			Name string `json:"name"`
+		} `json:"instances"`
+	}
+	if resp.Status != exitOK || json.Unmarshal([]byte(resp.Output), &list) != nil {
 		return nil, nil
 	}
-	collectNames(v, &pools, &instances)
-	slices.Sort(pools)
-	slices.Sort(instances)
-	return slices.Compact(pools), slices.Compact(instances)
-}
-
-// collectNames finds the objects with a "pool" and a "name" in show
-// instances' JSON.
-func collectNames(v any, pools, instances *[]string) {
-	switch v := v.(type) {
-	case []any:
-		for _, e := range v {
-			collectNames(e, pools, instances)
-		}
-	case map[string]any:
-		pool, _ := v["pool"].(string)
-		name, _ := v["name"].(string)
-		if pool != "" && name != "" {
-			*pools, *instances = append(*pools, pool), append(*instances, name)
-			return
-		}
-		for _, e := range v {
-			collectNames(e, pools, instances)
+	for _, p := range list {
+		pools = append(pools, p.Name)
+		for _, in := range p.Instances {
+			instances = append(instances, in.Name)
 		}
 	}
+	slices.Sort(pools)
+	slices.Sort(instances)
+	return pools, slices.Compact(instances) // node0 of two pools is one word
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cloudspeak/cloudspeak/builtins/cluster"
 	"github.com/cloudspeak/cloudspeak/builtins/console"
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/internal/sdnotify"
 	"github.com/cloudspeak/cloudspeak/lang"
 )
@@ -271,7 +272,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "", "text":
 		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv})), nil
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv, ReplaceAttr: jsonout.LogAttr})), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }

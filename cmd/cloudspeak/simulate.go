@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/cloudspeak/cloudspeak/builtins/daemon"
 	"github.com/cloudspeak/cloudspeak/builtins/sim"
+	"github.com/cloudspeak/cloudspeak/internal/jsonout"
 	"github.com/cloudspeak/cloudspeak/lang"
 	"github.com/cloudspeak/cloudspeak/runtime"
 	"github.com/cloudspeak/cloudspeak/runtime/clock"
@@ -333,10 +333,10 @@ func simTime(d time.Duration) string {
 	return out
 }
 
-// jsonDecision is one line of -o json.
+// jsonDecision is one line of -o json: t is the time since --start.
 type jsonDecision struct {
-	T         float64            `json:"t"`
-	Time      string             `json:"time"`
+	T         jsonout.Duration   `json:"t"`
+	Time      time.Time          `json:"time"`
 	Pool      string             `json:"pool"`
 	Action    string             `json:"action"`
 	Instances int                `json:"instances"`
@@ -347,10 +347,8 @@ type jsonDecision struct {
 }
 
 func writeJSON(w io.Writer, ds []decision.Decision, start time.Time) {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false) // rules hold '<' and '>'
 	for _, d := range ds {
-		j := jsonDecision{T: d.Time.Sub(start).Seconds(), Time: d.Time.Format(time.RFC3339), Pool: d.Pool, Action: string(d.Action),
+		j := jsonDecision{T: jsonout.Duration(d.Time.Sub(start)), Time: d.Time, Pool: d.Pool, Action: string(d.Action),
 			Instances: d.Instances, Rule: position(d), Text: d.Rule, Outcome: d.Outcome}
 		if len(d.Values) > 0 {
 			j.Values = map[string]float64{}
@@ -358,6 +356,6 @@ func writeJSON(w io.Writer, ds []decision.Decision, start time.Time) {
 				j.Values[r.Name] = r.Value
 			}
 		}
-		enc.Encode(j)
+		jsonout.Line(w, j)
 	}
 }

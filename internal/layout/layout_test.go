@@ -128,3 +128,49 @@ func TestSizes(t *testing.T) {
 		})
 	}
 }
+
+// internalJSON are the files that may encode JSON with encoding/json
+// itself: formats only cloudspeak reads back, which are not outputs.
+// Everything a user reads goes through internal/jsonout, which holds it
+// to the rules of spec §13's "JSON output".
+var internalJSON = map[string]string{
+	"internal/jsonout/jsonout.go":     "the rules' own place",
+	"runtime/boltstore/boltstore.go":  "the state file",
+	"builtins/control/control.go":     "the control socket's requests and answers",
+	"builtins/local/local.go":         "a local instance's record",
+	"builtins/provision/provision.go": "the provisioning still pending",
+	"builtins/ec2/generations.go":     "launch generations",
+	"builtins/s3/journal.go":          "the multipart upload journal",
+	"builtins/cluster/store.go":       "the state and decision log in etcd",
+	"builtins/cluster/session.go":     "a member's record in etcd",
+	"builtins/cluster/policy.go":      "the cluster's policy in etcd",
+	"builtins/cluster/rpc.go":         "commands between daemons",
+}
+
+func TestJSONThroughJsonout(t *testing.T) {
+	encoders := map[string]bool{"Marshal": true, "MarshalIndent": true, "NewEncoder": true}
+	for path, f := range goFiles(t) {
+		name := ""
+		for _, imp := range f.Imports {
+			if imp.Path.Value == `"encoding/json"` {
+				name = "json"
+				if imp.Name != nil {
+					name = imp.Name.Name
+				}
+			}
+		}
+		if name == "" || internalJSON[path] != "" {
+			continue
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if id, isIdent := sel.X.(*ast.Ident); isIdent && id.Name == name && encoders[sel.Sel.Name] {
+				t.Errorf("%s: json.%s: write what users read with internal/jsonout (or, for a format only cloudspeak reads, list the file in internalJSON)", path, sel.Sel.Name)
+			}
+			return true
+		})
+	}
+}
