@@ -186,7 +186,11 @@ func (s *Server) chartOf(p *runtime.PoolStatus, decs []decision.Decision, now ti
 	}
 	for _, d := range decs {
 		if d.Pool == p.Name && !d.Time.Before(from) && slices.Contains(marked, d.Action) {
-			c.Marks = append(c.Marks, mark{Time: d.Time, Action: string(d.Action), Text: d.String()})
+			text := fmt.Sprintf("%s %s → %d", d.Time.Local().Format(time.TimeOnly), d.Action, d.Instances)
+			if d.Rule != "" {
+				text += " [" + d.Rule + "]"
+			}
+			c.Marks = append(c.Marks, mark{Time: d.Time, Action: string(d.Action), Text: text + d.Details()})
 		}
 	}
 	return c

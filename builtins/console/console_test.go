@@ -179,7 +179,7 @@ func TestDecisionFilters(t *testing.T) {
 		getJSON(t, ts.URL+"/api/decisions"+c.query, &body)
 		var got []string
 		for _, d := range body.Decisions {
-			got = append(got, d.Action)
+			got = append(got, string(d.Action))
 		}
 		if strings.Join(got, " ") != strings.Join(c.want, " ") || body.Total != 3 {
 			t.Errorf("%q: %v (of %d), want %v", c.query, got, body.Total, c.want)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudspeak/cloudspeak/internal/jsonout"
+	"github.com/cloudspeak/cloudspeak/runtime/decision"
 )
 
 var funcs = template.FuncMap{
@@ -20,10 +21,11 @@ var funcs = template.FuncMap{
 		}
 		return t.Local().Format("15:04:05")
 	},
-	"stamp": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"join":  strings.Join,
-	"svg":   func(c chart) template.HTML { return c.svg() },
-	"card":  func(p poolView, v viewer) cardData { return cardData{p, v} },
+	"stamp":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"join":     strings.Join,
+	"svg":      func(c chart) template.HTML { return c.svg() },
+	"card":     func(p poolView, v viewer) cardData { return cardData{p, v} },
+	"readings": decision.Readings,
 }
 
 // cardData is a pool's card: the pool, and who looks (for its actions).

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"net/http"
@@ -124,17 +125,11 @@ type keepView struct {
 	Status  string `json:"status"`
 }
 
+// decisionView is a decision (its JSON is the decision log's own), and
+// whether it is a failure.
 type decisionView struct {
-	Time      time.Time `json:"time"`
-	Pool      string    `json:"pool"`
-	Action    string    `json:"action"`
-	Instances int       `json:"instances"` // the target after it
-	Rule      string    `json:"rule"`      // the rule, job or command, with who asked for the console's
-	Pos       string    `json:"pos"`
-	Values    string    `json:"values"`
-	Outcome   string    `json:"outcome"`
-	Probes    []string  `json:"probes"`
-	Failure   bool      `json:"failure"`
+	decision.Decision
+	Failure bool `json:"failure"`
 }
 
 func (s *Server) poolsView(r *http.Request, now time.Time) (string, any, error) {
@@ -210,13 +205,22 @@ func pick(decs []decision.Decision, f filter, limit int) []decisionView {
 	return out
 }
 
-func decisionOf(d decision.Decision) decisionView {
-	v := decisionView{Time: d.Time, Pool: d.Pool, Action: string(d.Action), Instances: d.Instances, Rule: d.Rule,
-		Values: decision.Readings(d.Values), Outcome: d.Outcome, Probes: append([]string{}, d.Probes...), Failure: failure(d.Action)}
-	if d.Pos.Line > 0 {
-		v.Pos = d.Pos.String()
+// MarshalJSON writes the decision's own fields and failure, in one
+// object: the embedded Decision's MarshalJSON would leave failure out.
+func (v decisionView) MarshalJSON() ([]byte, error) {
+	b, err := jsonout.Marshal(v.Decision)
+	if err != nil {
+		return nil, err
 	}
-	return v
+	b = bytes.TrimRight(b, " \n")
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		return nil, fmt.Errorf("a decision's JSON is not an object: %s", b)
+	}
+	return fmt.Appendf(b[:len(b)-1], `,"failure":%t}`, v.Failure), nil
+}
+
+func decisionOf(d decision.Decision) decisionView {
+	return decisionView{Decision: d, Failure: failure(d.Action)}
 }
 
 func (s *Server) poolOf(p *runtime.PoolStatus, kinds map[string]string, decs []decision.Decision, now time.Time) poolView {

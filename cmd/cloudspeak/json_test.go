@@ -79,7 +79,8 @@ func TestJSONOutputs(t *testing.T) {
 		checkJSON(t, strings.Join(args, " "), d.mustRun(t, args...), jsonCheck{})
 	}
 	checkJSON(t, "show rules -o json", d.mustRun(t, "show", "rules", "-o", "json"), jsonCheck{namesAtTop: true})
-	for _, path := range []string{"/status", "/sd", "/sd?all=1", "/sd?pool=idle"} {
+	for _, path := range []string{"/status", "/sd", "/sd?all=1", "/sd?pool=idle",
+		"/api/pools", "/api/pools/web", "/api/pools/idle", "/api/decisions", "/api/decisions?failures=1&pool=web"} {
 		checkJSON(t, "GET "+path, httpGet(t, "http://"+d.listen+path), jsonCheck{})
 	}
 
@@ -187,9 +188,10 @@ var nameMaps = map[string]bool{"labels": true, "probes": true, "values": true}
 // durationKeys and timeKeys are the keys of durations and times, in
 // outputs and log records.
 var (
-	durationKeys = map[string]bool{"for": true, "t": true, "elapsed": true, "took": true, "after": true, "led_for": true, "in": true, "retry_in": true}
+	durationKeys = map[string]bool{"for": true, "t": true, "elapsed": true, "took": true, "after": true, "led_for": true, "in": true, "retry_in": true,
+		"age": true, "waits": true, "scale_out_cooldown_left": true, "scale_in_cooldown_left": true}
 	timeKeys     = map[string]bool{"time": true, "started": true, "next": true, "pending_since": true, "start_after": true,
-		"scale_out_cooldown_until": true, "scale_in_cooldown_until": true}
+		"scale_out_cooldown_until": true, "scale_in_cooldown_until": true, "from": true, "to": true}
 	looksLikeTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d`)
 )
 
