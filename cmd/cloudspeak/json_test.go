@@ -190,7 +190,7 @@ var nameMaps = map[string]bool{"labels": true, "probes": true, "values": true}
 var (
 	durationKeys = map[string]bool{"for": true, "t": true, "elapsed": true, "took": true, "after": true, "led_for": true, "in": true, "retry_in": true,
 		"age": true, "waits": true, "scale_out_cooldown_left": true, "scale_in_cooldown_left": true}
-	timeKeys     = map[string]bool{"time": true, "started": true, "next": true, "pending_since": true, "start_after": true,
+	timeKeys = map[string]bool{"time": true, "started": true, "next": true, "pending_since": true, "start_after": true,
 		"scale_out_cooldown_until": true, "scale_in_cooldown_until": true, "from": true, "to": true}
 	looksLikeTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d`)
 )
