@@ -14,19 +14,25 @@ import (
 // allows actions. Each is logged by the engine as a decision whose rule
 // names the action and who asked.
 
-// allowed checks that the console may act and that a form post carries
-// its session's CSRF token; it answers the refusal itself.
-func (s *Server) allowed(w http.ResponseWriter, r *http.Request) (viewer, bool) {
+// allowed checks that the console may act, that a form post carries its
+// session's CSRF token, and that the request's pool exists; it answers a
+// refusal itself.
+func (s *Server) allowed(w http.ResponseWriter, r *http.Request) (viewer, runtime.PoolStatus, bool) {
 	v := viewerOf(r)
 	if s.cfg.Controls == nil {
 		s.fail(w, r, httpError{http.StatusForbidden, "the console is read-only: start the daemon with --console-actions and --console-token-file FILE to act from it"})
-		return v, false
+		return v, runtime.PoolStatus{}, false
 	}
 	if v.CSRF != "" && r.PostFormValue("csrf") != v.CSRF {
 		s.fail(w, r, httpError{http.StatusForbidden, "the form is stale or not this site's (no CSRF token): reload the page and try again"})
-		return v, false
+		return v, runtime.PoolStatus{}, false
 	}
-	return v, true
+	p, err := s.pool(r.PathValue("pool"))
+	if err != nil {
+		s.fail(w, r, err)
+		return v, p, false
+	}
+	return v, p, true
 }
 
 // done answers an action: a browser goes back to the pool's page, a
@@ -51,13 +57,8 @@ func (s *Server) pool(name string) (runtime.PoolStatus, error) {
 // setSize sets a pool's target size, within MIN..MAX: POST
 // /api/pools/POOL/size with size=N.
 func (s *Server) setSize(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.allowed(w, r)
+	v, p, ok := s.allowed(w, r)
 	if !ok {
-		return
-	}
-	p, err := s.pool(r.PathValue("pool"))
-	if err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	n, err := strconv.Atoi(r.PostFormValue("size"))
@@ -87,13 +88,8 @@ func (s *Server) setSize(w http.ResponseWriter, r *http.Request) {
 // maintenance) or puts it back: POST
 // /api/pools/POOL/instances/NAME/maintain with on=true or on=false.
 func (s *Server) maintain(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.allowed(w, r)
+	v, p, ok := s.allowed(w, r)
 	if !ok {
-		return
-	}
-	p, err := s.pool(r.PathValue("pool"))
-	if err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	on, err := strconv.ParseBool(r.PostFormValue("on"))
