@@ -185,7 +185,14 @@ func (c *loadedDaemon) members() (serving, standby []runtime.Instance) {
 
 // waitSteady waits until the pool runs its serving instances and a
 // standby, every serving one has answered a request through HAProxy since
-// since, and the oldest serving one has run for older.
+// since, the oldest serving one has run for older, and the standby for
+// standbySettle: a standby started a moment ago (after the last failover)
+// has not been through HAProxy's health checks yet, and killing the
+// primary then tests two failures in a row, not one.
+// standbySettle is how long a standby runs before waitSteady calls the
+// pool steady: two of its pool's HAProxy health checks (every 1s).
+const standbySettle = 2 * time.Second
+
 func (c *loadedDaemon) waitSteady(older time.Duration) (serving, standby []runtime.Instance) {
 	c.t.Helper()
 	p := c.d.Status().Pools[0]
@@ -193,7 +200,8 @@ func (c *loadedDaemon) waitSteady(older time.Duration) (serving, standby []runti
 	since := time.Now()
 	for time.Now().Before(deadline) {
 		serving, standby = c.members()
-		if len(serving) == p.Target && len(standby) >= 1 && time.Since(serving[0].Started) >= older && c.allAnswered(serving, since) {
+		if len(serving) == p.Target && len(standby) >= 1 && time.Since(serving[0].Started) >= older &&
+			time.Since(standby[0].Started) >= standbySettle && c.allAnswered(serving, since) {
 			return serving, standby
 		}
 		time.Sleep(20 * time.Millisecond)
