@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -94,17 +93,7 @@ func startRoute53Pool(t testing.TB) *route53Pool {
 	if err := os.WriteFile(path, []byte(pol), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &testenv.Buffer{}
-	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(dir, "state"), Log: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		d.Stop(context.Background())
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	})
+	d, logs := loggedDaemon(t, Config{Policies: []string{path}, StateDir: filepath.Join(dir, "state")})
 	cfg, err := config.LoadDefaultConfig(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -211,18 +200,7 @@ pool app {
 	if err := os.WriteFile(path, []byte(pol), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &testenv.Buffer{}
-	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(state, "s"), KnownHosts: []string{c.KnownHosts},
-		Log: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		d.Stop(context.Background())
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	}()
+	d, logs := loggedDaemon(t, Config{Policies: []string{path}, StateDir: filepath.Join(state, "s"), KnownHosts: []string{c.KnownHosts}})
 	line := func(in runtime.Instance) string {
 		return "127.0.0.1 localhost\n" + ipOf(in) + " db.internal # cloudspeak:db\n"
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudspeak/cloudspeak/internal/testenv"
 )
 
 // httpDaemon starts a daemon on policy with its HTTP listener on a free
@@ -31,6 +33,25 @@ func httpDaemon(t testing.TB, policy string, cfg Config) *Daemon {
 	}
 	t.Cleanup(func() { d.Stop(context.Background()) })
 	return d
+}
+
+// loggedDaemon starts a daemon with cfg, its log kept, and stops it when
+// the test ends; a failed test shows the log.
+func loggedDaemon(t testing.TB, cfg Config) (*Daemon, *testenv.Buffer) {
+	t.Helper()
+	logs := &testenv.Buffer{}
+	cfg.Log = slog.New(slog.NewTextHandler(logs, nil))
+	d, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Stop(context.Background())
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	return d, logs
 }
 
 // get returns the body of a GET of the daemon's path.

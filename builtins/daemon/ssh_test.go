@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,18 +39,7 @@ func TestSSHFailedInstallOneHost(t *testing.T) {
 	if err := os.WriteFile(path, []byte(pol), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &testenv.Buffer{}
-	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(state, "s"), KnownHosts: []string{c.KnownHosts},
-		Log: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		d.Stop(context.Background())
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	}()
+	d, _ := loggedDaemon(t, Config{Policies: []string{path}, StateDir: filepath.Join(state, "s"), KnownHosts: []string{c.KnownHosts}})
 	running := func() (runtime.Instance, bool) {
 		for _, p := range d.Status().Pools {
 			for _, in := range p.Instances {
@@ -125,18 +113,7 @@ func TestSSHAdoptsOldID(t *testing.T) {
 	if err := errors.Join(err, st.Close()); err != nil {
 		t.Fatal(err)
 	}
-	logs := &testenv.Buffer{}
-	d, err := Start(Config{Policies: []string{path}, StateDir: filepath.Join(state, "s"), KnownHosts: []string{c.KnownHosts},
-		Log: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		d.Stop(context.Background())
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	}()
+	d, logs := loggedDaemon(t, Config{Policies: []string{path}, StateDir: filepath.Join(state, "s"), KnownHosts: []string{c.KnownHosts}})
 	instances := func() []runtime.Instance { return d.Status().Pools[0].Instances }
 	testenv.WaitFor(t, 30*time.Second, "the old instance adopted", func() bool {
 		return strings.Contains(logs.String(), `msg="instance adopted" pool=web instance=node0 id=`+old+" ")

@@ -156,21 +156,14 @@ func fill(v reflect.Value, path string) (reflect.Value, error) {
 		out := reflect.New(t).Elem()
 		out.Set(e)
 		return out, nil
-	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Uint8 {
+	case reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
 			return v, nil // bytes: a base64 string
 		}
-		out := reflect.MakeSlice(t, v.Len(), v.Len())
-		for i := range v.Len() {
-			e, err := fill(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
-			if err != nil {
-				return v, err
-			}
-			out.Index(i).Set(e)
+		out := reflect.New(t).Elem() // an array, or a nil slice made below
+		if t.Kind() == reflect.Slice {
+			out = reflect.MakeSlice(t, v.Len(), v.Len()) // never nil: [] when empty
 		}
-		return out, nil
-	case reflect.Array:
-		out := reflect.New(t).Elem()
 		for i := range v.Len() {
 			e, err := fill(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
 			if err != nil {
