@@ -69,9 +69,8 @@ type Server struct {
 	history *history
 	auth    *sessions
 
-	mu      sync.Mutex
-	closing chan struct{}
-	closed  bool
+	closing   chan struct{} // closed by Close: the live streams end
+	closeOnce sync.Once
 }
 
 //go:embed templates/*.html static/*
@@ -117,14 +116,7 @@ func (s *Server) Run(ctx context.Context) {
 }
 
 // Close ends the live streams, at once and for good.
-func (s *Server) Close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		close(s.closing)
-	}
-}
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // Route is one of the console's endpoints, and what it serves.
 type Route struct {

@@ -201,7 +201,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &he) {
 		code = he.code
 	}
-	if strings.HasPrefix(r.URL.Path, "/api/") && !wantsHTML(r) || r.Method == http.MethodPost && !wantsHTML(r) {
+	if !wantsHTML(r) && (strings.HasPrefix(r.URL.Path, "/api/") || r.Method == http.MethodPost) {
 		writeJSONError(w, code, err.Error())
 		return
 	}
