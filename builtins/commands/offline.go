@@ -184,7 +184,7 @@ func (o *offlineEngine) StopPool(pool, why string) error {
 // (remote.go), or it is refused, saying how.
 func (o *offlineEngine) StopInstance(ctx context.Context, pool, name, why string) error {
 	p := o.st.Pools[pool]
-	for i, in := range p.Instances {
+	for _, in := range p.Instances {
 		if in.Name != name {
 			continue
 		}
@@ -192,13 +192,13 @@ func (o *offlineEngine) StopInstance(ctx context.Context, pool, name, why string
 			if err := o.stopRemote("instance stop "+name, pool, insts); err != nil {
 				return err
 			}
-			p = o.st.Pools[pool] // without the instance now
 		} else {
 			if err := o.local.Stop(ctx, in); err != nil {
 				return err
 			}
-			p.Instances = append(p.Instances[:i:i], p.Instances[i+1:]...)
+			o.drop(pool, []string{in.ID})
 		}
+		p = o.st.Pools[pool] // without the instance now
 		if in.Role == runtime.Serving && p.Target > p.Min {
 			p.Target--
 		}
