@@ -76,6 +76,8 @@ type proc struct {
 	// exit is how our child ended ("exit status 1"), set by its waiter
 	// before it closes exited.
 	exit string
+	// reason is exitReason's, once it is known; under Provider.mu.
+	reason string
 }
 
 type sample struct {
@@ -315,7 +317,11 @@ func (p *Provider) List(ctx context.Context, pool string) ([]runtime.Instance, e
 
 // exitReason says why an instance's process ended unasked: how it exited,
 // and the last lines it wrote (where "address already in use" is said).
+// The caller holds p.mu, and the process has exited.
 func (p *Provider) exitReason(pr *proc) string {
+	if pr.reason != "" {
+		return pr.reason // read once: List and the heartbeat ask at every tick until it is replaced
+	}
 	why := "its process exited"
 	if pr.exit != "" {
 		why = "its process ended: " + pr.exit
@@ -323,6 +329,7 @@ func (p *Provider) exitReason(pr *proc) string {
 	if tail := lastLines(filepath.Join(p.root, pr.inst.Pool, pr.inst.Name, "output.log"), 2, 300); tail != "" {
 		why += "; its output ends: " + tail
 	}
+	pr.reason = why
 	return why
 }
 
